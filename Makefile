@@ -1,0 +1,52 @@
+# Two commands matter (README's Quick start): `make demo` and `make test`.
+# Each creates .venv and installs what it needs when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TYPECHECK := .build/typecheck
+
+.PHONY: demo test lint typecheck importlint unit bench linktree clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+demo: $(STAMP)
+	@bash examples/demo.sh
+
+# The import package gaggle lives in worker/ and gaggle.operator in operator/ (pyproject maps
+# them). Static tools cannot follow that mapping, so they read a tree of links in its shape.
+linktree:
+	@rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/gaggle
+	@cd worker && find . -name '*.py' -o -name 'py.typed' | while read -r f; do \
+		mkdir -p "$(CURDIR)/$(TYPECHECK)/gaggle/$$(dirname "$$f")"; \
+		ln -s "$(CURDIR)/worker/$$f" "$(CURDIR)/$(TYPECHECK)/gaggle/$$f"; done
+	@cd operator && find . -name '*.py' | while read -r f; do \
+		mkdir -p "$(CURDIR)/$(TYPECHECK)/gaggle/operator/$$(dirname "$$f")"; \
+		ln -s "$(CURDIR)/operator/$$f" "$(CURDIR)/$(TYPECHECK)/gaggle/operator/$$f"; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) linktree
+	$(BIN)/mypy -p gaggle
+
+importlint: $(STAMP) linktree
+	PYTHONPATH=$(TYPECHECK) $(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck importlint unit
+
+bench: $(STAMP)
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python benchmarks/throughput.py
+
+clean:
+	rm -rf .build .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,3 @@
+from gaggle.cli import entry
+
+entry()

@@ -1,0 +1,199 @@
+"""``Attack``: the programmatic entry point (the seed's GooseAttack) and what ``gaggle run`` uses.
+
+It turns task sets plus options (built-in defaults < ``set_default`` < command line) into a
+validated ``RunPlan``, then runs it on uvloop when installed. Every problem with the input is
+found here, before any user starts, and reported as one line naming the option and the value.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+from gaggle.config import ConfigError, Default, RunConfig, build_config, validate_host
+from gaggle.options import parse_run_args
+from gaggle.runner import Aborted, Runner, RunPlan, RunResult
+from gaggle.taskset import TaskSet, TestDefinitionError, describe_rules
+from rich.console import Console
+
+T = TypeVar("T")
+EXIT_BAD_INPUT = 2
+EXIT_CRASH = 1
+EXIT_ABORTED = 130
+
+
+def validate_tasksets(tasksets: Sequence[type[TaskSet]]) -> list[type[TaskSet]]:
+    if not tasksets:
+        raise TestDefinitionError(
+            "the load test defines no task set: subclass gaggle.TaskSet and add @task methods"
+        )
+    for ts in tasksets:
+        if not (isinstance(ts, type) and issubclass(ts, TaskSet)):
+            raise TestDefinitionError(f"{ts!r} is not a TaskSet subclass")
+        where = f"task set {ts.__name__}"
+        if not ts.tasks:
+            raise TestDefinitionError(f"{where} has no tasks: mark async methods with @task")
+        if isinstance(ts.weight, bool) or not isinstance(ts.weight, int) or ts.weight < 1:
+            raise TestDefinitionError(
+                f"{where}: weight={ts.weight!r} is not allowed; use a whole number ≥ 1"
+            )
+        if ts.wait_time is not None and not callable(ts.wait_time):
+            raise TestDefinitionError(
+                f"{where}: wait_time={ts.wait_time!r} is not allowed; use between(a, b), "
+                "constant(s), pacing(s) or a function of the task's seconds"
+            )
+        if ts.host is not None:
+            validate_host(f"{ts.__name__}.host", ts.host)
+    return list(tasksets)
+
+
+def resolve_hosts(config: RunConfig, tasksets: Sequence[type[TaskSet]]) -> list[str]:
+    hosts: list[str] = []
+    for ts in tasksets:
+        host = validate_host(f"{ts.__name__}.host", ts.host) if ts.host else config.host
+        if host is None:
+            raise ConfigError(
+                "--host",
+                None,
+                "",
+                "--host: a host must be defined via --host, set_default(Default.HOST, ...) or "
+                f"the task set's host attribute (no host defined for {ts.__name__})",
+            )
+        hosts.append(host)
+    return hosts
+
+
+class Attack:
+    """A load test as a program (the seed's GooseAttack).
+
+    ``Attack(WebsiteUser).set_default(Default.HOST, url).execute()``
+    """
+
+    def __init__(self, *tasksets: type[TaskSet]) -> None:
+        self.tasksets: list[type[TaskSet]] = list(tasksets)
+        self.defaults: dict[str, object] = {}
+
+    def register_taskset(self, taskset: type[TaskSet]) -> Attack:
+        self.tasksets.append(taskset)
+        return self
+
+    def set_default(self, key: Default, value: object) -> Attack:
+        """A default that the command line overrides; checked now, like a flag would be."""
+        if not isinstance(key, Default):
+            raise ConfigError("set_default", key, "use a gaggle.Default key, e.g. Default.HOST")
+        build_config({key.value: value})
+        self.defaults[key.value] = value
+        return self
+
+    def set_scheduler(self, scheduler: str) -> Attack:
+        return self.set_default(Default.SCHEDULER, scheduler)
+
+    def plan(
+        self,
+        options: dict[str, object] | None = None,
+        *,
+        console: Console | None = None,
+        seed: int | None = None,
+    ) -> RunPlan:
+        """Validate everything; raises ConfigError or TestDefinitionError."""
+        tasksets = validate_tasksets(self.tasksets)
+        config = build_config(self.defaults, options or {})
+        return RunPlan(
+            config=config,
+            tasksets=tasksets,
+            hosts=resolve_hosts(config, tasksets),
+            console=console or make_console(),
+            seed=seed,
+        )
+
+    async def run_async(
+        self, *, console: Console | None = None, seed: int | None = None, **options: object
+    ) -> RunResult:
+        """Run in the current event loop with RunConfig field names as keyword options."""
+        return await Runner(self.plan(options, console=console, seed=seed)).run()
+
+    def run(self, **options: Any) -> RunResult:
+        """Run to the end on a new event loop (uvloop when installed) and return the result."""
+        return run_on_best_loop(self.run_async(**options))
+
+    def execute(self, args: Sequence[str] | None = None, prog: str = "gaggle") -> RunResult:
+        """Parse ``args`` (default: ``sys.argv[1:]``), run, return the result. Bad input
+        exits with status 2 and one line on stderr; a second Ctrl-C exits with 130."""
+        argv = sys.argv[1:] if args is None else args
+        try:
+            options, listing = parse_run_args(argv, prog=prog)
+            if listing:
+                print_rules(self.tasksets)
+                raise SystemExit(0)
+            plan = self.plan(options)
+        except (ConfigError, TestDefinitionError) as error:
+            fail(prog, str(error))
+        setup_logging(plan.config)
+        try:
+            return run_on_best_loop(Runner(plan).run())
+        except Aborted:
+            raise SystemExit(EXIT_ABORTED) from None
+
+
+def fail(prog: str, message: str) -> Any:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_BAD_INPUT)
+
+
+def print_rules(tasksets: Sequence[type[TaskSet]]) -> None:
+    """``--list``: task sets and their tasks, in the order tables show them."""
+    for ts_index, rules in enumerate(describe_rules(list(tasksets))):
+        wait = f", wait {rules['wait_time']}" if rules["wait_time"] else ""
+        print(f"{ts_index + 1}: {rules['name']} (weight {rules['weight']}{wait})")
+        for task_index, task in enumerate(rules["tasks"]):
+            flags = [k for k in ("on_start", "on_stop") if task[k]]
+            if task["sequence"] is not None:
+                flags.append(f"sequence {task['sequence']}")
+            extra = f" [{', '.join(flags)}]" if flags else ""
+            print(f"    {task_index + 1}: {task['name']} (weight {task['weight']}){extra}")
+
+
+def rules_json(tasksets: Sequence[type[TaskSet]]) -> str:
+    return json.dumps(describe_rules(list(tasksets)), sort_keys=True)
+
+
+def make_console() -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=120)
+    return console
+
+
+def setup_logging(config: RunConfig) -> None:
+    """Console level from -v (warnings by default), file level from -g (info by default)."""
+    logger = logging.getLogger("gaggle")
+    logger.handlers.clear()
+    logger.propagate = False
+    formatter = logging.Formatter("%(asctime)s [%(levelname)5s] %(message)s", "%H:%M:%S")
+    console_level = max(logging.DEBUG, logging.WARNING - 10 * config.verbose)
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setLevel(console_level)
+    stream.setFormatter(formatter)
+    logger.addHandler(stream)
+    levels = [console_level]
+    if config.log_file or config.log_level:
+        file_level = max(logging.DEBUG, logging.INFO - 10 * max(0, config.log_level - 1))
+        handler = logging.FileHandler(config.log_file or "gaggle.log", mode="w")
+        handler.setLevel(file_level)
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+        levels.append(file_level)
+    logger.setLevel(min(levels))
+
+
+def run_on_best_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)

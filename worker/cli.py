@@ -1,0 +1,81 @@
+"""The ``gaggle`` command: ``gaggle run FILE [options]`` and ``gaggle demo-site``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+
+from gaggle import __version__
+from gaggle.attack import (
+    EXIT_ABORTED,
+    EXIT_CRASH,
+    Attack,
+    fail,
+    print_rules,
+    run_on_best_loop,
+    setup_logging,
+)
+from gaggle.config import ConfigError
+from gaggle.demo_site import add_demo_site_parser
+from gaggle.loader import load_tasksets
+from gaggle.options import add_run_options, given_options
+from gaggle.runner import Aborted, Runner
+from gaggle.taskset import TestDefinitionError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gaggle", description="Distributed HTTP load testing: load tests are Python code."
+    )
+    parser.add_argument("-V", "--version", action="version", version=f"gaggle {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = commands.add_parser("run", help="run a load test file", description="Run a load test.")
+    run.add_argument("file", help="the load test: a Python file defining TaskSet subclasses")
+    add_run_options(run)
+    run.set_defaults(func=run_command)
+    add_demo_site_parser(commands)
+    return parser
+
+
+def run_command(namespace: argparse.Namespace) -> int:
+    try:
+        options = given_options(namespace)
+        tasksets = load_tasksets(namespace.file)
+        attack = Attack(*tasksets)
+        if namespace.list:
+            print_rules(attack.tasksets)
+            return 0
+        plan = attack.plan(options)
+    except (ConfigError, TestDefinitionError) as error:
+        fail("gaggle", str(error))
+    setup_logging(plan.config)
+    try:
+        run_on_best_loop(Runner(plan).run())
+    except Aborted:
+        return EXIT_ABORTED
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    namespace = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    if not getattr(namespace, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        code: int = namespace.func(namespace)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        return EXIT_ABORTED
+    except Exception:
+        traceback.print_exc()
+        print("gaggle: internal error (this is a bug in gaggle; please report it)", file=sys.stderr)
+        return EXIT_CRASH
+    return code
+
+
+def entry() -> None:
+    raise SystemExit(main())

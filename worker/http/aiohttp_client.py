@@ -1,0 +1,79 @@
+"""``HttpClient`` on aiohttp: one ClientSession per user, created on the user's first request."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions
+
+_TIMEOUT = aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT)
+
+
+def describe_error(error: BaseException) -> str:
+    """A short, stable text per kind of failure, so equal failures count as one distinct error."""
+    if isinstance(error, asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(error, aiohttp.ClientConnectorDNSError):
+        return f"dns error: {error.host}"
+    if isinstance(error, aiohttp.ClientConnectorError):
+        reason = error.os_error.strerror or type(error.os_error).__name__
+        return f"connect error: {error.host}:{error.port}: {reason}"
+    if isinstance(error, aiohttp.ServerDisconnectedError):
+        return "server disconnected"
+    if isinstance(error, aiohttp.TooManyRedirects):
+        return "too many redirects"
+    if isinstance(error, aiohttp.ClientOSError):
+        return f"connection error: {error.strerror or type(error).__name__}"
+    if isinstance(error, aiohttp.InvalidURL):
+        return f"invalid url: {error}"
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class AiohttpClient:
+    """Per-user cookies (IP hosts included: aiohttp's default jar ignores them) and keep-alive."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        session = aiohttp.ClientSession(
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+            timeout=_TIMEOUT,
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+        )
+        self._session = session
+        return session
+
+    async def send(self, method: str, url: str, options: RequestOptions) -> Exchange:
+        session = self._session or self._open()
+        timeout = _TIMEOUT if options.timeout is None else aiohttp.ClientTimeout(options.timeout)
+        try:
+            async with session.request(
+                method,
+                url,
+                headers=options.headers,
+                params=options.params,
+                data=options.data,
+                json=options.json,
+                timeout=timeout,
+                allow_redirects=options.allow_redirects,
+            ) as response:
+                body = await response.read()
+                return Exchange(
+                    status=response.status,
+                    final_url=str(response.url),
+                    redirected=bool(response.history),
+                    headers=response.headers,
+                    body=body,
+                )
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            return Exchange(status=0, final_url=url, error=describe_error(error))
+
+    async def close(self) -> None:
+        if self._session is not None:
+            session, self._session = self._session, None
+            await session.close()

@@ -1,0 +1,169 @@
+"""Metrics of a run, and the aggregator that the hot path writes into.
+
+The hot path only calls ``record_request`` / ``record_task`` (one dict lookup and a few integer
+updates). Consumers call ``drain()`` to take what accumulated since the last call — a *delta* —
+and merge deltas into whatever totals they keep: the console tables, and in Gaggle mode the
+manager, which merges the deltas that workers ship. Merging is exact (integer sums).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gaggle.metrics.record import RequestRecord, TaskRecord
+from gaggle.metrics.stats import Stats
+
+RequestKey = tuple[str, str]  # (method, name)
+TaskKey = tuple[int, int]  # (task set index, task index)
+
+# A distinct error is counted, not stored per occurrence: reports stay small (locust#1712).
+MAX_DISTINCT_ERRORS = 1000
+OTHER_ERRORS = "(other errors)"
+
+
+class Metrics:
+    """Per-request and per-task stats plus error counts; a delta or a total alike."""
+
+    __slots__ = ("errors", "requests", "tasks")
+
+    def __init__(self) -> None:
+        self.requests: dict[RequestKey, Stats] = {}
+        self.tasks: dict[TaskKey, Stats] = {}
+        self.errors: dict[str, int] = {}
+
+    def merge(self, other: Metrics) -> None:
+        for key, stats in other.requests.items():
+            mine = self.requests.get(key)
+            if mine is None:
+                self.requests[key] = stats.copy()
+            else:
+                mine.merge(stats)
+        for tkey, stats in other.tasks.items():
+            tmine = self.tasks.get(tkey)
+            if tmine is None:
+                self.tasks[tkey] = stats.copy()
+            else:
+                tmine.merge(stats)
+        for error, count in other.errors.items():
+            add_error(self.errors, error, count)
+
+    def copy(self) -> Metrics:
+        clone = Metrics()
+        clone.merge(self)
+        return clone
+
+    def is_empty(self) -> bool:
+        return not (self.requests or self.tasks or self.errors)
+
+    def aggregated_requests(self) -> Stats:
+        total = Stats()
+        for stats in self.requests.values():
+            total.merge(stats)
+        return total
+
+    def aggregated_tasks(self) -> Stats:
+        total = Stats()
+        for stats in self.tasks.values():
+            total.merge(stats)
+        return total
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": [
+                {"method": m, "name": n, **s.to_dict()}
+                for (m, n), s in sorted(self.requests.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+            ],
+            "tasks": [
+                {"taskset": t, "task": i, **s.to_dict()} for (t, i), s in sorted(self.tasks.items())
+            ],
+            "errors": dict(sorted(self.errors.items(), key=lambda kv: (-kv[1], kv[0]))),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Metrics:
+        metrics = cls()
+        for row in data["requests"]:
+            metrics.requests[(row["method"], row["name"])] = Stats.from_dict(row)
+        for row in data["tasks"]:
+            metrics.tasks[(int(row["taskset"]), int(row["task"]))] = Stats.from_dict(row)
+        metrics.errors = {str(k): int(v) for k, v in data["errors"].items()}
+        return metrics
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Metrics):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+
+def add_error(errors: dict[str, int], error: str, count: int = 1) -> None:
+    if error not in errors and len(errors) >= MAX_DISTINCT_ERRORS:
+        error = OTHER_ERRORS
+    errors[error] = errors.get(error, 0) + count
+
+
+def request_error_key(record: RequestRecord) -> str:
+    reason = record.error or f"status {record.status_code}"
+    return f"{record.method} {record.name}: {reason}"
+
+
+class Aggregator:
+    """Where users' records land. ``drain()`` hands over the delta since the last drain."""
+
+    __slots__ = ("_pending", "track_tasks")
+
+    def __init__(self, *, track_tasks: bool = True) -> None:
+        self._pending = Metrics()
+        self.track_tasks = track_tasks
+
+    def record_request(self, record: RequestRecord) -> None:
+        key = (record.method, record.name)
+        stats = self._pending.requests.get(key)
+        if stats is None:
+            stats = self._pending.requests[key] = Stats()
+        stats.record(record.response_time_us, record.success, record.status_code)
+        if not record.success:
+            add_error(self._pending.errors, request_error_key(record))
+
+    def flip_request(self, record: RequestRecord) -> None:
+        """``record`` is the new verdict of a request recorded earlier, maybe in a past delta."""
+        key = (record.method, record.name)
+        stats = self._pending.requests.get(key)
+        if stats is None:
+            stats = self._pending.requests[key] = Stats()
+        stats.flip(record.success)
+        if not record.success:
+            add_error(self._pending.errors, request_error_key(record))
+
+    def record_task(self, record: TaskRecord) -> None:
+        if not self.track_tasks:
+            return
+        key = (record.taskset_index, record.task_index)
+        stats = self._pending.tasks.get(key)
+        if stats is None:
+            stats = self._pending.tasks[key] = Stats()
+        stats.record(record.run_time_us, record.success)
+
+    def record_error(self, error: str) -> None:
+        add_error(self._pending.errors, error)
+
+    def drain(self) -> Metrics:
+        delta, self._pending = self._pending, Metrics()
+        return delta
+
+
+class NullAggregator(Aggregator):
+    """``--no-metrics``: records go nowhere (the logs still get them)."""
+
+    __slots__ = ()
+
+    def record_request(self, record: RequestRecord) -> None:
+        return None
+
+    def flip_request(self, record: RequestRecord) -> None:
+        return None
+
+    def record_task(self, record: TaskRecord) -> None:
+        return None
+
+    def record_error(self, error: str) -> None:
+        return None

@@ -1,0 +1,124 @@
+"""The command-line options of a run, with Goose 0.10's names and meanings.
+
+One parser serves ``gaggle run FILE``, ``Attack.execute()`` and (later) the operator's check of a
+LoadTest's ``args``. Every option defaults to "not given" so that ``set_default`` values are only
+overridden by what the user actually typed; values are checked by ``config.build_config``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from gaggle.config import (
+    DEBUG_FORMATS,
+    HTTP_CLIENTS,
+    REQUESTS_FORMATS,
+    SCHEDULERS,
+    ConfigError,
+)
+
+# Flags that are parsed now so that they are never mistaken for typos, and refused until the
+# feature lands: (flags, takes a value, what it is for).
+RESERVED: tuple[tuple[tuple[str, ...], bool, str], ...] = (
+    (("--manager",), False, "Gaggle mode"),
+    (("--worker",), False, "Gaggle mode"),
+    (("--expect-workers",), True, "Gaggle mode"),
+    (("--no-hash-check",), False, "Gaggle mode"),
+    (("--manager-bind-host",), True, "Gaggle mode"),
+    (("--manager-bind-port",), True, "Gaggle mode"),
+    (("--manager-host",), True, "Gaggle mode"),
+    (("--manager-port",), True, "Gaggle mode"),
+    (("--processes",), True, "Gaggle mode"),
+    (("--metrics-bind",), True, "Prometheus metrics"),
+    (("-R", "--report-file"), True, "reports"),
+)
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    no = argparse.SUPPRESS
+    group = parser.add_argument_group("run")
+    group.add_argument(
+        "-H", "--host", default=no, help="host to load test, e.g. http://127.0.0.1:8080"
+    )
+    group.add_argument(
+        "-u", "--users", default=no, help="concurrent users (default: number of CPUs)"
+    )
+    group.add_argument(
+        "-r", "--hatch-rate", default=no, help="users started per second (default: 1)"
+    )
+    group.add_argument("-t", "--run-time", default=no, help="stop after 30s, 20m, 3h, 1h30m…")
+    group.add_argument(
+        "-l", "--list", action="store_true", help="list task sets and tasks, then exit"
+    )
+    group.add_argument(
+        "-g", "--log-level", action="count", default=no, help="log file level (-g, -gg)"
+    )
+    group.add_argument("-L", "--log-file", default=no, help="write the log to this file")
+    group.add_argument(
+        "-v", "--verbose", action="count", default=no, help="console level (-v, -vv)"
+    )
+    metrics = parser.add_argument_group("metrics")
+    metrics.add_argument(
+        "--running-metrics", default=no, metavar="TIME", help="print tables every TIME"
+    )
+    for flag, text in (
+        (
+            "--no-reset-metrics",
+            "keep metrics from the hatching phase and time the run from its start",
+        ),
+        ("--no-metrics", "do not track metrics"),
+        ("--no-task-metrics", "do not track task metrics"),
+        ("--only-summary", "print only the final summary"),
+        ("--no-debug-body", "leave response bodies out of the debug log"),
+        ("--status-codes", "show a status code table"),
+        ("--sticky-follow", "after a redirect of the base URL, send later requests there"),
+    ):
+        metrics.add_argument(flag, action="store_true", default=no, help=text)
+    metrics.add_argument("-m", "--requests-file", default=no, help="log every request to this file")
+    metrics.add_argument(
+        "--requests-format", default=no, help=f"{'|'.join(REQUESTS_FORMATS)} (default: json)"
+    )
+    metrics.add_argument("-d", "--debug-file", default=no, help="write the debug log to this file")
+    metrics.add_argument(
+        "--debug-format", default=no, help=f"{'|'.join(DEBUG_FORMATS)} (default: json)"
+    )
+    advanced = parser.add_argument_group("advanced")
+    advanced.add_argument(
+        "--throttle-requests", default=no, metavar="N", help="at most N requests per second in all"
+    )
+    advanced.add_argument(
+        "--scheduler", default=no, help=f"{'|'.join(SCHEDULERS)}: how task sets go to users"
+    )
+    advanced.add_argument(
+        "--http-client", default=no, help=f"{'|'.join(HTTP_CLIENTS)} (default: aiohttp)"
+    )
+    reserved = parser.add_argument_group("reserved (not yet available)")
+    for flags, takes_value, _ in RESERVED:
+        if takes_value:
+            reserved.add_argument(*flags, default=no, help=argparse.SUPPRESS)
+        else:
+            reserved.add_argument(*flags, action="store_true", default=no, help=argparse.SUPPRESS)
+
+
+def given_options(namespace: argparse.Namespace) -> dict[str, object]:
+    """The config values the user typed (names as in RunConfig); rejects reserved flags."""
+    values = dict(vars(namespace))
+    for flags, _, feature in RESERVED:
+        dest = flags[-1].lstrip("-").replace("-", "_")
+        if dest in values:
+            raise ConfigError(
+                flags[-1], values[dest], f"{feature} is not available in this version yet"
+            )
+    for key in ("list", "command", "file", "func"):
+        values.pop(key, None)
+    return values
+
+
+def parse_run_args(argv: Sequence[str], prog: str = "gaggle") -> tuple[dict[str, object], bool]:
+    """Parse options for ``Attack.execute()``: (given config values, whether --list was asked)."""
+    parser = argparse.ArgumentParser(prog=prog, description="Run a Gaggle load test.")
+    add_run_options(parser)
+    namespace = parser.parse_args(list(argv))
+    listing = bool(namespace.list)
+    return given_options(namespace), listing

@@ -1,0 +1,153 @@
+"""Console tables in the seed's layout: per task, per request, percentiles, status codes.
+
+Reporters read a ``Metrics`` snapshot plus the names of the test's task sets and tasks; they never
+touch the hot path. Times are shown in milliseconds with enough decimals that a sub-millisecond
+target does not read as 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from gaggle.metrics.aggregate import Metrics
+from gaggle.metrics.stats import Stats
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+PERCENTILES = (0.5, 0.75, 0.98, 0.99, 0.999, 0.9999)
+PERCENTILE_LABELS = ("50%", "75%", "98%", "99%", "99.9%", "99.99%")
+
+
+@dataclass(frozen=True, slots=True)
+class TableOptions:
+    task_names: Sequence[tuple[str, Sequence[str]]]  # (task set, its tasks) in definition order
+    duration: float  # seconds the metrics cover, for rates
+    status_codes: bool = False
+    task_metrics: bool = True
+
+
+def format_ms(us: float) -> str:
+    ms = us / 1000
+    if ms >= 100:
+        return f"{ms:,.0f}"
+    if ms >= 10:
+        return f"{ms:.1f}"
+    if ms >= 1:
+        return f"{ms:.2f}"
+    return f"{ms:.3f}"
+
+
+def format_rate(count: int, seconds: float) -> str:
+    rate = count / seconds if seconds > 0 else 0.0
+    if rate >= 1000:
+        return f"{rate:,.0f}"
+    if rate >= 100:
+        return f"{rate:.1f}"
+    if rate >= 10:
+        return f"{rate:.2f}"
+    return f"{rate:.3f}"
+
+
+def format_fails(stats: Stats) -> str:
+    share = 100 * stats.fail_count / stats.count if stats.count else 0.0
+    return f"{stats.fail_count:,} ({share:.3g}%)"
+
+
+def _table(title: str, *columns: str) -> Table:
+    table = Table(title=title, box=box.SIMPLE_HEAD, title_justify="left", show_edge=False)
+    table.add_column(columns[0], justify="left", no_wrap=True)
+    for column in columns[1:]:
+        table.add_column(column, justify="right", no_wrap=True)
+    return table
+
+
+def _count_row(name: str, stats: Stats, seconds: float) -> list[str]:
+    return [
+        name,
+        f"{stats.count:,}",
+        format_fails(stats),
+        format_rate(stats.count, seconds),
+        format_rate(stats.fail_count, seconds),
+    ]
+
+
+def _time_row(name: str, stats: Stats) -> list[str]:
+    return [
+        name,
+        format_ms(stats.mean_us),
+        format_ms(stats.min),
+        format_ms(stats.max_us),
+        format_ms(stats.percentile_us(0.5)),
+    ]
+
+
+def task_tables(metrics: Metrics, options: TableOptions) -> list[Table]:
+    counts = _table("PER TASK METRICS", "Name", "# times run", "# fails", "task/s", "fail/s")
+    times = _table("", "Name", "Avg (ms)", "Min", "Max", "Median")
+    for ts_index, (taskset, tasks) in enumerate(options.task_names):
+        counts.add_row(f"{ts_index + 1}: {taskset}", "", "", "", "")
+        times.add_row(f"{ts_index + 1}: {taskset}", "", "", "", "")
+        for task_index, task in enumerate(tasks):
+            stats = metrics.tasks.get((ts_index, task_index), Stats())
+            label = f"  {task_index + 1}: {task}"
+            counts.add_row(*_count_row(label, stats, options.duration))
+            times.add_row(*_time_row(label, stats))
+    total = metrics.aggregated_tasks()
+    counts.add_section()
+    times.add_section()
+    counts.add_row(*_count_row("Aggregated", total, options.duration))
+    times.add_row(*_time_row("Aggregated", total))
+    return [counts, times]
+
+
+def _sorted_requests(metrics: Metrics) -> list[tuple[str, Stats]]:
+    rows = sorted(metrics.requests.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+    return [(f"{method} {name}", stats) for (method, name), stats in rows]
+
+
+def request_tables(metrics: Metrics, options: TableOptions) -> list[Table]:
+    rows = _sorted_requests(metrics)
+    total = metrics.aggregated_requests()
+    counts = _table("PER REQUEST METRICS", "Name", "# reqs", "# fails", "req/s", "fail/s")
+    times = _table("", "Name", "Avg (ms)", "Min", "Max", "Median")
+    percentiles = _table("PERCENTILES (ms)", "Name", *PERCENTILE_LABELS)
+    for name, stats in [*rows, ("Aggregated", total)]:
+        if name == "Aggregated":
+            for table in (counts, times, percentiles):
+                table.add_section()
+        counts.add_row(*_count_row(name, stats, options.duration))
+        times.add_row(*_time_row(name, stats))
+        percentiles.add_row(name, *(format_ms(stats.percentile_us(q)) for q in PERCENTILES))
+    tables = [counts, times, percentiles]
+    if options.status_codes:
+        codes = _table("", "Name", "Status codes")
+        for name, stats in [*rows, ("Aggregated", total)]:
+            if name == "Aggregated":
+                codes.add_section()
+            codes.add_row(name, format_status_codes(stats))
+        tables.append(codes)
+    return tables
+
+
+def format_status_codes(stats: Stats) -> str:
+    return ", ".join(
+        f"{count:,} [{code if code else 'no response'}]"
+        for code, count in sorted(stats.status_codes.items())
+    )
+
+
+def print_tables(console: Console, metrics: Metrics, options: TableOptions) -> None:
+    tables: list[Table] = []
+    if options.task_metrics and options.task_names:
+        tables.extend(task_tables(metrics, options))
+    tables.extend(request_tables(metrics, options))
+    if metrics.errors:
+        errors = _table("ERRORS", "Error", "Count")
+        for error, count in sorted(metrics.errors.items(), key=lambda kv: -kv[1])[:20]:
+            errors.add_row(error, f"{count:,}")
+        tables.append(errors)
+    for table in tables:
+        console.print()
+        console.print(table)

@@ -1,0 +1,223 @@
+"""A simulated user: runs one TaskSet instance's tasks in a loop until the run stops.
+
+Per request the hot path is: a clock read, the client's send, one record into the aggregator and
+an append to the requests log when one is open. Tasks that raise are counted as failed and the
+user goes on; a stopping run lets the request in flight finish, then runs the on_stop tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from gaggle.context import RunContext
+from gaggle.http.seam import HttpClient, RequestOptions
+from gaggle.metrics.record import RequestRecord, TaskRecord
+from gaggle.response import Response
+from gaggle.taskset import TaskSet, TaskSpec
+
+
+class StopRequested(BaseException):
+    """Raised into a loop task that makes a request after the run began to stop.
+
+    A BaseException so that a task's own ``except Exception`` cannot swallow it.
+    """
+
+
+class TaskPlan:
+    """The order a task set's tasks run in, computed once per task set."""
+
+    __slots__ = ("on_start", "on_stop", "sequenced", "shuffled")
+
+    def __init__(self, taskset: type[TaskSet]) -> None:
+        indexed = list(enumerate(taskset.tasks))
+
+        def by_sequence(item: tuple[int, TaskSpec]) -> tuple[float, int]:
+            index, spec = item
+            return (spec.sequence if spec.sequence is not None else float("inf"), index)
+
+        self.on_start = sorted((t for t in indexed if t[1].on_start), key=by_sequence)
+        self.on_stop = sorted((t for t in indexed if t[1].on_stop), key=by_sequence)
+        loop = [t for t in indexed if not (t[1].on_start or t[1].on_stop)]
+        self.sequenced = [
+            t
+            for t in sorted(loop, key=by_sequence)
+            if t[1].sequence is not None
+            for _ in range(t[1].weight)
+        ]
+        self.shuffled = [t for t in loop if t[1].sequence is None for _ in range(t[1].weight)]
+
+    def cycle(self) -> list[tuple[int, TaskSpec]]:
+        """One pass of the loop: sequenced tasks in order, then the rest by weight, shuffled."""
+        rest = self.shuffled[:]
+        random.shuffle(rest)
+        return self.sequenced + rest
+
+
+class User:
+    """The engine's side of a TaskSet instance (its ``_gaggle``): client, state, bookkeeping."""
+
+    __slots__ = (
+        "_client",
+        "base_url",
+        "ctx",
+        "may_request_while_stopping",
+        "task_failed",
+        "taskset_index",
+        "user_index",
+    )
+
+    def __init__(self, ctx: RunContext, user_index: int, taskset_index: int, base_url: str) -> None:
+        self.ctx = ctx
+        self.user_index = user_index
+        self.taskset_index = taskset_index
+        self.base_url = base_url
+        self.task_failed = False
+        self.may_request_while_stopping = False
+        self._client: HttpClient = ctx.client_factory()
+
+    async def request(
+        self, method: str, path: str, name: str | None, options: RequestOptions
+    ) -> Response:
+        ctx = self.ctx
+        if ctx.stop.is_set() and not self.may_request_while_stopping:
+            raise StopRequested
+        if ctx.throttle is not None:
+            await ctx.throttle.acquire()
+            if ctx.stop.is_set() and not self.may_request_while_stopping:
+                raise StopRequested
+        url = path if "://" in path else self.base_url + (path if path[:1] == "/" else "/" + path)
+        started = time.perf_counter()
+        exchange = await self._client.send(method, url, options)
+        response_time_us = int((time.perf_counter() - started) * 1_000_000)
+        status = exchange.status
+        record = RequestRecord(
+            ctx.elapsed_ms(started),
+            method,
+            name or path,
+            url,
+            exchange.final_url,
+            exchange.redirected,
+            response_time_us,
+            status,
+            200 <= status < 400 and not exchange.error,
+            False,
+            self.user_index,
+            exchange.error,
+        )
+        ctx.aggregator.record_request(record)
+        if ctx.requests_log is not None:
+            ctx.requests_log.append(record)
+        if exchange.redirected and ctx.config.sticky_follow:
+            self._follow(exchange.final_url)
+        return Response(exchange, record)
+
+    def _follow(self, final_url: str) -> None:
+        """--sticky-follow: a redirect to another origin becomes this user's base URL."""
+        parts = urlsplit(final_url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin != self.base_url:
+            self.base_url = origin
+
+    def set_verdict(
+        self, response: Response, success: bool, tag: str | None, headers: Any, body: Any
+    ) -> None:
+        if not success:
+            self.task_failed = True
+        if response.record.success != success:
+            updated = dataclasses.replace(response.record, success=success, update=True)
+            response.record = updated
+            self.ctx.aggregator.flip_request(updated)
+            if self.ctx.requests_log is not None:
+                self.ctx.requests_log.append(updated)
+        if tag is not None:
+            self.log_debug(tag, response, headers, body)
+
+    def log_debug(self, tag: str, response: Response | None, headers: Any, body: Any) -> None:
+        sink = self.ctx.debug_log
+        if sink is None:
+            return
+        if response is not None:
+            headers = dict(response.headers) if headers is None else headers
+            body = response.text if body is None else body
+        sink.append(
+            {
+                "tag": tag,
+                "request": response.record.log_fields() if response is not None else None,
+                "header": headers,
+                "body": None if self.ctx.config.no_debug_body else body,
+            }
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+async def run_user(ctx: RunContext, taskset: type[TaskSet], plan: TaskPlan, user: User) -> None:
+    """Run one user to the end: on_start tasks, the loop until stopped, then on_stop tasks."""
+    instance = taskset.__new__(taskset)
+    instance._gaggle = user
+    stop = ctx.stop
+    wait_time = taskset.wait_time
+    try:
+        taskset.__init__(instance)
+        for index, spec in plan.on_start:
+            if stop.is_set():
+                break
+            await _pause(ctx, wait_time, await _run_task(ctx, user, instance, index, spec))
+        while not stop.is_set():
+            cycle = plan.cycle()
+            if not cycle:
+                await stop.wait()
+            for index, spec in cycle:
+                if stop.is_set():
+                    break
+                await _pause(ctx, wait_time, await _run_task(ctx, user, instance, index, spec))
+        user.may_request_while_stopping = True
+        for index, spec in plan.on_stop:
+            await _run_task(ctx, user, instance, index, spec)
+    except Exception as error:  # __init__ raised: count it, the run goes on without this user
+        ctx.task_failed(f"{taskset.__name__}.__init__", error)
+    finally:
+        await user.close()
+
+
+async def _pause(ctx: RunContext, wait_time: Any, task_seconds: float) -> None:
+    delay = wait_time(task_seconds) if wait_time is not None else 0.0
+    if delay > 0:
+        await ctx.stop.sleep(delay)
+    else:
+        await asyncio.sleep(0)  # a task with no I/O must not starve the other users
+
+
+async def _run_task(
+    ctx: RunContext, user: User, instance: TaskSet, index: int, spec: TaskSpec
+) -> float:
+    """Run one task; record it; return how long it took in seconds."""
+    user.task_failed = False
+    started = time.perf_counter()
+    try:
+        await spec.func(instance)
+        success = not user.task_failed
+    except StopRequested:
+        return 0.0  # cut short by the stop: neither a success nor a failure
+    except Exception as error:
+        success = False
+        ctx.task_failed(f"task {type(instance).__name__}.{spec.name}", error)
+    seconds = time.perf_counter() - started
+    ctx.aggregator.record_task(
+        TaskRecord(
+            ctx.elapsed_ms(started),
+            user.taskset_index,
+            index,
+            spec.name,
+            int(seconds * 1_000_000),
+            success,
+            user.user_index,
+        )
+    )
+    return seconds

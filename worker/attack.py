@@ -14,11 +14,12 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any, TypeVar
 
+from rich.console import Console
+
 from gaggle.config import ConfigError, Default, RunConfig, build_config, validate_host
 from gaggle.options import parse_run_args
 from gaggle.runner import Aborted, Runner, RunPlan, RunResult
 from gaggle.taskset import TaskSet, TestDefinitionError, describe_rules
-from rich.console import Console
 
 T = TypeVar("T")
 EXIT_BAD_INPUT = 2

@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.console import Console
+
 from gaggle.config import RunConfig
 from gaggle.context import RunContext
 from gaggle.http import CLIENTS
@@ -27,7 +29,6 @@ from gaggle.scheduler import allocate, hatch
 from gaggle.taskset import TaskSet
 from gaggle.throttle import Throttle
 from gaggle.user import TaskPlan, User, run_user
-from rich.console import Console
 
 log = logging.getLogger("gaggle")
 
@@ -109,11 +110,13 @@ class Runner:
         config = self.plan.config
         self._open_logs()
         self._install_signals()
+        timers = self._start_timers()
         try:
             hatched = await self._hatch()
             if hatched and not self.ctx.stop.is_set():
                 self._after_hatch()
-            timers = self._start_timers()
+            if not config.no_reset_metrics:
+                timers.extend(self._start_run_timer())
             await self.ctx.stop.wait()
             log.info("stopping (%s); waiting for users to exit", self.ctx.stop.reason)
             await self._wait_for_users()
@@ -174,18 +177,25 @@ class Runner:
         self.metrics_started = now
 
     def _start_timers(self) -> list[asyncio.TimerHandle | asyncio.Task[Any]]:
-        config, stop = self.plan.config, self.ctx.stop
-        loop = asyncio.get_running_loop()
+        """Timers that start with the run: running metrics, and the run time when it counts
+        from the first user (--no-reset-metrics)."""
+        config = self.plan.config
         timers: list[asyncio.TimerHandle | asyncio.Task[Any]] = []
-        if config.run_time > 0:
-            # The run time counts from the reset (or from the start with --no-reset-metrics).
-            remaining = self.metrics_started + config.run_time - time.perf_counter()
-            if remaining <= 0:
-                stop.set("run time elapsed")
-            timers.append(loop.call_later(max(0.0, remaining), stop.set, "run time elapsed"))
         if config.running_metrics > 0 and not config.only_summary and not config.no_metrics:
+            loop = asyncio.get_running_loop()
             timers.append(loop.create_task(self._running_metrics(config.running_metrics)))
+        if config.no_reset_metrics:
+            timers.extend(self._start_run_timer())
         return timers
+
+    def _start_run_timer(self) -> list[asyncio.TimerHandle]:
+        """The run time counts from the reset, or from the start with --no-reset-metrics."""
+        run_time = self.plan.config.run_time
+        if run_time <= 0:
+            return []
+        remaining = max(0.0, self.metrics_started + run_time - time.perf_counter())
+        loop = asyncio.get_running_loop()
+        return [loop.call_later(remaining, self.ctx.stop.set, "run time elapsed")]
 
     async def _running_metrics(self, every: float) -> None:
         while not self.ctx.stop.is_set():

@@ -90,7 +90,10 @@ class User:
             await ctx.throttle.acquire()
             if ctx.stop.is_set() and not self.may_request_while_stopping:
                 raise StopRequested
-        url = path if "://" in path else self.base_url + (path if path[:1] == "/" else "/" + path)
+        if path.startswith(("http://", "https://")):
+            url = path
+        else:
+            url = self.base_url + (path if path[:1] == "/" else "/" + path)
         started = time.perf_counter()
         exchange = await self._client.send(method, url, options)
         response_time_us = int((time.perf_counter() - started) * 1_000_000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+
 from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions
 
 _TIMEOUT = aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT)
@@ -17,18 +18,25 @@ def describe_error(error: BaseException) -> str:
     if isinstance(error, aiohttp.ClientConnectorDNSError):
         return f"dns error: {error.host}"
     if isinstance(error, aiohttp.ClientConnectorError):
-        reason = error.os_error.strerror or type(error.os_error).__name__
-        return f"connect error: {error.host}:{error.port}: {reason}"
+        return f"connect error: {error.host}:{error.port}: {_os_reason(error.os_error)}"
     if isinstance(error, aiohttp.ServerDisconnectedError):
         return "server disconnected"
     if isinstance(error, aiohttp.TooManyRedirects):
         return "too many redirects"
     if isinstance(error, aiohttp.ClientOSError):
-        return f"connection error: {error.strerror or type(error).__name__}"
+        return f"connection error: {_os_reason(error)}"
     if isinstance(error, aiohttp.InvalidURL):
         return f"invalid url: {error}"
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _os_reason(error: OSError) -> str:
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(error, TimeoutError):
+        return "timeout"
+    return error.strerror or type(error).__name__
 
 
 class AiohttpClient:

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gaggle.metrics.aggregate import Metrics
-from gaggle.metrics.stats import Stats
 from rich import box
 from rich.console import Console
 from rich.table import Table
+
+from gaggle.metrics.aggregate import Metrics
+from gaggle.metrics.stats import Stats
 
 PERCENTILES = (0.5, 0.75, 0.98, 0.99, 0.999, 0.9999)
 PERCENTILE_LABELS = ("50%", "75%", "98%", "99%", "99.9%", "99.99%")

@@ -1,0 +1,91 @@
+"""One Gaggle run in this process, for ``throughput.py``: results are written as JSON.
+
+It uses the programmatic API (``gaggle.Attack``), the same engine ``gaggle run`` drives, so the
+figures come from Gaggle's own ``RunResult``: total requests over the run's duration, timed
+from the start of hatching (``no_reset_metrics``) to the moment every user has stopped.
+
+    python benchmarks/gaggle_child.py --host http://127.0.0.1:8080 --users 50 --seconds 15 \
+        --out result.json [--wait 10] [--profile profile.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import pstats
+from pathlib import Path
+from typing import Any
+
+from target import raise_nofile_limit
+
+from gaggle import Attack, RunResult, TaskSet, constant, task
+
+
+class Bench(TaskSet):
+    """One GET of the front page per task; ``--wait`` sets a constant pause after it."""
+
+    @task
+    async def index(self) -> None:
+        await self.get("/")
+
+
+def peak_rss_kb() -> int:
+    """This process's peak resident set size (VmHWM) in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def summarize(result: RunResult) -> dict[str, Any]:
+    totals = result.metrics.aggregated_requests()
+    errors = sorted(result.metrics.errors.items(), key=lambda kv: -kv[1])[:3]
+    return {
+        "requests": totals.count,
+        "failures": totals.fail_count,
+        "duration": result.duration,
+        "users": result.users,
+        "errors": dict(errors),
+        "peak_rss_kb": peak_rss_kb(),
+    }
+
+
+def run(args: argparse.Namespace) -> RunResult:
+    if args.wait > 0:
+        Bench.wait_time = constant(args.wait)
+    return Attack(Bench).run(
+        host=args.host,
+        users=args.users,
+        hatch_rate=args.hatch_rate,
+        run_time=args.seconds,
+        no_reset_metrics=True,
+        only_summary=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--users", type=int, required=True)
+    parser.add_argument("--hatch-rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, required=True)
+    parser.add_argument("--wait", type=float, default=0.0, help="constant pause after each task")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--profile", type=Path, help="run under cProfile; write the top 25 here")
+    args = parser.parse_args()
+    raise_nofile_limit()
+    if args.profile is None:
+        result = run(args)
+    else:
+        profiler = cProfile.Profile()
+        result = profiler.runcall(run, args)
+        text = io.StringIO()
+        pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
+        args.profile.write_text(text.getvalue())
+    args.out.write_text(json.dumps(summarize(result)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""Shared fixtures: a real counting target server in a subprocess, and helpers to run Gaggle."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Target:
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def other_origin(self) -> str:
+        return f"http://127.0.0.2:{self.port}"
+
+    def counts(self) -> dict[str, int]:
+        with urllib.request.urlopen(f"{self.url}/__counts", timeout=5) as response:
+            counts: dict[str, int] = json.load(response)
+            return counts
+
+    def reset(self) -> None:
+        request = urllib.request.Request(f"{self.url}/__reset", method="POST", data=b"")
+        with urllib.request.urlopen(request, timeout=5):
+            pass
+
+
+@pytest.fixture(scope="session")
+def target_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    port_file = tmp_path_factory.mktemp("target") / "port.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.target", "--port-file", str(port_file)], cwd=ROOT
+    )
+    try:
+        deadline = time.monotonic() + 15
+        while not port_file.exists() or not port_file.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the test target did not start")
+            time.sleep(0.05)
+        yield Target(json.loads(port_file.read_text())["port"])
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def target(target_server: Target) -> Target:
+    """The session's target with its counters zeroed for this test."""
+    target_server.reset()
+    return target_server
+
+
+@pytest.fixture
+def console() -> Console:
+    """A console that writes into a buffer (read it with ``console.file.getvalue()``)."""
+    return Console(file=io.StringIO(), width=140, highlight=False)
+
+
+def gaggle_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gaggle", *args]
+
+
+def run_gaggle(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "140"}
+    return subprocess.run(
+        gaggle_command(*args), capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
+    )

@@ -1,0 +1,102 @@
+"""A counting HTTP target for the tests: a real aiohttp server in its own process.
+
+It counts every request it serves by (method, path, status) so tests can compare Gaggle's totals
+with the server's own. It listens on 127.0.0.1 and, for cross-origin redirects, on 127.0.0.2
+(both loopback). ``GET /__counts`` and ``POST /__reset`` are the tests' side door (not counted).
+
+    python -m tests.target --port-file /tmp/port
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import itertools
+import json
+import signal
+from pathlib import Path
+
+from aiohttp import web
+
+ADDRESSES = ("127.0.0.1", "127.0.0.2")
+
+
+def build_app() -> web.Application:
+    counts: collections.Counter[str] = collections.Counter()
+    sessions = itertools.count(1)
+
+    @web.middleware
+    async def count(request: web.Request, handler: object) -> web.StreamResponse:
+        if request.path.startswith("/__"):
+            return await handler(request)  # type: ignore[operator, no-any-return]
+        try:
+            response: web.StreamResponse = await handler(request)  # type: ignore[operator]
+        except web.HTTPException as error:
+            counts[f"{request.method} {request.path} {error.status}"] += 1
+            raise
+        counts[f"{request.method} {request.path} {response.status}"] += 1
+        return response
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=f"page {request.path}")
+
+    async def login(request: web.Request) -> web.Response:
+        await request.post()
+        response = web.HTTPFound("/")
+        response.set_cookie("session", str(next(sessions)))
+        raise response
+
+    async def whoami(request: web.Request) -> web.Response:
+        return web.json_response({"session": request.cookies.get("session")})
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.query.get("to", "/about/"))
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(int(request.query["ms"]) / 1000)
+        return web.Response(text="slow")
+
+    async def status(request: web.Request) -> web.Response:
+        return web.Response(status=int(request.match_info["code"]), text="status")
+
+    async def get_counts(request: web.Request) -> web.Response:
+        return web.json_response(dict(counts))
+
+    async def reset(request: web.Request) -> web.Response:
+        counts.clear()
+        return web.json_response({})
+
+    app = web.Application(middlewares=[count])
+    for path in ("/", "/about/", "/a", "/b", "/c", "/landing"):
+        app.router.add_get(path, page)
+    app.router.add_post("/login", login)
+    app.router.add_get("/whoami", whoami)
+    app.router.add_get("/redirect", redirect)
+    app.router.add_get("/slow", slow)
+    app.router.add_get(r"/status/{code:\d+}", status)
+    app.router.add_get("/__counts", get_counts)
+    app.router.add_post("/__reset", reset)
+    return app
+
+
+async def serve(port_file: str) -> None:
+    runner = web.AppRunner(build_app(), access_log=None)
+    await runner.setup()
+    first = web.TCPSite(runner, ADDRESSES[0], 0, backlog=4096)
+    await first.start()
+    port = int(runner.addresses[0][1])
+    await web.TCPSite(runner, ADDRESSES[1], port, backlog=4096).start()
+    Path(port_file).write_text(json.dumps({"port": port}))  # noqa: ASYNC240 - once, at start
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port-file", required=True)
+    asyncio.run(serve(parser.parse_args().port_file))

@@ -8,7 +8,6 @@ user goes on; a stopping run lets the request in flight finish, then runs the on
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import random
 import time
 from typing import Any
@@ -132,7 +131,7 @@ class User:
         if not success:
             self.task_failed = True
         if response.record.success != success:
-            updated = dataclasses.replace(response.record, success=success, update=True)
+            updated = response.record._replace(success=success, update=True)
             response.record = updated
             self.ctx.aggregator.flip_request(updated)
             if self.ctx.requests_log is not None:

@@ -81,7 +81,10 @@ class BufferedLog:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
+            # Cancel only between flushes: a cancelled to_thread() leaves its thread writing,
+            # and the file would be closed under it (the batch lost, the error unseen).
+            async with self._lock:
+                self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         await self.flush()
         self._file.close()

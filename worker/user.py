@@ -19,6 +19,8 @@ from gaggle.metrics.record import RequestRecord, TaskRecord
 from gaggle.response import Response
 from gaggle.taskset import TaskSet, TaskSpec
 
+YIELD_EVERY = 8  # tasks run without a pause between two explicit turns of the event loop
+
 
 class StopRequested(BaseException):
     """Raised into a loop task that makes a request after the run began to stop.
@@ -52,6 +54,8 @@ class TaskPlan:
 
     def cycle(self) -> list[tuple[int, TaskSpec]]:
         """One pass of the loop: sequenced tasks in order, then the rest by weight, shuffled."""
+        if len(self.shuffled) < 2:
+            return self.sequenced + self.shuffled
         rest = self.shuffled[:]
         random.shuffle(rest)
         return self.sequenced + rest
@@ -67,6 +71,7 @@ class User:
         "may_request_while_stopping",
         "task_failed",
         "taskset_index",
+        "unyielded",
         "user_index",
     )
 
@@ -76,6 +81,7 @@ class User:
         self.taskset_index = taskset_index
         self.base_url = base_url
         self.task_failed = False
+        self.unyielded = 0  # tasks run since this user last gave the event loop a turn
         self.may_request_while_stopping = False
         self._client: HttpClient = ctx.client_factory()
 
@@ -170,7 +176,7 @@ async def run_user(ctx: RunContext, taskset: type[TaskSet], plan: TaskPlan, user
         for index, spec in plan.on_start:
             if stop.is_set():
                 break
-            await _pause(ctx, wait_time, await _run_task(ctx, user, instance, index, spec))
+            await _pause(ctx, user, wait_time, await _run_task(ctx, user, instance, index, spec))
         while not stop.is_set():
             cycle = plan.cycle()
             if not cycle:
@@ -178,7 +184,9 @@ async def run_user(ctx: RunContext, taskset: type[TaskSet], plan: TaskPlan, user
             for index, spec in cycle:
                 if stop.is_set():
                     break
-                await _pause(ctx, wait_time, await _run_task(ctx, user, instance, index, spec))
+                await _pause(
+                    ctx, user, wait_time, await _run_task(ctx, user, instance, index, spec)
+                )
         user.may_request_while_stopping = True
         for index, spec in plan.on_stop:
             await _run_task(ctx, user, instance, index, spec)
@@ -188,12 +196,17 @@ async def run_user(ctx: RunContext, taskset: type[TaskSet], plan: TaskPlan, user
         await user.close()
 
 
-async def _pause(ctx: RunContext, wait_time: Any, task_seconds: float) -> None:
+async def _pause(ctx: RunContext, user: User, wait_time: Any, task_seconds: float) -> None:
     delay = wait_time(task_seconds) if wait_time is not None else 0.0
     if delay > 0:
         await ctx.stop.sleep(delay)
-    else:
-        await asyncio.sleep(0)  # a task with no I/O must not starve the other users
+        return
+    # A task with no I/O must not starve the other users, but a turn of the loop per task
+    # costs every task that did wait on the network: give it every YIELD_EVERY tasks.
+    user.unyielded += 1
+    if user.unyielded >= YIELD_EVERY:
+        user.unyielded = 0
+        await asyncio.sleep(0)
 
 
 async def _run_task(

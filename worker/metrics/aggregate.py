@@ -8,13 +8,14 @@ manager, which merges the deltas that workers ship. Merging is exact (integer su
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from gaggle.metrics.record import RequestRecord, TaskRecord
 from gaggle.metrics.stats import Stats
 
 RequestKey = tuple[str, str]  # (method, name)
 TaskKey = tuple[int, int]  # (task set index, task index)
+K = TypeVar("K", RequestKey, TaskKey)
 
 # A distinct error is counted, not stored per occurrence: reports stay small (locust#1712).
 MAX_DISTINCT_ERRORS = 1000
@@ -32,18 +33,8 @@ class Metrics:
         self.errors: dict[str, int] = {}
 
     def merge(self, other: Metrics) -> None:
-        for key, stats in other.requests.items():
-            mine = self.requests.get(key)
-            if mine is None:
-                self.requests[key] = stats.copy()
-            else:
-                mine.merge(stats)
-        for tkey, stats in other.tasks.items():
-            tmine = self.tasks.get(tkey)
-            if tmine is None:
-                self.tasks[tkey] = stats.copy()
-            else:
-                tmine.merge(stats)
+        _merge_rows(self.requests, other.requests)
+        _merge_rows(self.tasks, other.tasks)
         for error, count in other.errors.items():
             add_error(self.errors, error, count)
 
@@ -93,6 +84,15 @@ class Metrics:
         if not isinstance(other, Metrics):
             return NotImplemented
         return self.to_dict() == other.to_dict()
+
+
+def _merge_rows(mine: dict[K, Stats], theirs: dict[K, Stats]) -> None:
+    for key, stats in theirs.items():
+        row = mine.get(key)
+        if row is None:
+            mine[key] = stats.copy()
+        else:
+            row.merge(stats)
 
 
 def add_error(errors: dict[str, int], error: str, count: int = 1) -> None:

@@ -29,26 +29,23 @@ class TableOptions:
     task_metrics: bool = True
 
 
+def readable(value: float) -> str:
+    """About four significant digits, never an exponent: 1,234 · 280.0 · 47.91 · 0.412."""
+    if value >= 1000:
+        return f"{value:,.0f}"
+    if value >= 100:
+        return f"{value:.1f}"
+    if value >= 10:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
 def format_ms(us: float) -> str:
-    ms = us / 1000
-    if ms >= 100:
-        return f"{ms:,.0f}"
-    if ms >= 10:
-        return f"{ms:.1f}"
-    if ms >= 1:
-        return f"{ms:.2f}"
-    return f"{ms:.3f}"
+    return readable(us / 1000)
 
 
 def format_rate(count: int, seconds: float) -> str:
-    rate = count / seconds if seconds > 0 else 0.0
-    if rate >= 1000:
-        return f"{rate:,.0f}"
-    if rate >= 100:
-        return f"{rate:.1f}"
-    if rate >= 10:
-        return f"{rate:.2f}"
-    return f"{rate:.3f}"
+    return readable(count / seconds if seconds > 0 else 0.0)
 
 
 def format_fails(stats: Stats) -> str:

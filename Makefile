@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TYPECHECK := .build/typecheck
 
-.PHONY: demo test lint typecheck importlint unit bench linktree clean
+.PHONY: demo test lint typecheck importlint unit bench linktree clean proto
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
@@ -23,7 +23,7 @@ demo: $(STAMP)
 # them). Static tools cannot follow that mapping, so they read a tree of links in its shape.
 linktree:
 	@rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/gaggle
-	@cd worker && find . -name '*.py' -o -name 'py.typed' | while read -r f; do \
+	@cd worker && find . -name '*.py' -o -name '*.pyi' -o -name 'py.typed' | while read -r f; do \
 		mkdir -p "$(CURDIR)/$(TYPECHECK)/gaggle/$$(dirname "$$f")"; \
 		ln -s "$(CURDIR)/worker/$$f" "$(CURDIR)/$(TYPECHECK)/gaggle/$$f"; done
 	@cd operator && find . -name '*.py' | while read -r f; do \
@@ -51,3 +51,7 @@ bench: $(STAMP)
 
 clean:
 	rm -rf .build .mypy_cache .pytest_cache .ruff_cache
+
+# The gRPC stubs in worker/wire/ come from proto/ by this one command (tests check for drift).
+proto: $(STAMP)
+	$(BIN)/python proto/generate.py

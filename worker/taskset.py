@@ -133,8 +133,7 @@ class TaskSet:
             for attr, value in vars(klass).items():
                 spec = getattr(value, "__gaggle_task__", None)
                 if isinstance(spec, TaskSpec):
-                    specs.pop(attr, None)  # an override moves to where it is redefined
-                    specs[attr] = spec
+                    specs[attr] = spec  # an override keeps the base class's position
         cls.tasks = tuple(specs.values())
 
     # --- identity ------------------------------------------------------------------------

@@ -1,0 +1,85 @@
+"""Gaggle mode's foundations: the generated stubs match the .proto, deltas cross the wire
+exactly, users are split as one process would number them, and the rules hash tells tests apart."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gaggle import TaskSet, between, task
+from gaggle.distributed.convert import from_delta, to_delta
+from gaggle.distributed.rules import rules_difference, rules_hash, rules_json
+from gaggle.distributed.split import split_users
+from gaggle.metrics import Aggregator, RequestRecord, TaskRecord
+from gaggle.wire import gaggle_pb2 as wire
+from tests.conftest import ROOT
+
+GENERATED = ("gaggle_pb2.py", "gaggle_pb2.pyi", "gaggle_pb2_grpc.py", "gaggle_pb2_grpc.pyi")
+
+
+def test_committed_stubs_match_the_proto(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, str(ROOT / "proto" / "generate.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    for name in GENERATED:
+        committed = (ROOT / "worker" / "wire" / name).read_text()
+        assert (tmp_path / name).read_text() == committed, f"{name} drifted: run `make proto`"
+
+
+def test_a_delta_crosses_the_wire_exactly() -> None:
+    rng = random.Random(8)
+    aggregator = Aggregator()
+    for i in range(3000):
+        status = rng.choice([200, 302, 404, 500, 0])
+        aggregator.record_request(
+            RequestRecord(
+                i, rng.choice(["GET", "POST"]), rng.choice(["/", "/a", "b c"]), "u", "u", False,
+                rng.randrange(1, 5_000_000), status, status in (200, 302), False, i % 9,
+                "" if status else "connect error: refused",
+            )
+        )  # fmt: skip
+        aggregator.record_task(TaskRecord(i, rng.randrange(2), rng.randrange(4), "t", i, True, 0))
+    metrics = aggregator.drain()
+    delta = to_delta(metrics, sequence=7, users_running=12, final=False)
+    received = wire.Delta.FromString(delta.SerializeToString())
+    assert (received.sequence, received.users_running, received.final) == (7, 12, False)
+    assert from_delta(received) == metrics
+
+
+@pytest.mark.parametrize(
+    ("users", "workers", "expected"),
+    [(10, 3, [4, 3, 3]), (2, 3, [1, 1, 0]), (9, 3, [3, 3, 3]), (1024, 1, [1024])],
+)
+def test_users_split_in_worker_order(users: int, workers: int, expected: list[int]) -> None:
+    shares = split_users(users, 5.0, workers)
+    assert [s.users for s in shares] == expected
+    assert [s.first_user for s in shares] == [sum(expected[:i]) for i in range(workers)]
+    assert sum(s.hatch_rate for s in shares) == pytest.approx(5.0)
+
+
+class Shop(TaskSet):
+    wait_time = between(1, 2)
+
+    @task(weight=2)
+    async def browse(self) -> None: ...
+
+    @task(on_start=True)
+    async def login(self) -> None: ...
+
+
+def test_the_rules_hash_changes_with_the_rules() -> None:
+    class Heavier(Shop):
+        @task(weight=3)
+        async def browse(self) -> None: ...
+
+    Heavier.__name__ = "Shop"
+    assert rules_hash([Shop]) == rules_hash([Shop])
+    assert rules_hash([Shop]) != rules_hash([Heavier])
+    difference = rules_difference(rules_json([Shop]), rules_json([Heavier]))
+    assert "weight: manager 2, worker 3" in difference

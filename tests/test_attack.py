@@ -139,3 +139,12 @@ def test_thousand_users_in_the_seeds_shape(target: Target) -> None:
     assert target.counts()["POST /login 302"] == 1024
     assert result.metrics.requests[("POST", "/login")].count == 1024
     assert result.metrics.requests[("POST", "/login")].fail_count == 0
+
+
+def test_execute_points_gaggle_flags_to_gaggle_run(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        Attack(Front).execute(["--worker"])
+    assert exit_info.value.code == 2
+    assert "--worker: True is not allowed; Gaggle mode runs with `gaggle run FILE`" in (
+        capsys.readouterr().err
+    )

@@ -65,8 +65,9 @@ BAD_INPUT = [
     (["--scheduler", "fifo"], None, ["--scheduler", "'fifo'", "round-robin"]),
     (["--throttle-requests", "0"], None, ["--throttle-requests", "'0'"]),
     (["--running-metrics", "soon"], None, ["--running-metrics", "'soon'"]),
-    (["--manager"], None, ["--manager", "not available"]),
-    (["--expect-workers", "2"], None, ["--expect-workers", "not available"]),
+    (["--processes", "2"], None, ["--processes", "not available"]),
+    (["-R", "report.html"], None, ["--report-file", "not available"]),
+    (["--expect-workers", "2"], None, ["--expect-workers", "it goes with --manager"]),
     ([], "x = (\n", ["loadtest.py:1", "syntax error"]),
     ([], "import gaggle\n", ["defines no task set"]),
     (

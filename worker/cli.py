@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import traceback
 from collections.abc import Sequence
@@ -17,12 +18,18 @@ from gaggle.attack import (
     run_on_best_loop,
     setup_logging,
 )
-from gaggle.config import ConfigError
+from gaggle.config import ConfigError, build_config
 from gaggle.demo_site import add_demo_site_parser
+from gaggle.distributed.manager import PER_WORKER_KEYS, Manager
+from gaggle.distributed.role import Role, role_from
+from gaggle.distributed.rules import file_hash, rules_hash, rules_json
+from gaggle.distributed.worker import Worker, WorkerError
 from gaggle.loader import load_tasksets
-from gaggle.options import add_run_options, given_options
+from gaggle.options import add_run_options, given_options, split_gaggle_options
 from gaggle.runner import Aborted, Runner
-from gaggle.taskset import TestDefinitionError
+from gaggle.taskset import TaskSet, TestDefinitionError
+
+log = logging.getLogger("gaggle")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,19 +49,46 @@ def build_parser() -> argparse.ArgumentParser:
 def run_command(namespace: argparse.Namespace) -> int:
     try:
         options = given_options(namespace)
+        role = role_from(split_gaggle_options(options))
         tasksets = load_tasksets(namespace.file)
         attack = Attack(*tasksets)
         if namespace.list:
             print_rules(attack.tasksets)
             return 0
+        if role.kind == "worker":
+            return run_worker(namespace.file, tasksets, role, options)
         plan = attack.plan(options)
     except (ConfigError, TestDefinitionError) as error:
         fail("gaggle", str(error))
     setup_logging(plan.config)
     try:
-        run_on_best_loop(Runner(plan).run())
+        if role.kind == "manager":
+            rules = rules_json(tasksets)
+            run_on_best_loop(Manager(plan, role, rules_hash(tasksets), rules).run())
+        else:
+            run_on_best_loop(Runner(plan).run())
     except Aborted:
         return EXIT_ABORTED
+    return 0
+
+
+def run_worker(
+    path: str, tasksets: list[type[TaskSet]], role: Role, options: dict[str, object]
+) -> int:
+    """A worker takes its load options from the manager; only its own logs are set here."""
+    own = {key: value for key, value in options.items() if key in PER_WORKER_KEYS}
+    ignored = sorted(set(options) - set(own))
+    setup_logging(build_config(own))
+    if ignored:
+        log.warning("a worker takes %s from the manager; ignored here", ", ".join(ignored))
+    worker = Worker(
+        tasksets, role, own, (rules_hash(tasksets), rules_json(tasksets), file_hash(path))
+    )
+    try:
+        run_on_best_loop(worker.run())
+    except WorkerError as error:
+        print(f"gaggle: error: {error}", file=sys.stderr)
+        return error.exit_code
     return 0
 
 

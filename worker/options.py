@@ -21,15 +21,7 @@ from gaggle.config import (
 # Flags that are parsed now so that they are never mistaken for typos, and refused until the
 # feature lands: (flags, takes a value, what it is for).
 RESERVED: tuple[tuple[tuple[str, ...], bool, str], ...] = (
-    (("--manager",), False, "Gaggle mode"),
-    (("--worker",), False, "Gaggle mode"),
-    (("--expect-workers",), True, "Gaggle mode"),
-    (("--no-hash-check",), False, "Gaggle mode"),
-    (("--manager-bind-host",), True, "Gaggle mode"),
-    (("--manager-bind-port",), True, "Gaggle mode"),
-    (("--manager-host",), True, "Gaggle mode"),
-    (("--manager-port",), True, "Gaggle mode"),
-    (("--processes",), True, "Gaggle mode"),
+    (("--processes",), True, "Gaggle mode on one machine"),
     (("--metrics-bind",), True, "Prometheus metrics"),
     (("-R", "--report-file"), True, "reports"),
 )
@@ -93,6 +85,28 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     advanced.add_argument(
         "--http-client", default=no, help=f"{'|'.join(HTTP_CLIENTS)} (default: aiohttp)"
     )
+    gaggle = parser.add_argument_group("gaggle (one manager, N workers)")
+    gaggle.add_argument("--manager", action="store_true", default=no, help="run as the manager")
+    gaggle.add_argument("--expect-workers", default=no, metavar="N", help="workers to wait for")
+    gaggle.add_argument(
+        "--no-hash-check", action="store_true", default=no, help="let workers with other rules join"
+    )
+    gaggle.add_argument(
+        "--manager-bind-host",
+        default=no,
+        metavar="HOST",
+        help="manager listens on (default: 0.0.0.0)",
+    )
+    gaggle.add_argument(
+        "--manager-bind-port", default=no, metavar="PORT", help="manager port (default: 5115)"
+    )
+    gaggle.add_argument("--worker", action="store_true", default=no, help="run as a worker")
+    gaggle.add_argument(
+        "--manager-host", default=no, metavar="HOST", help="manager to join (default: 127.0.0.1)"
+    )
+    gaggle.add_argument(
+        "--manager-port", default=no, metavar="PORT", help="its port (default: 5115)"
+    )
     reserved = parser.add_argument_group("reserved (not yet available)")
     for flags, takes_value, _ in RESERVED:
         if takes_value:
@@ -115,10 +129,31 @@ def given_options(namespace: argparse.Namespace) -> dict[str, object]:
     return values
 
 
+GAGGLE_KEYS = (
+    "manager",
+    "worker",
+    "expect_workers",
+    "no_hash_check",
+    "manager_bind_host",
+    "manager_bind_port",
+    "manager_host",
+    "manager_port",
+)
+
+
+def split_gaggle_options(values: dict[str, object]) -> dict[str, object]:
+    """Take the Gaggle-mode flags out of ``values`` (they configure a role, not a run)."""
+    return {key: values.pop(key) for key in GAGGLE_KEYS if key in values}
+
+
 def parse_run_args(argv: Sequence[str], prog: str = "gaggle") -> tuple[dict[str, object], bool]:
     """Parse options for ``Attack.execute()``: (given config values, whether --list was asked)."""
     parser = argparse.ArgumentParser(prog=prog, description="Run a Gaggle load test.")
     add_run_options(parser)
     namespace = parser.parse_args(list(argv))
     listing = bool(namespace.list)
-    return given_options(namespace), listing
+    values = given_options(namespace)
+    for key, value in split_gaggle_options(values).items():
+        flag = "--" + key.replace("_", "-")
+        raise ConfigError(flag, value, "Gaggle mode runs with `gaggle run FILE`")
+    return values, listing

@@ -14,6 +14,7 @@ import logging
 import random
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,6 +66,11 @@ class RunPlan:
     hosts: list[str]
     console: Console = field(default_factory=Console)
     seed: int | None = None
+    # Gaggle mode: a worker runs users first_user.. of the whole gaggle, and neither prints nor
+    # resets metrics (the manager does, from the deltas the worker drains itself).
+    first_user: int = 0
+    report: bool = True
+    on_hatched: Callable[[], None] | None = None
 
 
 class Runner:
@@ -113,7 +119,9 @@ class Runner:
         timers = self._start_timers()
         try:
             hatched = await self._hatch()
-            if hatched and not self.ctx.stop.is_set():
+            if hatched and self.plan.on_hatched is not None:
+                self.plan.on_hatched()
+            if hatched and self.plan.report and not self.ctx.stop.is_set():
                 self._after_hatch()
             if not config.no_reset_metrics:
                 timers.extend(self._start_run_timer())
@@ -126,8 +134,8 @@ class Runner:
             self._remove_signals()
             await self._close_logs()
         duration = time.perf_counter() - self.metrics_started
-        metrics = self.snapshot()
-        if not config.no_metrics:
+        metrics = self.snapshot() if self.plan.report else Metrics()
+        if self.plan.report and not config.no_metrics:
             log.info("printing metrics after %.0f seconds...", duration)
             self.print_metrics(metrics, duration)
         return RunResult(
@@ -143,17 +151,19 @@ class Runner:
         plan, ctx = self.plan, self.ctx
         config = plan.config
         rng = random.Random(plan.seed)
-        allocation = allocate(
-            config.users, [ts.weight for ts in plan.tasksets], config.scheduler, rng
-        )
+        weights = [ts.weight for ts in plan.tasksets]
+        # Allocation order is global: a worker's users continue the gaggle's sequence.
+        allocation = allocate(plan.first_user + config.users, weights, config.scheduler, rng)
+        allocation = allocation[plan.first_user :]
         task_plans = [TaskPlan(ts) for ts in plan.tasksets]
         loop = asyncio.get_running_loop()
 
         def launch(index: int) -> None:
             ts_index = allocation[index]
             taskset = plan.tasksets[ts_index]
-            log.info("launching user %d from %s...", index + 1, taskset.__name__)
-            user = User(ctx, index, ts_index, plan.hosts[ts_index])
+            user_index = plan.first_user + index
+            log.info("launching user %d from %s...", user_index + 1, taskset.__name__)
+            user = User(ctx, user_index, ts_index, plan.hosts[ts_index])
             self.users.append(loop.create_task(run_user(ctx, taskset, task_plans[ts_index], user)))
 
         launched = await hatch(config.users, config.hatch_rate, ctx.stop, launch)

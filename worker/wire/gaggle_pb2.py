@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gaggle/wire/gaggle.proto\x12\tgaggle.v1\"\xaf\x01\n\rWorkerMessage\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.gaggle.v1.HelloH\x00\x12!\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x10.gaggle.v1.DeltaH\x00\x12)\n\theartbeat\x18\x03 \x01(\x0b\x32\x14.gaggle.v1.HeartbeatH\x00\x12%\n\x07goodbye\x18\x04 \x01(\x0b\x32\x12.gaggle.v1.GoodbyeH\x00\x42\x06\n\x04\x62ody\"\x91\x01\n\x05Hello\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x16\n\x0egaggle_version\x18\x02 \x01(\t\x12\x12\n\nrules_hash\x18\x03 \x01(\t\x12\x11\n\tfile_hash\x18\x04 \x01(\t\x12\x12\n\nrules_json\x18\x05 \x01(\t\x12\r\n\x05token\x18\x06 \x01(\t\x12\x0c\n\x04name\x18\x07 \x01(\t\"\xe7\x01\n\x05\x44\x65lta\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12%\n\x08requests\x18\x02 \x03(\x0b\x32\x13.gaggle.v1.RowStats\x12\"\n\x05tasks\x18\x03 \x03(\x0b\x32\x13.gaggle.v1.RowStats\x12,\n\x06\x65rrors\x18\x04 \x03(\x0b\x32\x1c.gaggle.v1.Delta.ErrorsEntry\x12\x15\n\rusers_running\x18\x05 \x01(\r\x12\r\n\x05\x66inal\x18\x06 \x01(\x08\x1a-\n\x0b\x45rrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xc6\x02\n\x08RowStats\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07taskset\x18\x03 \x01(\r\x12\x0c\n\x04task\x18\x04 \x01(\r\x12\x15\n\rsuccess_count\x18\x05 \x01(\x03\x12\x12\n\nfail_count\x18\x06 \x01(\x03\x12\x0e\n\x06sum_us\x18\x07 \x01(\x04\x12\x0e\n\x06min_us\x18\x08 \x01(\x04\x12\x0e\n\x06max_us\x18\t \x01(\x04\x12\x18\n\x0c\x62ucket_index\x18\n \x03(\rB\x02\x10\x01\x12\x18\n\x0c\x62ucket_count\x18\x0b \x03(\x04\x42\x02\x10\x01\x12:\n\x0cstatus_codes\x18\x0c \x03(\x0b\x32$.gaggle.v1.RowStats.StatusCodesEntry\x1a\x32\n\x10StatusCodesEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"%\n\tHeartbeat\x12\x18\n\x10loop_lag_seconds\x18\x01 \x01(\x01\"\x19\n\x07Goodbye\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xaa\x01\n\x0eManagerMessage\x12%\n\x07welcome\x18\x01 \x01(\x0b\x32\x12.gaggle.v1.WelcomeH\x00\x12%\n\x07refused\x18\x02 \x01(\x0b\x32\x12.gaggle.v1.RefusedH\x00\x12!\n\x05start\x18\x03 \x01(\x0b\x32\x10.gaggle.v1.StartH\x00\x12\x1f\n\x04stop\x18\x04 \x01(\x0b\x32\x0f.gaggle.v1.StopH\x00\x42\x06\n\x04\x62ody\"0\n\x07Welcome\x12\x14\n\x0cworker_index\x18\x01 \x01(\r\x12\x0f\n\x07workers\x18\x02 \x01(\r\"\x19\n\x07Refused\x12\x0e\n\x06reason\x18\x01 \x01(\t\"z\n\x05Start\x12\x10\n\x08start_at\x18\x01 \x01(\x01\x12\x13\n\x0b\x63onfig_json\x18\x02 \x01(\t\x12\r\n\x05users\x18\x03 \x01(\r\x12\x12\n\nfirst_user\x18\x04 \x01(\r\x12\x12\n\nhatch_rate\x18\x05 \x01(\x01\x12\x13\n\x0btotal_users\x18\x06 \x01(\r\"\x16\n\x04Stop\x12\x0e\n\x06reason\x18\x01 \x01(\t2I\n\x06Gaggle\x12?\n\x04Join\x12\x18.gaggle.v1.WorkerMessage\x1a\x19.gaggle.v1.ManagerMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gaggle/wire/gaggle.proto\x12\tgaggle.v1\"\xaf\x01\n\rWorkerMessage\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.gaggle.v1.HelloH\x00\x12!\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x10.gaggle.v1.DeltaH\x00\x12)\n\theartbeat\x18\x03 \x01(\x0b\x32\x14.gaggle.v1.HeartbeatH\x00\x12%\n\x07goodbye\x18\x04 \x01(\x0b\x32\x12.gaggle.v1.GoodbyeH\x00\x42\x06\n\x04\x62ody\"\x91\x01\n\x05Hello\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x16\n\x0egaggle_version\x18\x02 \x01(\t\x12\x12\n\nrules_hash\x18\x03 \x01(\t\x12\x11\n\tfile_hash\x18\x04 \x01(\t\x12\x12\n\nrules_json\x18\x05 \x01(\t\x12\r\n\x05token\x18\x06 \x01(\t\x12\x0c\n\x04name\x18\x07 \x01(\t\"\xf8\x01\n\x05\x44\x65lta\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12%\n\x08requests\x18\x02 \x03(\x0b\x32\x13.gaggle.v1.RowStats\x12\"\n\x05tasks\x18\x03 \x03(\x0b\x32\x13.gaggle.v1.RowStats\x12,\n\x06\x65rrors\x18\x04 \x03(\x0b\x32\x1c.gaggle.v1.Delta.ErrorsEntry\x12\x15\n\rusers_running\x18\x05 \x01(\r\x12\r\n\x05\x66inal\x18\x06 \x01(\x08\x12\x0f\n\x07hatched\x18\x07 \x01(\x08\x1a-\n\x0b\x45rrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xc6\x02\n\x08RowStats\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07taskset\x18\x03 \x01(\r\x12\x0c\n\x04task\x18\x04 \x01(\r\x12\x15\n\rsuccess_count\x18\x05 \x01(\x03\x12\x12\n\nfail_count\x18\x06 \x01(\x03\x12\x0e\n\x06sum_us\x18\x07 \x01(\x04\x12\x0e\n\x06min_us\x18\x08 \x01(\x04\x12\x0e\n\x06max_us\x18\t \x01(\x04\x12\x18\n\x0c\x62ucket_index\x18\n \x03(\rB\x02\x10\x01\x12\x18\n\x0c\x62ucket_count\x18\x0b \x03(\x04\x42\x02\x10\x01\x12:\n\x0cstatus_codes\x18\x0c \x03(\x0b\x32$.gaggle.v1.RowStats.StatusCodesEntry\x1a\x32\n\x10StatusCodesEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"%\n\tHeartbeat\x12\x18\n\x10loop_lag_seconds\x18\x01 \x01(\x01\"\x19\n\x07Goodbye\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xaa\x01\n\x0eManagerMessage\x12%\n\x07welcome\x18\x01 \x01(\x0b\x32\x12.gaggle.v1.WelcomeH\x00\x12%\n\x07refused\x18\x02 \x01(\x0b\x32\x12.gaggle.v1.RefusedH\x00\x12!\n\x05start\x18\x03 \x01(\x0b\x32\x10.gaggle.v1.StartH\x00\x12\x1f\n\x04stop\x18\x04 \x01(\x0b\x32\x0f.gaggle.v1.StopH\x00\x42\x06\n\x04\x62ody\"0\n\x07Welcome\x12\x14\n\x0cworker_index\x18\x01 \x01(\r\x12\x0f\n\x07workers\x18\x02 \x01(\r\"\x19\n\x07Refused\x12\x0e\n\x06reason\x18\x01 \x01(\t\"z\n\x05Start\x12\x10\n\x08start_at\x18\x01 \x01(\x01\x12\x13\n\x0b\x63onfig_json\x18\x02 \x01(\t\x12\r\n\x05users\x18\x03 \x01(\r\x12\x12\n\nfirst_user\x18\x04 \x01(\r\x12\x12\n\nhatch_rate\x18\x05 \x01(\x01\x12\x13\n\x0btotal_users\x18\x06 \x01(\r\"\x16\n\x04Stop\x12\x0e\n\x06reason\x18\x01 \x01(\t2I\n\x06Gaggle\x12?\n\x04Join\x12\x18.gaggle.v1.WorkerMessage\x1a\x19.gaggle.v1.ManagerMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,27 +44,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HELLO']._serialized_start=218
   _globals['_HELLO']._serialized_end=363
   _globals['_DELTA']._serialized_start=366
-  _globals['_DELTA']._serialized_end=597
-  _globals['_DELTA_ERRORSENTRY']._serialized_start=552
-  _globals['_DELTA_ERRORSENTRY']._serialized_end=597
-  _globals['_ROWSTATS']._serialized_start=600
-  _globals['_ROWSTATS']._serialized_end=926
-  _globals['_ROWSTATS_STATUSCODESENTRY']._serialized_start=876
-  _globals['_ROWSTATS_STATUSCODESENTRY']._serialized_end=926
-  _globals['_HEARTBEAT']._serialized_start=928
-  _globals['_HEARTBEAT']._serialized_end=965
-  _globals['_GOODBYE']._serialized_start=967
-  _globals['_GOODBYE']._serialized_end=992
-  _globals['_MANAGERMESSAGE']._serialized_start=995
-  _globals['_MANAGERMESSAGE']._serialized_end=1165
-  _globals['_WELCOME']._serialized_start=1167
-  _globals['_WELCOME']._serialized_end=1215
-  _globals['_REFUSED']._serialized_start=1217
-  _globals['_REFUSED']._serialized_end=1242
-  _globals['_START']._serialized_start=1244
-  _globals['_START']._serialized_end=1366
-  _globals['_STOP']._serialized_start=1368
-  _globals['_STOP']._serialized_end=1390
-  _globals['_GAGGLE']._serialized_start=1392
-  _globals['_GAGGLE']._serialized_end=1465
+  _globals['_DELTA']._serialized_end=614
+  _globals['_DELTA_ERRORSENTRY']._serialized_start=569
+  _globals['_DELTA_ERRORSENTRY']._serialized_end=614
+  _globals['_ROWSTATS']._serialized_start=617
+  _globals['_ROWSTATS']._serialized_end=943
+  _globals['_ROWSTATS_STATUSCODESENTRY']._serialized_start=893
+  _globals['_ROWSTATS_STATUSCODESENTRY']._serialized_end=943
+  _globals['_HEARTBEAT']._serialized_start=945
+  _globals['_HEARTBEAT']._serialized_end=982
+  _globals['_GOODBYE']._serialized_start=984
+  _globals['_GOODBYE']._serialized_end=1009
+  _globals['_MANAGERMESSAGE']._serialized_start=1012
+  _globals['_MANAGERMESSAGE']._serialized_end=1182
+  _globals['_WELCOME']._serialized_start=1184
+  _globals['_WELCOME']._serialized_end=1232
+  _globals['_REFUSED']._serialized_start=1234
+  _globals['_REFUSED']._serialized_end=1259
+  _globals['_START']._serialized_start=1261
+  _globals['_START']._serialized_end=1383
+  _globals['_STOP']._serialized_start=1385
+  _globals['_STOP']._serialized_end=1407
+  _globals['_GAGGLE']._serialized_start=1409
+  _globals['_GAGGLE']._serialized_end=1482
 # @@protoc_insertion_point(module_scope)

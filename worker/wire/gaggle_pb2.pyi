@@ -136,10 +136,13 @@ class Delta(_message.Message):
     ERRORS_FIELD_NUMBER: _builtins.int
     USERS_RUNNING_FIELD_NUMBER: _builtins.int
     FINAL_FIELD_NUMBER: _builtins.int
+    HATCHED_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     users_running: _builtins.int
     final: _builtins.bool
     """the last delta before the worker leaves"""
+    hatched: _builtins.bool
+    """sent once, when all of this worker's users are running"""
     @_builtins.property
     def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___RowStats]: ...
     @_builtins.property
@@ -155,10 +158,11 @@ class Delta(_message.Message):
         errors: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         users_running: _builtins.int = ...,
         final: _builtins.bool = ...,
+        hatched: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["errors", b"errors", "final", b"final", "requests", b"requests", "sequence", b"sequence", "tasks", b"tasks", "users_running", b"users_running"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["errors", b"errors", "final", b"final", "hatched", b"hatched", "requests", b"requests", "sequence", b"sequence", "tasks", b"tasks", "users_running", b"users_running"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

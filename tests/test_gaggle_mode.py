@@ -1,0 +1,200 @@
+"""Gaggle mode with real processes and real sockets: a manager and worker processes, all on
+127.0.0.1, against the counting target."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from gaggle import Attack
+from gaggle.distributed.manager import Manager
+from gaggle.distributed.role import Role
+from gaggle.distributed.rules import rules_hash, rules_json
+from gaggle.loader import load_tasksets
+from tests.conftest import ROOT, Target, gaggle_command, run_gaggle
+
+TEST = """
+from gaggle import TaskSet, task, constant
+
+class Plain(TaskSet):
+    wait_time = constant(0.05)
+
+    @task
+    async def index(self) -> None:
+        await self.get("/")
+
+    @task(on_stop=True)
+    async def bye(self) -> None:
+        await self.get("/landing")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def write(tmp_path: Path, text: str = TEST, name: str = "loadtest.py") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def start_worker(test: str, port: int, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        gaggle_command("run", test, "--worker", "--manager-port", str(port), *extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]:
+    try:
+        _, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, err
+
+
+def test_three_workers_count_exactly_what_the_target_served(target: Target, tmp_path: Path) -> None:
+    test = write(tmp_path)
+    tasksets = load_tasksets(test)
+    port = free_port()
+    options = {"host": target.url, "users": 10, "hatch_rate": 40, "run_time": 2,
+               "no_reset_metrics": True}  # fmt: skip
+    plan = Attack(*tasksets).plan(options, console=Console(file=io.StringIO(), width=140))
+    role = Role(kind="manager", expect_workers=3, bind_host="127.0.0.1", bind_port=port)
+    logs = [tmp_path / f"requests-{i}.json" for i in range(3)]
+
+    async def gaggle() -> tuple[object, list[tuple[int, str]]]:
+        manager = asyncio.ensure_future(
+            Manager(plan, role, rules_hash(tasksets), rules_json(tasksets)).run()
+        )
+        await asyncio.sleep(0.3)
+        workers = [start_worker(test, port, "-m", str(log)) for log in logs]
+        result = await manager
+        return result, [await asyncio.to_thread(finish, w) for w in workers]
+
+    result, exits = asyncio.run(gaggle())
+    assert [code for code, _ in exits] == [0, 0, 0], exits
+    served = target.counts()
+    metrics = result.all_metrics()  # type: ignore[attr-defined]
+    assert metrics.requests[("GET", "/")].count == served["GET / 200"] > 100
+    assert metrics.requests[("GET", "/landing")].count == served["GET /landing 200"] == 10
+    # 10 users over 3 workers: 4, 3, 3, numbered as one process would have numbered them.
+    users = [sorted({json.loads(line)["user"] for line in log.read_text().splitlines()})
+             for log in logs]  # fmt: skip
+    assert sorted(users) == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+
+
+def start_manager(test: str, target: Target, port: int, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        gaggle_command(
+            "run",
+            test,
+            "--manager",
+            "--expect-workers",
+            "2",
+            "--manager-bind-host",
+            "127.0.0.1",
+            "--manager-bind-port",
+            str(port),
+            "--host",
+            target.url,
+            "-u",
+            "4",
+            "-r",
+            "100",
+            *extra,
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def wait_for(target: Target, key: str, count: int) -> None:
+    deadline = time.monotonic() + 15
+    while target.counts().get(key, 0) < count:
+        assert time.monotonic() < deadline, target.counts()
+        time.sleep(0.05)
+
+
+def test_ctrl_c_on_a_worker_stops_the_whole_gaggle(target: Target, tmp_path: Path) -> None:
+    test, port = write(tmp_path), free_port()
+    manager = start_manager(test, target, port)
+    time.sleep(0.5)
+    workers = [start_worker(test, port) for _ in range(2)]
+    wait_for(target, "GET / 200", 20)
+    workers[0].send_signal(signal.SIGINT)
+    exits = [finish(w) for w in workers]
+    code, err = finish(manager)
+    assert [c for c, _ in exits] == [0, 0], exits
+    assert code == 0, err
+    assert "worker 1" in err or "worker 2" in err
+    assert target.counts()["GET /landing 200"] == 4  # every user, on both workers, said bye
+
+
+def test_workers_stop_when_the_manager_dies(target: Target, tmp_path: Path) -> None:
+    test, port = write(tmp_path), free_port()
+    manager = start_manager(test, target, port)
+    time.sleep(0.5)
+    workers = [start_worker(test, port) for _ in range(2)]
+    wait_for(target, "GET / 200", 20)
+    manager.kill()
+    manager.wait()
+    stopped = time.monotonic()
+    exits = [finish(w, timeout=10) for w in workers]
+    assert time.monotonic() - stopped < 5
+    for code, err in exits:
+        assert code == 1
+        assert "lost the manager" in err
+    before = target.counts()["GET / 200"]
+    time.sleep(0.5)
+    assert target.counts()["GET / 200"] == before  # no load without the control plane
+
+
+def test_a_worker_with_other_rules_is_refused(target: Target, tmp_path: Path) -> None:
+    test, port = write(tmp_path), free_port()
+    other = write(tmp_path, TEST.replace("@task\n", "@task(weight=2)\n"), "other.py")
+    manager = start_manager(test, target, port, "-t", "1")
+    try:
+        time.sleep(0.5)
+        code, err = finish(start_worker(other, port))
+    finally:
+        manager.kill()
+        manager.wait()
+    assert code == 2
+    assert "refused" in err
+    assert "the test rules differ" in err
+    assert "weight: manager 1, worker 2" in err
+
+
+def test_gaggle_flags_are_checked(tmp_path: Path) -> None:
+    test = write(tmp_path)
+    cases = [
+        (["--manager"], "--manager needs --expect-workers"),
+        (["--manager", "--expect-workers", "0"], "--expect-workers: '0'"),
+        (["--worker", "--manager-port", "99999"], "--manager-port: '99999'"),
+        (["--manager-port", "5115"], "it goes with --worker"),
+        (["--manager", "--worker", "--expect-workers", "1"], "either --manager or --worker"),
+    ]
+    for args, words in cases:
+        result = run_gaggle("run", test, "--host", "http://127.0.0.1:9", *args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert words in result.stderr, (args, result.stderr)

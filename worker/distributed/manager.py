@@ -1,0 +1,271 @@
+"""The manager: waits for its workers, starts them together, merges their deltas, stops them.
+
+Each worker holds one ``Join`` stream. The manager checks its hello (protocol version, rules
+hash), answers with a welcome, and once ``--expect-workers`` have joined sends every worker a
+``Start`` with its share of users and one start instant. From then on it only merges deltas (its
+cost is per delta, not per request), resets the totals when every worker has hatched (unless
+--no-reset-metrics), and broadcasts ``Stop`` at the run time, on Ctrl-C/SIGTERM, or when a
+worker leaves because it was interrupted. The summary is printed from the merged totals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+
+from gaggle import __version__
+from gaggle.config import RunConfig
+from gaggle.distributed.convert import from_delta
+from gaggle.distributed.role import Role
+from gaggle.distributed.rules import rules_difference
+from gaggle.distributed.split import split_users
+from gaggle.metrics.aggregate import Metrics
+from gaggle.report.tables import TableOptions, print_tables
+from gaggle.runner import RunPlan, RunResult
+from gaggle.wire import gaggle_pb2 as wire
+from gaggle.wire import gaggle_pb2_grpc as wire_grpc
+
+log = logging.getLogger("gaggle")
+
+PROTOCOL_VERSION = 1
+START_DELAY = 1.0  # seconds between the Start message and the common start instant
+PER_WORKER_KEYS = (
+    "requests_file",
+    "requests_format",
+    "debug_file",
+    "debug_format",
+    "no_debug_body",
+    "log_file",
+    "log_level",
+    "verbose",
+)
+
+
+@dataclass(eq=False)
+class WorkerLink:
+    index: int
+    name: str
+    outbox: asyncio.Queue[wire.ManagerMessage | None] = field(default_factory=asyncio.Queue)
+    last_sequence: int = 0
+    hatched: bool = False
+    done: bool = False  # sent its final delta, or was lost
+    users_running: int = 0
+
+
+class Manager(wire_grpc.GaggleServicer):
+    def __init__(self, plan: RunPlan, role: Role, rules_hash: str, rules_json: str) -> None:
+        self.plan, self.role = plan, role
+        self.rules_hash, self.rules_json = rules_hash, rules_json
+        self.workers: list[WorkerLink] = []
+        self.totals = Metrics()
+        self.hatch_metrics: Metrics | None = None
+        self.metrics_started = time.perf_counter()
+        self.all_joined = asyncio.Event()
+        self.all_done = asyncio.Event()
+        self.stop_reason = ""
+        self.lost = 0
+        self.task_names = [(ts.__name__, [t.name for t in ts.tasks]) for ts in plan.tasksets]
+
+    # --- the stream -----------------------------------------------------------------------
+    async def Join(  # noqa: N802 - the name comes from the .proto
+        self,
+        request_iterator: AsyncIterator[wire.WorkerMessage],
+        context: grpc.aio.ServicerContext[wire.WorkerMessage, wire.ManagerMessage],
+    ) -> AsyncIterator[wire.ManagerMessage]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or not first.HasField("hello"):
+            return
+        refusal = self._check(first.hello)
+        if refusal:
+            log.error("refused worker %s: %s", first.hello.name or context.peer(), refusal)
+            yield wire.ManagerMessage(refused=wire.Refused(reason=refusal))
+            return
+        link = WorkerLink(index=len(self.workers), name=first.hello.name or context.peer())
+        self.workers.append(link)
+        log.info("worker %d joined: %s", link.index + 1, link.name)
+        yield wire.ManagerMessage(
+            welcome=wire.Welcome(worker_index=link.index, workers=self.role.expect_workers)
+        )
+        if len(self.workers) == self.role.expect_workers:
+            self.all_joined.set()
+        reader = asyncio.ensure_future(self._read(link, request_iterator))
+        try:
+            while (message := await link.outbox.get()) is not None:
+                yield message
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            if not link.done:
+                self._lose(link, "its stream ended")
+
+    def _check(self, hello: wire.Hello) -> str:
+        if hello.protocol_version != PROTOCOL_VERSION:
+            return (
+                f"protocol version {hello.protocol_version} is not {PROTOCOL_VERSION} "
+                f"(worker gaggle {hello.gaggle_version}, manager gaggle {__version__})"
+            )
+        if len(self.workers) >= self.role.expect_workers:
+            return f"the gaggle already has its {self.role.expect_workers} worker(s)"
+        if hello.rules_hash != self.rules_hash:
+            what = rules_difference(self.rules_json, hello.rules_json)
+            message = (
+                f"the test rules differ: manager {self.rules_hash[:12]}, worker "
+                f"{hello.rules_hash[:12]} ({what})"
+            )
+            if self.role.hash_check:
+                return message + "; run the same test file, or --no-hash-check on the manager"
+            log.warning("%s (allowed by --no-hash-check)", message)
+        return ""
+
+    async def _read(self, link: WorkerLink, messages: AsyncIterator[wire.WorkerMessage]) -> None:
+        async for message in messages:
+            kind = message.WhichOneof("body")
+            if kind == "delta":
+                self._merge(link, message.delta)
+            elif kind == "goodbye":
+                log.warning("worker %d is stopping: %s", link.index + 1, message.goodbye.reason)
+                self.stop(f"worker {link.index + 1}: {message.goodbye.reason}")
+
+    def _merge(self, link: WorkerLink, delta: wire.Delta) -> None:
+        if delta.sequence <= link.last_sequence:
+            return  # a resend: already merged
+        link.last_sequence = delta.sequence
+        link.users_running = delta.users_running
+        self.totals.merge(from_delta(delta))
+        if delta.hatched and not link.hatched:
+            link.hatched = True
+            if all(w.hatched for w in self.workers):
+                self._all_hatched()
+        if delta.final:
+            link.done = True
+            self._check_done()
+
+    def _lose(self, link: WorkerLink, why: str) -> None:
+        link.done = True
+        self.lost += 1
+        log.warning(
+            "lost worker %d (%s): what it did since its last delta is unknown", link.index + 1, why
+        )
+        self._check_done()
+
+    def _check_done(self) -> None:
+        if self.workers and all(w.done for w in self.workers):
+            self.all_done.set()
+
+    # --- the run ----------------------------------------------------------------------------
+    def _all_hatched(self) -> None:
+        config, console = self.plan.config, self.plan.console
+        console.print(
+            f"All {config.users} users hatched"
+            + (
+                "."
+                if config.no_reset_metrics
+                else ", resetting metrics (disable with --no-reset-metrics).\n"
+            )
+        )
+        if config.no_reset_metrics:
+            return
+        now = time.perf_counter()
+        if not (config.no_metrics or config.only_summary):
+            self._print(self.totals, now - self.metrics_started)
+        self.hatch_metrics, self.totals = self.totals, Metrics()
+        self.metrics_started = now
+        if config.run_time > 0:
+            asyncio.get_running_loop().call_later(config.run_time, self.stop, "run time elapsed")
+
+    def stop(self, reason: str) -> None:
+        if self.stop_reason:
+            return
+        self.stop_reason = reason
+        log.info("stopping the gaggle: %s", reason)
+        for link in self.workers:
+            link.outbox.put_nowait(wire.ManagerMessage(stop=wire.Stop(reason=reason)))
+
+    def _start_message(self, share_users: int, first: int, rate: float) -> wire.ManagerMessage:
+        # Only what differs from the defaults: "0 = off" values are not valid as options.
+        defaults = RunConfig()
+        config = {
+            key: value
+            for key, value in dataclasses.asdict(self.plan.config).items()
+            if key not in PER_WORKER_KEYS and value != getattr(defaults, key)
+        }
+        return wire.ManagerMessage(
+            start=wire.Start(
+                start_at=time.time() + START_DELAY,
+                config_json=json.dumps(config),
+                users=share_users,
+                first_user=first,
+                hatch_rate=rate,
+                total_users=self.plan.config.users,
+            )
+        )
+
+    async def run(self) -> RunResult:
+        config, role = self.plan.config, self.role
+        server = grpc.aio.server()
+        wire_grpc.add_GaggleServicer_to_server(self, server)
+        address = f"{role.bind_host}:{role.bind_port}"
+        server.add_insecure_port(address)
+        await server.start()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.stop, f"caught {signal.Signals(signum).name}")
+        try:
+            log.warning(
+                "manager listening on %s, waiting for %d worker(s)", address, role.expect_workers
+            )
+            joined = asyncio.ensure_future(self.all_joined.wait())
+            while not joined.done() and not self.stop_reason:
+                await asyncio.wait([joined], timeout=0.2)
+            if self.stop_reason:
+                joined.cancel()
+                return self._result(0.0)
+            self.metrics_started = time.perf_counter() + START_DELAY
+            for link, share in zip(
+                self.workers,
+                split_users(config.users, config.hatch_rate, len(self.workers)),
+                strict=True,
+            ):
+                link.outbox.put_nowait(
+                    self._start_message(share.users, share.first_user, share.hatch_rate)
+                )
+            if config.run_time > 0 and config.no_reset_metrics:
+                loop.call_later(START_DELAY + config.run_time, self.stop, "run time elapsed")
+            await self.all_done.wait()
+            duration = time.perf_counter() - self.metrics_started
+            for link in self.workers:
+                link.outbox.put_nowait(None)
+            if not config.no_metrics:
+                self._print(self.totals, duration)
+            return self._result(duration)
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+            await server.stop(grace=1)
+
+    def _result(self, duration: float) -> RunResult:
+        return RunResult(
+            metrics=self.totals,
+            duration=duration,
+            users=self.plan.config.users,
+            stopped_by=self.stop_reason,
+            hatch_metrics=self.hatch_metrics,
+            task_names=self.task_names,
+        )
+
+    def _print(self, metrics: Metrics, duration: float) -> None:
+        config = self.plan.config
+        options = TableOptions(
+            self.task_names, duration, config.status_codes, not config.no_task_metrics
+        )
+        print_tables(self.plan.console, metrics, options)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -198,3 +199,20 @@ def test_gaggle_flags_are_checked(tmp_path: Path) -> None:
         result = run_gaggle("run", test, "--host", "http://127.0.0.1:9", *args)
         assert result.returncode == 2, (args, result.stderr)
         assert words in result.stderr, (args, result.stderr)
+
+
+def test_processes_runs_a_local_gaggle_with_exact_totals(target: Target, tmp_path: Path) -> None:
+    log = tmp_path / "requests.json"
+    result = run_gaggle(
+        "run", write(tmp_path), "--processes", "2", "--host", target.url, "-u", "6", "-r", "60",
+        "-t", "1.5", "--no-reset-metrics", "--only-summary", "-m", str(log),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    served = target.counts()
+    row = re.search(r"^\s*GET /\s+([\d,]+)\s", result.stdout, re.MULTILINE)
+    assert row is not None, result.stdout
+    assert int(row.group(1).replace(",", "")) == served["GET / 200"] > 50
+    per_worker = [tmp_path / "requests-1.json", tmp_path / "requests-2.json"]
+    lines = [len(path.read_text().splitlines()) for path in per_worker]
+    assert sum(lines) == served["GET / 200"] + served["GET /landing 200"]
+    assert all(count > 0 for count in lines)

@@ -20,6 +20,7 @@ from gaggle.attack import (
 )
 from gaggle.config import ConfigError, build_config
 from gaggle.demo_site import add_demo_site_parser
+from gaggle.distributed.local import run_local
 from gaggle.distributed.manager import PER_WORKER_KEYS, Manager
 from gaggle.distributed.role import Role, role_from
 from gaggle.distributed.rules import file_hash, rules_hash, rules_json
@@ -62,9 +63,11 @@ def run_command(namespace: argparse.Namespace) -> int:
         fail("gaggle", str(error))
     setup_logging(plan.config)
     try:
+        rules = (rules_hash(tasksets), rules_json(tasksets))
+        if role.kind == "local":
+            return run_on_best_loop(run_local(namespace.file, plan, role, rules, options))
         if role.kind == "manager":
-            rules = rules_json(tasksets)
-            run_on_best_loop(Manager(plan, role, rules_hash(tasksets), rules).run())
+            run_on_best_loop(Manager(plan, role, *rules).run())
         else:
             run_on_best_loop(Runner(plan).run())
     except Aborted:

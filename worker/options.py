@@ -21,7 +21,6 @@ from gaggle.config import (
 # Flags that are parsed now so that they are never mistaken for typos, and refused until the
 # feature lands: (flags, takes a value, what it is for).
 RESERVED: tuple[tuple[tuple[str, ...], bool, str], ...] = (
-    (("--processes",), True, "Gaggle mode on one machine"),
     (("--metrics-bind",), True, "Prometheus metrics"),
     (("-R", "--report-file"), True, "reports"),
 )
@@ -100,6 +99,12 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     gaggle.add_argument(
         "--manager-bind-port", default=no, metavar="PORT", help="manager port (default: 5115)"
     )
+    gaggle.add_argument(
+        "--processes",
+        default=no,
+        metavar="N",
+        help="a local manager and N worker processes (auto: CPUs)",
+    )
     gaggle.add_argument("--worker", action="store_true", default=no, help="run as a worker")
     gaggle.add_argument(
         "--manager-host", default=no, metavar="HOST", help="manager to join (default: 127.0.0.1)"
@@ -130,6 +135,7 @@ def given_options(namespace: argparse.Namespace) -> dict[str, object]:
 
 
 GAGGLE_KEYS = (
+    "processes",
     "manager",
     "worker",
     "expect_workers",

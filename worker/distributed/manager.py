@@ -17,7 +17,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -74,6 +74,8 @@ class Manager(wire_grpc.GaggleServicer):
         self.stop_reason = ""
         self.lost = 0
         self.task_names = [(ts.__name__, [t.name for t in ts.tasks]) for ts in plan.tasksets]
+        self.port = role.bind_port
+        self.on_listening: Callable[[int], None] | None = None  # told the port once bound
 
     # --- the stream -----------------------------------------------------------------------
     async def Join(  # noqa: N802 - the name comes from the .proto
@@ -214,9 +216,11 @@ class Manager(wire_grpc.GaggleServicer):
         config, role = self.plan.config, self.role
         server = grpc.aio.server()
         wire_grpc.add_GaggleServicer_to_server(self, server)
-        address = f"{role.bind_host}:{role.bind_port}"
-        server.add_insecure_port(address)
+        self.port = server.add_insecure_port(f"{role.bind_host}:{role.bind_port}")
+        address = f"{role.bind_host}:{self.port}"
         await server.start()
+        if self.on_listening is not None:
+            self.on_listening(self.port)
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.stop, f"caught {signal.Signals(signum).name}")

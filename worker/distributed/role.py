@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from gaggle.config import ConfigError
@@ -11,7 +12,8 @@ DEFAULT_PORT = 5115
 
 @dataclass(frozen=True, slots=True)
 class Role:
-    kind: str = "standalone"  # standalone | manager | worker
+    kind: str = "standalone"  # standalone | manager | worker | local (--processes N)
+    processes: int = 1
     expect_workers: int = 0
     bind_host: str = "0.0.0.0"
     bind_port: int = DEFAULT_PORT
@@ -37,8 +39,28 @@ def _host(flag: str, value: object) -> str:
     return text
 
 
+def _processes(value: object) -> int:
+    if str(value).strip().lower() == "auto":
+        return os.cpu_count() or 1
+    try:
+        count = int(str(value))
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ConfigError("--processes", value, "use a whole number ≥ 1 or auto (one per CPU)")
+    return count
+
+
 def role_from(flags: dict[str, object]) -> Role:
     manager, worker = bool(flags.get("manager")), bool(flags.get("worker"))
+    if "processes" in flags:
+        if manager or worker:
+            raise ConfigError(
+                "--processes", flags["processes"], "it runs its own manager and workers"
+            )
+        processes = _processes(flags["processes"])
+        if processes > 1:
+            return Role(kind="local", processes=processes, bind_host="127.0.0.1", bind_port=0)
     if manager and worker:
         raise ConfigError("--worker", True, "a process is either --manager or --worker, not both")
     manager_only = ("expect_workers", "manager_bind_host", "manager_bind_port", "no_hash_check")

@@ -1,0 +1,81 @@
+"""``--processes N``: a manager on 127.0.0.1 plus N worker processes of the same test file, so
+one machine uses all its cores through exactly the code path of a distributed gaggle."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+from gaggle.distributed.manager import Manager
+from gaggle.distributed.role import Role
+from gaggle.runner import RunPlan
+
+WORKER_EXIT_TIMEOUT = 30.0
+
+
+def per_worker_file(path: str, index: int) -> str:
+    """``requests.json`` → ``requests-2.json`` for worker 2: each worker writes its own log."""
+    file = Path(path)
+    return str(file.with_name(f"{file.stem}-{index}{file.suffix}"))
+
+
+def worker_flags(options: dict[str, object], index: int) -> list[str]:
+    flags: list[str] = []
+    for key, flag in (("requests_file", "-m"), ("debug_file", "-d"), ("log_file", "-L")):
+        if options.get(key):
+            flags += [flag, per_worker_file(str(options[key]), index)]
+    for key, flag in (("requests_format", "--requests-format"), ("debug_format", "--debug-format")):
+        if options.get(key):
+            flags += [flag, str(options[key])]
+    if options.get("no_debug_body"):
+        flags.append("--no-debug-body")
+    for key, flag in (("log_level", "-g"), ("verbose", "-v")):
+        flags += [flag] * int(str(options.get(key) or 0))
+    return flags
+
+
+async def run_local(
+    path: str, plan: RunPlan, role: Role, rules: tuple[str, str], options: dict[str, object]
+) -> int:
+    """Run the gaggle; the exit code is the worst of the workers' (0 when all went well)."""
+    manager = Manager(
+        plan,
+        Role(kind="manager", expect_workers=role.processes, bind_host="127.0.0.1", bind_port=0),
+        *rules,
+    )
+    workers: list[subprocess.Popen[bytes]] = []
+
+    def spawn(port: int) -> None:
+        for index in range(1, role.processes + 1):
+            command = [
+                sys.executable,
+                "-m",
+                "gaggle",
+                "run",
+                path,
+                "--worker",
+                "--manager-host",
+                "127.0.0.1",
+                "--manager-port",
+                str(port),
+                *worker_flags(options, index),
+            ]
+            workers.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+
+    manager.on_listening = spawn
+    try:
+        await manager.run()
+    finally:
+        codes = [await asyncio.to_thread(_reap, worker) for worker in workers]
+    return max(codes, default=0)
+
+
+def _reap(worker: subprocess.Popen[bytes]) -> int:
+    try:
+        return worker.wait(timeout=WORKER_EXIT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        worker.kill()  # only our own child, by its handle
+        worker.wait()
+        return 1

@@ -66,7 +66,7 @@ BAD_INPUT = [
     (["--throttle-requests", "0"], None, ["--throttle-requests", "'0'"]),
     (["--running-metrics", "soon"], None, ["--running-metrics", "'soon'"]),
     (["--processes", "0"], None, ["--processes", "'0'", "auto"]),
-    (["--metrics-bind", "0.0.0.0:9646"], None, ["--metrics-bind", "not available"]),
+    (["--metrics-bind", "9646"], None, ["--metrics-bind", "HOST:PORT"]),
     (["-R", "report.html"], None, ["--report-file", "not available"]),
     (["--expect-workers", "2"], None, ["--expect-workers", "it goes with --manager"]),
     ([], "x = (\n", ["loadtest.py:1", "syntax error"]),

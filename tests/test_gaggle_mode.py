@@ -120,6 +120,8 @@ def start_manager(test: str, target: Target, port: int, *extra: str) -> subproce
             "4",
             "-r",
             "100",
+            "--metrics-bind",
+            f"127.0.0.1:{free_port()}",
             *extra,
         ),
         stdout=subprocess.PIPE,

@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Coroutine, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from rich.console import Console
 
@@ -140,7 +140,7 @@ class Attack:
             raise SystemExit(EXIT_ABORTED) from None
 
 
-def fail(prog: str, message: str) -> Any:
+def fail(prog: str, message: str) -> NoReturn:
     print(f"{prog}: error: {message}", file=sys.stderr)
     raise SystemExit(EXIT_BAD_INPUT)
 

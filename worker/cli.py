@@ -27,7 +27,7 @@ from gaggle.distributed.rules import file_hash, rules_hash, rules_json
 from gaggle.distributed.worker import Worker, WorkerError
 from gaggle.loader import load_tasksets
 from gaggle.options import add_run_options, given_options, split_gaggle_options
-from gaggle.runner import Aborted, Runner
+from gaggle.runner import Aborted, Runner, RunPlan
 from gaggle.taskset import TaskSet, TestDefinitionError
 
 log = logging.getLogger("gaggle")
@@ -58,14 +58,29 @@ def run_command(namespace: argparse.Namespace) -> int:
             return 0
         if role.kind == "worker":
             return run_worker(namespace.file, tasksets, role, options)
+        if role.kind == "manager":
+            options.setdefault("metrics_bind", "0.0.0.0:9646")
         plan = attack.plan(options)
     except (ConfigError, TestDefinitionError) as error:
         fail("gaggle", str(error))
     setup_logging(plan.config)
     try:
+        return run_role(namespace.file, plan, role, tasksets, options)
+    except ConfigError as error:  # found only when acting on it, e.g. a port already in use
+        fail("gaggle", str(error))
+
+
+def run_role(
+    path: str,
+    plan: RunPlan,
+    role: Role,
+    tasksets: list[type[TaskSet]],
+    options: dict[str, object],
+) -> int:
+    try:
         rules = (rules_hash(tasksets), rules_json(tasksets))
         if role.kind == "local":
-            return run_on_best_loop(run_local(namespace.file, plan, role, rules, options))
+            return run_on_best_loop(run_local(path, plan, role, rules, options))
         if role.kind == "manager":
             run_on_best_loop(Manager(plan, role, *rules).run())
         else:

@@ -55,6 +55,7 @@ class RunConfig:
     sticky_follow: bool = False
     scheduler: str = "round-robin"
     http_client: str = "aiohttp"
+    metrics_bind: str | None = None  # HOST:PORT for /metrics and /summary
 
 
 class Default(enum.Enum):
@@ -82,6 +83,7 @@ class Default(enum.Enum):
     STICKY_FOLLOW = "sticky_follow"
     SCHEDULER = "scheduler"
     HTTP_CLIENT = "http_client"
+    METRICS_BIND = "metrics_bind"
 
 
 # --- converters: accept a flag's text or a Python value; raise ConfigError --------------------
@@ -186,6 +188,14 @@ def validate_host(option: str, value: object) -> str:
     return value.strip().rstrip("/")
 
 
+def validate_bind(option: str, value: object) -> str:
+    allowed = "use HOST:PORT, e.g. 0.0.0.0:9646 or 127.0.0.1:0 (any free port)"
+    host, _, port = str(value).strip().rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535 or " " in host:
+        raise ConfigError(option, value, allowed)
+    return f"{host}:{int(port)}"
+
+
 # field name → (flag shown in messages, converter)
 CONVERTERS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "host": ("--host", lambda v: None if v is None else validate_host("--host", v)),
@@ -210,6 +220,10 @@ CONVERTERS: dict[str, tuple[str, Callable[[object], Any]]] = {
     "sticky_follow": ("--sticky-follow", _flag("--sticky-follow")),
     "scheduler": ("--scheduler", _choice("--scheduler", SCHEDULERS)),
     "http_client": ("--http-client", _choice("--http-client", HTTP_CLIENTS)),
+    "metrics_bind": (
+        "--metrics-bind",
+        lambda v: None if v is None else validate_bind("--metrics-bind", v),
+    ),
 }
 assert set(CONVERTERS) == {f.name for f in fields(RunConfig)}
 

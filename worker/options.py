@@ -21,7 +21,6 @@ from gaggle.config import (
 # Flags that are parsed now so that they are never mistaken for typos, and refused until the
 # feature lands: (flags, takes a value, what it is for).
 RESERVED: tuple[tuple[tuple[str, ...], bool, str], ...] = (
-    (("--metrics-bind",), True, "Prometheus metrics"),
     (("-R", "--report-file"), True, "reports"),
 )
 
@@ -112,6 +111,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     gaggle.add_argument(
         "--manager-port", default=no, metavar="PORT", help="its port (default: 5115)"
     )
+    advanced.add_argument(
+        "--metrics-bind", default=no, metavar="HOST:PORT",
+        help="serve Prometheus /metrics and /summary (manager default: 0.0.0.0:9646)",
+    )  # fmt: skip
     reserved = parser.add_argument_group("reserved (not yet available)")
     for flags, takes_value, _ in RESERVED:
         if takes_value:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from aiohttp import web
 from rich.console import Console
 
 from gaggle.config import RunConfig
@@ -25,6 +26,7 @@ from gaggle.context import RunContext
 from gaggle.http import CLIENTS
 from gaggle.metrics.aggregate import Aggregator, Metrics, NullAggregator
 from gaggle.report.logs import BufferedLog, open_debug_log, open_requests_log
+from gaggle.report.prometheus import Source, serve
 from gaggle.report.tables import TableOptions, print_tables
 from gaggle.scheduler import allocate, hatch
 from gaggle.taskset import TaskSet
@@ -114,6 +116,7 @@ class Runner:
     # --- the run ----------------------------------------------------------------------------
     async def run(self) -> RunResult:
         config = self.plan.config
+        endpoint = await self._serve_metrics() if config.metrics_bind else None  # may refuse
         self._open_logs()
         self._install_signals()
         timers = self._start_timers()
@@ -133,6 +136,8 @@ class Runner:
         finally:
             self._remove_signals()
             await self._close_logs()
+            if endpoint is not None:
+                await endpoint.cleanup()
         duration = time.perf_counter() - self.metrics_started
         metrics = self.snapshot() if self.plan.report else Metrics()
         if self.plan.report and not config.no_metrics:
@@ -146,6 +151,20 @@ class Runner:
             hatch_metrics=self.hatch_metrics,
             task_names=self.task_names,
         )
+
+    async def _serve_metrics(self) -> web.AppRunner:
+        def everything() -> Metrics:
+            total = self.hatch_metrics.copy() if self.hatch_metrics is not None else Metrics()
+            total.merge(self.snapshot())
+            return total
+
+        source = Source(
+            metrics=everything,
+            users=lambda: sum(1 for task in self.users if not task.done()),
+            task_names=lambda: self.task_names,
+        )
+        endpoint, _ = await serve(str(self.plan.config.metrics_bind), source)
+        return endpoint
 
     async def _hatch(self) -> bool:
         plan, ctx = self.plan, self.ctx

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import grpc
+from aiohttp import web
 
 from gaggle import __version__
 from gaggle.config import RunConfig
@@ -29,6 +30,7 @@ from gaggle.distributed.role import Role
 from gaggle.distributed.rules import rules_difference
 from gaggle.distributed.split import split_users
 from gaggle.metrics.aggregate import Metrics
+from gaggle.report.prometheus import Source, serve
 from gaggle.report.tables import TableOptions, print_tables
 from gaggle.runner import RunPlan, RunResult
 from gaggle.wire import gaggle_pb2 as wire
@@ -47,6 +49,7 @@ PER_WORKER_KEYS = (
     "log_file",
     "log_level",
     "verbose",
+    "metrics_bind",  # the manager's endpoint; a worker may serve its own
 )
 
 
@@ -221,6 +224,7 @@ class Manager(wire_grpc.GaggleServicer):
         await server.start()
         if self.on_listening is not None:
             self.on_listening(self.port)
+        endpoint = await self._serve_metrics()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, self.stop, f"caught {signal.Signals(signum).name}")
@@ -255,7 +259,27 @@ class Manager(wire_grpc.GaggleServicer):
         finally:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+            if endpoint is not None:
+                await endpoint.cleanup()
             await server.stop(grace=1)
+
+    async def _serve_metrics(self) -> web.AppRunner | None:
+        bind = self.plan.config.metrics_bind
+        if not bind:
+            return None
+        source = Source(
+            metrics=self._everything,
+            users=lambda: sum(w.users_running for w in self.workers if not w.done),
+            workers=lambda: (sum(1 for w in self.workers if not w.done), self.lost),
+            task_names=lambda: self.task_names,
+        )
+        endpoint, _ = await serve(bind, source)
+        return endpoint
+
+    def _everything(self) -> Metrics:
+        total = self.hatch_metrics.copy() if self.hatch_metrics is not None else Metrics()
+        total.merge(self.totals)
+        return total
 
     def _result(self, duration: float) -> RunResult:
         return RunResult(

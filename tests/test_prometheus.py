@@ -1,0 +1,171 @@
+"""/metrics and /summary against a real run: scraped numbers equal what the target served."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import ROOT, Target, gaggle_command
+from tests.test_gaggle_mode import finish, free_port, start_worker, wait_for, write
+
+QUIET = """
+from gaggle import TaskSet, task, constant
+
+class Visitor(TaskSet):
+    wait_time = constant(60)
+
+    @task(on_start=True)
+    async def arrive(self) -> None:
+        await self.get("/a")
+        await self.get("/status/500")
+
+    @task
+    async def idle(self) -> None:  # after a 60 s pause: never within these tests
+        await self.get("/b")
+"""
+
+
+def scrape(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        text: str = response.read().decode()
+        return text
+
+
+def samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(scrape(port, "/metrics")):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def settle(target: Target, key: str, count: int) -> None:
+    wait_for(target, key, count)
+    time.sleep(0.3)  # all users are in their 60 s pause: nothing more is sent
+
+
+def check(port: int, target: Target, users: int, workers: tuple[int, int] | None) -> None:
+    found = samples(port)
+    served = target.counts()
+    get = (("method", "GET"), ("name", "/a"), ("status", "200"))
+    assert found[("gaggle_requests_total", get)] == served["GET /a 200"]
+    fails = (("method", "GET"), ("name", "/status/500"))
+    assert found[("gaggle_request_failures_total", fails)] == served["GET /status/500 500"]
+    count = (("method", "GET"), ("name", "/a"))
+    served_a = served["GET /a 200"]
+    assert found[("gaggle_response_time_seconds_count", count)] == served_a
+    for le in ("+Inf", "60.0"):
+        bucket = tuple(sorted((*count, ("le", le))))
+        assert found[("gaggle_response_time_seconds_bucket", bucket)] == served_a
+    assert found[("gaggle_users", ())] == users
+    if workers is not None:
+        assert found[("gaggle_workers_connected", ())] == workers[0]
+        assert found[("gaggle_workers_lost_total", ())] == workers[1]
+    assert '"requests"' in scrape(port, "/summary")
+
+
+def test_standalone_metrics_bind(target: Target, tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        gaggle_command(
+            "run",
+            write(tmp_path, QUIET),
+            "--host",
+            target.url,
+            "-u",
+            "5",
+            "-r",
+            "100",
+            "--metrics-bind",
+            f"127.0.0.1:{port}",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        settle(target, "GET /status/500 500", 5)
+        check(port, target, users=5, workers=None)
+        process.terminate()
+        code, err = finish(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert code == 0, err
+
+
+def test_manager_metrics_cover_every_worker(target: Target, tmp_path: Path) -> None:
+    test, grpc_port, metrics_port = write(tmp_path, QUIET), free_port(), free_port()
+    manager = subprocess.Popen(
+        gaggle_command(
+            "run",
+            test,
+            "--manager",
+            "--expect-workers",
+            "2",
+            "--manager-bind-host",
+            "127.0.0.1",
+            "--manager-bind-port",
+            str(grpc_port),
+            "--host",
+            target.url,
+            "-u",
+            "6",
+            "-r",
+            "100",
+            "--metrics-bind",
+            f"127.0.0.1:{metrics_port}",
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    workers = []
+    try:
+        time.sleep(0.5)
+        workers = [start_worker(test, grpc_port) for _ in range(2)]
+        settle(target, "GET /status/500 500", 6)
+        time.sleep(1.2)  # one delta interval: the last requests reach the manager
+        check(metrics_port, target, users=6, workers=(2, 0))
+        manager.terminate()
+        assert [finish(w)[0] for w in workers] == [0, 0]
+        code, err = finish(manager)
+    finally:
+        for process in (manager, *workers):
+            if process.poll() is None:
+                process.kill()
+    assert code == 0, err
+
+
+def test_a_metrics_port_in_use_is_bad_input(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            gaggle_command(
+                "run",
+                write(tmp_path, QUIET),
+                "--host",
+                "http://127.0.0.1:9",
+                "-t",
+                "1",
+                "--metrics-bind",
+                f"127.0.0.1:{port}",
+            ),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=ROOT,
+        )
+    assert result.returncode == 2, result.stderr
+    assert f"--metrics-bind: '127.0.0.1:{port}' is not allowed; cannot listen there" in (
+        result.stderr
+    )

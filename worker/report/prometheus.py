@@ -1,0 +1,169 @@
+"""Prometheus metrics and a JSON summary, served from a snapshot of the merged metrics.
+
+Nothing is counted twice: at scrape time the collector reads the same ``Metrics`` the tables
+print (on the manager, the merge of all workers' deltas), so ``gaggle_requests_total`` equals
+the summary's counts. Counters include the hatching phase, so they never go down at the reset.
+Labels come from the test's request names (never raw URLs), which bounds their cardinality.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from gaggle.config import ConfigError
+from gaggle.metrics.aggregate import Metrics
+from gaggle.metrics.histogram import bucket_bounds
+from gaggle.metrics.stats import Stats
+
+log = logging.getLogger("gaggle")
+
+# Upper bounds in seconds of the exported latency buckets (Prometheus needs fixed ones).
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+
+
+@dataclass
+class Source:
+    """Where the figures come from at scrape time."""
+
+    metrics: Callable[[], Metrics]  # everything so far, hatching phase included
+    users: Callable[[], int]
+    workers: Callable[[], tuple[int, int]] = lambda: (0, 0)  # (connected, lost)
+    task_names: Callable[[], list[tuple[str, list[str]]]] = lambda: []
+
+
+def cumulative_buckets(stats: Stats) -> list[tuple[str, float]]:
+    """Our fine histogram folded into Prometheus's fixed buckets (a bucket counts toward a
+    bound when its highest value is within it: exact up to our 0.4% resolution)."""
+    bounds_us = [int(bound * 1_000_000) for bound in LATENCY_BUCKETS]
+    counts = [0] * len(bounds_us)
+    for index, count in stats.histogram.items():
+        high = bucket_bounds(index)[1]
+        for position, bound in enumerate(bounds_us):
+            if high <= bound:
+                counts[position] += count
+                break
+    running, buckets = 0, []
+    for seconds, count in zip(LATENCY_BUCKETS, counts, strict=True):
+        running += count
+        buckets.append((repr(seconds), float(running)))
+    buckets.append(("+Inf", float(stats.histogram.total)))
+    return buckets
+
+
+class GaggleCollector(Collector):
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        metrics = self.source.metrics()
+        requests = CounterMetricFamily(
+            "gaggle_requests",
+            "Requests made, by final status.",
+            labels=["method", "name", "status"],
+        )
+        failures = CounterMetricFamily(
+            "gaggle_request_failures", "Requests counted as failed.", labels=["method", "name"]
+        )
+        latency = HistogramMetricFamily(
+            "gaggle_response_time_seconds",
+            "Response time, body included.",
+            labels=["method", "name"],
+        )
+        for (method, name), stats in sorted(metrics.requests.items()):
+            for status, count in sorted(stats.status_codes.items()):
+                requests.add_metric([method, name, str(status)], count)
+            failures.add_metric([method, name], stats.fail_count)
+            latency.add_metric([method, name], cumulative_buckets(stats), stats.sum_us / 1e6)
+        tasks = CounterMetricFamily(
+            "gaggle_tasks", "Task runs.", labels=["taskset", "task", "result"]
+        )
+        names = self.source.task_names()
+        for (ts, task), stats in sorted(metrics.tasks.items()):
+            taskset = names[ts][0] if ts < len(names) else str(ts)
+            label = (
+                names[ts][1][task] if ts < len(names) and task < len(names[ts][1]) else str(task)
+            )
+            tasks.add_metric([taskset, label, "success"], stats.success_count)
+            tasks.add_metric([taskset, label, "failure"], stats.fail_count)
+        connected, lost = self.source.workers()
+        yield requests
+        yield failures
+        yield latency
+        yield tasks
+        yield GaugeMetricFamily("gaggle_users", "Users running.", value=self.source.users())
+        yield GaugeMetricFamily("gaggle_workers_connected", "Workers connected.", value=connected)
+        yield CounterMetricFamily("gaggle_workers_lost", "Workers lost mid-run.", value=lost)
+
+
+def summary(source: Source) -> dict[str, Any]:
+    metrics = source.metrics()
+    connected, lost = source.workers()
+    return {
+        "users": source.users(),
+        "workers": {"connected": connected, "lost": lost},
+        "task_names": source.task_names(),
+        **metrics.to_dict(),
+    }
+
+
+def parse_bind(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host or "0.0.0.0", int(port)
+
+
+async def serve(bind: str, source: Source) -> tuple[web.AppRunner, int]:
+    """Serve ``/metrics`` and ``/summary``; returns the runner (to clean up) and the port."""
+    registry = CollectorRegistry()
+    registry.register(GaggleCollector(source))
+
+    async def metrics_page(request: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def summary_page(request: web.Request) -> web.Response:
+        return web.json_response(summary(source))
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/summary", summary_page)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, port = parse_bind(bind)
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as error:
+        await runner.cleanup()
+        reason = error.strerror or str(error)
+        raise ConfigError("--metrics-bind", bind, f"cannot listen there ({reason})") from None
+    actual = int(runner.addresses[0][1]) if runner.addresses else port
+    log.warning("metrics on http://%s:%d/metrics and /summary", host, actual)
+    return runner, actual

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -82,3 +83,47 @@ def run_gaggle(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[s
     return subprocess.run(
         gaggle_command(*args), capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
     )
+
+
+def write_test(tmp_path: Path, text: str, name: str = "loadtest.py") -> str:
+    """Write a load test file for a test; returns its path."""
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def spawn_gaggle(*args: str) -> subprocess.Popen[str]:
+    """``gaggle ARGS`` in the background, its output captured (read it with ``finish``)."""
+    return subprocess.Popen(
+        gaggle_command(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]:
+    """Wait for a process we started; kill it (by its handle) if it overstays. (code, stderr)"""
+    try:
+        _, err = process.communicate(timeout=timeout)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    return process.returncode, err
+
+
+def wait_for_count(target: Target, key: str, count: int, timeout: float = 15) -> None:
+    """Until the target has served ``key`` (e.g. "GET / 200") at least ``count`` times."""
+    deadline = time.monotonic() + timeout
+    while target.counts().get(key, 0) < count:
+        assert time.monotonic() < deadline, target.counts()
+        time.sleep(0.05)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

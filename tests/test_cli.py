@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Target, gaggle_command, run_gaggle
+from tests.conftest import Target, run_gaggle, spawn_gaggle, wait_for_count, write_test
 
 PLAIN = """
 from gaggle import TaskSet, task, constant
@@ -44,10 +44,7 @@ class Slowpoke(TaskSet):
 """
 
 
-def write(tmp_path: Path, text: str, name: str = "loadtest.py") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
+write = write_test
 
 
 BAD_INPUT = [
@@ -172,20 +169,7 @@ def test_requests_log_formats(target: Target, tmp_path: Path) -> None:
 
 
 def _start(test: str, target: Target, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        gaggle_command("run", test, "--host", target.url, "-u", "4", "-r", "100", *extra),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-
-
-def _wait_for(target: Target, key: str, count: int) -> None:
-    deadline = time.monotonic() + 15
-    while target.counts().get(key, 0) < count:
-        assert time.monotonic() < deadline, target.counts()
-        time.sleep(0.05)
+    return spawn_gaggle("run", test, "--host", target.url, "-u", "4", "-r", "100", *extra)
 
 
 def test_ctrl_c_stops_gracefully_runs_on_stop_and_prints_metrics(
@@ -193,7 +177,7 @@ def test_ctrl_c_stops_gracefully_runs_on_stop_and_prints_metrics(
 ) -> None:
     process = _start(write(tmp_path, STOPPING), target)
     try:
-        _wait_for(target, "GET /a 200", 4)  # every user is in its 5..15 s pause now
+        wait_for_count(target, "GET /a 200", 4)  # every user is in its 5..15 s pause now
         started = time.monotonic()
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=20)
@@ -210,7 +194,7 @@ def test_ctrl_c_stops_gracefully_runs_on_stop_and_prints_metrics(
 def test_sigterm_stops_gracefully_too(target: Target, tmp_path: Path) -> None:
     process = _start(write(tmp_path, STOPPING), target)
     try:
-        _wait_for(target, "GET /a 200", 4)
+        wait_for_count(target, "GET /a 200", 4)
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=20)
         assert "PER REQUEST METRICS" in out
@@ -241,7 +225,7 @@ class Stubborn(TaskSet):
 def test_a_second_ctrl_c_exits_at_once(target: Target, tmp_path: Path) -> None:
     process = _start(write(tmp_path, HANGING_STOP), target)
     try:
-        _wait_for(target, "GET / 200", 4)
+        wait_for_count(target, "GET / 200", 4)
         process.send_signal(signal.SIGINT)
         time.sleep(0.5)  # users are now in their 60 s on_stop task
         assert process.poll() is None

@@ -8,7 +8,6 @@ import io
 import json
 import re
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -20,7 +19,15 @@ from gaggle.distributed.manager import Manager
 from gaggle.distributed.role import Role
 from gaggle.distributed.rules import rules_hash, rules_json
 from gaggle.loader import load_tasksets
-from tests.conftest import ROOT, Target, gaggle_command, run_gaggle
+from tests.conftest import (
+    Target,
+    finish,
+    free_port,
+    run_gaggle,
+    spawn_gaggle,
+    wait_for_count,
+    write_test,
+)
 
 TEST = """
 from gaggle import TaskSet, task, constant
@@ -38,37 +45,12 @@ class Plain(TaskSet):
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def write(tmp_path: Path, text: str = TEST, name: str = "loadtest.py") -> str:
-    path = tmp_path / name
-    path.write_text(text)
-    return str(path)
+    return write_test(tmp_path, text, name)
 
 
 def start_worker(test: str, port: int, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        gaggle_command("run", test, "--worker", "--manager-port", str(port), *extra),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-
-
-def finish(process: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]:
-    try:
-        _, err = process.communicate(timeout=timeout)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    return process.returncode, err
+    return spawn_gaggle("run", test, "--worker", "--manager-port", str(port), *extra)
 
 
 def test_three_workers_count_exactly_what_the_target_served(target: Target, tmp_path: Path) -> None:
@@ -102,40 +84,15 @@ def test_three_workers_count_exactly_what_the_target_served(target: Target, tmp_
     assert sorted(users) == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
 
 
-def start_manager(test: str, target: Target, port: int, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        gaggle_command(
-            "run",
-            test,
-            "--manager",
-            "--expect-workers",
-            "2",
-            "--manager-bind-host",
-            "127.0.0.1",
-            "--manager-bind-port",
-            str(port),
-            "--host",
-            target.url,
-            "-u",
-            "4",
-            "-r",
-            "100",
-            "--metrics-bind",
-            f"127.0.0.1:{free_port()}",
-            *extra,
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-
-
-def wait_for(target: Target, key: str, count: int) -> None:
-    deadline = time.monotonic() + 15
-    while target.counts().get(key, 0) < count:
-        assert time.monotonic() < deadline, target.counts()
-        time.sleep(0.05)
+def start_manager(
+    test: str, target: Target, port: int, *extra: str, users: int = 4, metrics_port: int = 0
+) -> subprocess.Popen[str]:
+    """A manager for two workers on 127.0.0.1:port, with its metrics on a port of its own."""
+    return spawn_gaggle(
+        "run", test, "--manager", "--expect-workers", "2", "--manager-bind-host", "127.0.0.1",
+        "--manager-bind-port", str(port), "--host", target.url, "-u", str(users), "-r", "100",
+        "--metrics-bind", f"127.0.0.1:{metrics_port or free_port()}", *extra,
+    )  # fmt: skip
 
 
 def test_ctrl_c_on_a_worker_stops_the_whole_gaggle(target: Target, tmp_path: Path) -> None:
@@ -143,7 +100,7 @@ def test_ctrl_c_on_a_worker_stops_the_whole_gaggle(target: Target, tmp_path: Pat
     manager = start_manager(test, target, port)
     time.sleep(0.5)
     workers = [start_worker(test, port) for _ in range(2)]
-    wait_for(target, "GET / 200", 20)
+    wait_for_count(target, "GET / 200", 20)
     workers[0].send_signal(signal.SIGINT)
     exits = [finish(w) for w in workers]
     code, err = finish(manager)
@@ -158,7 +115,7 @@ def test_workers_stop_when_the_manager_dies(target: Target, tmp_path: Path) -> N
     manager = start_manager(test, target, port)
     time.sleep(0.5)
     workers = [start_worker(test, port) for _ in range(2)]
-    wait_for(target, "GET / 200", 20)
+    wait_for_count(target, "GET / 200", 20)
     manager.kill()
     manager.wait()
     stopped = time.monotonic()

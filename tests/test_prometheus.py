@@ -10,8 +10,16 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ROOT, Target, gaggle_command
-from tests.test_gaggle_mode import finish, free_port, start_worker, wait_for, write
+from tests.conftest import (
+    ROOT,
+    Target,
+    finish,
+    free_port,
+    gaggle_command,
+    spawn_gaggle,
+    wait_for_count,
+)
+from tests.test_gaggle_mode import start_manager, start_worker, write
 
 QUIET = """
 from gaggle import TaskSet, task, constant
@@ -45,7 +53,7 @@ def samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def settle(target: Target, key: str, count: int) -> None:
-    wait_for(target, key, count)
+    wait_for_count(target, key, count)
     time.sleep(0.3)  # all users are in their 60 s pause: nothing more is sent
 
 
@@ -71,24 +79,10 @@ def check(port: int, target: Target, users: int, workers: tuple[int, int] | None
 
 def test_standalone_metrics_bind(target: Target, tmp_path: Path) -> None:
     port = free_port()
-    process = subprocess.Popen(
-        gaggle_command(
-            "run",
-            write(tmp_path, QUIET),
-            "--host",
-            target.url,
-            "-u",
-            "5",
-            "-r",
-            "100",
-            "--metrics-bind",
-            f"127.0.0.1:{port}",
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    process = spawn_gaggle(
+        "run", write(tmp_path, QUIET), "--host", target.url, "-u", "5", "-r", "100",
+        "--metrics-bind", f"127.0.0.1:{port}",
+    )  # fmt: skip
     try:
         settle(target, "GET /status/500 500", 5)
         check(port, target, users=5, workers=None)
@@ -102,31 +96,7 @@ def test_standalone_metrics_bind(target: Target, tmp_path: Path) -> None:
 
 def test_manager_metrics_cover_every_worker(target: Target, tmp_path: Path) -> None:
     test, grpc_port, metrics_port = write(tmp_path, QUIET), free_port(), free_port()
-    manager = subprocess.Popen(
-        gaggle_command(
-            "run",
-            test,
-            "--manager",
-            "--expect-workers",
-            "2",
-            "--manager-bind-host",
-            "127.0.0.1",
-            "--manager-bind-port",
-            str(grpc_port),
-            "--host",
-            target.url,
-            "-u",
-            "6",
-            "-r",
-            "100",
-            "--metrics-bind",
-            f"127.0.0.1:{metrics_port}",
-        ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
+    manager = start_manager(test, target, grpc_port, users=6, metrics_port=metrics_port)
     workers = []
     try:
         time.sleep(0.5)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from gaggle import TaskSet, between, task
-from gaggle.distributed.convert import from_delta, to_delta
+from gaggle.distributed.convert import from_delta, merge_delta, to_delta
 from gaggle.distributed.rules import rules_difference, rules_hash, rules_json
 from gaggle.distributed.split import split_users
-from gaggle.metrics import Aggregator, RequestRecord, TaskRecord
+from gaggle.metrics import Aggregator, Metrics, RequestRecord, TaskRecord
 from gaggle.wire import gaggle_pb2 as wire
 from tests.conftest import ROOT
 
@@ -50,6 +50,29 @@ def test_a_delta_crosses_the_wire_exactly() -> None:
     received = wire.Delta.FromString(delta.SerializeToString())
     assert (received.sequence, received.users_running, received.final) == (7, 12, False)
     assert from_delta(received) == metrics
+
+
+def test_deltas_merged_from_the_wire_equal_merged_metrics() -> None:
+    rng = random.Random(3)
+    deltas, expected = [], Metrics()
+    for sequence in range(1, 6):
+        aggregator = Aggregator()
+        for i in range(500):
+            status = rng.choice([200, 500])
+            record = RequestRecord(
+                i, "GET", rng.choice(["/", "/a"]), "u", "u", False, rng.randrange(1, 9_000_000),
+                status, status == 200, False, 0,
+            )  # fmt: skip
+            aggregator.record_request(record)
+            if status == 200 and rng.random() < 0.1:
+                aggregator.flip_request(record._replace(success=False, update=True))
+        metrics = aggregator.drain()
+        expected.merge(metrics)
+        deltas.append(to_delta(metrics, sequence, 1, False))
+    totals = Metrics()
+    for delta in deltas:
+        merge_delta(totals, delta)
+    assert totals == expected
 
 
 @pytest.mark.parametrize(

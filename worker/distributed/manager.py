@@ -25,7 +25,7 @@ from aiohttp import web
 
 from gaggle import __version__
 from gaggle.config import RunConfig
-from gaggle.distributed.convert import from_delta
+from gaggle.distributed.convert import merge_delta
 from gaggle.distributed.role import Role
 from gaggle.distributed.rules import rules_difference
 from gaggle.distributed.split import split_users
@@ -146,7 +146,7 @@ class Manager(wire_grpc.GaggleServicer):
             return  # a resend: already merged
         link.last_sequence = delta.sequence
         link.users_running = delta.users_running
-        self.totals.merge(from_delta(delta))
+        merge_delta(self.totals, delta)
         if delta.hatched and not link.hatched:
             link.hatched = True
             if all(w.hatched for w in self.workers):

@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 from rich.console import Console
@@ -175,3 +176,37 @@ def test_processes_runs_a_local_gaggle_with_exact_totals(target: Target, tmp_pat
     lines = [len(path.read_text().splitlines()) for path in per_worker]
     assert sum(lines) == served["GET / 200"] + served["GET /landing 200"]
     assert all(count > 0 for count in lines)
+
+
+def test_a_killed_worker_is_counted_lost_and_the_rest_go_on(target: Target, tmp_path: Path) -> None:
+    test, port, metrics_port = write(tmp_path), free_port(), free_port()
+    manager = start_manager(test, target, port, "-t", "4", metrics_port=metrics_port)
+    workers = []
+    try:
+        time.sleep(0.5)
+        workers = [start_worker(test, port) for _ in range(2)]
+        wait_for_count(target, "GET / 200", 20)
+        workers[0].kill()  # SIGKILL: no goodbye, no final delta
+        workers[0].wait()
+        killed_at = time.monotonic()
+        lost = ""
+        while time.monotonic() - killed_at < 3 and "gaggle_workers_lost_total 1.0" not in lost:
+            time.sleep(0.1)
+            url = f"http://127.0.0.1:{metrics_port}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as response:
+                lost = response.read().decode()
+        assert "gaggle_workers_lost_total 1.0" in lost  # noticed within 3 s
+        assert "gaggle_workers_connected 1.0" in lost
+        before = target.counts()["GET / 200"]
+        wait_for_count(target, "GET / 200", before + 10)  # the other worker carries on
+        code, err = finish(manager)
+        survivor, _ = finish(workers[1])
+    finally:
+        for process in (manager, *workers):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert code == 0, err
+    assert survivor == 0
+    assert "lost worker" in err
+    assert "unknown" in err  # the killed worker's unflushed interval is not guessed

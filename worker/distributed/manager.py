@@ -75,6 +75,7 @@ class Manager(wire_grpc.GaggleServicer):
         self.all_joined = asyncio.Event()
         self.all_done = asyncio.Event()
         self.stop_reason = ""
+        self.hatched_all = False
         self.lost = 0
         self.task_names = [(ts.__name__, [t.name for t in ts.tasks]) for ts in plan.tasksets]
         self.port = role.bind_port
@@ -149,8 +150,7 @@ class Manager(wire_grpc.GaggleServicer):
         merge_delta(self.totals, delta)
         if delta.hatched and not link.hatched:
             link.hatched = True
-            if all(w.hatched for w in self.workers):
-                self._all_hatched()
+            self._check_hatched()
         if delta.final:
             link.done = True
             self._check_done()
@@ -161,7 +161,13 @@ class Manager(wire_grpc.GaggleServicer):
         log.warning(
             "lost worker %d (%s): what it did since its last delta is unknown", link.index + 1, why
         )
+        self._check_hatched()  # a worker lost while hatching must not hold the others' reset
         self._check_done()
+
+    def _check_hatched(self) -> None:
+        if not self.hatched_all and all(w.hatched or w.done for w in self.workers):
+            self.hatched_all = True
+            self._all_hatched()
 
     def _check_done(self) -> None:
         if self.workers and all(w.done for w in self.workers):

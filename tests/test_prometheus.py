@@ -74,6 +74,9 @@ def check(port: int, target: Target, users: int, workers: tuple[int, int] | None
     if workers is not None:
         assert found[("gaggle_workers_connected", ())] == workers[0]
         assert found[("gaggle_workers_lost_total", ())] == workers[1]
+        lags = [v for (name, _), v in found.items() if name == "gaggle_worker_loop_lag_seconds"]
+        assert len(lags) == workers[0]
+        assert all(0 <= lag < 0.5 for lag in lags)  # idle workers: their loops run on time
     assert '"requests"' in scrape(port, "/summary")
 
 

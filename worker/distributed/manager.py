@@ -62,6 +62,7 @@ class WorkerLink:
     hatched: bool = False
     done: bool = False  # sent its final delta, or was lost
     users_running: int = 0
+    loop_lag: float = 0.0  # seconds, from the worker's last heartbeat
 
 
 class Manager(wire_grpc.GaggleServicer):
@@ -138,6 +139,8 @@ class Manager(wire_grpc.GaggleServicer):
             kind = message.WhichOneof("body")
             if kind == "delta":
                 self._merge(link, message.delta)
+            elif kind == "heartbeat":
+                link.loop_lag = message.heartbeat.loop_lag_seconds
             elif kind == "goodbye":
                 log.warning("worker %d is stopping: %s", link.index + 1, message.goodbye.reason)
                 self.stop(f"worker {link.index + 1}: {message.goodbye.reason}")
@@ -278,6 +281,7 @@ class Manager(wire_grpc.GaggleServicer):
             users=lambda: sum(w.users_running for w in self.workers if not w.done),
             workers=lambda: (sum(1 for w in self.workers if not w.done), self.lost),
             task_names=lambda: self.task_names,
+            loop_lags=lambda: {w.index + 1: w.loop_lag for w in self.workers if not w.done},
         )
         endpoint, _ = await serve(bind, source)
         return endpoint

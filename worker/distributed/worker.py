@@ -185,7 +185,14 @@ class Worker:
         """A delta every second; one at once when hatching completes (the manager's reset)."""
         hatched_sent = False
         while True:
-            await asyncio.sleep(DELTA_INTERVAL if hatched_sent or not self.hatched else 0)
+            interval = DELTA_INTERVAL if hatched_sent or not self.hatched else 0.0
+            slept_from = time.perf_counter()
+            await asyncio.sleep(interval)
+            # How late the timer fired: the users' loop is that busy (Locust mistook it for death).
+            lag = max(0.0, time.perf_counter() - slept_from - interval)
+            self.outbox.put_nowait(
+                wire.WorkerMessage(heartbeat=wire.Heartbeat(loop_lag_seconds=lag))
+            )
             hatched_sent = self.hatched
             self._send_delta(runner, final=False)
 

@@ -58,6 +58,7 @@ class Source:
     users: Callable[[], int]
     workers: Callable[[], tuple[int, int]] = lambda: (0, 0)  # (connected, lost)
     task_names: Callable[[], list[tuple[str, list[str]]]] = lambda: []
+    loop_lags: Callable[[], dict[int, float]] = lambda: {}  # worker number → seconds
 
 
 def cumulative_buckets(stats: Stats) -> list[tuple[str, float]]:
@@ -122,6 +123,14 @@ class GaggleCollector(Collector):
         yield GaugeMetricFamily("gaggle_users", "Users running.", value=self.source.users())
         yield GaugeMetricFamily("gaggle_workers_connected", "Workers connected.", value=connected)
         yield CounterMetricFamily("gaggle_workers_lost", "Workers lost mid-run.", value=lost)
+        lag = GaugeMetricFamily(
+            "gaggle_worker_loop_lag_seconds",
+            "How late a worker's event loop ran its 1 s timer (a busy loop, not a dead one).",
+            labels=["worker"],
+        )
+        for worker, seconds in sorted(self.source.loop_lags().items()):
+            lag.add_metric([str(worker)], seconds)
+        yield lag
 
 
 def summary(source: Source) -> dict[str, Any]:

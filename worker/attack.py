@@ -8,7 +8,6 @@ found here, before any user starts, and reported as one line naming the option a
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sys
 from collections.abc import Coroutine, Sequence
@@ -156,10 +155,6 @@ def print_rules(tasksets: Sequence[type[TaskSet]]) -> None:
                 flags.append(f"sequence {task['sequence']}")
             extra = f" [{', '.join(flags)}]" if flags else ""
             print(f"    {task_index + 1}: {task['name']} (weight {task['weight']}){extra}")
-
-
-def rules_json(tasksets: Sequence[type[TaskSet]]) -> str:
-    return json.dumps(describe_rules(list(tasksets)), sort_keys=True)
 
 
 def make_console() -> Console:

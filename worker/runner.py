@@ -54,9 +54,7 @@ class RunResult:
 
     def all_metrics(self) -> Metrics:
         """Everything the run did: the hatching phase and the measured phase merged."""
-        total = self.hatch_metrics.copy() if self.hatch_metrics is not None else Metrics()
-        total.merge(self.metrics)
-        return total
+        return Metrics.combined(self.hatch_metrics, self.metrics)
 
 
 @dataclass(slots=True)
@@ -153,13 +151,8 @@ class Runner:
         )
 
     async def _serve_metrics(self) -> web.AppRunner:
-        def everything() -> Metrics:
-            total = self.hatch_metrics.copy() if self.hatch_metrics is not None else Metrics()
-            total.merge(self.snapshot())
-            return total
-
         source = Source(
-            metrics=everything,
+            metrics=lambda: Metrics.combined(self.hatch_metrics, self.snapshot()),
             users=lambda: sum(1 for task in self.users if not task.done()),
             task_names=lambda: self.task_names,
         )

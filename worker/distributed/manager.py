@@ -277,7 +277,7 @@ class Manager(wire_grpc.GaggleServicer):
         if not bind:
             return None
         source = Source(
-            metrics=self._everything,
+            metrics=lambda: Metrics.combined(self.hatch_metrics, self.totals),
             users=lambda: sum(w.users_running for w in self.workers if not w.done),
             workers=lambda: (sum(1 for w in self.workers if not w.done), self.lost),
             task_names=lambda: self.task_names,
@@ -285,11 +285,6 @@ class Manager(wire_grpc.GaggleServicer):
         )
         endpoint, _ = await serve(bind, source)
         return endpoint
-
-    def _everything(self) -> Metrics:
-        total = self.hatch_metrics.copy() if self.hatch_metrics is not None else Metrics()
-        total.merge(self.totals)
-        return total
 
     def _result(self, duration: float) -> RunResult:
         return RunResult(

@@ -43,6 +43,15 @@ class Metrics:
         clone.merge(self)
         return clone
 
+    @classmethod
+    def combined(cls, *parts: Metrics | None) -> Metrics:
+        """A new Metrics holding all ``parts`` (None skipped): e.g. hatching phase + measured."""
+        total = cls()
+        for part in parts:
+            if part is not None:
+                total.merge(part)
+        return total
+
     def is_empty(self) -> bool:
         return not (self.requests or self.tasks or self.errors)
 

@@ -92,7 +92,7 @@ def write_test(tmp_path: Path, text: str, name: str = "loadtest.py") -> str:
     return str(path)
 
 
-def spawn_gaggle(*args: str) -> subprocess.Popen[str]:
+def spawn_gaggle(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     """``gaggle ARGS`` in the background, its output captured (read it with ``finish``)."""
     return subprocess.Popen(
         gaggle_command(*args),
@@ -100,7 +100,26 @@ def spawn_gaggle(*args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
+        env={**os.environ, **env} if env else None,
     )
+
+
+def scrape(port: int) -> str:
+    """The text of a /metrics endpoint on 127.0.0.1:port."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text: str = response.read().decode()
+        return text
+
+
+def wait_for_metric(port: int, line: str, timeout: float) -> str:
+    """Scrape until a line of /metrics starts with ``line``; the page that had it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page = scrape(port)
+        if any(row.startswith(line) for row in page.splitlines()):
+            return page
+        assert time.monotonic() < deadline, f"no {line!r} within {timeout} s:\n{page}"
+        time.sleep(0.1)
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 20) -> tuple[int, str]:

@@ -111,6 +111,20 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     gaggle.add_argument(
         "--manager-port", default=no, metavar="PORT", help="its port (default: 5115)"
     )
+    gaggle.add_argument(
+        "--join-timeout", default=no, metavar="SECONDS",
+        help="worker: keep trying to reach the manager this long (default: 60)",
+    )  # fmt: skip
+    gaggle.add_argument(
+        "--gaggle-token", default=no, metavar="TOKEN",
+        help="shared secret workers must present (default: $GAGGLE_TOKEN)",
+    )  # fmt: skip
+    gaggle.add_argument("--tls-cert", default=no, metavar="PEM", help="TLS certificate chain")
+    gaggle.add_argument("--tls-key", default=no, metavar="PEM", help="its private key")
+    gaggle.add_argument(
+        "--tls-ca", default=no, metavar="PEM",
+        help="CA to verify the peer (on the manager: require worker certificates)",
+    )  # fmt: skip
     advanced.add_argument(
         "--metrics-bind", default=no, metavar="HOST:PORT",
         help="serve Prometheus /metrics and /summary (manager default: 0.0.0.0:9646)",
@@ -147,6 +161,11 @@ GAGGLE_KEYS = (
     "manager_bind_port",
     "manager_host",
     "manager_port",
+    "join_timeout",
+    "gaggle_token",
+    "tls_cert",
+    "tls_key",
+    "tls_ca",
 )
 
 

@@ -4,12 +4,14 @@ one machine uses all its cores through exactly the code path of a distributed ga
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 from gaggle.distributed.manager import Manager
 from gaggle.distributed.role import Role
+from gaggle.distributed.security import new_token
 from gaggle.runner import RunPlan
 
 WORKER_EXIT_TIMEOUT = 30.0
@@ -40,11 +42,19 @@ async def run_local(
     path: str, plan: RunPlan, role: Role, rules: tuple[str, str], options: dict[str, object]
 ) -> int:
     """Run the gaggle; the exit code is the worst of the workers' (0 when all went well)."""
+    token = new_token()  # other local users cannot join (or steal) this gaggle
     manager = Manager(
         plan,
-        Role(kind="manager", expect_workers=role.processes, bind_host="127.0.0.1", bind_port=0),
+        Role(
+            kind="manager",
+            expect_workers=role.processes,
+            bind_host="127.0.0.1",
+            bind_port=0,
+            token=token,
+        ),
         *rules,
     )
+    environment = {**os.environ, "GAGGLE_TOKEN": token}
     workers: list[subprocess.Popen[bytes]] = []
 
     def spawn(port: int) -> None:
@@ -62,7 +72,7 @@ async def run_local(
                 str(port),
                 *worker_flags(options, index),
             ]
-            workers.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
+            workers.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, env=environment))
 
     manager.on_listening = spawn
     try:

@@ -24,11 +24,12 @@ import grpc
 from aiohttp import web
 
 from gaggle import __version__
-from gaggle.config import RunConfig
+from gaggle.config import ConfigError, RunConfig
 from gaggle.distributed.convert import merge_delta
 from gaggle.distributed.role import Role
 from gaggle.distributed.rules import rules_difference
-from gaggle.distributed.split import split_users
+from gaggle.distributed.security import server_credentials, token_matches, warn_if_open
+from gaggle.distributed.split import Share, split_users
 from gaggle.metrics.aggregate import Metrics
 from gaggle.report.prometheus import Source, serve
 from gaggle.report.tables import TableOptions, print_tables
@@ -40,6 +41,8 @@ log = logging.getLogger("gaggle")
 
 PROTOCOL_VERSION = 1
 START_DELAY = 1.0  # seconds between the Start message and the common start instant
+HEARTBEAT_INTERVAL = 1.0
+WORKER_SILENCE = 3.0  # seconds without a word from a worker (it heartbeats every second): lost
 PER_WORKER_KEYS = (
     "requests_file",
     "requests_format",
@@ -61,8 +64,13 @@ class WorkerLink:
     last_sequence: int = 0
     hatched: bool = False
     done: bool = False  # sent its final delta, or was lost
+    lost: bool = False
     users_running: int = 0
     loop_lag: float = 0.0  # seconds, from the worker's last heartbeat
+    share: Share | None = None  # its users, once started
+    replaced: bool = False  # lost, and its share given to a worker that joined later
+    heard: float = field(default_factory=time.monotonic)
+    last_delta_at: float = field(default_factory=time.monotonic)
 
 
 class Manager(wire_grpc.GaggleServicer):
@@ -78,6 +86,7 @@ class Manager(wire_grpc.GaggleServicer):
         self.stop_reason = ""
         self.hatched_all = False
         self.lost = 0
+        self.started = False
         self.task_names = [(ts.__name__, [t.name for t in ts.tasks]) for ts in plan.tasksets]
         self.port = role.bind_port
         self.on_listening: Callable[[int], None] | None = None  # told the port once bound
@@ -92,16 +101,30 @@ class Manager(wire_grpc.GaggleServicer):
         if first is None or not first.HasField("hello"):
             return
         refusal = self._check(first.hello)
+        lost = self._vacancy() if self.started and not refusal else None
+        if self.started and not refusal and lost is None:
+            refusal = (
+                f"the run has started with all its {self.role.expect_workers} worker(s); a worker "
+                "that joins mid-run takes the place of a lost one, and none is lost"
+            )
         if refusal:
             log.error("refused worker %s: %s", first.hello.name or context.peer(), refusal)
             yield wire.ManagerMessage(refused=wire.Refused(reason=refusal))
             return
         link = WorkerLink(index=len(self.workers), name=first.hello.name or context.peer())
         self.workers.append(link)
-        log.info("worker %d joined: %s", link.index + 1, link.name)
         yield wire.ManagerMessage(
             welcome=wire.Welcome(worker_index=link.index, workers=self.role.expect_workers)
         )
+        if lost is not None and lost.share is not None:
+            lost.replaced, link.share = True, lost.share
+            log.warning(
+                "worker %d joined mid-run (%s): it takes lost worker %d's %d user(s)",
+                link.index + 1, link.name, lost.index + 1, lost.share.users,
+            )  # fmt: skip
+            link.outbox.put_nowait(self._start_message(lost.share))
+        else:
+            log.info("worker %d joined: %s", link.index + 1, link.name)
         if len(self.workers) == self.role.expect_workers:
             self.all_joined.set()
         reader = asyncio.ensure_future(self._read(link, request_iterator))
@@ -115,13 +138,24 @@ class Manager(wire_grpc.GaggleServicer):
             if not link.done:
                 self._lose(link, "its stream ended")
 
+    def _vacancy(self) -> WorkerLink | None:
+        """A lost worker whose users nobody runs: a worker that joins mid-run takes them on."""
+        if self.stop_reason:
+            return None
+        return next((w for w in self.workers if w.done and w.share and not w.replaced and
+                     w.lost), None)  # fmt: skip
+
     def _check(self, hello: wire.Hello) -> str:
+        if self.role.token and not token_matches(self.role.token, hello.token):
+            return "wrong or missing token (--gaggle-token or $GAGGLE_TOKEN, as on the manager)"
         if hello.protocol_version != PROTOCOL_VERSION:
             return (
                 f"protocol version {hello.protocol_version} is not {PROTOCOL_VERSION} "
                 f"(worker gaggle {hello.gaggle_version}, manager gaggle {__version__})"
             )
-        if len(self.workers) >= self.role.expect_workers:
+        if self.stop_reason:
+            return f"the gaggle is stopping ({self.stop_reason})"
+        if not self.started and len(self.workers) >= self.role.expect_workers:
             return f"the gaggle already has its {self.role.expect_workers} worker(s)"
         if hello.rules_hash != self.rules_hash:
             what = rules_difference(self.rules_json, hello.rules_json)
@@ -136,6 +170,7 @@ class Manager(wire_grpc.GaggleServicer):
 
     async def _read(self, link: WorkerLink, messages: AsyncIterator[wire.WorkerMessage]) -> None:
         async for message in messages:
+            link.heard = time.monotonic()
             kind = message.WhichOneof("body")
             if kind == "delta":
                 self._merge(link, message.delta)
@@ -149,6 +184,7 @@ class Manager(wire_grpc.GaggleServicer):
         if delta.sequence <= link.last_sequence:
             return  # a resend: already merged
         link.last_sequence = delta.sequence
+        link.last_delta_at = time.monotonic()
         link.users_running = delta.users_running
         merge_delta(self.totals, delta)
         if delta.hatched and not link.hatched:
@@ -159,11 +195,13 @@ class Manager(wire_grpc.GaggleServicer):
             self._check_done()
 
     def _lose(self, link: WorkerLink, why: str) -> None:
-        link.done = True
+        link.done = link.lost = True
         self.lost += 1
         log.warning(
-            "lost worker %d (%s): what it did since its last delta is unknown", link.index + 1, why
-        )
+            "lost worker %d (%s): what it did in the %.1f s since its last delta is unknown",
+            link.index + 1, why, time.monotonic() - link.last_delta_at,
+        )  # fmt: skip
+        link.outbox.put_nowait(None)  # end its stream: a silent worker that wakes up must stop
         self._check_hatched()  # a worker lost while hatching must not hold the others' reset
         self._check_done()
 
@@ -205,7 +243,21 @@ class Manager(wire_grpc.GaggleServicer):
         for link in self.workers:
             link.outbox.put_nowait(wire.ManagerMessage(stop=wire.Stop(reason=reason)))
 
-    def _start_message(self, share_users: int, first: int, rate: float) -> wire.ManagerMessage:
+    async def _heartbeats(self) -> None:
+        """Tell every worker the manager lives; lose a worker that has been silent too long."""
+        beat = wire.ManagerMessage(heartbeat=wire.Heartbeat())
+        while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            now = time.monotonic()
+            for link in self.workers:
+                if link.done:
+                    continue
+                if now - link.heard > WORKER_SILENCE:
+                    self._lose(link, f"silent for {now - link.heard:.1f} s")
+                else:
+                    link.outbox.put_nowait(beat)
+
+    def _start_message(self, share: Share) -> wire.ManagerMessage:
         # Only what differs from the defaults: "0 = off" values are not valid as options.
         defaults = RunConfig()
         config = {
@@ -217,9 +269,9 @@ class Manager(wire_grpc.GaggleServicer):
             start=wire.Start(
                 start_at=time.time() + START_DELAY,
                 config_json=json.dumps(config),
-                users=share_users,
-                first_user=first,
-                hatch_rate=rate,
+                users=share.users,
+                first_user=share.first_user,
+                hatch_rate=share.hatch_rate,
                 total_users=self.plan.config.users,
             )
         )
@@ -228,9 +280,20 @@ class Manager(wire_grpc.GaggleServicer):
         config, role = self.plan.config, self.role
         server = grpc.aio.server()
         wire_grpc.add_GaggleServicer_to_server(self, server)
-        self.port = server.add_insecure_port(f"{role.bind_host}:{role.bind_port}")
+        address = f"{role.bind_host}:{role.bind_port}"
+        credentials = server_credentials(role)
+        try:
+            if credentials is None:
+                self.port = server.add_insecure_port(address)
+            else:
+                self.port = server.add_secure_port(address, credentials)
+        except RuntimeError as error:
+            reason = f"cannot listen on {address} ({error})"
+            raise ConfigError("--manager-bind-port", role.bind_port, reason) from None
         address = f"{role.bind_host}:{self.port}"
+        warn_if_open(role)
         await server.start()
+        heartbeats = asyncio.ensure_future(self._heartbeats())
         if self.on_listening is not None:
             self.on_listening(self.port)
         endpoint = await self._serve_metrics()
@@ -248,14 +311,14 @@ class Manager(wire_grpc.GaggleServicer):
                 joined.cancel()
                 return self._result(0.0)
             self.metrics_started = time.perf_counter() + START_DELAY
+            self.started = True
             for link, share in zip(
                 self.workers,
                 split_users(config.users, config.hatch_rate, len(self.workers)),
                 strict=True,
             ):
-                link.outbox.put_nowait(
-                    self._start_message(share.users, share.first_user, share.hatch_rate)
-                )
+                link.share = share
+                link.outbox.put_nowait(self._start_message(share))
             if config.run_time > 0 and config.no_reset_metrics:
                 loop.call_later(START_DELAY + config.run_time, self.stop, "run time elapsed")
             await self.all_done.wait()
@@ -266,6 +329,7 @@ class Manager(wire_grpc.GaggleServicer):
                 self._print(self.totals, duration)
             return self._result(duration)
         finally:
+            heartbeats.cancel()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
             if endpoint is not None:

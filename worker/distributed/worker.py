@@ -9,53 +9,28 @@ at once: a load generator never keeps hammering without its control plane.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator
-from typing import Any, cast
-
-import grpc
 
 from gaggle import __version__
 from gaggle.attack import Attack
 from gaggle.distributed.convert import to_delta
+from gaggle.distributed.link import ManagerLink, WorkerError
 from gaggle.distributed.manager import PROTOCOL_VERSION
 from gaggle.distributed.role import Role
 from gaggle.runner import Runner, RunPlan
 from gaggle.taskset import TaskSet
 from gaggle.wire import gaggle_pb2 as wire
-from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 
 log = logging.getLogger("gaggle")
 
-_EOF: Any = grpc.aio.EOF  # type: ignore[attr-defined]  # missing from grpc-stubs
-CONNECT_TIMEOUT = 30.0  # seconds to find the manager before giving up
 DELTA_INTERVAL = 1.0
-
-
-class WorkerError(Exception):
-    """The worker cannot take part: ``exit_code`` says how bad (2 for refusal or no manager)."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-async def _outgoing(
-    outbox: asyncio.Queue[wire.WorkerMessage | None],
-) -> AsyncIterator[wire.WorkerMessage]:
-    while (message := await outbox.get()) is not None:
-        yield message
-
-
-async def _next(call: Any) -> wire.ManagerMessage | None:
-    """The manager's next message, or None when it closed the stream."""
-    message = await call.read()
-    return None if message is _EOF else cast(wire.ManagerMessage, message)
+__all__ = ["Worker", "WorkerError"]
 
 
 class Worker:
@@ -68,35 +43,38 @@ class Worker:
     ) -> None:
         self.tasksets, self.role, self.own_options = tasksets, role, own_options
         self.rules_hash, self.rules_json, self.file_hash = rules
-        self.outbox: asyncio.Queue[wire.WorkerMessage | None] = asyncio.Queue()
+        self.inbox: asyncio.Queue[wire.ManagerMessage | None] = asyncio.Queue()
+        self.link = ManagerLink(role, self._deliver)
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.sequence = 0
         self.hatched = False
         self.manager_lost = ""
 
     @property
     def address(self) -> str:
-        return f"{self.role.manager_host}:{self.role.manager_port}"
+        return self.link.address
+
+    def _deliver(self, message: wire.ManagerMessage | None) -> None:
+        """From the link's reader thread onto the users' loop."""
+        assert self.loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is listening
+            self.loop.call_soon_threadsafe(self.inbox.put_nowait, message)
 
     async def run(self) -> None:
-        async with grpc.aio.insecure_channel(self.address) as channel:
-            try:
-                await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT)
-            except TimeoutError:
-                raise WorkerError(
-                    f"no manager answered at {self.address} within {CONNECT_TIMEOUT:.0f} s "
-                    "(is it running? check --manager-host/--manager-port)",
-                    2,
-                ) from None
-            call = wire_grpc.GaggleStub(channel).Join(_outgoing(self.outbox))
-            self.outbox.put_nowait(wire.WorkerMessage(hello=self._hello()))
-            try:
-                await self._take_part(call)
-            except grpc.aio.AioRpcError as error:
-                raise WorkerError(
-                    f"lost the manager at {self.address}: {error.code().name}", 1
-                ) from None
-            finally:
-                self.outbox.put_nowait(None)
+        self.loop = asyncio.get_running_loop()
+        await asyncio.to_thread(self.link.connect)
+        self.link.open(self._hello())
+        try:
+            await self._take_part()
+        finally:
+            self.link.close()
+
+    async def _next(self) -> wire.ManagerMessage | None:
+        """The manager's next message, or None when the stream has ended."""
+        message = await self.inbox.get()
+        if message is None:
+            self.inbox.put_nowait(None)  # ended for every later reader too
+        return message
 
     def _hello(self) -> wire.Hello:
         return wire.Hello(
@@ -105,13 +83,17 @@ class Worker:
             rules_hash=self.rules_hash,
             file_hash=self.file_hash,
             rules_json=self.rules_json,
+            token=self.role.token,
             name=f"{socket.gethostname()}:{os.getpid()}",
         )
 
-    async def _take_part(self, call: Any) -> None:
-        first = await _next(call)
+    async def _take_part(self) -> None:
+        first = await self._next()
         if first is None or first.HasField("refused"):
-            reason = first.refused.reason if first is not None else "the stream closed"
+            if first is not None:
+                reason = first.refused.reason
+            else:
+                reason = f"the stream closed ({self.link.error or 'no answer to hello'})"
             raise WorkerError(f"the manager at {self.address} refused this worker: {reason}", 2)
         log.warning(
             "joined the manager at %s as worker %d of %d",
@@ -119,13 +101,16 @@ class Worker:
             first.welcome.worker_index + 1,
             first.welcome.workers,
         )
-        message = await _next(call)
-        if message is None or not message.HasField("start"):
+        message = await self._next()
+        if message is None:
+            raise WorkerError(f"lost the manager at {self.address} before the start "
+                              f"({self.link.error or 'the stream closed'})", 1)  # fmt: skip
+        if not message.HasField("start"):
             return  # stopped before the start
         runner = Runner(self._plan(message.start))
         await asyncio.sleep(max(0.0, message.start.start_at - time.time()))
         running = asyncio.ensure_future(runner.run())
-        reader = asyncio.ensure_future(self._read(call, runner))
+        reader = asyncio.ensure_future(self._read(runner))
         helpers = [
             asyncio.ensure_future(self._pump(runner)),
             asyncio.ensure_future(self._say_goodbye_when_interrupted(runner)),
@@ -164,21 +149,12 @@ class Worker:
     def _on_hatched(self) -> None:
         self.hatched = True
 
-    async def _read(
-        self,
-        call: Any,
-        runner: Runner,
-    ) -> None:
-        try:
-            while (message := await _next(call)) is not None:
-                if message.HasField("stop"):
-                    runner.ctx.stop.set(f"manager: {message.stop.reason}")
-        except grpc.aio.AioRpcError as error:
-            self.manager_lost = error.code().name
-        else:
-            if not runner.ctx.stop.is_set():
-                self.manager_lost = "the stream closed"
-        if self.manager_lost:
+    async def _read(self, runner: Runner) -> None:
+        while (message := await self._next()) is not None:
+            if message.HasField("stop"):
+                runner.ctx.stop.set(f"manager: {message.stop.reason}")
+        if self.link.error or not runner.ctx.stop.is_set():
+            self.manager_lost = self.link.error or "the stream closed"
             runner.ctx.stop.set("lost the manager")
 
     async def _pump(self, runner: Runner) -> None:
@@ -189,10 +165,7 @@ class Worker:
             slept_from = time.perf_counter()
             await asyncio.sleep(interval)
             # How late the timer fired: the users' loop is that busy (Locust mistook it for death).
-            lag = max(0.0, time.perf_counter() - slept_from - interval)
-            self.outbox.put_nowait(
-                wire.WorkerMessage(heartbeat=wire.Heartbeat(loop_lag_seconds=lag))
-            )
+            self.link.loop_lag = max(0.0, time.perf_counter() - slept_from - interval)
             hatched_sent = self.hatched
             self._send_delta(runner, final=False)
 
@@ -201,11 +174,11 @@ class Worker:
         await runner.ctx.stop.wait()
         if runner.ctx.stop.reason.startswith("caught"):
             goodbye = wire.Goodbye(reason=runner.ctx.stop.reason)
-            self.outbox.put_nowait(wire.WorkerMessage(goodbye=goodbye))
+            self.link.send(wire.WorkerMessage(goodbye=goodbye))
 
     def _send_delta(self, runner: Runner, *, final: bool) -> None:
         self.sequence += 1
         running = sum(1 for task in runner.users if not task.done())
         delta = to_delta(runner.ctx.aggregator.drain(), self.sequence, running, final)
         delta.hatched = self.hatched
-        self.outbox.put_nowait(wire.WorkerMessage(delta=delta))
+        self.link.send(wire.WorkerMessage(delta=delta))

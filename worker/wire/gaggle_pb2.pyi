@@ -251,11 +251,15 @@ Global___RowStats: _TypeAlias = RowStats  # noqa: Y015
 
 @_typing.final
 class Heartbeat(_message.Message):
+    """Both sides send one every second, from a thread of their own on the worker, so a worker whose
+    users saturate its event loop is never taken for dead; silence for a few seconds means lost.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     LOOP_LAG_SECONDS_FIELD_NUMBER: _builtins.int
     loop_lag_seconds: _builtins.float
-    """how late the worker's event loop ran a timer"""
+    """worker -> manager: how late the users' event loop ran a timer"""
     def __init__(
         self,
         *,
@@ -298,6 +302,7 @@ class ManagerMessage(_message.Message):
     REFUSED_FIELD_NUMBER: _builtins.int
     START_FIELD_NUMBER: _builtins.int
     STOP_FIELD_NUMBER: _builtins.int
+    HEARTBEAT_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def welcome(self) -> Global___Welcome: ...
     @_builtins.property
@@ -306,6 +311,10 @@ class ManagerMessage(_message.Message):
     def start(self) -> Global___Start: ...
     @_builtins.property
     def stop(self) -> Global___Stop: ...
+    @_builtins.property
+    def heartbeat(self) -> Global___Heartbeat:
+        """the manager is alive: a worker that hears nothing stops its load"""
+
     def __init__(
         self,
         *,
@@ -313,12 +322,13 @@ class ManagerMessage(_message.Message):
         refused: Global___Refused | None = ...,
         start: Global___Start | None = ...,
         stop: Global___Stop | None = ...,
+        heartbeat: Global___Heartbeat | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "refused", b"refused", "start", b"start", "stop", b"stop", "welcome", b"welcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "heartbeat", b"heartbeat", "refused", b"refused", "start", b"start", "stop", b"stop", "welcome", b"welcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "refused", b"refused", "start", b"start", "stop", b"stop", "welcome", b"welcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "heartbeat", b"heartbeat", "refused", b"refused", "start", b"start", "stop", b"stop", "welcome", b"welcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["welcome", "refused", "start", "stop"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["welcome", "refused", "start", "stop", "heartbeat"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -114,8 +115,10 @@ def scrape(port: int) -> str:
 def wait_for_metric(port: int, line: str, timeout: float) -> str:
     """Scrape until a line of /metrics starts with ``line``; the page that had it."""
     deadline = time.monotonic() + timeout
+    page = "(no answer yet)"
     while True:
-        page = scrape(port)
+        with contextlib.suppress(OSError):  # the endpoint may not be listening yet
+            page = scrape(port)
         if any(row.startswith(line) for row in page.splitlines()):
             return page
         assert time.monotonic() < deadline, f"no {line!r} within {timeout} s:\n{page}"

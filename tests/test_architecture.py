@@ -3,6 +3,8 @@ folder, and no module grows past the size where it should be split."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tomllib
 
 from tests.conftest import ROOT
@@ -60,3 +62,10 @@ def test_no_module_is_over_400_lines() -> None:
         if (n := len(path.read_text().splitlines())) > 400
     }
     assert too_long == {}
+
+
+def test_only_a_manager_pays_for_numpy() -> None:
+    """numpy folds the manager's deltas; a worker or standalone run must not carry its ~12 MB."""
+    probe = "import sys, gaggle.cli, gaggle.distributed.worker; print('numpy' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr

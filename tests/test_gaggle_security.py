@@ -14,6 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from gaggle.distributed.convert import PROTOCOL_VERSION
 from gaggle.distributed.role import Role
 from gaggle.distributed.security import warn_if_open
 from gaggle.wire import gaggle_pb2 as wire
@@ -139,7 +140,7 @@ def test_garbage_and_other_protocols_do_not_hurt_the_manager(
         manager.kill()
         manager.wait()
     assert answer.WhichOneof("body") == "refused"
-    assert "protocol version 99 is not 1" in answer.refused.reason
+    assert f"protocol version 99 is not {PROTOCOL_VERSION}" in answer.refused.reason
     assert "from the future" in err
     assert good == 0, good_err
     assert code == 0, err

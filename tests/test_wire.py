@@ -12,9 +12,11 @@ import pytest
 
 from gaggle import TaskSet, between, task
 from gaggle.distributed.convert import from_delta, merge_delta, to_delta
+from gaggle.distributed.fold import WIDTH, Totals
 from gaggle.distributed.rules import rules_difference, rules_hash, rules_json
 from gaggle.distributed.split import split_users
 from gaggle.metrics import Aggregator, Metrics, RequestRecord, TaskRecord
+from gaggle.metrics.histogram import bucket_index
 from gaggle.wire import gaggle_pb2 as wire
 from tests.conftest import ROOT
 
@@ -73,6 +75,74 @@ def test_deltas_merged_from_the_wire_equal_merged_metrics() -> None:
     for delta in deltas:
         merge_delta(totals, delta)
     assert totals == expected
+    folded = Totals()  # the manager's vectorised fold gives the same numbers
+    for delta in deltas:
+        folded.merge(wire.Delta.FromString(delta.SerializeToString()))
+    assert folded.metrics() == expected
+
+
+def test_the_managers_fold_equals_the_reference_merge_and_reads_between_deltas() -> None:
+    rng = random.Random(5)
+    totals, reference = Totals(), Metrics()
+    names = [f"/n{i}" for i in range(40)]  # more rows than the fold's first allocation
+    for sequence in range(1, 8):
+        aggregator = Aggregator()
+        for i in range(800):
+            status = rng.choice([200, 404, 0])
+            elapsed = rng.choice([rng.randrange(0, 300), rng.randrange(1, 10**9), 2**40])
+            aggregator.record_request(
+                RequestRecord(i, "GET", rng.choice(names), "u", "u", False, elapsed, status,
+                              status == 200, False, 0, "" if status else "refused")
+            )  # fmt: skip
+            aggregator.record_task(TaskRecord(i, 0, rng.randrange(3), "t", elapsed, True, 0))
+        delta = to_delta(aggregator.drain(), sequence, 1, False)
+        merge_delta(reference, delta)
+        totals.merge(delta)
+        if sequence % 3 == 0:  # a scrape mid-run, then more deltas
+            assert totals.metrics().requests.keys() == reference.requests.keys()
+    folded = totals.metrics()
+    # 2**40 µs (12.7 days) lies beyond the fold's last bucket: counted there, min/max still exact.
+    assert bucket_index(2**40) > WIDTH - 1
+    for key, stats in reference.requests.items():
+        counts = dict(stats.histogram.counts)
+        if bucket_index(2**40) in counts:
+            counts[WIDTH - 1] = counts.get(WIDTH - 1, 0) + counts.pop(bucket_index(2**40))
+        assert folded.requests[key].histogram.counts == counts, key
+        assert folded.requests[key].max_us == stats.max_us == 2**40
+        assert (folded.requests[key].count, folded.requests[key].status_codes) == (
+            stats.count, stats.status_codes)  # fmt: skip
+    assert folded.errors == reference.errors
+    assert folded.tasks.keys() == reference.tasks.keys()
+
+
+def one_row_delta(sequence: int) -> wire.Delta:
+    aggregator = Aggregator()
+    aggregator.record_request(RequestRecord(0, "GET", "/", "u", "u", False, 1, 200, True, False, 0))
+    return to_delta(aggregator.drain(), sequence, 1, False)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "words"),
+    [("bucket_counts", b"\x01\0\0", "not whole 4-byte items"),
+     ("bucket_rows", b"\x02\0\0\0", "columns of other lengths"),
+     ("sum_us", b"", "columns of other lengths"),
+     ("status_codes", b"\xe8\x03", "a status code of 1000")],
+)  # fmt: skip
+def test_a_malformed_delta_is_refused_before_anything_is_folded(
+    column: str, value: bytes, words: str
+) -> None:
+    totals = Totals()
+    bad = one_row_delta(1)
+    bad.tasks.CopyFrom(one_row_delta(1).requests)  # a good table folded first, were it allowed
+    setattr(bad.requests, column, value)
+    with pytest.raises(ValueError, match=words):
+        totals.merge(bad)
+    if column != "status_codes":  # the reference decoder has no dense table to overflow
+        with pytest.raises(ValueError, match=words):
+            from_delta(bad)
+    assert totals.metrics().requests == totals.metrics().tasks == {}
+    totals.merge(one_row_delta(2))
+    assert totals.metrics().requests[("GET", "/")].histogram.counts == {1: 1}
 
 
 @pytest.mark.parametrize(

@@ -19,13 +19,14 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 from aiohttp import web
 
 from gaggle import __version__
 from gaggle.config import ConfigError, RunConfig
-from gaggle.distributed.convert import merge_delta
+from gaggle.distributed.convert import PROTOCOL_VERSION
 from gaggle.distributed.role import Role
 from gaggle.distributed.rules import rules_difference
 from gaggle.distributed.security import server_credentials, token_matches, warn_if_open
@@ -37,9 +38,11 @@ from gaggle.runner import RunPlan, RunResult
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 
+if TYPE_CHECKING:
+    from gaggle.distributed.fold import Totals
+
 log = logging.getLogger("gaggle")
 
-PROTOCOL_VERSION = 1
 START_DELAY = 1.0  # seconds between the Start message and the common start instant
 HEARTBEAT_INTERVAL = 1.0
 WORKER_SILENCE = 3.0  # seconds without a word from a worker (it heartbeats every second): lost
@@ -78,7 +81,11 @@ class Manager(wire_grpc.GaggleServicer):
         self.plan, self.role = plan, role
         self.rules_hash, self.rules_json = rules_hash, rules_json
         self.workers: list[WorkerLink] = []
-        self.totals = Metrics()
+        # numpy (behind Totals) costs every process ~12 MB: only a manager imports it.
+        from gaggle.distributed.fold import Totals
+
+        self.new_totals = Totals
+        self.totals: Totals = Totals()
         self.hatch_metrics: Metrics | None = None
         self.metrics_started = time.perf_counter()
         self.all_joined = asyncio.Event()
@@ -186,7 +193,7 @@ class Manager(wire_grpc.GaggleServicer):
         link.last_sequence = delta.sequence
         link.last_delta_at = time.monotonic()
         link.users_running = delta.users_running
-        merge_delta(self.totals, delta)
+        self.totals.merge(delta)
         if delta.hatched and not link.hatched:
             link.hatched = True
             self._check_hatched()
@@ -229,8 +236,8 @@ class Manager(wire_grpc.GaggleServicer):
             return
         now = time.perf_counter()
         if not (config.no_metrics or config.only_summary):
-            self._print(self.totals, now - self.metrics_started)
-        self.hatch_metrics, self.totals = self.totals, Metrics()
+            self._print(self.totals.metrics(), now - self.metrics_started)
+        self.hatch_metrics, self.totals = self.totals.metrics(), self.new_totals()
         self.metrics_started = now
         if config.run_time > 0:
             asyncio.get_running_loop().call_later(config.run_time, self.stop, "run time elapsed")
@@ -326,7 +333,7 @@ class Manager(wire_grpc.GaggleServicer):
             for link in self.workers:
                 link.outbox.put_nowait(None)
             if not config.no_metrics:
-                self._print(self.totals, duration)
+                self._print(self.totals.metrics(), duration)
             return self._result(duration)
         finally:
             heartbeats.cancel()
@@ -341,7 +348,7 @@ class Manager(wire_grpc.GaggleServicer):
         if not bind:
             return None
         source = Source(
-            metrics=lambda: Metrics.combined(self.hatch_metrics, self.totals),
+            metrics=lambda: Metrics.combined(self.hatch_metrics, self.totals.metrics()),
             users=lambda: sum(w.users_running for w in self.workers if not w.done),
             workers=lambda: (sum(1 for w in self.workers if not w.done), self.lost),
             task_names=lambda: self.task_names,
@@ -352,7 +359,7 @@ class Manager(wire_grpc.GaggleServicer):
 
     def _result(self, duration: float) -> RunResult:
         return RunResult(
-            metrics=self.totals,
+            metrics=self.totals.metrics(),
             duration=duration,
             users=self.plan.config.users,
             stopped_by=self.stop_reason,

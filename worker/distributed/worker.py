@@ -19,9 +19,8 @@ import time
 
 from gaggle import __version__
 from gaggle.attack import Attack
-from gaggle.distributed.convert import to_delta
+from gaggle.distributed.convert import PROTOCOL_VERSION, to_delta
 from gaggle.distributed.link import ManagerLink, WorkerError
-from gaggle.distributed.manager import PROTOCOL_VERSION
 from gaggle.distributed.role import Role
 from gaggle.runner import Runner, RunPlan
 from gaggle.taskset import TaskSet

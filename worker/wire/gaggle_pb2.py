@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gaggle/wire/gaggle.proto\x12\tgaggle.v1\"\xaf\x01\n\rWorkerMessage\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.gaggle.v1.HelloH\x00\x12!\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x10.gaggle.v1.DeltaH\x00\x12)\n\theartbeat\x18\x03 \x01(\x0b\x32\x14.gaggle.v1.HeartbeatH\x00\x12%\n\x07goodbye\x18\x04 \x01(\x0b\x32\x12.gaggle.v1.GoodbyeH\x00\x42\x06\n\x04\x62ody\"\x91\x01\n\x05Hello\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x16\n\x0egaggle_version\x18\x02 \x01(\t\x12\x12\n\nrules_hash\x18\x03 \x01(\t\x12\x11\n\tfile_hash\x18\x04 \x01(\t\x12\x12\n\nrules_json\x18\x05 \x01(\t\x12\r\n\x05token\x18\x06 \x01(\t\x12\x0c\n\x04name\x18\x07 \x01(\t\"\xf8\x01\n\x05\x44\x65lta\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12%\n\x08requests\x18\x02 \x03(\x0b\x32\x13.gaggle.v1.RowStats\x12\"\n\x05tasks\x18\x03 \x03(\x0b\x32\x13.gaggle.v1.RowStats\x12,\n\x06\x65rrors\x18\x04 \x03(\x0b\x32\x1c.gaggle.v1.Delta.ErrorsEntry\x12\x15\n\rusers_running\x18\x05 \x01(\r\x12\r\n\x05\x66inal\x18\x06 \x01(\x08\x12\x0f\n\x07hatched\x18\x07 \x01(\x08\x1a-\n\x0b\x45rrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\xc6\x02\n\x08RowStats\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0f\n\x07taskset\x18\x03 \x01(\r\x12\x0c\n\x04task\x18\x04 \x01(\r\x12\x15\n\rsuccess_count\x18\x05 \x01(\x03\x12\x12\n\nfail_count\x18\x06 \x01(\x03\x12\x0e\n\x06sum_us\x18\x07 \x01(\x04\x12\x0e\n\x06min_us\x18\x08 \x01(\x04\x12\x0e\n\x06max_us\x18\t \x01(\x04\x12\x18\n\x0c\x62ucket_index\x18\n \x03(\rB\x02\x10\x01\x12\x18\n\x0c\x62ucket_count\x18\x0b \x03(\x04\x42\x02\x10\x01\x12:\n\x0cstatus_codes\x18\x0c \x03(\x0b\x32$.gaggle.v1.RowStats.StatusCodesEntry\x1a\x32\n\x10StatusCodesEntry\x12\x0b\n\x03key\x18\x01 \x01(\r\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"%\n\tHeartbeat\x12\x18\n\x10loop_lag_seconds\x18\x01 \x01(\x01\"\x19\n\x07Goodbye\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xd5\x01\n\x0eManagerMessage\x12%\n\x07welcome\x18\x01 \x01(\x0b\x32\x12.gaggle.v1.WelcomeH\x00\x12%\n\x07refused\x18\x02 \x01(\x0b\x32\x12.gaggle.v1.RefusedH\x00\x12!\n\x05start\x18\x03 \x01(\x0b\x32\x10.gaggle.v1.StartH\x00\x12\x1f\n\x04stop\x18\x04 \x01(\x0b\x32\x0f.gaggle.v1.StopH\x00\x12)\n\theartbeat\x18\x05 \x01(\x0b\x32\x14.gaggle.v1.HeartbeatH\x00\x42\x06\n\x04\x62ody\"0\n\x07Welcome\x12\x14\n\x0cworker_index\x18\x01 \x01(\r\x12\x0f\n\x07workers\x18\x02 \x01(\r\"\x19\n\x07Refused\x12\x0e\n\x06reason\x18\x01 \x01(\t\"z\n\x05Start\x12\x10\n\x08start_at\x18\x01 \x01(\x01\x12\x13\n\x0b\x63onfig_json\x18\x02 \x01(\t\x12\r\n\x05users\x18\x03 \x01(\r\x12\x12\n\nfirst_user\x18\x04 \x01(\r\x12\x12\n\nhatch_rate\x18\x05 \x01(\x01\x12\x13\n\x0btotal_users\x18\x06 \x01(\r\"\x16\n\x04Stop\x12\x0e\n\x06reason\x18\x01 \x01(\t2I\n\x06Gaggle\x12?\n\x04Join\x12\x18.gaggle.v1.WorkerMessage\x1a\x19.gaggle.v1.ManagerMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18gaggle/wire/gaggle.proto\x12\tgaggle.v1\"\xaf\x01\n\rWorkerMessage\x12!\n\x05hello\x18\x01 \x01(\x0b\x32\x10.gaggle.v1.HelloH\x00\x12!\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x10.gaggle.v1.DeltaH\x00\x12)\n\theartbeat\x18\x03 \x01(\x0b\x32\x14.gaggle.v1.HeartbeatH\x00\x12%\n\x07goodbye\x18\x04 \x01(\x0b\x32\x12.gaggle.v1.GoodbyeH\x00\x42\x06\n\x04\x62ody\"\x91\x01\n\x05Hello\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\x16\n\x0egaggle_version\x18\x02 \x01(\t\x12\x12\n\nrules_hash\x18\x03 \x01(\t\x12\x11\n\tfile_hash\x18\x04 \x01(\t\x12\x12\n\nrules_json\x18\x05 \x01(\t\x12\r\n\x05token\x18\x06 \x01(\t\x12\x0c\n\x04name\x18\x07 \x01(\t\"\xfe\x01\n\x05\x44\x65lta\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12,\n\x06\x65rrors\x18\x04 \x03(\x0b\x32\x1c.gaggle.v1.Delta.ErrorsEntry\x12\x15\n\rusers_running\x18\x05 \x01(\r\x12\r\n\x05\x66inal\x18\x06 \x01(\x08\x12\x0f\n\x07hatched\x18\x07 \x01(\x08\x12\"\n\x08requests\x18\x08 \x01(\x0b\x32\x10.gaggle.v1.Table\x12\x1f\n\x05tasks\x18\t \x01(\x0b\x32\x10.gaggle.v1.Table\x1a-\n\x0b\x45rrorsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01J\x04\x08\x02\x10\x03J\x04\x08\x03\x10\x04\"\xa5\x02\n\x05Table\x12\x0e\n\x06method\x18\x01 \x03(\t\x12\x0c\n\x04name\x18\x02 \x03(\t\x12\x0f\n\x07taskset\x18\x03 \x03(\r\x12\x0c\n\x04task\x18\x04 \x03(\r\x12\x15\n\rsuccess_count\x18\x05 \x01(\x0c\x12\x12\n\nfail_count\x18\x06 \x01(\x0c\x12\x0e\n\x06sum_us\x18\x07 \x01(\x0c\x12\x0e\n\x06min_us\x18\x08 \x01(\x0c\x12\x0e\n\x06max_us\x18\t \x01(\x0c\x12\x13\n\x0b\x62ucket_rows\x18\n \x01(\x0c\x12\x16\n\x0e\x62ucket_indexes\x18\x0b \x01(\x0c\x12\x15\n\rbucket_counts\x18\x0c \x01(\x0c\x12\x13\n\x0bstatus_rows\x18\r \x01(\x0c\x12\x14\n\x0cstatus_codes\x18\x0e \x01(\x0c\x12\x15\n\rstatus_counts\x18\x0f \x01(\x0c\"%\n\tHeartbeat\x12\x18\n\x10loop_lag_seconds\x18\x01 \x01(\x01\"\x19\n\x07Goodbye\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xd5\x01\n\x0eManagerMessage\x12%\n\x07welcome\x18\x01 \x01(\x0b\x32\x12.gaggle.v1.WelcomeH\x00\x12%\n\x07refused\x18\x02 \x01(\x0b\x32\x12.gaggle.v1.RefusedH\x00\x12!\n\x05start\x18\x03 \x01(\x0b\x32\x10.gaggle.v1.StartH\x00\x12\x1f\n\x04stop\x18\x04 \x01(\x0b\x32\x0f.gaggle.v1.StopH\x00\x12)\n\theartbeat\x18\x05 \x01(\x0b\x32\x14.gaggle.v1.HeartbeatH\x00\x42\x06\n\x04\x62ody\"0\n\x07Welcome\x12\x14\n\x0cworker_index\x18\x01 \x01(\r\x12\x0f\n\x07workers\x18\x02 \x01(\r\"\x19\n\x07Refused\x12\x0e\n\x06reason\x18\x01 \x01(\t\"z\n\x05Start\x12\x10\n\x08start_at\x18\x01 \x01(\x01\x12\x13\n\x0b\x63onfig_json\x18\x02 \x01(\t\x12\r\n\x05users\x18\x03 \x01(\r\x12\x12\n\nfirst_user\x18\x04 \x01(\r\x12\x12\n\nhatch_rate\x18\x05 \x01(\x01\x12\x13\n\x0btotal_users\x18\x06 \x01(\r\"\x16\n\x04Stop\x12\x0e\n\x06reason\x18\x01 \x01(\t2I\n\x06Gaggle\x12?\n\x04Join\x12\x18.gaggle.v1.WorkerMessage\x1a\x19.gaggle.v1.ManagerMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,38 +33,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DELTA_ERRORSENTRY']._loaded_options = None
   _globals['_DELTA_ERRORSENTRY']._serialized_options = b'8\001'
-  _globals['_ROWSTATS_STATUSCODESENTRY']._loaded_options = None
-  _globals['_ROWSTATS_STATUSCODESENTRY']._serialized_options = b'8\001'
-  _globals['_ROWSTATS'].fields_by_name['bucket_index']._loaded_options = None
-  _globals['_ROWSTATS'].fields_by_name['bucket_index']._serialized_options = b'\020\001'
-  _globals['_ROWSTATS'].fields_by_name['bucket_count']._loaded_options = None
-  _globals['_ROWSTATS'].fields_by_name['bucket_count']._serialized_options = b'\020\001'
   _globals['_WORKERMESSAGE']._serialized_start=40
   _globals['_WORKERMESSAGE']._serialized_end=215
   _globals['_HELLO']._serialized_start=218
   _globals['_HELLO']._serialized_end=363
   _globals['_DELTA']._serialized_start=366
-  _globals['_DELTA']._serialized_end=614
-  _globals['_DELTA_ERRORSENTRY']._serialized_start=569
-  _globals['_DELTA_ERRORSENTRY']._serialized_end=614
-  _globals['_ROWSTATS']._serialized_start=617
-  _globals['_ROWSTATS']._serialized_end=943
-  _globals['_ROWSTATS_STATUSCODESENTRY']._serialized_start=893
-  _globals['_ROWSTATS_STATUSCODESENTRY']._serialized_end=943
-  _globals['_HEARTBEAT']._serialized_start=945
-  _globals['_HEARTBEAT']._serialized_end=982
-  _globals['_GOODBYE']._serialized_start=984
-  _globals['_GOODBYE']._serialized_end=1009
-  _globals['_MANAGERMESSAGE']._serialized_start=1012
-  _globals['_MANAGERMESSAGE']._serialized_end=1225
-  _globals['_WELCOME']._serialized_start=1227
-  _globals['_WELCOME']._serialized_end=1275
-  _globals['_REFUSED']._serialized_start=1277
-  _globals['_REFUSED']._serialized_end=1302
-  _globals['_START']._serialized_start=1304
-  _globals['_START']._serialized_end=1426
-  _globals['_STOP']._serialized_start=1428
-  _globals['_STOP']._serialized_end=1450
-  _globals['_GAGGLE']._serialized_start=1452
-  _globals['_GAGGLE']._serialized_end=1525
+  _globals['_DELTA']._serialized_end=620
+  _globals['_DELTA_ERRORSENTRY']._serialized_start=563
+  _globals['_DELTA_ERRORSENTRY']._serialized_end=608
+  _globals['_TABLE']._serialized_start=623
+  _globals['_TABLE']._serialized_end=916
+  _globals['_HEARTBEAT']._serialized_start=918
+  _globals['_HEARTBEAT']._serialized_end=955
+  _globals['_GOODBYE']._serialized_start=957
+  _globals['_GOODBYE']._serialized_end=982
+  _globals['_MANAGERMESSAGE']._serialized_start=985
+  _globals['_MANAGERMESSAGE']._serialized_end=1198
+  _globals['_WELCOME']._serialized_start=1200
+  _globals['_WELCOME']._serialized_end=1248
+  _globals['_REFUSED']._serialized_start=1250
+  _globals['_REFUSED']._serialized_end=1275
+  _globals['_START']._serialized_start=1277
+  _globals['_START']._serialized_end=1399
+  _globals['_STOP']._serialized_start=1401
+  _globals['_STOP']._serialized_end=1423
+  _globals['_GAGGLE']._serialized_start=1425
+  _globals['_GAGGLE']._serialized_end=1498
 # @@protoc_insertion_point(module_scope)

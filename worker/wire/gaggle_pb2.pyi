@@ -131,12 +131,12 @@ class Delta(_message.Message):
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     SEQUENCE_FIELD_NUMBER: _builtins.int
-    REQUESTS_FIELD_NUMBER: _builtins.int
-    TASKS_FIELD_NUMBER: _builtins.int
     ERRORS_FIELD_NUMBER: _builtins.int
     USERS_RUNNING_FIELD_NUMBER: _builtins.int
     FINAL_FIELD_NUMBER: _builtins.int
     HATCHED_FIELD_NUMBER: _builtins.int
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    TASKS_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     users_running: _builtins.int
     final: _builtins.bool
@@ -144,23 +144,27 @@ class Delta(_message.Message):
     hatched: _builtins.bool
     """sent once, when all of this worker's users are running"""
     @_builtins.property
-    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___RowStats]: ...
-    @_builtins.property
-    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___RowStats]: ...
-    @_builtins.property
     def errors(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    @_builtins.property
+    def requests(self) -> Global___Table:
+        """keyed by (method, name)"""
+
+    @_builtins.property
+    def tasks(self) -> Global___Table:
+        """keyed by (taskset, task)"""
+
     def __init__(
         self,
         *,
         sequence: _builtins.int = ...,
-        requests: _abc.Iterable[Global___RowStats] | None = ...,
-        tasks: _abc.Iterable[Global___RowStats] | None = ...,
         errors: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         users_running: _builtins.int = ...,
         final: _builtins.bool = ...,
         hatched: _builtins.bool = ...,
+        requests: Global___Table | None = ...,
+        tasks: Global___Table | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests", "tasks", b"tasks"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
     _ClearFieldArgType: _TypeAlias = _typing.Literal["errors", b"errors", "final", b"final", "hatched", b"hatched", "requests", b"requests", "sequence", b"sequence", "tasks", b"tasks", "users_running", b"users_running"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
@@ -169,28 +173,13 @@ class Delta(_message.Message):
 Global___Delta: _TypeAlias = Delta  # noqa: Y015
 
 @_typing.final
-class RowStats(_message.Message):
+class Table(_message.Message):
+    """Per-name metrics as columns: row i of every column belongs to key i. Numbers are little-endian
+    fixed-width arrays in `bytes`, so the manager reads each column as one array and folds a whole
+    delta in a few vectorised steps: its cost is per delta, not per row or per bucket.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
-
-    @_typing.final
-    class StatusCodesEntry(_message.Message):
-        DESCRIPTOR: _descriptor.Descriptor
-
-        KEY_FIELD_NUMBER: _builtins.int
-        VALUE_FIELD_NUMBER: _builtins.int
-        key: _builtins.int
-        value: _builtins.int
-        def __init__(
-            self,
-            *,
-            key: _builtins.int = ...,
-            value: _builtins.int = ...,
-        ) -> None: ...
-        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
-        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
-        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-        def WhichOneof(self, oneof_group: _Never) -> None: ...
 
     METHOD_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
@@ -201,60 +190,77 @@ class RowStats(_message.Message):
     SUM_US_FIELD_NUMBER: _builtins.int
     MIN_US_FIELD_NUMBER: _builtins.int
     MAX_US_FIELD_NUMBER: _builtins.int
-    BUCKET_INDEX_FIELD_NUMBER: _builtins.int
-    BUCKET_COUNT_FIELD_NUMBER: _builtins.int
+    BUCKET_ROWS_FIELD_NUMBER: _builtins.int
+    BUCKET_INDEXES_FIELD_NUMBER: _builtins.int
+    BUCKET_COUNTS_FIELD_NUMBER: _builtins.int
+    STATUS_ROWS_FIELD_NUMBER: _builtins.int
     STATUS_CODES_FIELD_NUMBER: _builtins.int
-    method: _builtins.str
-    """requests: the HTTP method; tasks: empty"""
-    name: _builtins.str
-    """requests: the request name; tasks: empty"""
-    taskset: _builtins.int
-    """tasks: indexes in the rules"""
-    task: _builtins.int
-    success_count: _builtins.int
-    """signed: a set_failure flip is -1 success, +1 failure"""
-    fail_count: _builtins.int
-    sum_us: _builtins.int
-    min_us: _builtins.int
-    max_us: _builtins.int
+    STATUS_COUNTS_FIELD_NUMBER: _builtins.int
+    success_count: _builtins.bytes
+    """int64 per row; a set_failure flip is -1 success, +1 failure"""
+    fail_count: _builtins.bytes
+    """int64 per row"""
+    sum_us: _builtins.bytes
+    """uint64 per row"""
+    min_us: _builtins.bytes
+    """uint64 per row; 2^62 when the row has no timings (flips only)"""
+    max_us: _builtins.bytes
+    """uint64 per row"""
+    bucket_rows: _builtins.bytes
+    """uint32 per row: how many histogram entries the row has"""
+    bucket_indexes: _builtins.bytes
+    """uint16 per entry: a bucket of gaggle/metrics/histogram.py"""
+    bucket_counts: _builtins.bytes
+    """uint32 per entry (a larger count is split over entries)"""
+    status_rows: _builtins.bytes
+    """uint32 per row: how many status-code entries the row has"""
+    status_codes: _builtins.bytes
+    """uint16 per entry: HTTP status, 0 when no response came"""
+    status_counts: _builtins.bytes
+    """uint32 per entry"""
     @_builtins.property
-    def bucket_index(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
-        """histogram: parallel arrays"""
+    def method(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """requests: the HTTP method"""
 
     @_builtins.property
-    def bucket_count(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
+    def name(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """requests: the request name"""
+
     @_builtins.property
-    def status_codes(self) -> _containers.ScalarMap[_builtins.int, _builtins.int]: ...
+    def taskset(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """tasks: indexes in the rules"""
+
+    @_builtins.property
+    def task(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]: ...
     def __init__(
         self,
         *,
-        method: _builtins.str = ...,
-        name: _builtins.str = ...,
-        taskset: _builtins.int = ...,
-        task: _builtins.int = ...,
-        success_count: _builtins.int = ...,
-        fail_count: _builtins.int = ...,
-        sum_us: _builtins.int = ...,
-        min_us: _builtins.int = ...,
-        max_us: _builtins.int = ...,
-        bucket_index: _abc.Iterable[_builtins.int] | None = ...,
-        bucket_count: _abc.Iterable[_builtins.int] | None = ...,
-        status_codes: _abc.Mapping[_builtins.int, _builtins.int] | None = ...,
+        method: _abc.Iterable[_builtins.str] | None = ...,
+        name: _abc.Iterable[_builtins.str] | None = ...,
+        taskset: _abc.Iterable[_builtins.int] | None = ...,
+        task: _abc.Iterable[_builtins.int] | None = ...,
+        success_count: _builtins.bytes = ...,
+        fail_count: _builtins.bytes = ...,
+        sum_us: _builtins.bytes = ...,
+        min_us: _builtins.bytes = ...,
+        max_us: _builtins.bytes = ...,
+        bucket_rows: _builtins.bytes = ...,
+        bucket_indexes: _builtins.bytes = ...,
+        bucket_counts: _builtins.bytes = ...,
+        status_rows: _builtins.bytes = ...,
+        status_codes: _builtins.bytes = ...,
+        status_counts: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket_count", b"bucket_count", "bucket_index", b"bucket_index", "fail_count", b"fail_count", "max_us", b"max_us", "method", b"method", "min_us", b"min_us", "name", b"name", "status_codes", b"status_codes", "success_count", b"success_count", "sum_us", b"sum_us", "task", b"task", "taskset", b"taskset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket_counts", b"bucket_counts", "bucket_indexes", b"bucket_indexes", "bucket_rows", b"bucket_rows", "fail_count", b"fail_count", "max_us", b"max_us", "method", b"method", "min_us", b"min_us", "name", b"name", "status_codes", b"status_codes", "status_counts", b"status_counts", "status_rows", b"status_rows", "success_count", b"success_count", "sum_us", b"sum_us", "task", b"task", "taskset", b"taskset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___RowStats: _TypeAlias = RowStats  # noqa: Y015
+Global___Table: _TypeAlias = Table  # noqa: Y015
 
 @_typing.final
 class Heartbeat(_message.Message):
-    """Both sides send one every second, from a thread of their own on the worker, so a worker whose
-    users saturate its event loop is never taken for dead; silence for a few seconds means lost.
-    """
-
     DESCRIPTOR: _descriptor.Descriptor
 
     LOOP_LAG_SECONDS_FIELD_NUMBER: _builtins.int

@@ -1,0 +1,137 @@
+"""The manager's running totals, folded a whole delta at a time.
+
+Why numpy: a gaggle of 100 workers × 200 request names sends about 22,000 rows and 1.6 million
+histogram buckets a second; folding them one by one in Python cost three quarters of a core
+(benchmarks/gaggle.py). Deltas are columnar (gaggle.proto's ``Table``), so here each column is one
+array and a delta folds in a few ``np.add.at`` / ``np.minimum.at`` steps into dense arrays with a
+row (slot) per request (method, name) or task. ``metrics()`` writes the slots that changed back
+into the engine's ``Stats`` when someone reads them (tables, a scrape, /summary): the same numbers
+as ``convert.merge_delta``, which a test checks. numpy is imported by the manager only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from gaggle.distributed.convert import ENTRY_COLUMNS, ROW_COLUMNS, check_shape, table_keys
+from gaggle.metrics.aggregate import Metrics, add_error
+from gaggle.metrics.stats import Stats
+from gaggle.wire import gaggle_pb2 as wire
+
+# Bucket indexes 0..4095 cover response times up to about 76 hours; a longer one is counted in
+# the last bucket (its min and max stay exact). 32 KiB per request name or task.
+WIDTH = 4096
+CODES = 1000  # HTTP status codes 0..999
+_NO_MIN = 1 << 62
+_DTYPES = {"q": "<i8", "Q": "<u8", "I": "<u4", "H": "<u2"}
+
+Columns = dict[str, npt.NDArray[Any]]
+
+
+class Totals:
+    def __init__(self, capacity: int = 16) -> None:
+        self._metrics = Metrics()
+        self._slots: dict[tuple[bool, Any], int] = {}  # (is_task, key) -> slot
+        self._stats: list[Stats] = []
+        self._counts = np.zeros((capacity, 2), dtype=np.int64)  # success, fail
+        self._sums = np.zeros(capacity, dtype=np.uint64)
+        self._mins = np.full(capacity, _NO_MIN, dtype=np.uint64)
+        self._maxs = np.zeros(capacity, dtype=np.uint64)
+        self._buckets = np.zeros((capacity, WIDTH), dtype=np.uint64)
+        self._codes = np.zeros((capacity, CODES), dtype=np.uint64)
+        self._dirty: set[int] = set()
+
+    def merge(self, delta: wire.Delta) -> None:
+        """Fold one delta in; a malformed one raises ValueError before anything is folded."""
+        tables = [_columns(delta.requests, False), _columns(delta.tasks, True)]
+        for is_task, (keys, columns) in zip((False, True), tables, strict=True):
+            if keys:
+                self._fold(self._slots_of(is_task, keys), columns)
+        for error, count in delta.errors.items():
+            add_error(self._metrics.errors, error, count)
+
+    def metrics(self) -> Metrics:
+        """The totals as the engine's ``Metrics`` (live: later merges update it again)."""
+        for slot in self._dirty:
+            stats = self._stats[slot]
+            stats.success_count, stats.fail_count = self._counts[slot].tolist()
+            stats.sum_us = int(self._sums[slot])
+            stats.min_us = int(self._mins[slot])
+            stats.max_us = int(self._maxs[slot])
+            stats.histogram.counts = _sparse(self._buckets[slot])
+            stats.histogram.total = int(self._buckets[slot].sum())
+            stats.status_codes = _sparse(self._codes[slot])
+        self._dirty.clear()
+        return self._metrics
+
+    def _slots_of(self, is_task: bool, keys: list[Any]) -> npt.NDArray[np.intp]:
+        slots = self._slots
+        found = [slots.get((is_task, key)) for key in keys]
+        for i, slot in enumerate(found):
+            if slot is None:
+                found[i] = self._add_slot(is_task, keys[i])
+        return np.array(found, dtype=np.intp)
+
+    def _add_slot(self, is_task: bool, key: Any) -> int:
+        slot = len(self._stats)
+        if slot == len(self._sums):
+            self._grow()
+        stats = Stats()
+        self._stats.append(stats)
+        self._slots[(is_task, key)] = slot
+        (self._metrics.tasks if is_task else self._metrics.requests)[key] = stats
+        return slot
+
+    def _grow(self) -> None:
+        def double(array: npt.NDArray[Any], fill: int = 0) -> npt.NDArray[Any]:
+            more = np.full_like(array, fill)
+            return np.concatenate([array, more])
+
+        self._counts, self._sums = double(self._counts), double(self._sums)
+        self._mins, self._maxs = double(self._mins, _NO_MIN), double(self._maxs)
+        self._buckets, self._codes = double(self._buckets), double(self._codes)
+
+    def _fold(self, slots: npt.NDArray[np.intp], columns: Columns) -> None:
+        np.add.at(self._counts[:, 0], slots, columns["success_count"])
+        np.add.at(self._counts[:, 1], slots, columns["fail_count"])
+        np.add.at(self._sums, slots, columns["sum_us"])
+        np.minimum.at(self._mins, slots, columns["min_us"])
+        np.maximum.at(self._maxs, slots, columns["max_us"])
+        where = np.repeat(slots * WIDTH, columns["bucket_rows"])
+        where += np.minimum(columns["bucket_indexes"], WIDTH - 1)
+        # Same dtypes on both sides: ufunc.at's casting path is ~25x slower than its fast path.
+        counts = columns["bucket_counts"].astype(np.uint64)
+        np.add.at(self._buckets.reshape(-1), where, counts)
+        where = np.repeat(slots * CODES, columns["status_rows"]) + columns["status_codes"]
+        np.add.at(self._codes.reshape(-1), where, columns["status_counts"].astype(np.uint64))
+        self._dirty.update(slots.tolist())
+
+
+def _sparse(dense: npt.NDArray[np.uint64]) -> dict[int, int]:
+    filled = np.flatnonzero(dense)
+    return dict(zip(filled.tolist(), dense[filled].tolist(), strict=True))
+
+
+def _columns(table: wire.Table, is_task: bool) -> tuple[list[Any], Columns]:
+    """A table's keys and its columns as arrays, checked to fit together."""
+    keys = table_keys(table, is_task)
+    columns: Columns = {}
+    for name, code in (ROW_COLUMNS | ENTRY_COLUMNS).items():
+        data = getattr(table, name)
+        size = np.dtype(_DTYPES[code]).itemsize
+        if len(data) % size:
+            raise ValueError(f"a column of {len(data)} bytes is not whole {size}-byte items")
+        columns[name] = np.frombuffer(data, dtype=_DTYPES[code])
+    check_shape(
+        len(keys),
+        {name: len(columns[name]) for name in ROW_COLUMNS},
+        {name: len(columns[name]) for name in ENTRY_COLUMNS},
+        int(columns["bucket_rows"].sum()),
+        int(columns["status_rows"].sum()),
+    )
+    if len(columns["status_codes"]) and int(columns["status_codes"].max()) >= CODES:
+        raise ValueError(f"a status code of {int(columns['status_codes'].max())} (want < 1000)")
+    return keys, columns

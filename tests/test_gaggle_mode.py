@@ -221,3 +221,24 @@ def test_a_killed_worker_is_counted_lost_and_the_rest_go_on(target: Target, tmp_
     counted, served = int(row.group(1).replace(",", "")), target.counts()["GET / 200"]
     per_worker_rate = 2 / 0.05  # 2 users each, at most one request per 50 ms pause
     assert 0 <= served - counted <= per_worker_rate * (float(gap.group(1)) + 0.2), (served, counted)
+
+
+def test_the_seeds_gaggle_example_runs_as_written(target: Target, tmp_path: Path) -> None:
+    """Goose's README: `--manager --expect-workers 2 --host URL -v`, then two `--worker -v`; it
+    runs until cancelled, and cancelling any process stops them all. Only the ports are ours (a
+    test must not take 5115 and 9646); the manager listens on all interfaces, as in the seed."""
+    test, port = write(tmp_path), free_port()
+    manager = spawn_gaggle(
+        "run", test, "--manager", "--expect-workers", "2", "--host", target.url, "-v",
+        "--manager-bind-port", str(port), "--metrics-bind", f"127.0.0.1:{free_port()}",
+    )  # fmt: skip
+    time.sleep(0.5)
+    workers = [start_worker(test, port, "-v") for _ in range(2)]
+    wait_for_count(target, "GET / 200", 20)
+    manager.send_signal(signal.SIGINT)
+    code, err = finish(manager)
+    exits = [finish(w) for w in workers]
+    assert code == 0, err
+    assert [c for c, _ in exits] == [0, 0], exits
+    assert "without --gaggle-token" in err  # all interfaces, no token: the manager says so
+    assert "joined the manager" in exits[0][1]

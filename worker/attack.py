@@ -24,6 +24,7 @@ T = TypeVar("T")
 EXIT_BAD_INPUT = 2
 EXIT_CRASH = 1
 EXIT_ABORTED = 130
+EXIT_THRESHOLDS = 3  # the run completed and a --threshold rule failed
 
 
 def validate_tasksets(tasksets: Sequence[type[TaskSet]]) -> list[type[TaskSet]]:

@@ -12,6 +12,7 @@ from gaggle import __version__
 from gaggle.attack import (
     EXIT_ABORTED,
     EXIT_CRASH,
+    EXIT_THRESHOLDS,
     Attack,
     fail,
     print_rules,
@@ -82,12 +83,12 @@ def run_role(
         if role.kind == "local":
             return run_on_best_loop(run_local(path, plan, role, rules, options))
         if role.kind == "manager":
-            run_on_best_loop(Manager(plan, role, *rules).run())
+            result = run_on_best_loop(Manager(plan, role, *rules).run())
         else:
-            run_on_best_loop(Runner(plan).run())
+            result = run_on_best_loop(Runner(plan).run())
     except Aborted:
         return EXIT_ABORTED
-    return 0
+    return 0 if result.passed else EXIT_THRESHOLDS
 
 
 def run_worker(

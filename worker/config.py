@@ -16,6 +16,8 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from gaggle.thresholds import Threshold, ThresholdError, parse_threshold
+
 
 class ConfigError(ValueError):
     """A bad option value; ``str()`` is the one line the user sees."""
@@ -56,6 +58,11 @@ class RunConfig:
     scheduler: str = "round-robin"
     http_client: str = "aiohttp"
     metrics_bind: str | None = None  # HOST:PORT for /metrics and /summary
+    thresholds: tuple[str, ...] = ()  # pass/fail rules, canonical text (gaggle.thresholds)
+
+    @property
+    def threshold_rules(self) -> list[Threshold]:
+        return [parse_threshold(text) for text in self.thresholds]
 
 
 class Default(enum.Enum):
@@ -84,6 +91,7 @@ class Default(enum.Enum):
     SCHEDULER = "scheduler"
     HTTP_CLIENT = "http_client"
     METRICS_BIND = "metrics_bind"
+    THRESHOLDS = "thresholds"
 
 
 # --- converters: accept a flag's text or a Python value; raise ConfigError --------------------
@@ -188,6 +196,20 @@ def validate_host(option: str, value: object) -> str:
     return value.strip().rstrip("/")
 
 
+def validate_thresholds(value: object) -> tuple[str, ...]:
+    """One rule (text) or several (a list); each is kept in its canonical text."""
+    rules = [value] if isinstance(value, str | Threshold) else value
+    if not isinstance(rules, list | tuple):
+        raise ConfigError("--threshold", value, "use a rule such as 'p95 < 300' or a list of them")
+    canonical = []
+    for rule in rules:
+        try:
+            canonical.append(str(rule if isinstance(rule, Threshold) else parse_threshold(rule)))
+        except ThresholdError as error:
+            raise ConfigError("--threshold", rule, error.why) from None
+    return tuple(canonical)
+
+
 def validate_bind(option: str, value: object) -> str:
     allowed = "use HOST:PORT, e.g. 0.0.0.0:9646 or 127.0.0.1:0 (any free port)"
     host, _, port = str(value).strip().rpartition(":")
@@ -224,6 +246,7 @@ CONVERTERS: dict[str, tuple[str, Callable[[object], Any]]] = {
         "--metrics-bind",
         lambda v: None if v is None else validate_bind("--metrics-bind", v),
     ),
+    "thresholds": ("--threshold", validate_thresholds),
 }
 assert set(CONVERTERS) == {f.name for f in fields(RunConfig)}
 

@@ -126,6 +126,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="CA to verify the peer (on the manager: require worker certificates)",
     )  # fmt: skip
     advanced.add_argument(
+        "--threshold", dest="thresholds", action="append", default=no, metavar="RULE",
+        help="pass/fail rule, e.g. 'p95(GET /) < 300' (repeatable; a failed one exits 3)",
+    )  # fmt: skip
+    advanced.add_argument(
         "--metrics-bind", default=no, metavar="HOST:PORT",
         help="serve Prometheus /metrics and /summary (manager default: 0.0.0.0:9646)",
     )  # fmt: skip

@@ -27,13 +27,25 @@ from gaggle.http import CLIENTS
 from gaggle.metrics.aggregate import Aggregator, Metrics, NullAggregator
 from gaggle.report.logs import BufferedLog, open_debug_log, open_requests_log
 from gaggle.report.prometheus import Source, serve
-from gaggle.report.tables import TableOptions, print_tables
+from gaggle.report.tables import TableOptions, print_tables, print_verdicts
 from gaggle.scheduler import allocate, hatch
 from gaggle.taskset import TaskSet
+from gaggle.thresholds import Verdict, evaluate
 from gaggle.throttle import Throttle
 from gaggle.user import TaskPlan, User, run_user
 
 log = logging.getLogger("gaggle")
+
+
+def judge(plan: RunPlan, metrics: Metrics, duration: float) -> list[Verdict]:
+    """Evaluate the --threshold rules on the measured metrics and print the verdicts."""
+    verdicts = evaluate(plan.config.threshold_rules, metrics, duration)
+    if not plan.config.no_metrics:
+        print_verdicts(plan.console, verdicts)
+    for verdict in verdicts:
+        if not verdict.passed:
+            log.warning("threshold failed: %s (observed %s)", verdict.expression, verdict.observed)
+    return verdicts
 
 
 class Aborted(Exception):
@@ -51,6 +63,12 @@ class RunResult:
     stopped_by: str
     hatch_metrics: Metrics | None = None
     task_names: list[tuple[str, list[str]]] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)  # one per --threshold rule
+
+    @property
+    def passed(self) -> bool:
+        """Every threshold held (True when there are none)."""
+        return all(verdict.passed for verdict in self.verdicts)
 
     def all_metrics(self) -> Metrics:
         """Everything the run did: the hatching phase and the measured phase merged."""
@@ -148,6 +166,7 @@ class Runner:
             stopped_by=self.ctx.stop.reason,
             hatch_metrics=self.hatch_metrics,
             task_names=self.task_names,
+            verdicts=judge(self.plan, metrics, duration) if self.plan.report else [],
         )
 
     async def _serve_metrics(self) -> web.AppRunner:

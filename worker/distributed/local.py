@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gaggle.attack import EXIT_THRESHOLDS
 from gaggle.distributed.manager import Manager
 from gaggle.distributed.role import Role
 from gaggle.distributed.security import new_token
@@ -41,7 +42,8 @@ def worker_flags(options: dict[str, object], index: int) -> list[str]:
 async def run_local(
     path: str, plan: RunPlan, role: Role, rules: tuple[str, str], options: dict[str, object]
 ) -> int:
-    """Run the gaggle; the exit code is the worst of the workers' (0 when all went well)."""
+    """Run the gaggle; the exit code is the worst of the workers' and the verdict's (3 when a
+    threshold failed; 0 when all went well)."""
     token = new_token()  # other local users cannot join (or steal) this gaggle
     manager = Manager(
         plan,
@@ -76,10 +78,10 @@ async def run_local(
 
     manager.on_listening = spawn
     try:
-        await manager.run()
+        result = await manager.run()
     finally:
         codes = [await asyncio.to_thread(_reap, worker) for worker in workers]
-    return max(codes, default=0)
+    return max([*codes, 0 if result.passed else EXIT_THRESHOLDS])
 
 
 def _reap(worker: subprocess.Popen[bytes]) -> int:

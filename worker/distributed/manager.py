@@ -34,7 +34,7 @@ from gaggle.distributed.split import Share, split_users
 from gaggle.metrics.aggregate import Metrics
 from gaggle.report.prometheus import Source, serve
 from gaggle.report.tables import TableOptions, print_tables
-from gaggle.runner import RunPlan, RunResult
+from gaggle.runner import RunPlan, RunResult, judge
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 
@@ -316,7 +316,7 @@ class Manager(wire_grpc.GaggleServicer):
                 await asyncio.wait([joined], timeout=0.2)
             if self.stop_reason:
                 joined.cancel()
-                return self._result(0.0)
+                return self._result(0.0, judged=False)  # nothing ran: no verdict
             self.metrics_started = time.perf_counter() + START_DELAY
             self.started = True
             for link, share in zip(
@@ -357,14 +357,16 @@ class Manager(wire_grpc.GaggleServicer):
         endpoint, _ = await serve(bind, source)
         return endpoint
 
-    def _result(self, duration: float) -> RunResult:
+    def _result(self, duration: float, judged: bool = True) -> RunResult:
+        metrics = self.totals.metrics()
         return RunResult(
-            metrics=self.totals.metrics(),
+            metrics=metrics,
             duration=duration,
             users=self.plan.config.users,
             stopped_by=self.stop_reason,
             hatch_metrics=self.hatch_metrics,
             task_names=self.task_names,
+            verdicts=judge(self.plan, metrics, duration) if judged else [],
         )
 
     def _print(self, metrics: Metrics, duration: float) -> None:

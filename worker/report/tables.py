@@ -16,6 +16,7 @@ from rich.table import Table
 
 from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.stats import Stats
+from gaggle.thresholds import Verdict
 
 PERCENTILES = (0.5, 0.75, 0.98, 0.99, 0.999, 0.9999)
 PERCENTILE_LABELS = ("50%", "75%", "98%", "99%", "99.9%", "99.99%")
@@ -149,3 +150,15 @@ def print_tables(console: Console, metrics: Metrics, options: TableOptions) -> N
     for table in tables:
         console.print()
         console.print(table)
+
+
+def print_verdicts(console: Console, verdicts: list[Verdict]) -> None:
+    """The THRESHOLDS table: each rule, the number observed, and whether it held."""
+    if not verdicts:
+        return
+    table = _table("THRESHOLDS", "Rule", "Observed", "Result")
+    for verdict in verdicts:
+        observed = "no such request" if verdict.observed is None else f"{verdict.observed:,.4g}"
+        table.add_row(verdict.expression, observed, "passed" if verdict.passed else "FAILED")
+    console.print()
+    console.print(table)

@@ -1,0 +1,139 @@
+"""Pass/fail rules on a run's numbers: ``p95(GET /) < 300``, ``failRatio < 0.01``, ``rps > 50``.
+
+Why in the engine: a CI job wants a load test to fail its build (exit code 3) when the service is
+too slow, and the operator's ``status.verdict`` must come from the same rules evaluated on the same
+merged numbers. A rule names a metric, optionally one request (as the tables show it: method and
+name, ``GET /``), a comparison and a number. Times are milliseconds; ``failRatio`` is 0..1.
+Rules are evaluated on the measured phase (after the reset, unless --no-reset-metrics).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from gaggle.metrics.aggregate import Metrics
+from gaggle.metrics.stats import Stats
+
+FLAG = "--threshold"
+SCALARS = ("avg", "min", "max", "failRatio", "rps", "requests", "failures")
+OPERATORS = {
+    "<": float.__lt__,
+    "<=": float.__le__,
+    ">": float.__gt__,
+    ">=": float.__ge__,
+}
+_RULE = re.compile(
+    r"^\s*(?P<metric>[A-Za-z][A-Za-z0-9.]*)\s*(?:\((?P<request>[^()]*)\))?\s*"
+    r"(?P<op><=|>=|<|>)\s*(?P<value>[-+0-9.eE]+)\s*$"
+)
+_PERCENTILE = re.compile(r"^p(\d+(?:\.\d+)?)$")
+ALLOWED = (
+    "use METRIC[(REQUEST)] OP NUMBER, e.g. 'p95(GET /) < 300' or 'failRatio < 0.01'; METRIC is "
+    "pNN (e.g. p50, p99.9; ms), " + ", ".join(SCALARS) + "; OP is <, <=, > or >="
+)
+
+
+class ThresholdError(ValueError):
+    def __init__(self, text: object, why: str = "") -> None:
+        self.text, self.why = text, why or ALLOWED
+        super().__init__(f"{FLAG}: {text!r} is not allowed; {self.why}")
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    metric: str
+    op: str
+    value: float
+    request: str | None = None  # "GET /"; None: all requests together
+
+    def __str__(self) -> str:
+        target = f"({self.request})" if self.request is not None else ""
+        return f"{self.metric}{target} {self.op} {self.value:g}"
+
+    @property
+    def quantile(self) -> float | None:
+        match = _PERCENTILE.match(self.metric)
+        return float(match.group(1)) / 100 if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    threshold: Threshold
+    observed: float | None  # None: the request was never made
+    passed: bool
+
+    @property
+    def expression(self) -> str:
+        return str(self.threshold)
+
+
+def parse_threshold(text: object) -> Threshold:
+    match = _RULE.match(str(text)) if isinstance(text, str) else None
+    if match is None:
+        raise ThresholdError(text)
+    metric, request = match["metric"], match["request"]
+    if metric not in SCALARS and _PERCENTILE.match(metric) is None:
+        raise ThresholdError(text, f"unknown metric {metric!r}; " + ALLOWED)
+    if _PERCENTILE.match(metric) and not 0 < float(metric[1:]) < 100:
+        raise ThresholdError(text, "a percentile is between p0 and p100, e.g. p95 or p99.9")
+    try:
+        value = float(match["value"])
+    except ValueError:
+        raise ThresholdError(text) from None
+    if not math.isfinite(value):
+        raise ThresholdError(text, "the number must be finite")
+    if request is not None:
+        request = " ".join(request.split())
+        if not request:
+            raise ThresholdError(text, "name a request in the parentheses, e.g. p95(GET /)")
+    return Threshold(metric=metric, op=match["op"], value=value, request=request)
+
+
+def observe(threshold: Threshold, metrics: Metrics, duration: float) -> float | None:
+    """The number the rule compares, or None when its request was never made."""
+    if threshold.request is None:
+        stats = metrics.aggregated_requests()
+    else:
+        found = _find(metrics, threshold.request)
+        if found is None:
+            return None
+        stats = found
+    quantile = threshold.quantile
+    if quantile is not None:
+        return stats.percentile_us(quantile) / 1000
+    if threshold.metric == "avg":
+        return stats.mean_us / 1000
+    if threshold.metric == "min":
+        return stats.min / 1000
+    if threshold.metric == "max":
+        return stats.max_us / 1000
+    if threshold.metric == "failRatio":
+        return stats.fail_count / stats.count if stats.count else 0.0
+    if threshold.metric == "rps":
+        return stats.count / duration if duration > 0 else 0.0
+    if threshold.metric == "failures":
+        return float(stats.fail_count)
+    return float(stats.count)
+
+
+def _find(metrics: Metrics, request: str) -> Stats | None:
+    """``GET /`` (method and name) or a bare name when only one method used it."""
+    method, _, name = request.partition(" ")
+    stats = metrics.requests.get((method, name))
+    if stats is not None:
+        return stats
+    by_name = [s for (_, n), s in metrics.requests.items() if n == request]
+    if len(by_name) == 1:
+        return by_name[0]
+    return None
+
+
+def evaluate(thresholds: list[Threshold], metrics: Metrics, duration: float) -> list[Verdict]:
+    verdicts = []
+    for threshold in thresholds:
+        observed = observe(threshold, metrics, duration)
+        passed = observed is not None and OPERATORS[threshold.op](observed, threshold.value)
+        verdicts.append(Verdict(threshold, observed, passed))
+    return verdicts

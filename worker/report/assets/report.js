@@ -6,6 +6,9 @@
   var COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
     "#17becf", "#bcbd22", "#7f7f7f"];
   var HEIGHT = 240;
+  // Whole seconds and up: points are a second apart at the finest.
+  var TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 21600,
+    43200, 86400];
   var DEFAULT_PICKED = 3;
   var charts = [];
   var measuredFrom = Date.parse(data.run.measured_from) / 1000;
@@ -45,7 +48,7 @@
       height: HEIGHT,
       plugins: [resetLine()],
       scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.05 : 1]; } } },
-      axes: [{}, { label: unit, size: 64 }],
+      axes: [{ incrs: TIME_STEPS }, { label: unit, size: 64 }],
       series: series
     };
     var chart = new uPlot(options, [xs].concat(columns), el);

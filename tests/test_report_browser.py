@@ -84,3 +84,10 @@ def test_the_report_draws_its_charts_offline_in_chromium(target: Target, tmp_pat
     assert value["sections"] == sections
     assert value["rows"] == 5  # four requests and the aggregate
     assert page.screenshot.startswith(b"\x89PNG")
+
+
+def test_the_readme_shows_a_small_screenshot_of_a_report() -> None:
+    shot = (ROOT / "docs" / "report.png").read_bytes()
+    assert shot.startswith(b"\x89PNG")
+    assert len(shot) < 200_000
+    assert "](docs/report.png)" in (ROOT / "README.md").read_text()

@@ -128,8 +128,12 @@ class Report:
             version=gaggle_version(),
         )
         data = build_report(facts, result.metrics, result.task_names, self.timeline)
-        write_report(self.path, data)
-        log.warning("report written to %s", self.path)
+        try:
+            write_report(self.path, data)
+        except OSError as error:  # checked at the start; a disk can still fill up
+            log.error("could not write the report to %s: %s", self.path, error)
+        else:
+            log.warning("report written to %s", self.path)
         return result
 
 

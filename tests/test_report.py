@@ -8,6 +8,9 @@ import re
 import time
 from pathlib import Path
 
+import pytest
+
+from gaggle import Attack, Default, TaskSet, constant, task
 from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.histogram import RELATIVE_ERROR
 from gaggle.metrics.stats import Stats
@@ -261,3 +264,32 @@ def test_an_unwritable_report_stops_a_gaggle_before_it_starts(tmp_path: Path) ->
 def test_the_extension_picks_the_format_in_any_case(target: Target, tmp_path: Path) -> None:
     page = report_of(tmp_path, target, "r.HTM", "-u", "1", "-t", "1")["html"]
     assert str(page).startswith("<!DOCTYPE html>")
+
+
+class Front(TaskSet):
+    wait_time = constant(0.05)
+
+    @task
+    async def index(self) -> None:
+        await self.get("/a")
+
+
+def test_a_program_sets_the_report_like_any_option(target: Target, tmp_path: Path) -> None:
+    path = tmp_path / "program.json"
+    attack = Attack(Front).set_default(Default.REPORT_FILE, path)
+    result = attack.run(host=target.url, users=2, hatch_rate=50, run_time=1)
+    data = json.loads(path.read_text())
+    assert data["requests"][0]["count"] == result.metrics.requests[("GET", "/a")].count
+    assert sum(data["timeline"]["requests"]) == target.counts()["GET /a 200"]
+
+
+def test_execute_refuses_an_unwritable_report_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "missing" / "r.json"
+    with pytest.raises(SystemExit) as exit_info:
+        Attack(Front).execute(["--host", "http://127.0.0.1:9", "-t", "1", "-R", str(missing)])
+    assert exit_info.value.code == 2
+    assert (
+        f"--report-file: '{missing}' is not allowed; cannot write there" in capsys.readouterr().err
+    )

@@ -115,7 +115,8 @@ class Runner:
     # --- the run ----------------------------------------------------------------------------
     async def run(self) -> RunResult:
         config = self.plan.config
-        plan = self.plan  # a worker's manager writes the report; a bad -R path refuses here
+        plan = self.plan
+        # A bad -R path refuses here, before any load; in Gaggle mode the manager reports.
         report = open_report(config, plan.hosts, self._source()) if plan.report else NoReport()
         endpoint = await self._serve_metrics() if config.metrics_bind else None  # may refuse
         self._open_logs()

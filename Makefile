@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TYPECHECK := .build/typecheck
 
-.PHONY: demo test lint typecheck importlint unit bench linktree clean proto
+.PHONY: demo test lint typecheck importlint unit bench linktree clean proto report-assets
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
@@ -55,3 +55,15 @@ clean:
 # The gRPC stubs in worker/wire/ come from proto/ by this one command (tests check for drift).
 proto: $(STAMP)
 	$(BIN)/python proto/generate.py
+
+# The HTML report's chart library (uPlot) comes from the npm registry and ships inside the package
+# with its licence and version, so a report renders offline. This refreshes that copy.
+UPLOT ?= uplot
+ASSETS := worker/report/assets
+report-assets:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+		(cd "$$tmp" && npm pack --silent $(UPLOT) >/dev/null && tar xzf uplot-*.tgz) && \
+		cp "$$tmp/package/dist/uPlot.iife.min.js" "$$tmp/package/dist/uPlot.min.css" $(ASSETS)/ && \
+		cp "$$tmp/package/LICENSE" $(ASSETS)/uPlot.LICENSE && \
+		node -p "require('$$tmp/package/package.json').version" > $(ASSETS)/uPlot.version && \
+		echo "uPlot $$(cat $(ASSETS)/uPlot.version) in $(ASSETS)"

@@ -12,4 +12,5 @@ host="http://127.0.0.1:$(cat "$portfile")"
 echo "Running examples/simple.py against the demo site at $host for 10 s (50 users, 25/s)..."
 # --no-reset-metrics: the summary covers the whole 10 s, logins included.
 .venv/bin/gaggle run examples/simple.py --host "$host" -u 50 -r 25 -t 10s \
-  --no-reset-metrics --status-codes --only-summary "$@"
+  --no-reset-metrics --status-codes --only-summary -R report.html "$@"
+echo "Open report.html in a browser: the same run as charts and tables (it needs no network)."

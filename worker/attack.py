@@ -138,6 +138,8 @@ class Attack:
             return run_on_best_loop(Runner(plan).run())
         except Aborted:
             raise SystemExit(EXIT_ABORTED) from None
+        except ConfigError as error:  # found when acting on it: a port in use, an unwritable -R
+            fail(prog, str(error))
 
 
 def fail(prog: str, message: str) -> NoReturn:

@@ -31,6 +31,7 @@ SCHEDULERS = ("round-robin", "serial", "random")
 REQUESTS_FORMATS = ("json", "csv", "raw")
 DEBUG_FORMATS = ("json", "raw")
 HTTP_CLIENTS = ("aiohttp",)
+REPORT_FORMATS = {".html": "html", ".htm": "html", ".json": "json"}  # by file extension
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,7 @@ class RunConfig:
     scheduler: str = "round-robin"
     http_client: str = "aiohttp"
     metrics_bind: str | None = None  # HOST:PORT for /metrics and /summary
+    report_file: str | None = None  # .html/.htm or .json, by extension
     thresholds: tuple[str, ...] = ()  # pass/fail rules, canonical text (gaggle.thresholds)
 
     @property
@@ -92,6 +94,7 @@ class Default(enum.Enum):
     HTTP_CLIENT = "http_client"
     METRICS_BIND = "metrics_bind"
     THRESHOLDS = "thresholds"
+    REPORT_FILE = "report_file"
 
 
 # --- converters: accept a flag's text or a Python value; raise ConfigError --------------------
@@ -182,6 +185,15 @@ def _path(option: str) -> Callable[[object], str | None]:
     return convert
 
 
+def report_path(value: object) -> str | None:
+    """A report file name; its extension picks the format (checked here, written at the end)."""
+    text = _path("--report-file")(value)
+    if text is not None and os.path.splitext(text)[1].lower() not in REPORT_FORMATS:
+        allowed = "use a file name ending in " + ", ".join(REPORT_FORMATS) + " (the format)"
+        raise ConfigError("--report-file", value, allowed)
+    return text
+
+
 def validate_host(option: str, value: object) -> str:
     allowed = "use an http:// or https:// URL with a host name, e.g. http://127.0.0.1:8080"
     if not isinstance(value, str):
@@ -247,6 +259,7 @@ CONVERTERS: dict[str, tuple[str, Callable[[object], Any]]] = {
         lambda v: None if v is None else validate_bind("--metrics-bind", v),
     ),
     "thresholds": ("--threshold", validate_thresholds),
+    "report_file": ("--report-file", report_path),
 }
 assert set(CONVERTERS) == {f.name for f in fields(RunConfig)}
 

@@ -20,9 +20,7 @@ from gaggle.config import (
 
 # Flags that are parsed now so that they are never mistaken for typos, and refused until the
 # feature lands: (flags, takes a value, what it is for).
-RESERVED: tuple[tuple[tuple[str, ...], bool, str], ...] = (
-    (("-R", "--report-file"), True, "reports"),
-)
+RESERVED: tuple[tuple[tuple[str, ...], bool, str], ...] = ()
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +70,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     metrics.add_argument("-d", "--debug-file", default=no, help="write the debug log to this file")
     metrics.add_argument(
         "--debug-format", default=no, help=f"{'|'.join(DEBUG_FORMATS)} (default: json)"
+    )
+    metrics.add_argument(
+        "-R", "--report-file", default=no, help="write a report: NAME.html (charts) or NAME.json"
     )
     advanced = parser.add_argument_group("advanced")
     advanced.add_argument(

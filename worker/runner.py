@@ -27,6 +27,7 @@ from gaggle.http import CLIENTS
 from gaggle.metrics.aggregate import Aggregator, Metrics, NullAggregator
 from gaggle.report.logs import BufferedLog, open_debug_log, open_requests_log
 from gaggle.report.prometheus import Source, serve
+from gaggle.report.recorder import NoReport, open_report
 from gaggle.report.tables import TableOptions, print_tables, print_verdicts
 from gaggle.scheduler import allocate, hatch
 from gaggle.taskset import TaskSet
@@ -132,6 +133,9 @@ class Runner:
     # --- the run ----------------------------------------------------------------------------
     async def run(self) -> RunResult:
         config = self.plan.config
+        plan = self.plan
+        # A bad -R path refuses here, before any load; in Gaggle mode the manager reports.
+        report = open_report(config, plan.hosts, self._source()) if plan.report else NoReport()
         endpoint = await self._serve_metrics() if config.metrics_bind else None  # may refuse
         self._open_logs()
         self._install_signals()
@@ -150,6 +154,7 @@ class Runner:
             for timer in timers:
                 timer.cancel()
         finally:
+            report.close()
             self._remove_signals()
             await self._close_logs()
             if endpoint is not None:
@@ -159,7 +164,7 @@ class Runner:
         if self.plan.report and not config.no_metrics:
             log.info("printing metrics after %.0f seconds...", duration)
             self.print_metrics(metrics, duration)
-        return RunResult(
+        result = RunResult(
             metrics=metrics,
             duration=duration,
             users=len(self.users),
@@ -168,14 +173,18 @@ class Runner:
             task_names=self.task_names,
             verdicts=judge(self.plan, metrics, duration) if self.plan.report else [],
         )
+        return report.finish(result)
 
-    async def _serve_metrics(self) -> web.AppRunner:
-        source = Source(
+    def _source(self) -> Source:
+        """Everything so far, for /metrics and the report's per-second samples."""
+        return Source(
             metrics=lambda: Metrics.combined(self.hatch_metrics, self.snapshot()),
             users=lambda: sum(1 for task in self.users if not task.done()),
             task_names=lambda: self.task_names,
         )
-        endpoint, _ = await serve(str(self.plan.config.metrics_bind), source)
+
+    async def _serve_metrics(self) -> web.AppRunner:
+        endpoint, _ = await serve(str(self.plan.config.metrics_bind), self._source())
         return endpoint
 
     async def _hatch(self) -> bool:

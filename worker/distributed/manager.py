@@ -33,6 +33,7 @@ from gaggle.distributed.security import server_credentials, token_matches, warn_
 from gaggle.distributed.split import Share, split_users
 from gaggle.metrics.aggregate import Metrics
 from gaggle.report.prometheus import Source, serve
+from gaggle.report.recorder import open_report
 from gaggle.report.tables import TableOptions, print_tables
 from gaggle.runner import RunPlan, RunResult, judge
 from gaggle.wire import gaggle_pb2 as wire
@@ -285,6 +286,7 @@ class Manager(wire_grpc.GaggleServicer):
 
     async def run(self) -> RunResult:
         config, role = self.plan.config, self.role
+        report = open_report(config, self.plan.hosts, self._source())  # a bad -R refuses here
         server = grpc.aio.server()
         wire_grpc.add_GaggleServicer_to_server(self, server)
         address = f"{role.bind_host}:{role.bind_port}"
@@ -334,9 +336,10 @@ class Manager(wire_grpc.GaggleServicer):
                 link.outbox.put_nowait(None)
             if not config.no_metrics:
                 self._print(self.totals.metrics(), duration)
-            return self._result(duration)
+            return report.finish(self._result(duration))
         finally:
             heartbeats.cancel()
+            report.close()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
             if endpoint is not None:
@@ -347,15 +350,18 @@ class Manager(wire_grpc.GaggleServicer):
         bind = self.plan.config.metrics_bind
         if not bind:
             return None
-        source = Source(
+        endpoint, _ = await serve(bind, self._source())
+        return endpoint
+
+    def _source(self) -> Source:
+        """The merged figures, for /metrics and the report's per-second samples."""
+        return Source(
             metrics=lambda: Metrics.combined(self.hatch_metrics, self.totals.metrics()),
             users=lambda: sum(w.users_running for w in self.workers if not w.done),
             workers=lambda: (sum(1 for w in self.workers if not w.done), self.lost),
             task_names=lambda: self.task_names,
             loop_lags=lambda: {w.index + 1: w.loop_lag for w in self.workers if not w.done},
         )
-        endpoint, _ = await serve(bind, source)
-        return endpoint
 
     def _result(self, duration: float, judged: bool = True) -> RunResult:
         metrics = self.totals.metrics()

@@ -1,0 +1,142 @@
+/* Gaggle's HTML report: draws the charts from the embedded data with uPlot. No network. */
+(function () {
+  "use strict";
+  var data = JSON.parse(document.getElementById("gaggle-data").textContent);
+  var timeline = data.timeline;
+  var COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+    "#17becf", "#bcbd22", "#7f7f7f"];
+  var HEIGHT = 240;
+  // Whole seconds and up: points are a second apart at the finest.
+  var TIME_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 21600,
+    43200, 86400];
+  var DEFAULT_PICKED = 3;
+  var charts = [];
+  var measuredFrom = Date.parse(data.run.measured_from) / 1000;
+
+  function perSecond(counts, seconds) {
+    return counts.map(function (count, i) { return seconds[i] > 0 ? count / seconds[i] : null; });
+  }
+
+  function widthOf(el) { return Math.max(320, el.clientWidth); }
+
+  function resetLine() {
+    return { hooks: { draw: [function (u) {
+      if (!data.run.reset_metrics) { return; }
+      var x = u.valToPos(measuredFrom, "x", true);
+      if (!(x >= u.bbox.left && x <= u.bbox.left + u.bbox.width)) { return; }
+      var ctx = u.ctx;
+      ctx.save();
+      ctx.strokeStyle = "#999";
+      ctx.setLineDash([5, 5]);
+      ctx.beginPath();
+      ctx.moveTo(x, u.bbox.top);
+      ctx.lineTo(x, u.bbox.top + u.bbox.height);
+      ctx.stroke();
+      ctx.restore();
+    }] } };
+  }
+
+  function draw(id, title, unit, labels, xs, columns) {
+    var el = document.getElementById(id);
+    el.textContent = "";
+    var series = [{}].concat(labels.map(function (label, i) {
+      return { label: label, stroke: COLORS[i % COLORS.length], width: 1.5 };
+    }));
+    var options = {
+      title: title,
+      width: widthOf(el),
+      height: HEIGHT,
+      plugins: [resetLine()],
+      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.05 : 1]; } } },
+      axes: [{ incrs: TIME_STEPS }, { label: unit, size: 64 }],
+      series: series
+    };
+    var chart = new uPlot(options, [xs].concat(columns), el);
+    charts.push({ chart: chart, el: el });
+    return chart;
+  }
+
+  function forget(el) {
+    charts = charts.filter(function (c) {
+      if (c.el === el) { c.chart.destroy(); return false; }
+      return true;
+    });
+  }
+
+  var xs = timeline.time;
+  draw("chart-rps", "Requests per second", "per second", ["requests/s", "failures/s"], xs,
+    [perSecond(timeline.requests, timeline.seconds), perSecond(timeline.failures, timeline.seconds)]);
+  draw("chart-latency", "Response time", "ms", ["p50", "p95", "p99"], xs,
+    [timeline.p50_ms, timeline.p95_ms, timeline.p99_ms]);
+  var usersLabels = ["users"];
+  var usersColumns = [timeline.users];
+  if (data.run.workers) {
+    usersLabels.push("workers");
+    usersColumns.push(timeline.workers);
+  }
+  draw("chart-users", "Users", "count", usersLabels, xs, usersColumns);
+
+  // Per request: the busiest few are drawn; the rest are picked by hand (all at once is noise).
+  var byRequest = timeline.by_request;
+  var FIELDS = [["rps", "requests/s"], ["fail_rps", "failures/s"], ["p50_ms", "p50 (ms)"],
+    ["p95_ms", "p95 (ms)"], ["p99_ms", "p99 (ms)"]];
+  var fieldSelect = document.getElementById("request-field");
+  FIELDS.forEach(function (f) {
+    var option = document.createElement("option");
+    option.value = f[0];
+    option.textContent = f[1];
+    fieldSelect.appendChild(option);
+  });
+  var series = byRequest.series.map(function (s) {
+    var total = s.requests.reduce(function (a, b) { return a + b; }, 0);
+    return { label: s.method + " " + s.name, data: s, total: total };
+  }).sort(function (a, b) { return b.total - a.total; });
+  var picker = document.getElementById("request-picker");
+  var boxes = series.map(function (s, i) {
+    var label = document.createElement("label");
+    var box = document.createElement("input");
+    box.type = "checkbox";
+    box.checked = i < DEFAULT_PICKED;
+    box.addEventListener("change", drawRequests);
+    label.appendChild(box);
+    label.appendChild(document.createTextNode(" " + s.label));
+    label.title = s.label;
+    picker.appendChild(label);
+    return { box: box, label: label, series: s };
+  });
+  if (byRequest.omitted) {
+    var note = document.createElement("p");
+    note.className = "note";
+    note.textContent = byRequest.omitted + " more request names have no series (too many names).";
+    picker.appendChild(note);
+  }
+
+  function requestColumn(s, field) {
+    if (field === "rps") { return perSecond(s.requests, byRequest.seconds); }
+    if (field === "fail_rps") { return perSecond(s.failures, byRequest.seconds); }
+    return s[field];
+  }
+
+  function drawRequests() {
+    var el = document.getElementById("chart-requests");
+    forget(el);
+    var field = fieldSelect.value;
+    var picked = boxes.filter(function (b) { return b.box.checked; });
+    var name = FIELDS.filter(function (f) { return f[0] === field; })[0][1];
+    draw("chart-requests", "Per request: " + name, name, picked.map(function (b) { return b.series.label; }),
+      byRequest.time, picked.map(function (b) { return requestColumn(b.series.data, field); }));
+  }
+  fieldSelect.addEventListener("change", drawRequests);
+  document.getElementById("request-filter").addEventListener("input", function (event) {
+    var text = event.target.value.toLowerCase();
+    boxes.forEach(function (b) {
+      b.label.style.display = b.series.label.toLowerCase().indexOf(text) >= 0 ? "" : "none";
+    });
+  });
+  drawRequests();
+
+  window.addEventListener("resize", function () {
+    charts.forEach(function (c) { c.chart.setSize({ width: widthOf(c.el), height: HEIGHT }); });
+  });
+  document.body.setAttribute("data-charts", String(charts.length));
+}());

@@ -1,0 +1,209 @@
+"""The HTML report: one file that renders offline, from the same data as the JSON report.
+
+Tables are plain HTML (readable with scripts off); the charts are drawn by uPlot, whose minified
+build ships in ``assets/`` (from the npm registry, ``make report-assets``) and is inlined with our
+own small script and the data. A Content-Security-Policy forbids every fetch, so a report can
+never reach the network — not even by accident in a later edit.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Sequence
+from importlib import resources
+from typing import Any
+
+from gaggle.report.tables import readable
+
+ASSETS = resources.files("gaggle.report") / "assets"
+CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
+PERCENTILE_COLUMNS = (
+    ("p50_ms", "50%"),
+    ("p90_ms", "90%"),
+    ("p95_ms", "95%"),
+    ("p99_ms", "99%"),
+    ("p99_9_ms", "99.9%"),
+)
+
+
+def asset(name: str) -> str:
+    return (ASSETS / name).read_text(encoding="utf-8")
+
+
+def uplot_version() -> str:
+    return asset("uPlot.version").strip()
+
+
+def _inline_script(text: str) -> str:
+    if "</script" in text.lower():
+        raise ValueError("an inlined script must not contain </script")
+    return f"<script>{text}</script>"
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _count(value: int) -> str:
+    return f"{value:,}"
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], css: str = "") -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _fails(row: dict[str, Any]) -> str:
+    share = 100 * row["fails"] / row["count"] if row["count"] else 0.0
+    return f"{_count(row['fails'])} ({share:.3g}%)"
+
+
+def _timing_cells(row: dict[str, Any]) -> list[str]:
+    return [readable(row[key]) for key in ("avg_ms", "min_ms", "max_ms")]
+
+
+def overview(run: dict[str, Any]) -> str:
+    run_time = f"{readable(run['run_time'])} s" if run["run_time"] else "until stopped"
+    measured = (
+        f"{_e(run['measured_from'])} (metrics reset when all users were running)"
+        if run["reset_metrics"]
+        else "the whole run (--no-reset-metrics)"
+    )
+    workers = f"{run['workers']} ({run['workers_lost']} lost)" if run["workers"] else "—"
+    rows = [
+        ("Host", _e(run["host"])),
+        ("Mode", _e(run["mode"])),
+        ("Users", _count(run["users"])),
+        ("Hatch rate", f"{readable(run['hatch_rate'])} users/s"),
+        ("Run time", run_time),
+        ("Workers", workers),
+        ("Started", _e(run["started"])),
+        ("Ended", _e(run["ended"])),
+        ("Tables cover", f"{readable(run['duration'])} s from {measured}"),
+        ("Stopped by", _e(run["stopped_by"] or "—")),
+        ("Command", f"<code>{_e(run['command'])}</code>"),
+        ("Gaggle", _e(run["gaggle_version"])),
+    ]
+    body = "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows)
+    return f'<table class="overview"><tbody>{body}</tbody></table>'
+
+
+def requests_table(data: dict[str, Any]) -> str:
+    headers = ["Request", "# reqs", "# fails", "req/s", "fail/s", "Avg (ms)", "Min", "Max"]
+    headers += [label for _, label in PERCENTILE_COLUMNS]
+    rows = []
+    named = [(f"{r['method']} {r['name']}", r) for r in data["requests"]]
+    for name, row in [*named, ("Aggregated", data["requests_total"])]:
+        rows.append(
+            [
+                _e(name),
+                _count(row["count"]),
+                _fails(row),
+                readable(row["rps"]),
+                readable(row["fail_rps"]),
+                *_timing_cells(row),
+                *(readable(row[key]) for key, _ in PERCENTILE_COLUMNS),
+            ]
+        )
+    return _table(headers, rows, "numbers")
+
+
+def tasks_table(tasks: list[dict[str, Any]]) -> str:
+    if not tasks:
+        return "<p>No task metrics (--no-task-metrics, or no task ran).</p>"
+    headers = ["Task set: task", "# runs", "# fails", "runs/s", "Avg (ms)", "Min", "Max", "50%"]
+    rows = [
+        [
+            _e(f"{row['taskset']}: {row['task']}"),
+            _count(row["count"]),
+            _fails(row),
+            readable(row["rps"]),
+            *_timing_cells(row),
+            readable(row["p50_ms"]),
+        ]
+        for row in tasks
+    ]
+    return _table(headers, rows, "numbers")
+
+
+def status_table(data: dict[str, Any]) -> str:
+    rows = []
+    named = [(f"{r['method']} {r['name']}", r) for r in data["requests"]]
+    for name, row in [*named, ("Aggregated", data["requests_total"])]:
+        for code, count in row["status_codes"].items():
+            label = code if code != "0" else "0 (no response)"
+            rows.append([_e(name), _e(label), _count(count)])
+    return _table(["Request", "Status", "Count"], rows, "numbers") if rows else "<p>None.</p>"
+
+
+def errors_table(errors: dict[str, Any]) -> str:
+    if not errors["distinct"]:
+        return "<p>No errors.</p>"
+    rows = [[_count(e["count"]), f"<code>{_e(e['error'])}</code>"] for e in errors["shown"]]
+    text = _table(["Count", "Error"], rows, "errors")
+    hidden = errors["distinct"] - len(errors["shown"])
+    if hidden > 0:
+        shown = sum(e["count"] for e in errors["shown"])
+        text += (
+            f"<p>{_count(hidden)} more distinct errors "
+            f"({_count(errors['occurrences'] - shown)} occurrences) are not listed.</p>"
+        )
+    return text
+
+
+def _json_for_script(data: dict[str, Any]) -> str:
+    """JSON that cannot end its <script> element early."""
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def render_html(data: dict[str, Any]) -> str:
+    run = data["run"]
+    step = data["timeline"]["step"]
+    title = f"Gaggle report: {run['host']} · {run['started'][:19]}"
+    sections = [
+        f"<h1>{_e(title)}</h1>",
+        "<h2>Run</h2>",
+        overview(run),
+        "<h2>Over time</h2>",
+        f'<p class="note">One point per {step} s; the dashed line is the metrics reset. '
+        "Drag to zoom, double-click to zoom out.</p>",
+        '<div class="chart" id="chart-rps"></div>',
+        '<div class="chart" id="chart-latency"></div>',
+        '<div class="chart" id="chart-users"></div>',
+        "<h3>Per request</h3>",
+        '<div class="controls"><label>Show <select id="request-field"></select></label> '
+        '<input id="request-filter" type="search" placeholder="filter names"></div>',
+        '<div id="request-picker"></div>',
+        '<div class="chart" id="chart-requests"></div>',
+        "<h2>Requests</h2>",
+        requests_table(data),
+        "<h2>Tasks</h2>",
+        tasks_table(data["tasks"]),
+        "<h2>Status codes</h2>",
+        status_table(data),
+        "<h2>Errors</h2>",
+        errors_table(data["errors"]),
+        f'<p class="note">Charts by uPlot {_e(uplot_version())} (MIT licence).</p>',
+    ]
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            '<link rel="icon" href="data:,">',
+            f"<title>{_e(title)}</title>",
+            f"<style>{asset('uPlot.min.css')}\n{asset('report.css')}</style>",
+            "</head><body><main>",
+            *sections,
+            "</main>",
+            f'<script type="application/json" id="gaggle-data">{_json_for_script(data)}</script>',
+            _inline_script(asset("uPlot.iife.min.js")),
+            _inline_script(asset("report.js")),
+            "</body></html>",
+            "",
+        ]
+    )

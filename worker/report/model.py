@@ -1,0 +1,161 @@
+"""The report's one data model: a plain dict that is the JSON report and feeds the HTML report.
+
+Both formats come from ``build_report``, so they cannot disagree. The tables cover what the
+console summary covers (the measured phase, after the reset); the timeline covers the whole run.
+Times are milliseconds, rates per second, instants ISO 8601 in UTC. README documents the schema;
+``SCHEMA`` changes when a field changes meaning or goes away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from gaggle.metrics.aggregate import Metrics
+from gaggle.metrics.stats import Stats
+from gaggle.report.timeline import FIELDS, Series, Timeline
+
+SCHEMA = "gaggle-report/1"
+PERCENTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99, "p99_9_ms": 0.999}
+MAX_ERRORS = 100  # distinct errors listed; the rest are counted (locust#1712: 1.2 GB reports)
+MAX_ERROR_CHARS = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class RunFacts:
+    """What the report says about the run itself, beside its metrics."""
+
+    command: str
+    hosts: Sequence[str]
+    users: int
+    hatch_rate: float
+    run_time: float  # as configured; 0: until stopped
+    reset_metrics: bool
+    started: float  # epoch seconds
+    ended: float
+    duration: float  # seconds the tables cover
+    stopped_by: str
+    workers: int  # 0 for a standalone run
+    workers_lost: int
+    version: str
+
+
+def instant(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+def _ms(us: float) -> float:
+    return round(us / 1000, 3)
+
+
+def _rate(count: int, seconds: float) -> float:
+    return round(count / seconds, 3) if seconds > 0 else 0.0
+
+
+def stats_row(stats: Stats, seconds: float) -> dict[str, Any]:
+    return {
+        "count": stats.count,
+        "fails": stats.fail_count,
+        "rps": _rate(stats.count, seconds),
+        "fail_rps": _rate(stats.fail_count, seconds),
+        "avg_ms": _ms(stats.mean_us),
+        "min_ms": _ms(stats.min),
+        "max_ms": _ms(stats.max_us),
+        **{field: _ms(stats.percentile_us(q)) for field, q in PERCENTILES.items()},
+        "status_codes": {str(code): n for code, n in sorted(stats.status_codes.items())},
+    }
+
+
+def _run(facts: RunFacts) -> dict[str, Any]:
+    return {
+        "command": facts.command,
+        "mode": f"gaggle ({facts.workers} workers)" if facts.workers else "standalone",
+        "host": facts.hosts[0] if len(set(facts.hosts)) == 1 else ", ".join(facts.hosts),
+        "users": facts.users,
+        "hatch_rate": facts.hatch_rate,
+        "run_time": facts.run_time,
+        "started": instant(facts.started),
+        "ended": instant(facts.ended),
+        "measured_from": instant(facts.ended - facts.duration),
+        "duration": round(facts.duration, 3),
+        "reset_metrics": facts.reset_metrics,
+        "stopped_by": facts.stopped_by,
+        "workers": facts.workers,
+        "workers_lost": facts.workers_lost,
+        "gaggle_version": facts.version,
+    }
+
+
+def _tasks(metrics: Metrics, names: Sequence[tuple[str, Sequence[str]]], seconds: float) -> Any:
+    rows = []
+    for (ts, task), stats in sorted(metrics.tasks.items()):
+        taskset = names[ts][0] if ts < len(names) else str(ts)
+        label = names[ts][1][task] if ts < len(names) and task < len(names[ts][1]) else str(task)
+        rows.append({"taskset": taskset, "task": label, **stats_row(stats, seconds)})
+    for row in rows:
+        del row["status_codes"]  # tasks have none
+    return rows
+
+
+def _errors(errors: dict[str, int]) -> dict[str, Any]:
+    ranked = sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))
+    return {
+        "distinct": len(ranked),
+        "occurrences": sum(errors.values()),
+        "shown": [
+            {"error": error[:MAX_ERROR_CHARS], "count": count}
+            for error, count in ranked[:MAX_ERRORS]
+        ],
+    }
+
+
+def _series(series: Series, prefix: tuple[str, ...] = ()) -> dict[str, Any]:
+    fields = [f for f in FIELDS if f != "seconds" and (not prefix or f not in ("users", "workers"))]
+    return {field: series.column((*prefix, field)) for field in fields}
+
+
+def _timeline(timeline: Timeline) -> dict[str, Any]:
+    totals, requests = timeline.totals, timeline.requests
+    return {
+        "step": totals.step,
+        "time": [round(t, 3) for t in totals.time],
+        "seconds": [round(s, 3) for s in totals.column(("seconds",)) if s is not None],
+        **_series(totals),
+        "by_request": {
+            "step": requests.step,
+            "time": [round(t, 3) for t in requests.time],
+            "seconds": [round(s, 3) for s in requests.column(("seconds",)) if s is not None],
+            "series": [
+                {"method": method, "name": name, **_series(requests, (method, name))}
+                for method, name in timeline.request_names
+            ],
+            "omitted": len(timeline.omitted),
+        },
+    }
+
+
+def build_report(
+    facts: RunFacts,
+    metrics: Metrics,
+    task_names: Sequence[tuple[str, Sequence[str]]],
+    timeline: Timeline,
+) -> dict[str, Any]:
+    """The whole report as JSON-ready data; ``metrics`` is what the console summary printed."""
+    seconds = facts.duration
+    total = metrics.aggregated_requests()
+    return {
+        "schema": SCHEMA,
+        "run": _run(facts),
+        "requests": [
+            {"method": method, "name": name, **stats_row(stats, seconds)}
+            for (method, name), stats in sorted(
+                metrics.requests.items(), key=lambda kv: (kv[0][1], kv[0][0])
+            )
+        ],
+        "requests_total": stats_row(total, seconds),
+        "tasks": _tasks(metrics, task_names, seconds),
+        "errors": _errors(metrics.errors),
+        "timeline": _timeline(timeline),
+    }

@@ -1,0 +1,166 @@
+"""``-R/--report-file``: sample the run each second, write the report file when it ends.
+
+A standalone run and the manager use it the same way, with the ``Source`` their Prometheus
+endpoint reads (on the manager: the merged totals of every worker):
+
+    report = open_report(config, hosts, source)  # checks the path first: a bad one stops here
+    ...
+    return report.finish(result)  # last sample, then the file
+
+The file is written whole to a temporary name and renamed, so a report is never half a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import json
+import logging
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from gaggle.config import REPORT_FORMATS, ConfigError, RunConfig
+from gaggle.metrics.aggregate import Metrics
+from gaggle.report.html import render_html
+from gaggle.report.model import RunFacts, build_report
+from gaggle.report.prometheus import Source
+from gaggle.report.timeline import Timeline
+
+log = logging.getLogger("gaggle")
+SAMPLE_INTERVAL = 1.0
+
+
+class Outcome(Protocol):
+    """What a finished run hands over (``RunResult``, which lives above this layer)."""
+
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def duration(self) -> float: ...
+    @property
+    def stopped_by(self) -> str: ...
+    @property
+    def task_names(self) -> list[tuple[str, list[str]]]: ...
+
+
+R = TypeVar("R", bound=Outcome)
+
+
+def check_writable(path: str) -> None:
+    """Fail before the run, not after an hour of load, when the report cannot be written."""
+    file = Path(path)
+    existed = file.exists()
+    try:
+        with file.open("a"):
+            pass
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise ConfigError("--report-file", path, f"cannot write there ({reason})") from None
+    if not existed:
+        file.unlink()
+
+
+def gaggle_version() -> str:
+    """From the installed package (the root package would import every layer above this one)."""
+    try:
+        return importlib.metadata.version("gaggle")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def command_line() -> str:
+    """The command exactly as this process was started."""
+    return shlex.join(sys.orig_argv)
+
+
+class Report:
+    """Samples while the run goes on; ``finish`` writes the file (HTML or JSON by extension)."""
+
+    def __init__(self, path: str, config: RunConfig, hosts: Sequence[str], source: Source) -> None:
+        check_writable(path)
+        self.path, self.config, self.hosts, self.source = path, config, list(hosts), source
+        self.command = command_line()
+        self.started = time.time()
+        self.timeline = Timeline(source)
+        # A timer, not a task: one left behind by a run that failed to start is simply dropped.
+        self._loop = asyncio.get_running_loop()
+        self._next_at = self._loop.time()
+        self._timer = self._schedule()
+
+    def _schedule(self) -> asyncio.TimerHandle:
+        """Ticks on a fixed schedule; a late tick measures its real interval."""
+        self._next_at = max(self._next_at + SAMPLE_INTERVAL, self._loop.time())
+        return self._loop.call_at(self._next_at, self._tick)
+
+    def _tick(self) -> None:
+        try:
+            self.timeline.sample()
+        finally:
+            self._timer = self._schedule()
+
+    def close(self) -> None:
+        """Stop sampling (also when the run ends early and no report is written)."""
+        self._timer.cancel()
+
+    def finish(self, result: R) -> R:
+        self.close()
+        self.timeline.finish()
+        ended = time.time()
+        facts = RunFacts(
+            command=self.command,
+            hosts=self.hosts,
+            users=self.config.users,
+            hatch_rate=self.config.hatch_rate,
+            run_time=self.config.run_time,
+            reset_metrics=not self.config.no_reset_metrics,
+            started=self.timeline.started or self.started,
+            ended=ended,
+            duration=result.duration,
+            stopped_by=result.stopped_by,
+            workers=self.timeline.max_workers,
+            workers_lost=self.source.workers()[1],
+            version=gaggle_version(),
+        )
+        data = build_report(facts, result.metrics, result.task_names, self.timeline)
+        try:
+            write_report(self.path, data)
+        except OSError as error:  # checked at the start; a disk can still fill up
+            log.error("could not write the report to %s: %s", self.path, error)
+        else:
+            log.warning("report written to %s", self.path)
+        return result
+
+
+def write_report(path: str, data: dict[str, Any]) -> None:
+    kind = REPORT_FORMATS[os.path.splitext(path)[1].lower()]
+    text = render_html(data) if kind == "html" else json.dumps(data, separators=(",", ":")) + "\n"
+    temporary = Path(f"{path}.tmp-{os.getpid()}")
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+
+
+class NoReport:
+    """Without ``-R``: the same calls, doing nothing."""
+
+    def close(self) -> None:
+        return None
+
+    def finish(self, result: R) -> R:
+        return result
+
+
+def open_report(config: RunConfig, hosts: Sequence[str], source: Source) -> Report | NoReport:
+    """Call from inside the running event loop, before the load starts."""
+    if not config.report_file:
+        return NoReport()
+    return Report(config.report_file, config, hosts, source)

@@ -33,7 +33,7 @@ KUBECTL_MISSING = (
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    local = Cluster(tmp_path_factory.mktemp("cluster"), kubelet=False)
+    local = Cluster(tmp_path_factory.mktemp("cluster"))
     try:
         local.start()
         yield local

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +19,7 @@ import pytest
 from tests.cluster import network
 from tests.cluster.fixtures import create_namespace
 from tests.cluster.server import Cluster
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -128,3 +131,32 @@ def test_host_networking_runs_pods_without_namespaces(tmp_path: Path) -> None:
         assert pod["status"]["phase"] == "Succeeded"
         assert pod["status"]["podIP"] == "127.0.0.1"
     assert out.read_text() == "ok\n"
+
+
+def test_the_cluster_runs_by_hand_until_interrupted(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kc"
+    command = [sys.executable, "-m", "tests.cluster", "--kubeconfig", str(kubeconfig)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not kubeconfig.exists():
+            assert process.poll() is None, "the cluster exited"
+            assert time.monotonic() < deadline, "no kubeconfig written"
+            time.sleep(0.05)
+        assert process.stdout is not None
+        assert process.stdout.readline().startswith("local cluster at http://127.0.0.1:")
+        if shutil.which("kubectl"):
+            got = subprocess.run(
+                ["kubectl", "--kubeconfig", str(kubeconfig), "--cache-dir", str(tmp_path / "c"),
+                 "get", "namespace", "default", "-o", "name"],
+                capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+            assert got.stdout == "namespace/default\n", got.stderr
+        process.send_signal(signal.SIGINT)
+        out, _ = process.communicate(timeout=30)
+        assert process.returncode == 0
+        assert "stopped; everything it made is removed" in out
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

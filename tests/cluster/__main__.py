@@ -29,7 +29,8 @@ def main() -> None:
     parser.add_argument("--no-kubelet", action="store_true", help="serve the API only")
     args = parser.parse_args()
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    for sig in (signal.SIGINT, signal.SIGTERM):  # SIGINT too: it may be ignored when inherited
+        signal.signal(sig, lambda *_: stop.set())
     with tempfile.TemporaryDirectory(prefix="gaggle-cluster-") as workdir:
         cluster = Cluster(
             Path(workdir), kubelet=not args.no_kubelet, network=args.network, port=args.port
@@ -42,8 +43,6 @@ def main() -> None:
                 print(f"pods: {cluster.kubelet.describe()}", flush=True)
             print("Ctrl-C to stop", flush=True)
             stop.wait()
-        except KeyboardInterrupt:
-            pass
         finally:
             cluster.stop()
             print("stopped; everything it made is removed", flush=True)

@@ -26,8 +26,9 @@ import pytest
 from tests.cluster.server import Cluster
 
 KUBECTL_MISSING = (
-    "kubectl is not installed; on Debian: apt-get update && apt-get install -y kubectl "
-    "(Debian 13 ships kubectl 1.32)"
+    "kubectl is not installed. These machines' image ships kubectl 1.32 at /usr/bin/kubectl "
+    "(the `kubectl` package of google-cloud-cli, not in Debian's archive); Debian 12 itself offers "
+    "only kubectl 1.20 (apt-get install kubernetes-client), which these tests were not run with"
 )
 
 

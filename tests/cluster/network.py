@@ -42,6 +42,7 @@ def usable() -> str | None:
     """None when pods can have their own network namespaces here, else why not."""
     if os.geteuid() != 0:
         return "needs root (network namespaces, veths, bind mounts)"
+    install_iproute2()
     if shutil.which("ip") is None:
         return "needs iproute2 (the `ip` command): apt-get install -y iproute2"
     if shutil.which("unshare") is None:
@@ -108,7 +109,6 @@ class Network:
         self.pods: dict[str, int] = {}  # netns -> host index
 
     def setup(self) -> None:
-        install_iproute2()
         sweep_dead_clusters()
         STATE.mkdir(parents=True, exist_ok=True)
         (STATE / f"{self.cid}.json").write_text(json.dumps({"pid": os.getpid()}))

@@ -9,8 +9,8 @@ its module's docstring:
 - ``api``, ``watch``, ``discovery``, ``openapi``, ``table``: the REST surface.
 - ``store``, ``selectors``, ``patch``: objects, resourceVersions, watches, selectors, patches.
 - ``resources``, ``controllers``: kinds, CRDs, namespaces and the garbage collector.
-- ``kubelet``, ``network``, ``volumes``: pods run as local processes in their own network and
-  mount namespaces, Services resolved through per-pod hosts files.
+- ``kubelet``, ``pod``, ``network``, ``volumes``: pods run as local processes in their own
+  network and mount namespaces, Services resolved through per-pod hosts files.
 - ``fixtures``: the pytest fixtures (``cluster``, ``kubectl``, ``namespace``).
 
 By hand: ``python -m tests.cluster --kubeconfig /tmp/kc`` (until Ctrl-C).

@@ -20,6 +20,9 @@ from rich.console import Console
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# the local Kubernetes (tests/cluster/): cluster, namespace and kubectl fixtures
+pytest_plugins = ["tests.cluster.fixtures"]
+
 
 @dataclass
 class Target:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import NoReturn
 
 from gaggle.config import (
     DEBUG_FORMATS,
@@ -179,14 +180,32 @@ def split_gaggle_options(values: dict[str, object]) -> dict[str, object]:
     return {key: values.pop(key) for key in GAGGLE_KEYS if key in values}
 
 
-def parse_run_args(argv: Sequence[str], prog: str = "gaggle") -> tuple[dict[str, object], bool]:
-    """Parse options for ``Attack.execute()``: (given config values, whether --list was asked)."""
-    parser = argparse.ArgumentParser(prog=prog, description="Run a Gaggle load test.")
+class _RaisingParser(argparse.ArgumentParser):
+    """A parser that raises ConfigError instead of printing usage and exiting (the operator
+    checks a LoadTest's ``args`` with it)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise ConfigError("args", None, message, message=message)
+
+
+def parse_run_args(
+    argv: Sequence[str],
+    prog: str = "gaggle",
+    *,
+    raise_errors: bool = False,
+    gaggle_flags: bool = False,
+) -> tuple[dict[str, object], bool]:
+    """Parse options for ``Attack.execute()``: (given config values, whether --list was asked).
+    ``raise_errors``: a bad flag raises ConfigError instead of exiting with usage;
+    ``gaggle_flags``: Gaggle-mode flags are returned among the values instead of refused."""
+    parser_class = _RaisingParser if raise_errors else argparse.ArgumentParser
+    parser = parser_class(prog=prog, description="Run a Gaggle load test.")
     add_run_options(parser)
     namespace = parser.parse_args(list(argv))
     listing = bool(namespace.list)
     values = given_options(namespace)
-    for key, value in split_gaggle_options(values).items():
-        flag = "--" + key.replace("_", "-")
-        raise ConfigError(flag, value, "Gaggle mode runs with `gaggle run FILE`")
+    if not gaggle_flags:
+        for key, value in split_gaggle_options(values).items():
+            flag = "--" + key.replace("_", "-")
+            raise ConfigError(flag, value, "Gaggle mode runs with `gaggle run FILE`")
     return values, listing

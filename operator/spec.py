@@ -1,0 +1,267 @@
+"""A LoadTest's spec, read and checked with the engine's own rules.
+
+Why here and not only in the CRD's schema: the schema catches types and ranges at ``kubectl apply``,
+but a duration, a URL, a threshold or an extra ``gaggle run`` flag is checked by the engine's config
+model, exactly as on the command line. Every error names the spec field, the value and what is
+allowed; the operator puts it in a ``Validated=False`` condition and an Event.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from gaggle.config import ConfigError, build_config
+from gaggle.options import GAGGLE_KEYS, parse_run_args
+from gaggle.thresholds import OPERATORS, ThresholdError, parse_threshold
+
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+CLEANUP_POLICIES = ("Never", "OnSuccess", "Always")
+# Flags that the operator sets itself (from spec fields or the gaggle's shape): not in `args`.
+OWNED_FLAGS = {
+    "host", "users", "hatch_rate", "run_time", "throttle_requests", "status_codes",
+    "no_reset_metrics", "thresholds", "metrics_bind", *GAGGLE_KEYS,
+}  # fmt: skip
+SCRIPT_DIR = "/gaggle/script"
+# Every spec field parse_spec reads (``[]``: each item of a list); deploy/crd.yaml declares exactly
+# these, which a test checks.
+SPEC_FIELDS = frozenset({
+    "script.inline", "script.configMap.name", "script.configMap.key", "script.path",
+    "extraConfigMaps[].name", "extraConfigMaps[].mountPath", "host", "users", "hatchRate",
+    "runTime", "throttleRequests", "statusCodes", "resetMetrics", "args", "thresholds[].metric",
+    "thresholds[].request", "thresholds[].op", "thresholds[].value", "abortOnFail", "image",
+    "imagePullPolicy", "workers.replicas", "workers.template", "manager.template", "spread",
+    "startPolicy.readyTimeoutSeconds", "activeDeadlineSeconds", "cleanup.policy",
+    "cleanup.ttlSecondsAfterFinished", "runId",
+})  # fmt: skip
+
+
+class SpecError(ValueError):
+    """``spec.<path>: <value> is not allowed; <allowed>``: one line for a condition and an Event."""
+
+    def __init__(self, path: str, value: object, allowed: str) -> None:
+        self.path, self.value, self.allowed = path, value, allowed
+        shown = "(missing)" if value is None else repr(value)
+        super().__init__(f"spec.{path}: {shown} is not allowed; {allowed}")
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    inline: str | None = None
+    config_map: tuple[str, str] | None = None  # (name, key)
+    path: str | None = None
+
+    def file(self) -> str:
+        """Where the test file is inside the pods."""
+        if self.path is not None:
+            return self.path
+        key = self.config_map[1] if self.config_map else "loadtest.py"
+        return f"{SCRIPT_DIR}/{key}"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadTestSpec:
+    script: Script
+    host: str
+    users: int
+    run_time: float
+    hatch_rate: float = 1.0
+    throttle_requests: int | None = None
+    status_codes: bool = False
+    reset_metrics: bool = True
+    args: tuple[str, ...] = ()
+    thresholds: tuple[str, ...] = ()
+    abort_on_fail: bool = False
+    extra_config_maps: tuple[tuple[str, str], ...] = ()  # (name, mountPath)
+    image: str = ""
+    image_pull_policy: str = "IfNotPresent"
+    replicas: int = 1
+    worker_template: dict[str, Any] = field(default_factory=dict)
+    manager_template: dict[str, Any] = field(default_factory=dict)
+    spread: bool = False
+    ready_timeout: int = 300
+    active_deadline: int | None = None
+    cleanup_policy: str = "Never"
+    cleanup_ttl: int | None = None
+    run_id: str = ""
+
+    def gaggle_args(self) -> list[str]:
+        """The load options for ``gaggle run`` on the manager (workers take them from it)."""
+        args = ["--host", self.host, "-u", str(self.users), "-r", f"{self.hatch_rate:g}"]
+        args += ["-t", f"{self.run_time:g}"]
+        if self.throttle_requests:
+            args += ["--throttle-requests", str(self.throttle_requests)]
+        if self.status_codes:
+            args.append("--status-codes")
+        if not self.reset_metrics:
+            args.append("--no-reset-metrics")
+        for rule in self.thresholds:
+            args += ["--threshold", rule]
+        return [*args, *self.args]
+
+
+_KINDS: list[tuple[type | tuple[type, ...], str]] = [
+    (str, "a string"), (bool, "true or false"), (int, "a whole number"), (dict, "an object"),
+    (list, "a list"), ((int, float), "a number"), ((str, int), "a string or a number"),
+]  # fmt: skip
+
+
+def _get(
+    spec: dict[str, Any], path: str, kind: type | tuple[type, ...], default: Any = None
+) -> Any:
+    """The value at a dotted path, if it has the right type; ``default`` when absent."""
+    value: Any = spec
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            return default
+    wanted = next(name for k, name in _KINDS if k == kind)
+    if isinstance(value, bool) and kind is not bool:
+        raise SpecError(path, value, "use " + wanted)
+    if not isinstance(value, kind):
+        raise SpecError(path, value, "use " + wanted)
+    return value
+
+
+def _engine(path: str, option: str, value: object) -> Any:
+    """Check one value with the engine's config model; its message, under the spec's name."""
+    try:
+        return getattr(build_config({option: value}), option)
+    except ConfigError as error:
+        raise SpecError(path, value, error.allowed) from None
+
+
+def _script(spec: dict[str, Any]) -> Script:
+    script = _get(spec, "script", dict)
+    if script is None:
+        raise SpecError("script", None, "give exactly one of inline, configMap or path")
+    given = [key for key in ("inline", "configMap", "path") if script.get(key) is not None]
+    if len(given) != 1:
+        raise SpecError("script", sorted(given), "give exactly one of inline, configMap or path")
+    if given == ["inline"]:
+        text = _get(spec, "script.inline", str)
+        try:
+            compile(text, "spec.script.inline", "exec")
+        except SyntaxError as error:
+            where = f"line {error.lineno}"
+            raise SpecError("script.inline", where, f"valid Python ({error.msg})") from None
+        return Script(inline=text)
+    if given == ["configMap"]:
+        name = _get(spec, "script.configMap.name", str)
+        key = _get(spec, "script.configMap.key", str, "loadtest.py")
+        if not name:
+            raise SpecError("script.configMap.name", name, "name the ConfigMap holding the test")
+        return Script(config_map=(name, key))
+    path = _get(spec, "script.path", str)
+    if not path.startswith("/"):
+        raise SpecError("script.path", path, "use an absolute path inside the image")
+    return Script(path=path)
+
+
+def _args(spec: dict[str, Any]) -> tuple[str, ...]:
+    args = _get(spec, "args", list, [])
+    if not all(isinstance(arg, str) for arg in args):
+        raise SpecError("args", args, "use a list of strings (extra `gaggle run` flags)")
+    try:
+        values, listing = parse_run_args(args, raise_errors=True, gaggle_flags=True)
+    except ConfigError as error:
+        raise SpecError("args", args, str(error)) from None
+    owned = sorted(OWNED_FLAGS & set(values)) + (["list"] if listing else [])
+    if owned:
+        flag = "--" + owned[0].replace("_", "-")
+        raise SpecError("args", args, f"{flag} is set by the operator (use the spec's own field)")
+    try:
+        build_config(values)
+    except ConfigError as error:
+        raise SpecError("args", args, str(error)) from None
+    return tuple(args)
+
+
+def _thresholds(spec: dict[str, Any]) -> tuple[str, ...]:
+    rules = []
+    for i, item in enumerate(_get(spec, "thresholds", list, [])):
+        path = f"thresholds[{i}]"
+        if not isinstance(item, dict):
+            raise SpecError(path, item, "use {metric, op, value} and optionally request")
+        op = item.get("op")
+        if op not in OPERATORS:
+            raise SpecError(f"{path}.op", op, "use one of <, <=, >, >=")
+        value = item.get("value")
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number or not math.isfinite(value):  # type: ignore[arg-type]
+            raise SpecError(f"{path}.value", value, "use a finite number")
+        request = item.get("request")
+        text = f"{item.get('metric')}{f'({request})' if request else ''} {op} {value}"
+        try:
+            rules.append(str(parse_threshold(text)))
+        except ThresholdError as error:
+            raise SpecError(f"{path}.metric", item.get("metric"), error.why) from None
+    return tuple(rules)
+
+
+def _positive(spec: dict[str, Any], path: str, default: int | None) -> int | None:
+    value: int | None = _get(spec, path, int, default)
+    if value is not None and value < 1:
+        raise SpecError(path, value, "use a whole number ≥ 1")
+    return value
+
+
+def parse_spec(spec: dict[str, Any], default_image: str = "") -> LoadTestSpec:
+    """The LoadTest's spec, checked field by field; raises SpecError naming the first bad one."""
+    script = _script(spec)
+    host = _engine("host", "host", _get(spec, "host", str))
+    if host is None:
+        raise SpecError("host", None, "give the URL to load test, e.g. http://my-service:8080")
+    users = _get(spec, "users", int)
+    if users is None:
+        raise SpecError("users", None, "give the number of users (a whole number ≥ 1)")
+    run_time = _get(spec, "runTime", (str, int))
+    if run_time is None:
+        raise SpecError("runTime", None, "give a run time such as 30s, 10m or 1h30m")
+    run_seconds = _engine("runTime", "run_time", run_time)
+    if not run_seconds > 0:
+        raise SpecError("runTime", run_time, "use a run time > 0, e.g. 30s, 10m or 1h30m")
+    policy = _get(spec, "imagePullPolicy", str, "IfNotPresent")
+    if policy not in PULL_POLICIES:
+        raise SpecError("imagePullPolicy", policy, "use one of " + ", ".join(PULL_POLICIES))
+    cleanup = _get(spec, "cleanup.policy", str, "Never")
+    if cleanup not in CLEANUP_POLICIES:
+        raise SpecError("cleanup.policy", cleanup, "use one of " + ", ".join(CLEANUP_POLICIES))
+    ttl = _get(spec, "cleanup.ttlSecondsAfterFinished", int)
+    if ttl is not None and ttl < 0:
+        raise SpecError("cleanup.ttlSecondsAfterFinished", ttl, "use a whole number ≥ 0")
+    image = _get(spec, "image", str, default_image)
+    if not image:
+        raise SpecError("image", None, "give the gaggle image (or install the operator with one)")
+    extra = []
+    for i, item in enumerate(_get(spec, "extraConfigMaps", list, [])):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not name:
+            raise SpecError(f"extraConfigMaps[{i}].name", name, "name a ConfigMap")
+        extra.append((name, str(item.get("mountPath") or f"{SCRIPT_DIR}/{name}")))
+    return LoadTestSpec(
+        script=script,
+        host=host,
+        users=_engine("users", "users", users),
+        run_time=run_seconds,
+        hatch_rate=_engine("hatchRate", "hatch_rate", _get(spec, "hatchRate", (int, float), 1)),
+        throttle_requests=_positive(spec, "throttleRequests", None),
+        status_codes=_get(spec, "statusCodes", bool, False),
+        reset_metrics=_get(spec, "resetMetrics", bool, True),
+        args=_args(spec),
+        thresholds=_thresholds(spec),
+        abort_on_fail=_get(spec, "abortOnFail", bool, False),
+        extra_config_maps=tuple(extra),
+        image=image,
+        image_pull_policy=policy,
+        replicas=_positive(spec, "workers.replicas", 1) or 1,
+        worker_template=_get(spec, "workers.template", dict, {}),
+        manager_template=_get(spec, "manager.template", dict, {}),
+        spread=_get(spec, "spread", bool, False),
+        ready_timeout=_positive(spec, "startPolicy.readyTimeoutSeconds", 300) or 300,
+        active_deadline=_positive(spec, "activeDeadlineSeconds", None),
+        cleanup_policy=cleanup,
+        cleanup_ttl=ttl,
+        run_id=str(_get(spec, "runId", (str, int), "")),
+    )

@@ -1,0 +1,264 @@
+"""What a LoadTest runs on: its ConfigMap, token Secret, manager Service, ServiceAccount and RBAC,
+manager Pod and worker Pods — built as plain manifests from the checked spec.
+
+Why plain dicts from pure functions: each object can be tested without a cluster, the operator's
+handlers only create them (with kopf's ownerReferences, so deleting the LoadTest deletes them), and
+a user's pod template overlays ours field by field (``overlay``). Pods run as non-root with a
+read-only root filesystem and no privilege escalation; /tmp is an emptyDir for logs and reports.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from gaggle.distributed.role import DEFAULT_PORT
+from gaggle.operator.spec import SCRIPT_DIR, LoadTestSpec
+
+GROUP, VERSION, PLURAL = "gaggle.dev", "v1alpha1", "loadtests"
+METRICS_PORT = 9646
+CONTAINER = "gaggle"
+TOKEN_KEY = "token"
+Manifest = dict[str, Any]
+
+
+def names(loadtest: str) -> dict[str, str]:
+    """Every child's name, derived from the LoadTest's (the operator finds them again by name)."""
+    return {
+        "script": f"{loadtest}-script",
+        "token": f"{loadtest}-token",
+        "service": f"{loadtest}-manager",
+        "account": f"{loadtest}-manager",
+        "manager": f"{loadtest}-manager",
+        "worker": f"{loadtest}-worker",
+        "summary": f"{loadtest}-summary",
+    }
+
+
+def labels(loadtest: str, role: str, run: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "gaggle",
+        "app.kubernetes.io/instance": loadtest,
+        "app.kubernetes.io/component": role,
+        "gaggle.dev/loadtest": loadtest,
+        "gaggle.dev/role": role,
+        "gaggle.dev/run": run,
+    }
+
+
+def overlay(base: Any, extra: Any) -> Any:
+    """``extra`` laid over ``base``: objects merge key by key, containers by name, other lists
+    and scalars are replaced. Neither argument is changed."""
+    if isinstance(base, dict) and isinstance(extra, dict):
+        merged = copy.deepcopy(base)
+        for key, value in extra.items():
+            merged[key] = overlay(base[key], value) if key in base else copy.deepcopy(value)
+        return merged
+    if isinstance(base, list) and isinstance(extra, list) and _named(base) and _named(extra):
+        merged_list = copy.deepcopy(base)
+        index = {item["name"]: i for i, item in enumerate(merged_list)}
+        for item in extra:
+            if item["name"] in index:
+                position = index[item["name"]]
+                merged_list[position] = overlay(merged_list[position], item)
+            else:
+                merged_list.append(copy.deepcopy(item))
+        return merged_list
+    return copy.deepcopy(extra)
+
+
+def _named(items: list[Any]) -> bool:
+    return all(isinstance(item, dict) and "name" in item for item in items)
+
+
+def script_config_map(loadtest: str, spec: LoadTestSpec) -> Manifest | None:
+    if spec.script.inline is None:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": names(loadtest)["script"]},
+        "data": {"loadtest.py": spec.script.inline},
+    }
+
+
+def token_secret(loadtest: str, token: str) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": names(loadtest)["token"]},
+        "type": "Opaque",
+        "stringData": {TOKEN_KEY: token},
+    }
+
+
+def manager_service(loadtest: str, run: str) -> Manifest:
+    """Headless: workers resolve the manager pod itself; Prometheus may scrape it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": names(loadtest)["service"],
+            "labels": labels(loadtest, "manager", run),
+            "annotations": {
+                "prometheus.io/scrape": "true",
+                "prometheus.io/port": str(METRICS_PORT),
+                "prometheus.io/path": "/metrics",
+            },
+        },
+        "spec": {
+            "clusterIP": "None",
+            "selector": {"gaggle.dev/loadtest": loadtest, "gaggle.dev/role": "manager"},
+            "ports": [
+                {"name": "grpc", "port": DEFAULT_PORT, "targetPort": DEFAULT_PORT},
+                {"name": "metrics", "port": METRICS_PORT, "targetPort": METRICS_PORT},
+            ],
+        },
+    }
+
+
+def manager_rbac(loadtest: str) -> list[Manifest]:
+    """The manager may read its LoadTest and patch its status, and patch its summary ConfigMap:
+    nothing else (least privilege; the operator owns everything the manager does not)."""
+    account = names(loadtest)["account"]
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": account},
+            "rules": [
+                {
+                    "apiGroups": [GROUP],
+                    "resources": [PLURAL],
+                    "resourceNames": [loadtest],
+                    "verbs": ["get"],
+                },
+                {
+                    "apiGroups": [GROUP],
+                    "resources": [f"{PLURAL}/status"],
+                    "resourceNames": [loadtest],
+                    "verbs": ["get", "patch"],
+                },
+                {
+                    "apiGroups": [""],
+                    "resources": ["configmaps"],
+                    "resourceNames": [names(loadtest)["summary"]],
+                    "verbs": ["get", "patch"],
+                },
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": account},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": account},
+            "subjects": [{"kind": "ServiceAccount", "name": account}],
+        },
+    ]
+
+
+def summary_config_map(loadtest: str) -> Manifest:
+    """Created empty by the operator; the manager writes the full JSON summary into it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": names(loadtest)["summary"]},
+        "data": {},
+    }
+
+
+def _volumes(loadtest: str, spec: LoadTestSpec) -> tuple[list[Manifest], list[Manifest]]:
+    volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[Manifest] = [{"name": "tmp", "mountPath": "/tmp"}]
+    if spec.script.inline is not None:
+        volumes.append({"name": "script", "configMap": {"name": names(loadtest)["script"]}})
+        mounts.append({"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True})
+    elif spec.script.config_map is not None:
+        name, key = spec.script.config_map
+        volumes.append({"name": "script", "configMap": {"name": name, "items": [
+            {"key": key, "path": key}]}})  # fmt: skip
+        mounts.append({"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True})
+    for i, (name, path) in enumerate(spec.extra_config_maps):
+        volumes.append({"name": f"extra-{i}", "configMap": {"name": name}})
+        mounts.append({"name": f"extra-{i}", "mountPath": path, "readOnly": True})
+    return volumes, mounts
+
+
+def _pod(
+    loadtest: str, spec: LoadTestSpec, role: str, name: str, run: str, command: list[str]
+) -> Manifest:
+    volumes, mounts = _volumes(loadtest, spec)
+    token = {"secretKeyRef": {"name": names(loadtest)["token"], "key": TOKEN_KEY}}
+    container: Manifest = {
+        "name": CONTAINER,
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": command[:1],
+        "args": command[1:],
+        "env": [
+            {"name": "GAGGLE_TOKEN", "valueFrom": token},
+            {"name": "HOME", "value": "/tmp"},
+            {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+        "volumeMounts": mounts,
+        "workingDir": "/tmp",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    pod: Manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": labels(loadtest, role, run)},
+        "spec": {
+            "restartPolicy": "Never",
+            "terminationGracePeriodSeconds": 30,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+                "runAsGroup": 10001,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [container],
+            "volumes": volumes,
+        },
+    }
+    template = spec.manager_template if role == "manager" else spec.worker_template
+    return dict(overlay(pod, template))
+
+
+def manager_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str) -> Manifest:
+    command = [
+        "gaggle-operator", "manage", "--loadtest", loadtest, "--namespace", namespace, "--",
+        "run", spec.script.file(), "--manager", "--expect-workers", str(spec.replicas),
+        "--manager-bind-host", "0.0.0.0", "--metrics-bind", f"0.0.0.0:{METRICS_PORT}",
+        *spec.gaggle_args(),
+    ]  # fmt: skip
+    pod = _pod(loadtest, spec, "manager", names(loadtest)["manager"], run, command)
+    pod["spec"].setdefault("serviceAccountName", names(loadtest)["account"])
+    ports = [{"name": "grpc", "containerPort": DEFAULT_PORT},
+             {"name": "metrics", "containerPort": METRICS_PORT}]  # fmt: skip
+    pod["spec"]["containers"][0].setdefault("ports", ports)
+    return pod
+
+
+def worker_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str, index: int) -> Manifest:
+    manager = f"{names(loadtest)['service']}.{namespace}.svc"
+    command = [
+        "gaggle", "run", spec.script.file(), "--worker", "--manager-host", manager,
+        "--manager-port", str(DEFAULT_PORT), "--join-timeout", str(spec.ready_timeout),
+    ]  # fmt: skip
+    pod = _pod(loadtest, spec, "worker", f"{names(loadtest)['worker']}-{index}", run, command)
+    pod["spec"]["automountServiceAccountToken"] = False  # workers never talk to Kubernetes
+    if spec.spread:
+        term = {"labelSelector": {"matchLabels": {"gaggle.dev/loadtest": loadtest,
+                                                  "gaggle.dev/role": "worker"}},
+                "topologyKey": "kubernetes.io/hostname"}  # fmt: skip
+        affinity = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+            {"weight": 100, "podAffinityTerm": term}]}}  # fmt: skip
+        pod["spec"]["affinity"] = overlay(affinity, pod["spec"].get("affinity", {}))
+    return pod

@@ -232,8 +232,9 @@ def _pod(
 
 
 def manager_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str) -> Manifest:
+    abort = ["--abort-on-fail"] if spec.abort_on_fail else []
     command = [
-        "gaggle-operator", "manage", "--loadtest", loadtest, "--namespace", namespace, "--",
+        "gaggle-operator", "manage", "--loadtest", loadtest, "--namespace", namespace, *abort, "--",
         "run", spec.script.file(), "--manager", "--expect-workers", str(spec.replicas),
         "--manager-bind-host", "0.0.0.0", "--metrics-bind", f"0.0.0.0:{METRICS_PORT}",
         *spec.gaggle_args(),

@@ -135,7 +135,7 @@ class Runner:
         config = self.plan.config
         plan = self.plan
         # A bad -R path refuses here, before any load; in Gaggle mode the manager reports.
-        report = open_report(config, plan.hosts, self._source()) if plan.report else NoReport()
+        report = open_report(config, plan.hosts, self.source()) if plan.report else NoReport()
         endpoint = await self._serve_metrics() if config.metrics_bind else None  # may refuse
         self._open_logs()
         self._install_signals()
@@ -175,7 +175,7 @@ class Runner:
         )
         return report.finish(result)
 
-    def _source(self) -> Source:
+    def source(self) -> Source:
         """Everything so far, for /metrics and the report's per-second samples."""
         return Source(
             metrics=lambda: Metrics.combined(self.hatch_metrics, self.snapshot()),
@@ -184,7 +184,7 @@ class Runner:
         )
 
     async def _serve_metrics(self) -> web.AppRunner:
-        endpoint, _ = await serve(str(self.plan.config.metrics_bind), self._source())
+        endpoint, _ = await serve(str(self.plan.config.metrics_bind), self.source())
         return endpoint
 
     async def _hatch(self) -> bool:

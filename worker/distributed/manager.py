@@ -286,7 +286,7 @@ class Manager(wire_grpc.GaggleServicer):
 
     async def run(self) -> RunResult:
         config, role = self.plan.config, self.role
-        report = open_report(config, self.plan.hosts, self._source())  # a bad -R refuses here
+        report = open_report(config, self.plan.hosts, self.source())  # a bad -R refuses here
         server = grpc.aio.server()
         wire_grpc.add_GaggleServicer_to_server(self, server)
         address = f"{role.bind_host}:{role.bind_port}"
@@ -350,10 +350,10 @@ class Manager(wire_grpc.GaggleServicer):
         bind = self.plan.config.metrics_bind
         if not bind:
             return None
-        endpoint, _ = await serve(bind, self._source())
+        endpoint, _ = await serve(bind, self.source())
         return endpoint
 
-    def _source(self) -> Source:
+    def source(self) -> Source:
         """The merged figures, for /metrics and the report's per-second samples."""
         return Source(
             metrics=lambda: Metrics.combined(self.hatch_metrics, self.totals.metrics()),

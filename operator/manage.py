@@ -1,0 +1,161 @@
+"""``gaggle-operator manage``: the manager pod's process.
+
+It runs the gaggle manager exactly as ``gaggle run --manager`` does and writes what it sees into
+its LoadTest's status: ``live`` figures every few seconds, then ``summary``, ``thresholds`` and
+``verdict`` (the full JSON summary goes to the summary ConfigMap). Why the manager and not the
+operator: it holds the merged numbers, and it writes the final ones before it exits, whether or not
+the operator is running at that moment. Its ServiceAccount may patch only this LoadTest's status
+and its summary ConfigMap. A status write that fails is logged and retried; it never stops the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from kubernetes import client, config
+
+from gaggle.attack import EXIT_THRESHOLDS, Attack, fail, run_on_best_loop, setup_logging
+from gaggle.cli import build_parser
+from gaggle.config import ConfigError
+from gaggle.distributed.manager import Manager
+from gaggle.distributed.role import role_from
+from gaggle.distributed.rules import rules_hash, rules_json
+from gaggle.loader import load_tasksets
+from gaggle.operator.children import GROUP, PLURAL, VERSION, names
+from gaggle.operator.status import live, summary, verdicts
+from gaggle.options import given_options, split_gaggle_options
+from gaggle.runner import RunResult
+from gaggle.taskset import TestDefinitionError
+from gaggle.thresholds import evaluate
+
+log = logging.getLogger("gaggle")
+LIVE_INTERVAL = 3.0
+SUMMARY_LIMIT = 900_000  # bytes: a ConfigMap holds at most 1 MiB
+
+
+class StatusWriter:
+    """Patches one LoadTest's status (merge patch) and its summary ConfigMap."""
+
+    def __init__(self, loadtest: str, namespace: str) -> None:
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config()  # type: ignore[no-untyped-call]  # untyped library
+            api = client.ApiClient()
+        else:  # by hand, outside a cluster
+            api = config.new_client_from_config()  # type: ignore[no-untyped-call]
+        self.custom, self.core = client.CustomObjectsApi(api), client.CoreV1Api(api)
+        self.loadtest, self.namespace = loadtest, namespace
+
+    def status(self, body: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, self.namespace, PLURAL, self.loadtest, {"status": body}
+        )
+
+    def summary_file(self, text: str) -> None:
+        body = {"data": {"summary.json": text}}
+        self.core.patch_namespaced_config_map(names(self.loadtest)["summary"], self.namespace, body)
+
+
+async def _write(what: str, call: Any, *args: Any, attempts: int = 1) -> bool:
+    for attempt in range(attempts):
+        try:
+            await asyncio.to_thread(call, *args)
+            return True
+        except Exception as error:
+            log.warning("could not write the %s (attempt %d): %s", what, attempt + 1, error)
+            await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
+    return False
+
+
+async def _report_live(manager: Manager, writer: StatusWriter, abort_on_fail: bool) -> None:
+    source = manager.source()
+    last_count, last_time = 0, time.monotonic()
+    while True:
+        await asyncio.sleep(LIVE_INTERVAL)
+        metrics = source.metrics()
+        count, now = metrics.aggregated_requests().count, time.monotonic()
+        rps = (count - last_count) / (now - last_time)
+        last_count, last_time = count, now
+        connected, lost = source.workers()
+        expected = manager.role.expect_workers
+        body = {
+            "live": live(metrics, source.users(), rps),
+            "workers": {"connected": connected, "lost": lost, "text": f"{connected}/{expected}"},
+        }
+        await _write("live status", writer.status, body)
+        if abort_on_fail and manager.hatched_all:
+            config_ = manager.plan.config
+            duration = max(1e-9, time.perf_counter() - manager.metrics_started)
+            failed = [v for v in evaluate(config_.threshold_rules, manager.totals.metrics(),
+                                          duration) if not v.passed]  # fmt: skip
+            if failed:
+                manager.stop(f"threshold failed: {failed[0].expression} (abortOnFail)")
+
+
+def _final(result: RunResult, manager: Manager) -> dict[str, Any]:
+    connected, lost = manager.source().workers()
+    return {
+        "summary": summary(result),
+        **verdicts(result),
+        "workers": {"connected": connected, "lost": lost,
+                    "text": f"{connected}/{manager.role.expect_workers}"},
+    }  # fmt: skip
+
+
+def _summary_file(result: RunResult, final: dict[str, Any]) -> str:
+    requests = [{"method": method, "name": name, **stats.to_dict()}
+                for (method, name), stats in result.metrics.requests.items()]  # fmt: skip
+    document = {**final, "requests": requests}
+    text = json.dumps(document, separators=(",", ":"))
+    while len(text.encode()) > SUMMARY_LIMIT and requests:
+        requests = requests[: len(requests) // 2]
+        document = {**final, "requests": requests, "truncated": True}
+        text = json.dumps(document, separators=(",", ":"))
+    return text
+
+
+async def manage(manager: Manager, writer: StatusWriter, abort_on_fail: bool) -> RunResult:
+    reporter = asyncio.ensure_future(_report_live(manager, writer, abort_on_fail))
+    try:
+        result = await manager.run()
+    finally:
+        reporter.cancel()
+    final = _final(result, manager)
+    await _write("final status", writer.status, final, attempts=6)
+    await _write("summary ConfigMap", writer.summary_file, _summary_file(result, final), attempts=3)
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="gaggle-operator manage",
+        description="Run a LoadTest's gaggle manager and write its status (in the manager pod).",
+    )
+    parser.add_argument("--loadtest", required=True)
+    parser.add_argument("--namespace", required=True)
+    parser.add_argument("--abort-on-fail", action="store_true")
+    parser.add_argument("gaggle", nargs=argparse.REMAINDER, help="-- run FILE --manager ...")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    gaggle_args = args.gaggle[1:] if args.gaggle[:1] == ["--"] else args.gaggle
+    try:
+        namespace = build_parser().parse_args(gaggle_args)
+        options = given_options(namespace)
+        role = role_from(split_gaggle_options(options))
+        if role.kind != "manager":
+            raise ConfigError("--manager", False, "the manager pod runs `run FILE --manager ...`")
+        tasksets = load_tasksets(namespace.file)
+        plan = Attack(*tasksets).plan(options)
+    except (ConfigError, TestDefinitionError) as error:
+        fail("gaggle-operator manage", str(error))
+    setup_logging(plan.config)
+    manager = Manager(plan, role, rules_hash(tasksets), rules_json(tasksets))
+    writer = StatusWriter(args.loadtest, args.namespace)
+    result = run_on_best_loop(manage(manager, writer, args.abort_on_fail))
+    return 0 if result.passed else EXIT_THRESHOLDS

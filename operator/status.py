@@ -1,0 +1,92 @@
+"""The figures a LoadTest's status carries: ``live`` while it runs, then ``summary``,
+``thresholds`` and ``verdict`` — bounded in size (a status is not a report: the top requests and
+errors only; the full JSON summary goes to the summary ConfigMap).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from gaggle.metrics.aggregate import Metrics
+from gaggle.metrics.stats import Stats
+from gaggle.runner import RunResult
+
+TOP_REQUESTS = 10
+TOP_ERRORS = 5
+MAX_ERROR_CHARS = 300
+
+
+def _ms(us: float) -> float:
+    return round(us / 1000, 3)
+
+
+def _ratio(part: int, whole: int) -> float:
+    return round(part / whole, 6) if whole else 0.0
+
+
+def latency(stats: Stats) -> dict[str, float]:
+    return {
+        "min": _ms(stats.min),
+        "avg": _ms(stats.mean_us),
+        "p50": _ms(stats.percentile_us(0.5)),
+        "p95": _ms(stats.percentile_us(0.95)),
+        "p99": _ms(stats.percentile_us(0.99)),
+        "max": _ms(stats.max_us),
+    }
+
+
+def live(metrics: Metrics, users: int, rps: float) -> dict[str, Any]:
+    """What `kubectl get lt` shows while the run goes: cumulative counts, the recent rate."""
+    total = metrics.aggregated_requests()
+    return {
+        "users": users,
+        "requests": total.count,
+        "failures": total.fail_count,
+        "rps": round(rps, 1),
+        "failPercent": round(100 * _ratio(total.fail_count, total.count), 2),
+        "p95Ms": _ms(total.percentile_us(0.95)),
+    }
+
+
+def summary(result: RunResult) -> dict[str, Any]:
+    """The measured phase's numbers (the same ones the manager's tables print)."""
+    metrics, seconds = result.metrics, result.duration
+    total = metrics.aggregated_requests()
+    ranked = sorted(metrics.requests.items(), key=lambda item: -item[1].count)[:TOP_REQUESTS]
+    errors = sorted(metrics.errors.items(), key=lambda item: -item[1])[:TOP_ERRORS]
+    return {
+        "requests": total.count,
+        "failures": total.fail_count,
+        "failRatio": _ratio(total.fail_count, total.count),
+        "rps": round(total.count / seconds, 3) if seconds > 0 else 0.0,
+        "durationSeconds": round(seconds, 3),
+        "stoppedBy": result.stopped_by,
+        "latencyMs": latency(total),
+        "topRequests": [
+            {
+                "name": f"{method} {name}",
+                "requests": stats.count,
+                "failures": stats.fail_count,
+                "p95Ms": _ms(stats.percentile_us(0.95)),
+            }
+            for (method, name), stats in ranked
+        ],
+        "distinctErrors": len(metrics.errors),
+        "topErrors": [
+            {"error": error[:MAX_ERROR_CHARS], "count": count} for error, count in errors
+        ],
+    }
+
+
+def verdicts(result: RunResult) -> dict[str, Any]:
+    """``thresholds`` and ``verdict`` (only when the spec has thresholds)."""
+    if not result.verdicts:
+        return {}
+    rules = [
+        {"expression": v.expression, "passed": v.passed,
+         "observed": None if v.observed is None or not math.isfinite(v.observed)
+         else round(v.observed, 6)}
+        for v in result.verdicts
+    ]  # fmt: skip
+    return {"thresholds": rules, "verdict": "Passed" if result.passed else "Failed"}

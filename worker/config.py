@@ -28,7 +28,7 @@ class ConfigError(ValueError):
 SCHEDULERS = ("round-robin", "serial", "random")
 REQUESTS_FORMATS = ("json", "csv", "raw")
 DEBUG_FORMATS = ("json", "raw")
-HTTP_CLIENTS = ("aiohttp",)
+HTTP_CLIENTS = ("aiohttp", "reqwest")
 
 
 @dataclass(frozen=True, slots=True)

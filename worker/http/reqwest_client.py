@@ -18,7 +18,7 @@ from __future__ import annotations
 import json as jsonlib
 import re
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,7 +34,7 @@ from pyreqwest.exceptions import (
     ReadError,
     RequestTimeoutError,
 )
-from pyreqwest.http import Url
+from pyreqwest.http import HeaderMap, Url
 from pyreqwest.request import RequestBuilder
 from pyreqwest.response import Response
 
@@ -84,7 +84,9 @@ class ReqwestClient:
             if options.allow_redirects and response.status in REDIRECT_STATUSES:
                 return await self._follow(method, url, target, options, response)
             body = await response.bytes()
-            return Exchange(response.status, target, False, response.headers, body.to_bytes())
+            return Exchange(
+                response.status, target, False, Headers(response.headers), body.to_bytes()
+            )
         except (PyreqwestError, ValueError) as error:  # ValueError: a URL reqwest cannot parse
             return Exchange(status=0, final_url=url, error=describe_error(error, target))
 
@@ -114,7 +116,7 @@ class ReqwestClient:
             hop = next_hop(method, target, response.status, response.get_header("Location"))
             if hop is None:
                 data = (await response.bytes()).to_bytes()
-                return Exchange(response.status, target, hops > 0, response.headers, data)
+                return Exchange(response.status, target, hops > 0, Headers(response.headers), data)
             hops += 1
             if hops >= MAX_REDIRECTS:  # aiohttp's count: 10 responses, none of them final
                 return Exchange(status=0, final_url=url, error="too many redirects")
@@ -134,6 +136,34 @@ class ReqwestClient:
             if client is not None:
                 await client.close()
         self._plain = self._tls = None
+
+
+class Headers(Mapping[str, str]):
+    """Response headers: lookups ignore case (reqwest's map); names list in HTTP/1 title case,
+    as aiohttp shows them, since reqwest keeps them lowercase (e.g. in the debug log)."""
+
+    __slots__ = ("_map",)
+
+    def __init__(self, headers: HeaderMap) -> None:
+        self._map = headers
+
+    def __getitem__(self, key: str) -> str:
+        return self._map[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._map.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._map
+
+    def __iter__(self) -> Iterator[str]:
+        return ("-".join(part.capitalize() for part in key.split("-")) for key in self._map)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __repr__(self) -> str:
+        return f"Headers({dict(self)!r})"
 
 
 def _body(

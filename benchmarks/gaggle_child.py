@@ -18,15 +18,19 @@ import cProfile
 import io
 import json
 import pstats
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from target import raise_nofile_limit
-
 from gaggle import Attack, RunResult, TaskSet, constant, task
 from gaggle.attack import run_on_best_loop
 from gaggle.runner import Runner
+
+# throughput.py starts this file with -P: benchmarks/gaggle.py would shadow the gaggle package.
+# Its sibling target.py is found after the package, from the end of the path.
+sys.path.append(str(Path(__file__).resolve().parent))
+from target import raise_nofile_limit
 
 
 class Bench(TaskSet):

@@ -163,6 +163,7 @@ def measure_gaggle(
     out, log = workdir / f"gaggle-{client}-{tag}.json", workdir / f"gaggle-{client}-{tag}.log"
     argv = [
         sys.executable,
+        "-P",  # benchmarks/gaggle.py must not shadow the gaggle package
         str(HERE / "gaggle_child.py"),
         f"--host={target.url}",
         f"--users={scenario.users}",

@@ -136,7 +136,10 @@ def wait_for_metric(port: int, line: str, timeout: float) -> str:
     """Scrape until a line of /metrics starts with ``line``; the page that had it."""
     deadline = time.monotonic() + timeout
     while True:
-        page = scrape(port)
+        try:
+            page = scrape(port)
+        except OSError as error:  # not listening yet: a loaded machine starts processes slowly
+            page = f"(no answer: {error})"
         if any(row.startswith(line) for row in page.splitlines()):
             return page
         assert time.monotonic() < deadline, f"no {line!r} within {timeout} s:\n{page}"

@@ -5,7 +5,10 @@ figures come from Gaggle's own ``RunResult``: total requests over the run's dura
 from the start of hatching (``no_reset_metrics``) to the moment every user has stopped.
 
     python benchmarks/gaggle_child.py --host http://127.0.0.1:8080 --users 50 --seconds 15 \
-        --out result.json [--wait 10] [--profile profile.txt]
+        --out result.json [--http-client reqwest] [--wait 10] [--profile profile.txt]
+
+``hatch_seconds`` in the result is how long launching every user took (the runner's
+``on_hatched``), first requests included, since they share the event loop with the launching.
 """
 
 from __future__ import annotations
@@ -15,12 +18,19 @@ import cProfile
 import io
 import json
 import pstats
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from target import raise_nofile_limit
-
 from gaggle import Attack, RunResult, TaskSet, constant, task
+from gaggle.attack import run_on_best_loop
+from gaggle.runner import Runner
+
+# throughput.py starts this file with -P: benchmarks/gaggle.py would shadow the gaggle package.
+# Its sibling target.py is found after the package, from the end of the path.
+sys.path.append(str(Path(__file__).resolve().parent))
+from target import raise_nofile_limit
 
 
 class Bench(TaskSet):
@@ -39,7 +49,7 @@ def peak_rss_kb() -> int:
     return 0
 
 
-def summarize(result: RunResult) -> dict[str, Any]:
+def summarize(result: RunResult, hatch_seconds: float) -> dict[str, Any]:
     totals = result.metrics.aggregated_requests()
     errors = sorted(result.metrics.errors.items(), key=lambda kv: -kv[1])[:3]
     return {
@@ -49,20 +59,29 @@ def summarize(result: RunResult) -> dict[str, Any]:
         "users": result.users,
         "errors": dict(errors),
         "peak_rss_kb": peak_rss_kb(),
+        "hatch_seconds": hatch_seconds,
     }
+
+
+HATCH: list[float] = []  # [start, all users launched] in perf_counter seconds
 
 
 def run(args: argparse.Namespace) -> RunResult:
     if args.wait > 0:
         Bench.wait_time = constant(args.wait)
-    return Attack(Bench).run(
-        host=args.host,
-        users=args.users,
-        hatch_rate=args.hatch_rate,
-        run_time=args.seconds,
-        no_reset_metrics=True,
-        only_summary=True,
-    )
+    options: dict[str, object] = {
+        "host": args.host,
+        "users": args.users,
+        "hatch_rate": args.hatch_rate,
+        "run_time": args.seconds,
+        "no_reset_metrics": True,
+        "only_summary": True,
+        "http_client": args.http_client,
+    }
+    plan = Attack(Bench).plan(options)
+    plan.on_hatched = lambda: HATCH.append(time.perf_counter())
+    HATCH.append(time.perf_counter())
+    return run_on_best_loop(Runner(plan).run())
 
 
 def main() -> None:
@@ -72,6 +91,7 @@ def main() -> None:
     parser.add_argument("--hatch-rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--wait", type=float, default=0.0, help="constant pause after each task")
+    parser.add_argument("--http-client", default="reqwest", help="aiohttp or reqwest")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--profile", type=Path, help="run under cProfile; write the top 25 here")
     args = parser.parse_args()
@@ -84,7 +104,8 @@ def main() -> None:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
         args.profile.write_text(text.getvalue())
-    args.out.write_text(json.dumps(summarize(result)))
+    hatch_seconds = HATCH[1] - HATCH[0] if len(HATCH) == 2 else -1.0
+    args.out.write_text(json.dumps(summarize(result, hatch_seconds)))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from gaggle.config import HTTP_CLIENTS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # the local Kubernetes (tests/cluster/): cluster, namespace and kubectl fixtures
@@ -47,11 +49,13 @@ class Target:
             pass
 
 
-@pytest.fixture(scope="session")
-def target_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
-    port_file = tmp_path_factory.mktemp("target") / "port.json"
+@contextlib.contextmanager
+def target_process(folder: Path, *args: str) -> Iterator[int]:
+    """tests/target.py in a subprocess (ARGS e.g. --tls-cert/--tls-key) until the block ends;
+    yields its port."""
+    port_file = folder / "port.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.target", "--port-file", str(port_file)], cwd=ROOT
+        [sys.executable, "-m", "tests.target", "--port-file", str(port_file), *args], cwd=ROOT
     )
     try:
         deadline = time.monotonic() + 15
@@ -59,10 +63,16 @@ def target_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("the test target did not start")
             time.sleep(0.05)
-        yield Target(json.loads(port_file.read_text())["port"])
+        yield int(json.loads(port_file.read_text())["port"])
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def target_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    with target_process(tmp_path_factory.mktemp("target")) as port:
+        yield Target(port)
 
 
 @pytest.fixture
@@ -70,6 +80,13 @@ def target(target_server: Target) -> Target:
     """The session's target with its counters zeroed for this test."""
     target_server.reset()
     return target_server
+
+
+@pytest.fixture(params=HTTP_CLIENTS)
+def http_client(request: pytest.FixtureRequest) -> str:
+    """Each HTTP client in turn: the tests that take it are the clients' shared behaviour suite."""
+    name: str = request.param
+    return name
 
 
 @pytest.fixture
@@ -82,8 +99,11 @@ def gaggle_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "gaggle", *args]
 
 
-def run_gaggle(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "140"}
+def run_gaggle(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``gaggle ARGS`` to the end; ``env`` replaces this process's environment when given."""
+    env = {**(os.environ if env is None else env), "COLUMNS": "140"}
     return subprocess.run(
         gaggle_command(*args), capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT
     )
@@ -120,8 +140,10 @@ def wait_for_metric(port: int, line: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     page = "(no answer yet)"
     while True:
-        with contextlib.suppress(OSError):  # the endpoint may not be listening yet
+        try:
             page = scrape(port)
+        except OSError as error:  # not listening yet: a loaded machine starts processes slowly
+            page = f"(no answer: {error})"
         if any(row.startswith(line) for row in page.splitlines()):
             return page
         assert time.monotonic() < deadline, f"no {line!r} within {timeout} s:\n{page}"

@@ -1,10 +1,12 @@
 """A counting HTTP target for the tests: a real aiohttp server in its own process.
 
 It counts every request it serves by (method, path, status) so tests can compare Gaggle's totals
-with the server's own. It listens on 127.0.0.1 and, for cross-origin redirects, on 127.0.0.2
-(both loopback). ``GET /__counts`` and ``POST /__reset`` are the tests' side door (not counted).
+with the server's own; a request whose connection it cuts (``/drop``, ``/reset``) counts with
+status 0, as Gaggle records a request that got no response. It listens on 127.0.0.1 and, for
+cross-origin redirects, on 127.0.0.2 (both loopback). ``GET /__counts`` and ``POST /__reset``
+are the tests' side door (not counted).
 
-    python -m tests.target --port-file /tmp/port
+    python -m tests.target --port-file /tmp/port [--tls-cert server.pem --tls-key server.key]
 """
 
 from __future__ import annotations
@@ -15,11 +17,15 @@ import collections
 import itertools
 import json
 import signal
+import socket
+import ssl
+import struct
 from pathlib import Path
 
 from aiohttp import web
 
 ADDRESSES = ("127.0.0.1", "127.0.0.2")
+CUT = ("/drop", "/reset")  # paths answered by cutting the connection: no response at all
 
 
 def build_app() -> web.Application:
@@ -35,7 +41,8 @@ def build_app() -> web.Application:
         except web.HTTPException as error:
             counts[f"{request.method} {request.path} {error.status}"] += 1
             raise
-        counts[f"{request.method} {request.path} {response.status}"] += 1
+        status = 0 if request.path in CUT else response.status
+        counts[f"{request.method} {request.path} {status}"] += 1
         return response
 
     async def page(request: web.Request) -> web.Response:
@@ -51,7 +58,37 @@ def build_app() -> web.Application:
         return web.json_response({"session": request.cookies.get("session")})
 
     async def redirect(request: web.Request) -> web.Response:
-        raise web.HTTPFound(request.query.get("to", "/about/"))
+        code = int(request.query.get("code", "302"))
+        location = request.query.get("to", "/about/")
+        return web.Response(status=code, headers={"Location": location})
+
+    async def loop(request: web.Request) -> web.Response:
+        raise web.HTTPFound("/loop")
+
+    async def echo(request: web.Request) -> web.Response:
+        """What arrived, for checking that both clients send the same request."""
+        return web.json_response(
+            {
+                "method": request.method,
+                "query": dict(request.query),
+                "content_type": request.headers.get("Content-Type", ""),
+                "body": (await request.read()).decode(),
+                "x_test": request.headers.get("X-Test"),
+                "user_agent": request.headers.get("User-Agent", ""),
+            }
+        )
+
+    async def cut(request: web.Request) -> web.Response:
+        """/drop closes the connection (FIN), /reset aborts it (RST), both before answering."""
+        transport = request.transport
+        if transport is not None:
+            if request.path == "/reset":
+                sock = transport.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                transport.abort()
+            else:
+                transport.close()
+        return web.Response(text="never sent")
 
     async def slow(request: web.Request) -> web.Response:
         await asyncio.sleep(int(request.query["ms"]) / 1000)
@@ -73,6 +110,11 @@ def build_app() -> web.Application:
     app.router.add_post("/login", login)
     app.router.add_get("/whoami", whoami)
     app.router.add_get("/redirect", redirect)
+    app.router.add_post("/redirect", redirect)
+    app.router.add_get("/loop", loop)
+    app.router.add_route("*", "/echo", echo)
+    app.router.add_get("/drop", cut)
+    app.router.add_get("/reset", cut)
     app.router.add_get("/slow", slow)
     app.router.add_get(r"/status/{code:\d+}", status)
     app.router.add_get("/__counts", get_counts)
@@ -80,13 +122,13 @@ def build_app() -> web.Application:
     return app
 
 
-async def serve(port_file: str) -> None:
+async def serve(port_file: str, tls: ssl.SSLContext | None = None) -> None:
     runner = web.AppRunner(build_app(), access_log=None)
     await runner.setup()
-    first = web.TCPSite(runner, ADDRESSES[0], 0, backlog=4096)
+    first = web.TCPSite(runner, ADDRESSES[0], 0, backlog=4096, ssl_context=tls)
     await first.start()
     port = int(runner.addresses[0][1])
-    await web.TCPSite(runner, ADDRESSES[1], port, backlog=4096).start()
+    await web.TCPSite(runner, ADDRESSES[1], port, backlog=4096, ssl_context=tls).start()
     Path(port_file).write_text(json.dumps({"port": port}))  # noqa: ASYNC240 - once, at start
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -99,4 +141,11 @@ async def serve(port_file: str) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--port-file", required=True)
-    asyncio.run(serve(parser.parse_args().port_file))
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (and --tls-key)")
+    parser.add_argument("--tls-key")
+    args = parser.parse_args()
+    context = None
+    if args.tls_cert:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    asyncio.run(serve(args.port_file, context))

@@ -25,12 +25,13 @@ class KnownDelays(TaskSet):
 
 
 def test_percentiles_are_within_the_stated_error_of_the_exact_values(
-    target: Target, console: Console, tmp_path: Path
+    target: Target, console: Console, tmp_path: Path, http_client: str
 ) -> None:
     log = tmp_path / "requests.json"
     result = asyncio.run(
         Attack(KnownDelays).run_async(
             console=console,
+            http_client=http_client,
             host=target.url,
             users=20,
             hatch_rate=1000,

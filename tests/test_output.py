@@ -61,12 +61,14 @@ class Debugging(TaskSet):
         self.log_debug("looked at the index", response)
 
 
-def test_no_debug_body_leaves_bodies_out(target: Target, console: Console, tmp_path: Path) -> None:
+def test_no_debug_body_leaves_bodies_out(
+    target: Target, console: Console, tmp_path: Path, http_client: str
+) -> None:
     for no_body in (False, True):
         log = tmp_path / f"debug-{no_body}.json"
         run(
             Debugging, console=console, host=target.url, users=1, run_time=0.3,
-            debug_file=str(log), no_debug_body=no_body,
+            debug_file=str(log), no_debug_body=no_body, http_client=http_client,
         )  # fmt: skip
         entry = json.loads(log.read_text().splitlines()[0])
         assert entry["tag"] == "looked at the index"

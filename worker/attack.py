@@ -15,7 +15,14 @@ from typing import Any, NoReturn, TypeVar
 
 from rich.console import Console
 
-from gaggle.config import ConfigError, Default, RunConfig, build_config, validate_host
+from gaggle.config import (
+    HTTP_CLIENTS,
+    ConfigError,
+    Default,
+    RunConfig,
+    build_config,
+    validate_host,
+)
 from gaggle.options import parse_run_args
 from gaggle.runner import Aborted, Runner, RunPlan, RunResult
 from gaggle.taskset import TaskSet, TestDefinitionError, describe_rules
@@ -49,6 +56,11 @@ def validate_tasksets(tasksets: Sequence[type[TaskSet]]) -> list[type[TaskSet]]:
             )
         if ts.host is not None:
             validate_host(f"{ts.__name__}.host", ts.host)
+        if ts.client is not None and ts.client not in HTTP_CLIENTS:
+            raise TestDefinitionError(
+                f"{where}: client={ts.client!r} is not allowed; use one of: "
+                + ", ".join(HTTP_CLIENTS)
+            )
     return list(tasksets)
 
 

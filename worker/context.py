@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gaggle.config import RunConfig
-from gaggle.http.seam import ClientFactory
 from gaggle.metrics.aggregate import Aggregator
 from gaggle.stop import StopSignal
 from gaggle.throttle import Throttle
@@ -27,7 +26,6 @@ class Sink(Protocol):
 class RunContext:
     config: RunConfig
     aggregator: Aggregator
-    client_factory: ClientFactory
     stop: StopSignal = field(default_factory=StopSignal)
     throttle: Throttle | None = None
     requests_log: Sink | None = None

@@ -83,7 +83,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--scheduler", default=no, help=f"{'|'.join(SCHEDULERS)}: how task sets go to users"
     )
     advanced.add_argument(
-        "--http-client", default=no, help=f"{'|'.join(HTTP_CLIENTS)} (default: aiohttp)"
+        "--http-client", default=no, help=f"{'|'.join(HTTP_CLIENTS)} (default: reqwest)"
     )
     gaggle = parser.add_argument_group("gaggle (one manager, N workers)")
     gaggle.add_argument("--manager", action="store_true", default=no, help="run as the manager")

@@ -104,7 +104,6 @@ class Runner:
         self.ctx = RunContext(
             config=config,
             aggregator=aggregator,
-            client_factory=CLIENTS[config.http_client],
             throttle=Throttle(config.throttle_requests) if config.throttle_requests else None,
         )
         self.totals = Metrics()
@@ -196,6 +195,7 @@ class Runner:
         allocation = allocate(plan.first_user + config.users, weights, config.scheduler, rng)
         allocation = allocation[plan.first_user :]
         task_plans = [TaskPlan(ts) for ts in plan.tasksets]
+        clients = [CLIENTS[ts.client or config.http_client] for ts in plan.tasksets]
         loop = asyncio.get_running_loop()
 
         def launch(index: int) -> None:
@@ -203,7 +203,7 @@ class Runner:
             taskset = plan.tasksets[ts_index]
             user_index = plan.first_user + index
             log.info("launching user %d from %s...", user_index + 1, taskset.__name__)
-            user = User(ctx, user_index, ts_index, plan.hosts[ts_index])
+            user = User(ctx, user_index, ts_index, plan.hosts[ts_index], clients[ts_index]())
             self.users.append(loop.create_task(run_user(ctx, taskset, task_plans[ts_index], user)))
 
         launched = await hatch(config.users, config.hatch_rate, ctx.stop, launch)

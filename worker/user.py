@@ -75,7 +75,14 @@ class User:
         "user_index",
     )
 
-    def __init__(self, ctx: RunContext, user_index: int, taskset_index: int, base_url: str) -> None:
+    def __init__(
+        self,
+        ctx: RunContext,
+        user_index: int,
+        taskset_index: int,
+        base_url: str,
+        client: HttpClient,
+    ) -> None:
         self.ctx = ctx
         self.user_index = user_index
         self.taskset_index = taskset_index
@@ -83,7 +90,7 @@ class User:
         self.task_failed = False
         self.unyielded = 0  # tasks run since this user last gave the event loop a turn
         self.may_request_while_stopping = False
-        self._client: HttpClient = ctx.client_factory()
+        self._client = client
 
     async def request(
         self, method: str, path: str, name: str | None, options: RequestOptions

@@ -1,9 +1,11 @@
 """The HTTP seam (``HttpClient``, ``Exchange``) and its implementations."""
 
 from gaggle.http.aiohttp_client import AiohttpClient
+from gaggle.http.reqwest_client import ReqwestClient
 from gaggle.http.seam import DEFAULT_TIMEOUT, ClientFactory, Exchange, HttpClient, RequestOptions
 
-CLIENTS: dict[str, ClientFactory] = {"aiohttp": AiohttpClient}
+# --http-client and TaskSet.client name one of these (config.HTTP_CLIENTS lists the same names)
+CLIENTS: dict[str, ClientFactory] = {"aiohttp": AiohttpClient, "reqwest": ReqwestClient}
 
 __all__ = [
     "CLIENTS",
@@ -13,4 +15,5 @@ __all__ = [
     "Exchange",
     "HttpClient",
     "RequestOptions",
+    "ReqwestClient",
 ]

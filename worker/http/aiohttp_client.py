@@ -17,6 +17,8 @@ def describe_error(error: BaseException) -> str:
         return "timeout"
     if isinstance(error, aiohttp.ClientConnectorDNSError):
         return f"dns error: {error.host}"
+    if isinstance(error, aiohttp.ClientConnectorCertificateError):
+        return f"tls error: {error.host}:{error.port}: certificate verify failed"
     if isinstance(error, aiohttp.ClientConnectorError):
         return f"connect error: {error.host}:{error.port}: {_os_reason(error.os_error)}"
     if isinstance(error, aiohttp.ServerDisconnectedError):
@@ -25,8 +27,10 @@ def describe_error(error: BaseException) -> str:
         return "too many redirects"
     if isinstance(error, aiohttp.ClientOSError):
         return f"connection error: {_os_reason(error)}"
+    if isinstance(error, aiohttp.ClientPayloadError):
+        return "response payload incomplete"  # the texts carry byte counts: one per kind
     if isinstance(error, aiohttp.InvalidURL):
-        return f"invalid url: {error}"
+        return f"invalid url: {error.url}"
     text = str(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
@@ -53,6 +57,10 @@ class AiohttpClient:
             timeout=_TIMEOUT,
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
         )
+        # aiohttp resends an idempotent request once when its connection breaks, even after
+        # the server read it: the target would count two requests where Gaggle records one.
+        if hasattr(session, "_retry_connection"):
+            session._retry_connection = False
         self._session = session
         return session
 

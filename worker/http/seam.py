@@ -4,7 +4,8 @@ A user owns one ``HttpClient`` (its own cookie jar and keep-alive connections). 
 it to ``send`` a request and gets back an ``Exchange``: the final status, headers and body after
 redirects, or a transport error as text. Clients never raise for network trouble — a refused or
 reset connection is a measured outcome, not a crash — so every library plugged in here is counted
-the same way. aiohttp is the first implementation; a faster one (issue 7) fits the same shape.
+the same way. Two implementations: reqwest_client (the default, Rust's reqwest) and aiohttp_client;
+one behaviour suite runs against both.
 """
 
 from __future__ import annotations

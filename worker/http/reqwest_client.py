@@ -1,0 +1,248 @@
+"""``HttpClient`` on pyreqwest: Rust's reqwest (Goose's HTTP stack) driven from the event loop.
+
+Per request it costs a fraction of aiohttp's CPU, which is what a load generator is made of. Each
+user has its own cookie jar and keep-alive connections, as with aiohttp. Two reqwest clients share
+the user's jar: ``_plain`` for http:// URLs and ``_tls`` for the rest. Why two: a reqwest client
+that verifies certificates loads the system's CA store when it is built (≈5 ms and ≈110 KB per
+client in pyreqwest 0.15, which cannot share one store between clients), so only users that send
+to https:// pay for it. The plain client is built with certificate checks off, which is what
+keeps reqwest from loading the store: it never carries https (``_client`` routes by scheme, and a
+test checks that an unknown CA fails). Custom CAs come from ``SSL_CERT_FILE``, as for aiohttp.
+
+reqwest's responses expose neither the final URL nor the redirect chain, so redirects are
+followed here (``redirects.next_hop``) and transport errors become aiohttp's texts.
+"""
+
+from __future__ import annotations
+
+import json as jsonlib
+import re
+import time
+from collections.abc import Awaitable, Iterator, Mapping
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.cookie import CookieStore
+from pyreqwest.exceptions import (
+    BodyDecodeError,
+    BuilderError,
+    ConnectError,
+    NetworkError,
+    PyreqwestError,
+    ReadError,
+    RequestTimeoutError,
+)
+from pyreqwest.http import HeaderMap, Url
+from pyreqwest.request import RequestBuilder
+from pyreqwest.response import Response
+
+from gaggle.http.redirects import MAX_REDIRECTS, REDIRECT_STATUSES, next_hop
+from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions
+
+_TIMEOUT = timedelta(seconds=DEFAULT_TIMEOUT)
+_OS_ERROR = re.compile(r" \(os error \d+\)$")
+
+
+class ReqwestClient:
+    """One user's HTTP client on reqwest; clients are built on the user's first request."""
+
+    __slots__ = ("_cookies", "_plain", "_tls")
+
+    def __init__(self) -> None:
+        self._cookies: CookieStore | None = None
+        self._plain: Client | None = None
+        self._tls: Client | None = None
+
+    def _client(self, url: str) -> Client:
+        if url.startswith("http://"):
+            return self._plain or self._build(plain=True)
+        return self._tls or self._build(plain=False)
+
+    def _build(self, plain: bool) -> Client:
+        if self._cookies is None:
+            self._cookies = CookieStore()
+        builder = (
+            ClientBuilder()
+            .cookie_provider(self._cookies)
+            .follow_redirects(False)  # followed in send(), to know the final URL
+            .referer(False)
+            .no_proxy()  # as aiohttp, which ignores proxy variables unless asked
+            .timeout(_TIMEOUT)
+        )
+        if plain:
+            client = self._plain = builder.danger_accept_invalid_certs(True).build()
+        else:
+            client = self._tls = builder.build()
+        return client
+
+    async def send(self, method: str, url: str, options: RequestOptions) -> Exchange:
+        target = url if not options.params else str(Url.parse_with_params(url, options.params))
+        try:
+            response = await self._send(method, target, options, True, options.timeout)
+            if options.allow_redirects and response.status in REDIRECT_STATUSES:
+                return await self._follow(method, url, target, options, response)
+            body = await response.bytes()
+            return Exchange(
+                response.status, target, False, Headers(response.headers), body.to_bytes()
+            )
+        except (PyreqwestError, ValueError) as error:  # ValueError: a URL reqwest cannot parse
+            return Exchange(status=0, final_url=url, error=describe_error(error, target))
+
+    def _send(
+        self, method: str, url: str, options: RequestOptions, body: bool, timeout: float | None
+    ) -> Awaitable[Response]:
+        builder = self._client(url).request(method, url)
+        headers = options.headers
+        if headers:
+            builder.headers(headers)
+        if body:
+            if options.json is not None:
+                _body(builder, headers, jsonlib.dumps(options.json).encode(), "application/json")
+            elif options.data is not None:
+                _data(builder, headers, options.data)
+        if timeout is not None:
+            builder.timeout(timedelta(seconds=timeout))
+        return builder.build().send()
+
+    async def _follow(
+        self, method: str, url: str, target: str, options: RequestOptions, response: Response
+    ) -> Exchange:
+        """Follow a redirect chain as aiohttp does; the Exchange of its last response."""
+        deadline = time.perf_counter() + (options.timeout or DEFAULT_TIMEOUT)
+        body, hops, origin = True, 0, _origin(target)
+        while True:
+            hop = next_hop(method, target, response.status, response.get_header("Location"))
+            if hop is None:
+                data = (await response.bytes()).to_bytes()
+                return Exchange(response.status, target, hops > 0, Headers(response.headers), data)
+            hops += 1
+            if hops >= MAX_REDIRECTS:  # aiohttp's count: 10 responses, none of them final
+                return Exchange(status=0, final_url=url, error="too many redirects")
+            method, target, body = hop.method, hop.url, body and hop.keep_body
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                return Exchange(status=0, final_url=url, error="timeout")
+            if options.headers and _origin(target) != origin:
+                options = _without_authorization(options)  # as aiohttp: not to another origin
+            try:
+                response = await self._send(method, target, options, body, remaining)
+            except (PyreqwestError, ValueError) as error:
+                return Exchange(status=0, final_url=url, error=describe_error(error, target))
+
+    async def close(self) -> None:
+        for client in (self._plain, self._tls):
+            if client is not None:
+                await client.close()
+        self._plain = self._tls = None
+
+
+class Headers(Mapping[str, str]):
+    """Response headers: lookups ignore case (reqwest's map); names list in HTTP/1 title case,
+    as aiohttp shows them, since reqwest keeps them lowercase (e.g. in the debug log)."""
+
+    __slots__ = ("_map",)
+
+    def __init__(self, headers: HeaderMap) -> None:
+        self._map = headers
+
+    def __getitem__(self, key: str) -> str:
+        return self._map[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._map.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._map
+
+    def __iter__(self) -> Iterator[str]:
+        return ("-".join(part.capitalize() for part in key.split("-")) for key in self._map)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __repr__(self) -> str:
+        return f"Headers({dict(self)!r})"
+
+
+def _body(
+    builder: RequestBuilder, headers: Mapping[str, str] | None, data: bytes, content_type: str
+) -> None:
+    """A raw body with aiohttp's default Content-Type unless the task set its own."""
+    builder.body_bytes(data)
+    if not headers or not any(key.lower() == "content-type" for key in headers):
+        builder.header("Content-Type", content_type)
+
+
+def _data(builder: RequestBuilder, headers: Mapping[str, str] | None, data: Any) -> None:
+    """``data=`` as aiohttp reads it: bytes, text, or form fields (a mapping or pairs)."""
+    if isinstance(data, bytes | bytearray | memoryview):
+        _body(builder, headers, bytes(data), "application/octet-stream")
+    elif isinstance(data, str):
+        _body(builder, headers, data.encode(), "text/plain; charset=utf-8")
+    elif isinstance(data, Mapping | list | tuple):
+        builder.form(data)
+    else:
+        raise TypeError(
+            f"data={type(data).__name__} is not supported by the reqwest client; "
+            "use bytes, str, a mapping or a list of pairs"
+        )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _without_authorization(options: RequestOptions) -> RequestOptions:
+    headers = {k: v for k, v in (options.headers or {}).items() if k.lower() != "authorization"}
+    return RequestOptions(
+        headers, None, options.data, options.json, options.timeout, options.allow_redirects
+    )
+
+
+def describe_error(error: BaseException, url: str) -> str:
+    """The same short text the aiohttp client gives for the same failure (see its module)."""
+    if isinstance(error, RequestTimeoutError):
+        return "timeout"
+    if isinstance(error, BuilderError) or not isinstance(error, PyreqwestError):
+        return f"invalid url: {url}"  # what reqwest refused to send, or could not parse
+    causes = _causes(error)
+    if isinstance(error, ConnectError) and "client error (Connect)" in causes:
+        host, port = _host_port(url)
+        if "dns error" in causes:
+            return f"dns error: {host}"
+        if any(cause.startswith("invalid peer certificate") for cause in causes):
+            return f"tls error: {host}:{port}: certificate verify failed"
+        return f"connect error: {host}:{port}: {_reason(causes[-1])}"
+    if isinstance(error, NetworkError):
+        if "connection closed before message completed" in causes:
+            return "server disconnected"
+        if isinstance(error, ReadError) and not _OS_ERROR.search(causes[-1] if causes else ""):
+            return "response payload incomplete"
+        return f"connection error: {_reason(causes[-1]) if causes else 'unknown'}"
+    if isinstance(error, BodyDecodeError):
+        return "response payload incomplete"
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _causes(error: BaseException) -> list[str]:
+    details = getattr(error, "details", None) or {}
+    return [cause["message"] for cause in details.get("causes") or ()]
+
+
+def _reason(message: str) -> str:
+    """``Connection refused (os error 111)`` → aiohttp's wording for the same OS error."""
+    reason = _OS_ERROR.sub("", message)
+    return "connection refused" if reason == "Connection refused" else reason
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return parts.hostname or "", port or (443 if parts.scheme == "https" else 80)

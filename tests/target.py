@@ -122,13 +122,16 @@ def build_app() -> web.Application:
     return app
 
 
-async def serve(port_file: str, tls: ssl.SSLContext | None = None) -> None:
+async def serve(
+    port_file: str, tls: ssl.SSLContext | None = None, also: tuple[str, ...] = ()
+) -> None:
     runner = web.AppRunner(build_app(), access_log=None)
     await runner.setup()
     first = web.TCPSite(runner, ADDRESSES[0], 0, backlog=4096, ssl_context=tls)
     await first.start()
     port = int(runner.addresses[0][1])
-    await web.TCPSite(runner, ADDRESSES[1], port, backlog=4096, ssl_context=tls).start()
+    for address in (ADDRESSES[1], *also):
+        await web.TCPSite(runner, address, port, backlog=4096, ssl_context=tls).start()
     Path(port_file).write_text(json.dumps({"port": port}))  # noqa: ASYNC240 - once, at start
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -143,9 +146,13 @@ if __name__ == "__main__":
     parser.add_argument("--port-file", required=True)
     parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (and --tls-key)")
     parser.add_argument("--tls-key")
+    parser.add_argument(
+        "--also-bind", action="append", default=[], help="another address to serve on, same port "
+        "(e.g. the local cluster's bridge, so pods reach the target)",
+    )  # fmt: skip
     args = parser.parse_args()
     context = None
     if args.tls_cert:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.tls_cert, args.tls_key)
-    asyncio.run(serve(args.port_file, context))
+    asyncio.run(serve(args.port_file, context, tuple(args.also_bind)))

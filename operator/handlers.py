@@ -1,0 +1,258 @@
+"""The LoadTest operator (kopf): a LoadTest's life, from its spec to its verdict.
+
+- create: check the spec (a bad one: phase Failed, ``Validated=False`` naming the field, a
+  warning Event, nothing created), then create the children — owned by the LoadTest, so deleting
+  it deletes them — and wait for the workers (``WaitingForWorkers``).
+- every few seconds (a timer): read the pods. All workers connected (the manager says so in
+  ``status.workers``) → ``Running``. The manager pod ends → ``Succeeded`` when the run completed
+  (exit 0, or 3 when a threshold failed: ``status.verdict`` says how it went; ``Aborted`` when
+  abortOnFail stopped it) or ``Failed`` with its reason. Workers not all connected within
+  ``startPolicy.readyTimeoutSeconds``, or ``activeDeadlineSeconds`` passed → ``Failed`` with
+  which pods and why, and the pods are deleted. After the run: the cleanup policy.
+- update: a new ``spec.runId`` runs the test again; other spec changes during a run are refused
+  with a condition, not silently applied.
+
+The manager writes ``live``, ``summary``, ``thresholds``, ``verdict`` and ``workers.connected/
+lost``; the operator writes everything else. Run as ``kopf run -m gaggle.operator.handlers``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from gaggle.operator import children, kube
+from gaggle.operator.conditions import set_condition
+from gaggle.operator.pods import describe, ending, failed_pods, is_ready, role
+from gaggle.operator.spec import LoadTestSpec, SpecError, parse_spec
+
+GROUP, VERSION, PLURAL = children.GROUP, children.VERSION, children.PLURAL
+DEFAULT_IMAGE = os.environ.get("GAGGLE_IMAGE", "ghcr.io/gaggle-dev/gaggle:latest")
+TICK = float(os.environ.get("GAGGLE_OPERATOR_TICK", "2"))
+FINAL = ("Succeeded", "Failed", "Aborted")
+EXIT_THRESHOLDS = 3
+Body = kopf.Body
+Manifest = dict[str, Any]
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _age(stamp: str | None) -> float:
+    if not stamp:
+        return 0.0
+    return (
+        datetime.now(UTC) - datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    ).total_seconds()
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Our status is shared with the manager: kopf keeps its own bookkeeping in annotations.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="gaggle.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="gaggle.dev")
+    settings.posting.level = 20  # INFO and up become Events
+
+
+def _fail(body: Body, patch: kopf.Patch, phase: str, reason: str, message: str) -> None:
+    status = body.get("status", {})
+    conditions = set_condition(status.get("conditions", []), "Completed", "False", reason, message)
+    patch.status.update(phase=phase, reason=reason, message=message, endTime=now(),
+                        conditions=conditions)  # fmt: skip
+    kopf.warn(body, reason=reason, message=message)
+
+
+def _spec(body: Body, patch: kopf.Patch) -> LoadTestSpec | None:
+    try:
+        spec = parse_spec(dict(body.get("spec", {})), DEFAULT_IMAGE)
+    except SpecError as error:
+        conditions = set_condition(
+            body.get("status", {}).get("conditions", []), "Validated", "False", "InvalidSpec",
+            str(error),
+        )  # fmt: skip
+        patch.status.update(phase="Failed", reason="InvalidSpec", message=str(error),
+                            conditions=conditions)  # fmt: skip
+        kopf.warn(body, reason="InvalidSpec", message=str(error))
+        return None
+    return spec
+
+
+def _manifests(body: Body, spec: LoadTestSpec, run: str) -> list[Manifest]:
+    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    made: list[Manifest | None] = [
+        children.token_secret(name, secrets.token_urlsafe(24)),
+        children.script_config_map(name, spec),
+        children.summary_config_map(name),
+        *children.manager_rbac(name),
+        children.manager_service(name, run),
+        children.manager_pod(name, namespace, spec, run),
+        *(children.worker_pod(name, namespace, spec, run, i) for i in range(spec.replicas)),
+    ]
+    return [m for m in made if m is not None]
+
+
+def launch(body: Body, patch: kopf.Patch, logger: Any) -> None:
+    spec = _spec(body, patch)
+    if spec is None:
+        return
+    namespace = body["metadata"]["namespace"]
+    run = spec.run_id or "0"
+    if spec.script.config_map and not kube.config_map_exists(namespace, spec.script.config_map[0]):
+        message = f"spec.script.configMap.name: ConfigMap {spec.script.config_map[0]!r} not found"
+        conditions = set_condition([], "Validated", "False", "ConfigMapNotFound", message)
+        patch.status.update(phase="Failed", reason="ConfigMapNotFound", message=message,
+                            conditions=conditions)  # fmt: skip
+        kopf.warn(body, reason="ConfigMapNotFound", message=message)
+        return
+    created = 0
+    for manifest in _manifests(body, spec, run):
+        kopf.adopt(manifest, owner=body)
+        created += kube.create(manifest, namespace)
+    conditions = set_condition(body.get("status", {}).get("conditions", []), "Validated", "True",
+                               "SpecValid", "the spec is valid")  # fmt: skip
+    conditions = set_condition(conditions, "ResourcesCreated", "True", "Created",
+                               f"{created} object(s) created for run {run}")  # fmt: skip
+    desired = spec.replicas
+    patch.status.update(
+        phase="WaitingForWorkers", runId=run, observedGeneration=body["metadata"].get("generation"),
+        startTime=now(), endTime=None, reason=None, message=None, conditions=conditions,
+        workers={"desired": desired, "ready": 0, "connected": 0, "lost": 0, "text": f"0/{desired}"},
+    )  # fmt: skip
+    kopf.info(
+        body, reason="Started", message=f"manager and {desired} worker(s) created (run {run})"
+    )
+    logger.info("run %s of %s: %d object(s) created", run, body["metadata"]["name"], created)
+
+
+@kopf.on.create(GROUP, VERSION, PLURAL)
+def created(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
+    launch(body, patch, logger)
+
+
+@kopf.on.resume(GROUP, VERSION, PLURAL)
+def resumed(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
+    """A restarted operator creates only what is missing, and only before the run started."""
+    if body.get("status", {}).get("phase") in (None, "Pending", "WaitingForWorkers"):
+        launch(body, patch, logger)
+
+
+@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
+def updated(body: Body, old: Any, new: Any, patch: kopf.Patch, **_: Any) -> None:
+    status = body.get("status", {})
+    if (old or {}).get("runId") != (new or {}).get("runId"):
+        for pod in kube.pods(body["metadata"]["namespace"], body["metadata"]["name"]):
+            kube.delete("Pod", pod["metadata"]["name"], body["metadata"]["namespace"])
+        patch.status.update(phase="Pending", summary=None, live=None, verdict=None,
+                            thresholds=None, cleanedUp=None)  # fmt: skip
+        kopf.info(body, reason="Rerun", message=f"runId changed to {new.get('runId')!r}")
+        return
+    if status.get("phase") not in FINAL:
+        message = "the spec changed during a run; change spec.runId to run it again"
+        conditions = set_condition(status.get("conditions", []), "SpecChangeRefused", "True",
+                                   "RunInProgress", message)  # fmt: skip
+        patch.status["conditions"] = conditions
+        kopf.warn(body, reason="SpecChangeRefused", message=message)
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=TICK)
+def watch(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
+    status = body.get("status", {})
+    phase = status.get("phase")
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    if phase == "Pending":
+        if not kube.pods(namespace, name):  # the previous run's pods are gone: run again
+            launch(body, patch, logger)
+        return
+    if phase in FINAL:
+        _cleanup(body, patch)
+        return
+    if phase not in ("WaitingForWorkers", "Running"):
+        return
+    pods = kube.pods(namespace, name)
+    workers = [p for p in pods if role(p) == "worker"]
+    manager = next((p for p in pods if role(p) == "manager"), None)
+    failed = failed_pods(pods)
+    health = ("False", "PodTrouble", describe(failed)) if failed else ("True", "AllHealthy", "ok")
+    conditions = set_condition(status.get("conditions", []), "PodsHealthy", *health)
+    patch.status.update(failedPods=failed, conditions=conditions,
+                        workers={"ready": sum(map(is_ready, workers))})  # fmt: skip
+    spec = body.get("spec", {})
+    end = ending(manager) if manager is not None else None
+    if end is not None:
+        _finished(body, patch, end.exit_code, end.reason, conditions)
+        return
+    desired = status.get("workers", {}).get("desired", 0)
+    connected = status.get("workers", {}).get("connected", 0)
+    if phase == "WaitingForWorkers" and desired and connected >= desired:
+        conditions = set_condition(conditions, "WorkersReady", "True", "AllConnected",
+                                   f"{connected} worker(s) connected")  # fmt: skip
+        conditions = set_condition(conditions, "Started", "True", "Running", "the gaggle runs")
+        patch.status.update(phase="Running", conditions=conditions)
+        kopf.info(body, reason="Running", message=f"all {desired} worker(s) connected")
+        return
+    timeout = spec.get("startPolicy", {}).get("readyTimeoutSeconds", 300)
+    if phase == "WaitingForWorkers" and _age(status.get("startTime")) > timeout:
+        message = (
+            f"{connected}/{desired} worker(s) connected after {timeout} s ({describe(failed)})"
+        )
+        _stop(namespace, name)
+        _fail(body, patch, "Failed", "WorkersNotReady", message)
+        return
+    deadline = spec.get("activeDeadlineSeconds")
+    if deadline and _age(status.get("startTime")) > deadline:
+        _stop(namespace, name)
+        _fail(body, patch, "Failed", "DeadlineExceeded", f"still running after {deadline} s")
+
+
+def _finished(body: Body, patch: kopf.Patch, code: int, reason: str, conditions: list[Any]) -> None:
+    status = body.get("status", {})
+    stopped_by = str(status.get("summary", {}).get("stoppedBy", ""))
+    if code in (0, EXIT_THRESHOLDS):
+        phase = "Aborted" if "abortOnFail" in stopped_by else "Succeeded"
+        message = f"the run completed ({stopped_by or 'manager exited'})"
+        conditions = set_condition(conditions, "Completed", "True", phase, message)
+        if status.get("verdict"):
+            passed = status["verdict"] == "Passed"
+            failed = [t["expression"] for t in status.get("thresholds", []) if not t["passed"]]
+            conditions = set_condition(
+                conditions, "ThresholdsPassed", "True" if passed else "False",
+                "Passed" if passed else "ThresholdFailed",
+                "all thresholds held" if passed else "failed: " + "; ".join(failed),
+            )  # fmt: skip
+        patch.status.update(phase=phase, endTime=now(), conditions=conditions)
+        kopf.info(body, reason=phase, message=f"{message}; verdict {status.get('verdict', 'n/a')}")
+        return
+    _stop(body["metadata"]["namespace"], body["metadata"]["name"])
+    _fail(body, patch, "Failed", "ManagerFailed", f"the manager exited {code} ({reason})")
+
+
+def _stop(namespace: str, name: str) -> None:
+    for pod in kube.pods(namespace, name):
+        kube.delete("Pod", pod["metadata"]["name"], namespace)
+
+
+def _cleanup(body: Body, patch: kopf.Patch) -> None:
+    status, spec = body.get("status", {}), body.get("spec", {})
+    cleanup = spec.get("cleanup", {})
+    policy = cleanup.get("policy", "Never")
+    if status.get("cleanedUp") or policy == "Never":
+        return
+    succeeded = status.get("phase") == "Succeeded" and status.get("verdict") != "Failed"
+    if policy == "OnSuccess" and not succeeded:
+        return
+    if _age(status.get("endTime")) < cleanup.get("ttlSecondsAfterFinished", 0):
+        return
+    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    _stop(namespace, name)
+    made = children.names(name)
+    for kind, key in (("Service", "service"), ("ConfigMap", "script"), ("Secret", "token"),
+                      ("RoleBinding", "account"), ("Role", "account"),
+                      ("ServiceAccount", "account")):  # fmt: skip
+        kube.delete(kind, made[key], namespace)
+    patch.status["cleanedUp"] = True
+    kopf.info(body, reason="CleanedUp", message=f"children deleted ({policy}); the summary stays")

@@ -68,6 +68,7 @@ def test_stopping_the_cluster_kills_pods_and_removes_its_network(tmp_path: Path)
     if reason := network.usable():
         pytest.skip(f"pod network namespaces are not available here: {reason}")
     cluster = Cluster(tmp_path)
+    secrets_before = Path("/var/run/secrets").exists()
     try:
         cluster.start()
         assert cluster.kubelet is not None
@@ -80,8 +81,13 @@ def test_stopping_the_cluster_kills_pods_and_removes_its_network(tmp_path: Path)
         assert run.netns in netns_names()
         assert f"ggb{cid}" in links()
         assert (network.NETNS_ETC / run.netns / "hosts").exists()
+        assert run.token_volume  # the pod has its service account token, bind-mounted
+        assert (tmp_path / "pki" / "ca.key").exists()
     finally:
         cluster.stop()
+    assert not (tmp_path / "pki").exists()  # the cluster CA's keys go with it
+    if not secrets_before:
+        assert not Path("/var/run/secrets").exists()  # the token's mount point too
     assert not any(name.startswith(f"gg-{cid}-") for name in netns_names())
     assert f"ggb{cid}" not in links()
     assert f"gv{cid}" not in links()
@@ -119,7 +125,11 @@ def test_host_networking_runs_pods_without_namespaces(tmp_path: Path) -> None:
         "spec": {
             "restartPolicy": "Never",
             "containers": [
-                {"name": "main", "image": "gaggle", "command": ["sh", "-c", f"echo ok > {out}"]}
+                {
+                    "name": "main",
+                    "image": "gaggle",
+                    "command": ["sh", "-c", f"echo $KUBERNETES_SERVICE_PORT > {out}"],
+                }
             ],
         },
     }
@@ -130,7 +140,10 @@ def test_host_networking_runs_pods_without_namespaces(tmp_path: Path) -> None:
         pod = run_pod(cluster, "plain", body, "Succeeded", "Failed")
         assert pod["status"]["phase"] == "Succeeded"
         assert pod["status"]["podIP"] == "127.0.0.1"
-    assert out.read_text() == "ok\n"
+        assert cluster.incluster is not None
+        assert cluster.incluster.host == "127.0.0.1"  # HTTPS on loopback, no token mount
+        port = cluster.incluster.port
+    assert out.read_text() == f"{port}\n"
 
 
 def test_the_cluster_runs_by_hand_until_interrupted(tmp_path: Path) -> None:

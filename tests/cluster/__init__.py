@@ -6,6 +6,8 @@ asyncio) talk to it as to a cluster. What each part emulates, and what it does n
 its module's docstring:
 
 - ``server``: ``Cluster``, the whole thing on an event loop in a thread; writes a kubeconfig.
+- ``serviceaccount``, ``pki``: in-cluster access (HTTPS from a cluster CA, tokens, env, mounts)
+  and the record of which ServiceAccount made each request (no RBAC is enforced).
 - ``api``, ``watch``, ``discovery``, ``openapi``, ``table``: the REST surface.
 - ``store``, ``selectors``, ``patch``: objects, resourceVersions, watches, selectors, patches.
 - ``resources``, ``controllers``: kinds, CRDs, namespaces and the garbage collector.

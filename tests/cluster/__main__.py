@@ -39,6 +39,8 @@ def main() -> None:
         try:
             cluster.write_kubeconfig(args.kubeconfig)
             print(f"local cluster at {cluster.url}; kubeconfig: {args.kubeconfig}", flush=True)
+            if cluster.incluster is not None:
+                print(f"pods reach it at {cluster.incluster.url}", flush=True)
             if cluster.kubelet is not None:
                 print(f"pods: {cluster.kubelet.describe()}", flush=True)
             print("Ctrl-C to stop", flush=True)

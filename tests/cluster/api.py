@@ -7,7 +7,8 @@ parameters labelSelector, fieldSelector, limit, continue, resourceVersion, timeo
 propagationPolicy, gracePeriodSeconds (fieldManager, fieldValidation and force are accepted and
 ignored). Bodies are JSON or YAML; protobuf is refused with 415, as kubectl's imperative
 ``create namespace`` and ``create configmap`` send it (use ``--dry-run=client -o yaml | kubectl
-apply -f -``). There is no authentication or authorization: everything is allowed.
+apply -f -``). Bearer tokens are read, and each request's identity recorded, by
+``serviceaccount``; there is no authorization: everything is allowed.
 """
 
 from __future__ import annotations
@@ -253,8 +254,8 @@ async def patch_object(request: web.Request, store: Store, t: Target) -> Obj:
 LOGS: web.AppKey[Any] = web.AppKey("logs")
 
 
-def build_app(store: Store) -> web.Application:
-    app = web.Application(client_max_size=64 * 1024 * 1024)
+def build_app(store: Store, middlewares: tuple[Any, ...] = ()) -> web.Application:
+    app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=middlewares)
     app[STORE] = store
     app.router.add_route("*", "/{tail:.*}", handle)
     return app

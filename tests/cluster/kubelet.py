@@ -2,11 +2,13 @@
 
 It watches the store in-process: a new Pod is bound to the node at once and run (see ``pod``);
 a Pod's deletion winds its containers down (SIGTERM, SIGKILL after the grace period) before the
-Pod is removed; Services and Pods of a namespace are kept resolvable in every pod's hosts file
-(see ``network``). ``kubectl logs`` (``-f``, ``--tail``, ``--previous``, ``-c``) reads the
-containers' output. Not emulated: scheduling (one node, no resources, no taints or affinity),
-probes, exec/attach/port-forward, Deployments/ReplicaSets/StatefulSets/Jobs (stored, never run:
-the operator uses plain Pods), Service cluster IPs (every Service is headless here).
+Pod is removed; Services and Pods of a namespace, and the API's in-cluster names, are kept
+resolvable in every pod's hosts file (see ``network``, ``serviceaccount``): pods get the API's
+address and their ServiceAccount's token as a kubelet gives them. ``kubectl logs`` (``-f``,
+``--tail``, ``--previous``, ``-c``) reads the containers' output. Not emulated: scheduling (one
+node, no resources, no taints or affinity), probes, exec/attach/port-forward,
+Deployments/ReplicaSets/StatefulSets/Jobs (stored, never run: the operator uses plain Pods),
+Service cluster IPs (every Service is headless here).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tests.cluster import network
 from tests.cluster.pod import PodRun
 from tests.cluster.resources import Resource
 from tests.cluster.selectors import matches_label_selector
+from tests.cluster.serviceaccount import Endpoint
 from tests.cluster.store import ApiError, Change, Obj, Store, now
 
 NODE = "gaggle-node"
@@ -73,6 +76,7 @@ class Kubelet:
             raise RuntimeError(f"netns mode {why_not}")
         self.net = network.Network() if why_not is None else None
         self.why_not_netns = why_not
+        self.api: Endpoint | None = None  # where pods reach the API (set by the Cluster)
         self.runs: dict[str, PodRun] = {}  # by pod uid
         self.mount_points: collections.Counter[Path] = collections.Counter()
         self.refreshing: set[str] = set()
@@ -217,7 +221,7 @@ class Kubelet:
             and p["status"].get("podIP")
             and not p["metadata"].get("deletionTimestamp")
         ]
-        lines = []
+        lines = [self.api.hosts_line()] if self.api is not None else []
         for svc in self.store.list(svc_res, namespace)[0]:
             name = svc["metadata"]["name"]
             names = f"{name} {name}.{namespace} {name}.{namespace}.svc"

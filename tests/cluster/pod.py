@@ -6,9 +6,10 @@ Each container runs its ``command`` + ``args`` (``$(VAR)`` expanded) with the en
 (the image name is recorded, never pulled; a container without ``command`` runs ``gaggle``, the
 project image's entrypoint). The working directory is ``workingDir``, else a scratch folder of the
 pod. In netns mode the process runs in the pod's network namespace and a private mount namespace
-where its volumes are bound at their mountPaths; it runs as root on the host's filesystem
-otherwise (no image filesystem, no users, no resource limits, no probes: a running container is
-ready).
+where its volumes are bound at their mountPaths, its ServiceAccount's token with them (see
+``serviceaccount``: the API's address is in every container's environment); it runs as root on
+the host's filesystem otherwise (no image filesystem, no users, no resource limits, no probes: a
+running container is ready).
 
 Status: Pending (ContainerCreating; waiting while a referenced ConfigMap or Secret is missing)
 → Running (podIP, Ready, complete containerStatuses) → Succeeded / Failed with each container's
@@ -29,6 +30,7 @@ import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tests.cluster import serviceaccount
 from tests.cluster.store import Obj, now
 from tests.cluster.volumes import NotReady, environment, expand, materialise, mount_script
 
@@ -62,6 +64,8 @@ class PodRun:
         self.ip = ""
         self.started_at = now()
         self.mount_points: list[Path] = []
+        self.volumes: dict[str, Path] = {}
+        self.token_volume = ""  # the service account volume's name, when the pod has one
         self.terminating = asyncio.Event()
         self.finished = False  # no process runs or will run any more
         self.task: asyncio.Task[None] | None = None
@@ -97,6 +101,7 @@ class PodRun:
         while True:
             try:
                 self.volumes = materialise(self.kubelet.store, self.pod, self.folder / "volumes")
+                self._service_account()
                 for container in self.containers:
                     environment(self.kubelet.store, self.pod, container, {})
                 return
@@ -111,6 +116,16 @@ class PodRun:
                     return
                 except TimeoutError:
                     continue
+
+    def _service_account(self) -> None:
+        """Token, CA and namespace as one more volume (bind mounts need netns mode)."""
+        api, name = self.kubelet.api, f"kube-api-access-{self.uid[:5]}"
+        if api is None or self.kubelet.net is None:
+            return
+        folder = self.folder / "volumes" / name
+        if serviceaccount.materialise(self.kubelet.store, self.pod, folder, api) is not None:
+            self.volumes[name] = folder
+            self.token_volume = name
 
     async def _container(self, container: Obj) -> int:
         name = container["name"]
@@ -154,11 +169,14 @@ class PodRun:
             "HOME": "/root",
             "HOSTNAME": self.name,
             "VIRTUAL_ENV": str(kubelet.venv_bin.parent),
+            **(kubelet.api.env() if kubelet.api is not None else {}),
         }
         env = environment(kubelet.store, self._current(), container, base)
         argv = [expand(a, env) for a in (container.get("command") or ENTRYPOINT)]
         argv += [expand(a, env) for a in container.get("args") or []]
         workdir = container.get("workingDir") or str(self.folder / "root")
+        if self.token_volume:
+            container = serviceaccount.with_mount(container, self.token_volume)
         mounts, created = mount_script(self.pod, container, self.volumes)
         if mounts and kubelet.net is None:
             raise RuntimeError("volumeMounts need netns mode (root): they are bind mounts")

@@ -5,12 +5,18 @@
     ...                                 # kubectl --kubeconfig cluster.kubeconfig ...
     cluster.stop()                      # kills pods, removes namespaces, veths, hosts files
 
-The API is plain HTTP on 127.0.0.1 without authentication.
+The API is served twice by one app: plain HTTP on 127.0.0.1 without credentials (``url``, the
+kubeconfig: for the host's tools), and HTTPS for pods (``incluster``: on the bridge address,
+port 443 unless taken, in netns mode; on 127.0.0.1 otherwise) with a certificate from the
+cluster's own CA (``pki``, removed at stop). Pods get that address, the CA and a token of their
+ServiceAccount (see ``serviceaccount``). Requests are authenticated, never authorized: which
+identity made each is recorded, ``requests_by(namespace, serviceaccount)`` reads it back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 import threading
 from collections.abc import Callable, Coroutine
@@ -20,9 +26,11 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from tests.cluster import pki
 from tests.cluster.api import LOGS, build_app
 from tests.cluster.controllers import Controllers
 from tests.cluster.resources import Registry
+from tests.cluster.serviceaccount import Audit, Endpoint
 from tests.cluster.store import Store
 from tests.cluster.watch import stop_all
 
@@ -72,6 +80,9 @@ class Cluster:
         self.failure: BaseException | None = None
         self.kubelet: Any = None
         self.store: Store | None = None
+        self.audit = Audit()
+        self.incluster: Endpoint | None = None  # the HTTPS address pods are given
+        self.pki: pki.Pki | None = None
         self._runner: web.AppRunner | None = None
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -104,7 +115,7 @@ class Cluster:
     async def _setup(self) -> None:
         self.store = Store(Registry())
         self.controllers = Controllers(self.store)
-        app = build_app(self.store)
+        app = build_app(self.store, (self.audit.middleware,))
         if self.want_kubelet:
             from tests.cluster.kubelet import Kubelet
 
@@ -119,6 +130,30 @@ class Cluster:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{self.port}"
+        await self._serve_https()
+
+    async def _serve_https(self) -> None:
+        """HTTPS where pods reach the host, with a certificate from a new cluster CA."""
+        assert self._runner is not None
+        host = self.kubelet.host_ip if self.kubelet is not None else "127.0.0.1"
+        self.pki = await asyncio.to_thread(pki.make, self.workdir / "pki", [host])
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.pki.cert, self.pki.key)
+        # 443 as in a cluster, on the bridge address only this cluster has; any port on loopback
+        ports = [443, 0] if host != "127.0.0.1" else [0]
+        for port in ports:
+            site = web.TCPSite(self._runner, host, port, ssl_context=context)
+            try:
+                await site.start()
+                break
+            except OSError:
+                await site.stop()
+                if port == ports[-1]:
+                    raise
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.incluster = Endpoint(host, port, self.pki.ca)
+        if self.kubelet is not None:
+            self.kubelet.api = self.incluster
 
     async def _teardown(self) -> None:
         if self.store is not None:
@@ -127,6 +162,8 @@ class Cluster:
             await self.kubelet.stop()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self.pki is not None:
+            self.pki.remove()
         for task in list((getattr(self, "controllers", None) and self.controllers.tasks) or []):
             task.cancel()
 
@@ -156,6 +193,11 @@ class Cluster:
 
         self.loop.call_soon_threadsafe(run)
         return future.result(timeout)
+
+    def requests_by(self, namespace: str, serviceaccount: str) -> list[tuple[str, str]]:
+        """(method, path) of the recent API requests made with this ServiceAccount's token,
+        oldest first: what a pod running as it did (nothing was forbidden it: no RBAC here)."""
+        return self.call(lambda: self.audit.by(namespace, serviceaccount))
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)

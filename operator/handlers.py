@@ -231,9 +231,11 @@ def _finished(body: Body, patch: kopf.Patch, code: int, reason: str, conditions:
     _fail(body, patch, "Failed", "ManagerFailed", f"the manager exited {code} ({reason})")
 
 
-def _stop(namespace: str, name: str) -> None:
+def _stop(namespace: str, name: str, everything: bool = False) -> None:
+    """Delete the pods still running (load stops); ended ones stay for `kubectl logs`."""
     for pod in kube.pods(namespace, name):
-        kube.delete("Pod", pod["metadata"]["name"], namespace)
+        if everything or ending(pod) is None:
+            kube.delete("Pod", pod["metadata"]["name"], namespace)
 
 
 def _cleanup(body: Body, patch: kopf.Patch) -> None:
@@ -248,7 +250,7 @@ def _cleanup(body: Body, patch: kopf.Patch) -> None:
     if _age(status.get("endTime")) < cleanup.get("ttlSecondsAfterFinished", 0):
         return
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    _stop(namespace, name)
+    _stop(namespace, name, everything=True)
     made = children.names(name)
     for kind, key in (("Service", "service"), ("ConfigMap", "script"), ("Secret", "token"),
                       ("RoleBinding", "account"), ("Role", "account"),

@@ -21,6 +21,7 @@ with the owning PID; ``stop()`` removes it all, and a later cluster sweeps what 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -84,6 +85,8 @@ def remove_cluster_leftovers(cid: str) -> None:
             shutil.rmtree(folder, ignore_errors=True)
     ip("link", "del", f"ggb{cid}", check=False)
     (STATE / f"{cid}.json").unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # pods' volume staging folders, once all are gone
+        (STATE / "stage").rmdir()
 
 
 def sweep_dead_clusters() -> None:

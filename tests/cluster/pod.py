@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tests.cluster import serviceaccount
+from tests.cluster.network import STATE
 from tests.cluster.store import Obj, now
 from tests.cluster.volumes import NotReady, environment, expand, materialise, mount_script
 
@@ -177,7 +178,8 @@ class PodRun:
         workdir = container.get("workingDir") or str(self.folder / "root")
         if self.token_volume:
             container = serviceaccount.with_mount(container, self.token_volume)
-        mounts, created = mount_script(self.pod, container, self.volumes)
+        stage = STATE / "stage" / f"{self.pod['metadata'].get('uid', self.name)}-{name}"
+        mounts, created = mount_script(self.pod, container, self.volumes, stage)
         if mounts and kubelet.net is None:
             raise RuntimeError("volumeMounts need netns mode (root): they are bind mounts")
         kubelet.claim_mount_points(self, created)

@@ -132,24 +132,46 @@ def materialise(store: Store, pod: Obj, folder: Path) -> dict[str, Path]:
     return paths
 
 
-def mount_script(pod: Obj, container: Obj, volumes: dict[str, Path]) -> tuple[str, list[Path]]:
+def mount_script(
+    pod: Obj, container: Obj, volumes: dict[str, Path], stage: Path | None = None
+) -> tuple[str, list[Path]]:
     """Shell lines that bind the volumes at their mountPaths (inside the pod's private mount
-    namespace), and the mount points this creates on the host that must be removed after."""
+    namespace), and the mount points this creates on the host that must be removed after.
+
+    Sources are first bound under ``stage`` (a folder of this pod's), then to their targets,
+    parents before children as runc orders them: a volume mounted at /tmp would otherwise hide
+    the cluster's own folder (under /tmp) that later sources live in."""
     lines, created = [], []
+    mounts = []
     for mount in container.get("volumeMounts") or []:
         source = volumes.get(mount["name"])
         if source is None:
             raise NotReady(f'volume "{mount["name"]}" is not defined')
         if mount.get("subPath"):
             source = source / mount["subPath"]
+        mounts.append((mount, source))
+    if stage is not None and mounts:
+        created.append(stage)
+        staged = []
+        for i, (mount, source) in enumerate(mounts):
+            if source.is_file():  # a single file (subPath): bound straight from its source
+                staged.append((mount, source, True))
+                continue
+            held = stage / str(i)
+            lines += [f"mkdir -p {_q(held)}", f"mount --bind {_q(source)} {_q(held)}"]
+            staged.append((mount, held, False))
+    else:
+        staged = [(mount, source, source.is_file()) for mount, source in mounts]
+    staged.sort(key=lambda item: len(Path(item[0]["mountPath"]).parts))
+    for mount, source, is_file in staged:
         target = Path(mount["mountPath"])
         missing = target
         while not missing.parent.exists() and missing.parent != missing:
             missing = missing.parent
         if not target.exists():
             created.append(missing)
-        make = f"touch {_q(target)}" if source.is_file() else f"mkdir -p {_q(target)}"
-        if source.is_file():
+        make = f"touch {_q(target)}" if is_file else f"mkdir -p {_q(target)}"
+        if is_file:
             lines.append(f"mkdir -p {_q(target.parent)}")
         lines.append(f"[ -e {_q(target)} ] || {make}")
         lines.append(f"mount --bind {_q(source)} {_q(target)}")

@@ -1,0 +1,152 @@
+"""End to end: `kubectl apply -f loadtest.yaml` → the operator (`kopf run`, a subprocess, as its
+Deployment runs it) creates the manager and worker pods → they really run, the workers join the
+manager over gRPC through its Service's name and load a counting target on the host → the summary
+and verdict land in the status → `kubectl get lt` shows them.
+
+The cluster is tests/cluster: an API emulator and a kubelet that runs pods as processes in their
+own network and mount namespaces (no kube-apiserver or container runtime can run on these
+machines). Pods use the project's venv instead of an image; everything else is as in a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.cluster.server import Cluster
+from tests.conftest import ROOT, Target
+from tests.test_gaggle_mode import TEST
+from tests.test_operator_crd import CRD
+
+pytestmark = pytest.mark.timeout(180)
+FINAL = ("Succeeded", "Failed", "Aborted")
+
+
+@pytest.fixture
+def operator(cluster: Cluster, namespace: str, kubectl: Any, tmp_path: Path) -> Iterator[Path]:
+    """The operator as its Deployment runs it, watching the test's namespace; its log's path."""
+    kubectl("apply", "-f", str(CRD))
+    kubectl("wait", "--for", "condition=established", "crd/loadtests.gaggle.dev", "--timeout=20s")
+    log = tmp_path / "operator.log"
+    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "GAGGLE_IMAGE": "gaggle:test",
+           "GAGGLE_OPERATOR_TICK": "1"}  # fmt: skip
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", namespace,
+             "-m", "gaggle.operator.handlers"],
+            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
+        )  # fmt: skip
+    try:
+        yield log
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def bridge_target(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Target, str]]:
+    """A counting target the pods can reach: it also listens on the cluster's bridge."""
+    port_file = tmp_path / "target.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.target", "--port-file", str(port_file),
+         "--also-bind", cluster.kubelet.host_ip],
+        cwd=ROOT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 15
+        while not port_file.exists() or not port_file.read_text():
+            assert process.poll() is None, "the target exited"
+            assert time.monotonic() < deadline, "the target did not start"
+            time.sleep(0.05)
+        port = json.loads(port_file.read_text())["port"]
+        yield Target(port), f"http://{cluster.kubelet.host_ip}:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def loadtest(name: str, host: str, **spec: Any) -> str:
+    body = {"script": {"inline": TEST}, "host": host, "users": 4, "hatchRate": 40,
+            "runTime": "3s", "resetMetrics": False, "workers": {"replicas": 2}, **spec}  # fmt: skip
+    return yaml.safe_dump({"apiVersion": "gaggle.dev/v1alpha1", "kind": "LoadTest",
+                           "metadata": {"name": name}, "spec": body})  # fmt: skip
+
+
+def story(kubectl: Any, log: Path) -> str:
+    """The operator's log and every pod's, for a failure message."""
+    parts = [f"--- operator ---\n{log.read_text()[-4000:]}"]
+    for pod in kubectl.json("get", "pods")["items"]:
+        name = pod["metadata"]["name"]
+        logs = kubectl("logs", name, check=False)
+        parts.append(f"--- {name} ({pod['status'].get('phase')}) ---\n{logs.stdout[-3000:]}"
+                     f"{logs.stderr[-1000:]}")  # fmt: skip
+    return "\n".join(parts)
+
+
+def wait_for_phase(kubectl: Any, name: str, phases: tuple[str, ...], log: Path) -> dict[str, Any]:
+    deadline = time.monotonic() + 120
+    while True:
+        status: dict[str, Any] = kubectl.json("get", "loadtest", name).get("status", {})
+        if status.get("phase") in phases:
+            return status
+        assert time.monotonic() < deadline, f"{status}\n{story(kubectl, log)}"
+        time.sleep(0.5)
+
+
+def test_a_loadtest_runs_to_an_exact_summary_and_verdict(
+    cluster: Cluster, namespace: str, kubectl: Any, operator: Path,
+    bridge_target: tuple[Target, str],
+) -> None:  # fmt: skip
+    target, url = bridge_target
+    thresholds = [{"metric": "failRatio", "op": "<", "value": 0.01},
+                  {"metric": "requests", "request": "GET /", "op": ">", "value": 10}]  # fmt: skip
+    kubectl.apply(loadtest("web", url, thresholds=thresholds))
+    status = wait_for_phase(kubectl, "web", FINAL, operator)
+    assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, operator)}"
+    assert status["verdict"] == "Passed"
+    served = target.counts()
+    assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"] > 10
+    assert status["summary"]["failures"] == 0
+    assert status["workers"]["desired"] == 2
+    assert status["workers"]["lost"] == 0
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert conditions | {"Validated": "True", "ResourcesCreated": "True", "Completed": "True",
+                         "ThresholdsPassed": "True"} == conditions  # fmt: skip
+    table = kubectl("get", "lt", "web").stdout
+    assert "Succeeded" in table
+    assert "Passed" in table
+    # The manager pod used its own ServiceAccount, and only on its own LoadTest and summary.
+    touched = cluster.requests_by(namespace, "web-manager")
+    assert touched, "the manager never wrote its status"
+    allowed = (f"/apis/gaggle.dev/v1alpha1/namespaces/{namespace}/loadtests/web/status",
+               f"/api/v1/namespaces/{namespace}/configmaps/web-summary")  # fmt: skip
+    assert {path for _, path in touched} <= set(allowed)
+    events = kubectl.json("get", "events", "--field-selector", "involvedObject.name=web")
+    reasons = {event["reason"] for event in events["items"]}
+    assert {"Started", "Running", "Succeeded"} <= reasons, reasons
+
+
+def test_a_bad_spec_is_refused_with_the_field_named_and_nothing_created(
+    namespace: str, kubectl: Any, operator: Path
+) -> None:
+    kubectl.apply(loadtest("bad", "http://127.0.0.1:9", users=0))
+    status = wait_for_phase(kubectl, "bad", FINAL, operator)
+    assert status["phase"] == "Failed"
+    validated = next(c for c in status["conditions"] if c["type"] == "Validated")
+    assert validated["status"] == "False"
+    assert "spec.users: 0 is not allowed; use a whole number ≥ 1" in validated["message"]
+    assert kubectl.json("get", "pods")["items"] == []
+    assert kubectl.json("get", "configmaps", "-l", "gaggle.dev/loadtest=bad")["items"] == []

@@ -252,6 +252,7 @@ def worker_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str, inde
     command = [
         "gaggle", "run", spec.script.file(), "--worker", "--manager-host", manager,
         "--manager-port", str(DEFAULT_PORT), "--join-timeout", str(spec.ready_timeout),
+        "--leave-on-sigterm",  # a deleted or evicted pod leaves; the LoadTest goes on
     ]  # fmt: skip
     pod = _pod(loadtest, spec, "worker", f"{names(loadtest)['worker']}-{index}", run, command)
     pod["spec"]["automountServiceAccountToken"] = False  # workers never talk to Kubernetes

@@ -4,6 +4,7 @@ die, freeze, stay busy or arrive late, and a manager that is not there."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -162,3 +163,39 @@ def test_a_worker_without_a_manager_retries_then_names_the_address(tmp_path: Pat
     assert f"no manager answered at 127.0.0.1:{port} within 2 s" in result.stderr
     assert "waiting for the manager" in result.stderr
     assert 2 <= took < 15
+
+
+def test_a_worker_told_to_leave_on_sigterm_leaves_alone_with_exact_numbers(
+    target: Target, tmp_path: Path
+) -> None:
+    """A deleted pod gets SIGTERM: with --leave-on-sigterm that worker stops its users, sends
+    its final delta and leaves; the gaggle goes on and its totals stay exact."""
+    test, port, metrics = write_test(tmp_path, TEST), free_port(), free_port()
+    manager = spawn_gaggle(
+        "run", test, "--manager", "--expect-workers", "2", "--manager-bind-host", "127.0.0.1",
+        "--manager-bind-port", str(port), "--host", target.url, "-u", "4", "-r", "100", "-t", "4",
+        "--metrics-bind", f"127.0.0.1:{metrics}", "--no-reset-metrics", "--only-summary",
+    )  # fmt: skip
+    workers = []
+    try:
+        time.sleep(0.5)
+        workers = [start_worker(test, port, "--leave-on-sigterm") for _ in range(2)]
+        wait_for_count(target, "GET / 200", 20)
+        workers[0].send_signal(signal.SIGTERM)
+        left_code, _ = finish(workers[0])
+        page = wait_for_metric(metrics, "gaggle_workers_lost_total 1.0", timeout=5)
+        assert "gaggle_workers_connected 1.0" in page
+        before = target.counts()["GET / 200"]
+        wait_for_count(target, "GET / 200", before + 10)  # the other one carries on
+        out, err = manager.communicate(timeout=20)
+        stayed, _ = finish(workers[1])
+    finally:
+        for process in (manager, *workers):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert (manager.returncode, left_code, stayed) == (0, 0, 0), err
+    assert "leaves the gaggle: caught SIGTERM" in err
+    row = re.search(r"^\s*GET /\s+([\d,]+)\s", out, re.MULTILINE)
+    assert row is not None, out
+    assert int(row.group(1).replace(",", "")) == target.counts()["GET / 200"]  # nothing lost

@@ -118,6 +118,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="worker: keep trying to reach the manager this long (default: 60)",
     )  # fmt: skip
     gaggle.add_argument(
+        "--leave-on-sigterm", action="store_true", default=no,
+        help="worker: SIGTERM makes this worker leave; the gaggle goes on (e.g. a deleted pod)",
+    )  # fmt: skip
+    gaggle.add_argument(
         "--gaggle-token", default=no, metavar="TOKEN",
         help="shared secret workers must present (default: $GAGGLE_TOKEN)",
     )  # fmt: skip
@@ -168,6 +172,7 @@ GAGGLE_KEYS = (
     "manager_host",
     "manager_port",
     "join_timeout",
+    "leave_on_sigterm",
     "gaggle_token",
     "tls_cert",
     "tls_key",

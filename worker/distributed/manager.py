@@ -69,6 +69,7 @@ class WorkerLink:
     hatched: bool = False
     done: bool = False  # sent its final delta, or was lost
     lost: bool = False
+    leaving: bool = False  # said goodbye to leave alone (--leave-on-sigterm)
     users_running: int = 0
     loop_lag: float = 0.0  # seconds, from the worker's last heartbeat
     share: Share | None = None  # its users, once started
@@ -184,6 +185,10 @@ class Manager(wire_grpc.GaggleServicer):
                 self._merge(link, message.delta)
             elif kind == "heartbeat":
                 link.loop_lag = message.heartbeat.loop_lag_seconds
+            elif kind == "goodbye" and message.goodbye.leaving:
+                link.leaving = True
+                reason = message.goodbye.reason
+                log.warning("worker %d leaves the gaggle: %s", link.index + 1, reason)
             elif kind == "goodbye":
                 log.warning("worker %d is stopping: %s", link.index + 1, message.goodbye.reason)
                 self.stop(f"worker {link.index + 1}: {message.goodbye.reason}")
@@ -200,6 +205,12 @@ class Manager(wire_grpc.GaggleServicer):
             self._check_hatched()
         if delta.final:
             link.done = True
+            if link.leaving and not self.stop_reason:  # it left; its numbers are complete
+                link.lost = True
+                self.lost += 1
+                log.warning("worker %d left; a worker that joins takes its users", link.index + 1)
+                link.outbox.put_nowait(None)
+                self._check_hatched()
             self._check_done()
 
     def _lose(self, link: WorkerLink, why: str) -> None:

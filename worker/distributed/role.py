@@ -27,6 +27,7 @@ class Role:
     tls_key: str = ""
     tls_ca: str = ""
     join_timeout: float = 60.0  # how long a worker keeps trying to reach its manager
+    leave_on_sigterm: bool = False  # worker: SIGTERM leaves the gaggle instead of stopping it
 
     @property
     def tls(self) -> bool:
@@ -134,7 +135,7 @@ def role_from(flags: dict[str, object]) -> Role:
     if manager and worker:
         raise ConfigError("--worker", True, "a process is either --manager or --worker, not both")
     manager_only = ("expect_workers", "manager_bind_host", "manager_bind_port", "no_hash_check")
-    worker_only = ("manager_host", "manager_port", "join_timeout")
+    worker_only = ("manager_host", "manager_port", "join_timeout", "leave_on_sigterm")
     either = ("gaggle_token", "tls_cert", "tls_key", "tls_ca")
     for key in either:
         if key in flags and not (manager or worker):
@@ -169,6 +170,7 @@ def role_from(flags: dict[str, object]) -> Role:
             manager_host=_host("--manager-host", flags.get("manager_host", "127.0.0.1")),
             manager_port=_port("--manager-port", flags.get("manager_port", DEFAULT_PORT)),
             join_timeout=_join_timeout(flags.get("join_timeout", 60)),
+            leave_on_sigterm=bool(flags.get("leave_on_sigterm", False)),
             **_security(flags, manager=False),
         )
     return Role()

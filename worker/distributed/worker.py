@@ -171,8 +171,10 @@ class Worker:
     async def _say_goodbye_when_interrupted(self, runner: Runner) -> None:
         """Ctrl-C or SIGTERM here stops the whole gaggle: the manager hears it at once."""
         await runner.ctx.stop.wait()
-        if runner.ctx.stop.reason.startswith("caught"):
-            goodbye = wire.Goodbye(reason=runner.ctx.stop.reason)
+        reason = runner.ctx.stop.reason
+        if reason.startswith("caught"):
+            leaving = self.role.leave_on_sigterm and reason == "caught SIGTERM"
+            goodbye = wire.Goodbye(reason=reason, leaving=leaving)
             self.link.send(wire.WorkerMessage(goodbye=goodbye))
 
     def _send_delta(self, runner: Runner, *, final: bool) -> None:

@@ -4,7 +4,8 @@ manager Pod and worker Pods — built as plain manifests from the checked spec.
 Why plain dicts from pure functions: each object can be tested without a cluster, the operator's
 handlers only create them (with kopf's ownerReferences, so deleting the LoadTest deletes them), and
 a user's pod template overlays ours field by field (``overlay``). Pods run as non-root with a
-read-only root filesystem and no privilege escalation; /tmp is an emptyDir for logs and reports.
+read-only root filesystem and no privilege escalation; /gaggle/work is an emptyDir for logs and
+reports (HOME and TMPDIR point there; not /tmp, which the local test cluster shares with its host).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ GROUP, VERSION, PLURAL = "gaggle.dev", "v1alpha1", "loadtests"
 METRICS_PORT = 9646
 CONTAINER = "gaggle"
 TOKEN_KEY = "token"
+WORK_DIR = "/gaggle/work"
 Manifest = dict[str, Any]
 
 
@@ -169,8 +171,8 @@ def summary_config_map(loadtest: str) -> Manifest:
 
 
 def _volumes(loadtest: str, spec: LoadTestSpec) -> tuple[list[Manifest], list[Manifest]]:
-    volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {}}]
-    mounts: list[Manifest] = [{"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[Manifest] = [{"name": "work", "emptyDir": {}}]
+    mounts: list[Manifest] = [{"name": "work", "mountPath": WORK_DIR}]
     if spec.script.inline is not None:
         volumes.append({"name": "script", "configMap": {"name": names(loadtest)["script"]}})
         mounts.append({"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True})
@@ -198,12 +200,13 @@ def _pod(
         "args": command[1:],
         "env": [
             {"name": "GAGGLE_TOKEN", "valueFrom": token},
-            {"name": "HOME", "value": "/tmp"},
+            {"name": "HOME", "value": WORK_DIR},
+            {"name": "TMPDIR", "value": WORK_DIR},
             {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"},
             {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         ],
         "volumeMounts": mounts,
-        "workingDir": "/tmp",
+        "workingDir": WORK_DIR,
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,

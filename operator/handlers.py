@@ -25,13 +25,14 @@ from typing import Any
 
 import kopf
 
+from gaggle import __version__
 from gaggle.operator import children, kube
 from gaggle.operator.conditions import set_condition
 from gaggle.operator.pods import describe, ending, failed_pods, is_ready, role
 from gaggle.operator.spec import LoadTestSpec, SpecError, parse_spec
 
 GROUP, VERSION, PLURAL = children.GROUP, children.VERSION, children.PLURAL
-DEFAULT_IMAGE = os.environ.get("GAGGLE_IMAGE", "ghcr.io/gaggle-dev/gaggle:latest")
+DEFAULT_IMAGE = os.environ.get("GAGGLE_IMAGE", f"ghcr.io/gaggle-dev/gaggle:{__version__}")
 TICK = float(os.environ.get("GAGGLE_OPERATOR_TICK", "2"))
 FINAL = ("Succeeded", "Failed", "Aborted")
 EXIT_THRESHOLDS = 3
@@ -112,7 +113,10 @@ def launch(body: Body, patch: kopf.Patch, logger: Any) -> None:
     created = 0
     for manifest in _manifests(body, spec, run):
         kopf.adopt(manifest, owner=body)
-        created += kube.create(manifest, namespace)
+        if manifest["metadata"]["name"] == children.names(body["metadata"]["name"])["script"]:
+            kube.create_or_update(manifest, namespace)  # a rerun may bring a new script
+        else:
+            created += kube.create(manifest, namespace)
     conditions = set_condition(body.get("status", {}).get("conditions", []), "Validated", "True",
                                "SpecValid", "the spec is valid")  # fmt: skip
     conditions = set_condition(conditions, "ResourcesCreated", "True", "Created",

@@ -67,6 +67,14 @@ def create(manifest: Manifest, namespace: str) -> bool:
     return True
 
 
+def create_or_update(manifest: Manifest, namespace: str) -> None:
+    """A ConfigMap whose content must follow the spec (a rerun with a new script): created, or
+    its data replaced when it exists."""
+    if not create(manifest, namespace):
+        name = manifest["metadata"]["name"]
+        client.CoreV1Api(api()).patch_namespaced_config_map(name, namespace, manifest)
+
+
 def delete(kind: str, name: str, namespace: str) -> None:
     try:
         _deleter(kind)(name, namespace)

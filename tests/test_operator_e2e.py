@@ -232,3 +232,28 @@ def test_bad_specs_are_refused_naming_the_field(
         assert status["phase"] == "Failed"
         assert words in status["message"], status
     assert kubectl.json("get", "pods")["items"] == []
+
+
+def test_a_new_run_id_runs_the_test_again_with_the_new_script(
+    namespace: str, kubectl: Any, operator: Path, bridge_target: tuple[Target, str]
+) -> None:
+    target, url = bridge_target
+    kubectl.apply(loadtest("web", url, runTime="2s", runId="1"))
+    first = wait_for_phase(kubectl, "web", FINAL, operator)
+    assert first["phase"] == "Succeeded", story(kubectl, operator)
+    assert target.counts().get("GET /about/ 200", 0) == 0
+    second_script = TEST.replace('await self.get("/")', 'await self.get("/about/")')
+    kubectl.apply(loadtest("web", url, runTime="2s", runId="2",
+                           script={"inline": second_script}))  # fmt: skip
+    deadline = time.monotonic() + 90
+    while True:
+        status = kubectl.json("get", "loadtest", "web").get("status", {})
+        if status.get("runId") == "2" and status.get("phase") in FINAL:
+            break
+        assert time.monotonic() < deadline, f"{status}\n{story(kubectl, operator)}"
+        time.sleep(0.5)
+    assert status["phase"] == "Succeeded"
+    served = target.counts()
+    first_landings = first["summary"]["requests"] - served["GET / 200"]  # run 1: / and /landing
+    second_landings = served["GET /landing 200"] - first_landings
+    assert status["summary"]["requests"] == served["GET /about/ 200"] + second_landings

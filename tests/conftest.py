@@ -23,7 +23,7 @@ from gaggle.config import HTTP_CLIENTS
 ROOT = Path(__file__).resolve().parent.parent
 
 # the local Kubernetes (tests/cluster/): cluster, namespace and kubectl fixtures
-pytest_plugins = ["tests.cluster.fixtures"]
+pytest_plugins = ["tests.cluster.fixtures", "tests.operator_harness"]
 
 
 @dataclass

@@ -10,107 +10,21 @@ machines). Pods use the project's venv instead of an image; everything else is a
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.cluster.server import Cluster
-from tests.conftest import ROOT, Target
+from tests.conftest import Target
+from tests.operator_harness import FINAL, Operator, loadtest, story, wait_for_phase
 from tests.test_gaggle_mode import TEST
-from tests.test_operator_crd import CRD
 
 pytestmark = pytest.mark.timeout(180)
-FINAL = ("Succeeded", "Failed", "Aborted")
-
-
-@pytest.fixture
-def operator(cluster: Cluster, namespace: str, kubectl: Any, tmp_path: Path) -> Iterator[Path]:
-    """The operator as its Deployment runs it, watching the test's namespace; its log's path."""
-    kubectl("apply", "-f", str(CRD))
-    kubectl("wait", "--for", "condition=established", "crd/loadtests.gaggle.dev", "--timeout=20s")
-    log = tmp_path / "operator.log"
-    env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig), "GAGGLE_IMAGE": "gaggle:test",
-           "GAGGLE_OPERATOR_TICK": "1"}  # fmt: skip
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace", namespace,
-             "-m", "gaggle.operator.handlers"],
-            stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
-        )  # fmt: skip
-    try:
-        yield log
-    finally:
-        # While the operator still runs, so that it releases its finalizers (kopf holds one
-        # while a timer runs) and the namespace goes at once.
-        kubectl("delete", "loadtests", "--all", "--timeout=30s", check=False)
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@pytest.fixture
-def bridge_target(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Target, str]]:
-    """A counting target the pods can reach: it also listens on the cluster's bridge."""
-    port_file = tmp_path / "target.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.target", "--port-file", str(port_file),
-         "--also-bind", cluster.kubelet.host_ip],
-        cwd=ROOT,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 15
-        while not port_file.exists() or not port_file.read_text():
-            assert process.poll() is None, "the target exited"
-            assert time.monotonic() < deadline, "the target did not start"
-            time.sleep(0.05)
-        port = json.loads(port_file.read_text())["port"]
-        yield Target(port), f"http://{cluster.kubelet.host_ip}:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def loadtest(name: str, host: str, **spec: Any) -> str:
-    body = {"script": {"inline": TEST}, "host": host, "users": 4, "hatchRate": 40,
-            "runTime": "3s", "resetMetrics": False, "workers": {"replicas": 2}, **spec}  # fmt: skip
-    return yaml.safe_dump({"apiVersion": "gaggle.dev/v1alpha1", "kind": "LoadTest",
-                           "metadata": {"name": name}, "spec": body})  # fmt: skip
-
-
-def story(kubectl: Any, log: Path) -> str:
-    """The operator's log and every pod's, for a failure message."""
-    parts = [f"--- operator ---\n{log.read_text()[-4000:]}"]
-    for pod in kubectl.json("get", "pods")["items"]:
-        name = pod["metadata"]["name"]
-        logs = kubectl("logs", name, check=False)
-        parts.append(f"--- {name} ({pod['status'].get('phase')}) ---\n{logs.stdout[-3000:]}"
-                     f"{logs.stderr[-1000:]}")  # fmt: skip
-    return "\n".join(parts)
-
-
-def wait_for_phase(kubectl: Any, name: str, phases: tuple[str, ...], log: Path) -> dict[str, Any]:
-    deadline = time.monotonic() + 120
-    while True:
-        status: dict[str, Any] = kubectl.json("get", "loadtest", name).get("status", {})
-        if status.get("phase") in phases:
-            return status
-        assert time.monotonic() < deadline, f"{status}\n{story(kubectl, log)}"
-        time.sleep(0.5)
 
 
 def test_a_loadtest_runs_to_an_exact_summary_and_verdict(
-    cluster: Cluster, namespace: str, kubectl: Any, operator: Path,
+    cluster: Cluster, namespace: str, kubectl: Any, operator: Operator,
     bridge_target: tuple[Target, str],
 ) -> None:  # fmt: skip
     target, url = bridge_target
@@ -143,7 +57,7 @@ def test_a_loadtest_runs_to_an_exact_summary_and_verdict(
 
 
 def test_a_bad_spec_is_refused_with_the_field_named_and_nothing_created(
-    namespace: str, kubectl: Any, operator: Path
+    namespace: str, kubectl: Any, operator: Operator
 ) -> None:
     kubectl.apply(loadtest("bad", "http://127.0.0.1:9", users=0))
     status = wait_for_phase(kubectl, "bad", FINAL, operator)
@@ -156,7 +70,7 @@ def test_a_bad_spec_is_refused_with_the_field_named_and_nothing_created(
 
 
 def test_a_failed_threshold_is_the_verdict_and_cleanup_keeps_the_status(
-    namespace: str, kubectl: Any, operator: Path, bridge_target: tuple[Target, str]
+    namespace: str, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
 ) -> None:
     _, url = bridge_target
     thresholds = [{"metric": "p99", "op": "<", "value": 0.001}]  # no real request is that fast
@@ -182,7 +96,7 @@ def test_a_failed_threshold_is_the_verdict_and_cleanup_keeps_the_status(
 
 
 def test_a_deleted_worker_pod_leaves_and_the_run_goes_on_exactly(
-    namespace: str, kubectl: Any, operator: Path, bridge_target: tuple[Target, str]
+    namespace: str, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
 ) -> None:
     target, url = bridge_target
     kubectl.apply(loadtest("web", url, runTime="6s"))
@@ -197,7 +111,7 @@ def test_a_deleted_worker_pod_leaves_and_the_run_goes_on_exactly(
 
 
 def test_deleting_a_loadtest_mid_run_removes_everything_and_stops_the_load(
-    namespace: str, kubectl: Any, operator: Path, bridge_target: tuple[Target, str]
+    namespace: str, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
 ) -> None:
     target, url = bridge_target
     kubectl.apply(loadtest("web", url, runTime="60s"))
@@ -217,7 +131,7 @@ def test_deleting_a_loadtest_mid_run_removes_everything_and_stops_the_load(
 
 
 def test_bad_specs_are_refused_naming_the_field(
-    namespace: str, kubectl: Any, operator: Path
+    namespace: str, kubectl: Any, operator: Operator
 ) -> None:
     cases = {
         "two-scripts": ({"script": {"inline": TEST, "path": "/t.py"}}, "spec.script: ["),
@@ -235,7 +149,7 @@ def test_bad_specs_are_refused_naming_the_field(
 
 
 def test_a_new_run_id_runs_the_test_again_with_the_new_script(
-    namespace: str, kubectl: Any, operator: Path, bridge_target: tuple[Target, str]
+    namespace: str, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
 ) -> None:
     target, url = bridge_target
     kubectl.apply(loadtest("web", url, runTime="2s", runId="1"))

@@ -11,13 +11,17 @@ machines). Pods use the project's venv instead of an image; everything else is a
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gaggle.operator.children import METRICS_PORT
 from tests.cluster.server import Cluster
 from tests.conftest import Target
 from tests.operator_harness import FINAL, Operator, loadtest, story, wait_for_phase
+from tests.prometheus import query, running_prometheus
+from tests.test_dashboard import wait_for_scrapes
 from tests.test_gaggle_mode import TEST
 
 pytestmark = pytest.mark.timeout(180)
@@ -171,3 +175,25 @@ def test_a_new_run_id_runs_the_test_again_with_the_new_script(
     first_landings = first["summary"]["requests"] - served["GET / 200"]  # run 1: / and /landing
     second_landings = served["GET /landing 200"] - first_landings
     assert status["summary"]["requests"] == served["GET /about/ 200"] + second_landings
+
+
+def test_a_real_prometheus_scrapes_the_manager_pod(
+    namespace: str, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """As a PodMonitor would: the manager pod's IP, port `metrics`, the LoadTest as a label."""
+    _, url = bridge_target
+    kubectl.apply(loadtest("web", url, runTime="12s", resetMetrics=True))
+    wait_for_phase(kubectl, "web", ("Running", *FINAL), operator)
+    pod = kubectl.json("get", "pod", "web-manager")
+    address = f"{pod['status']['podIP']}:{METRICS_PORT}"
+    labels = {"namespace": namespace, "loadtest": "web"}
+    with running_prometheus(tmp_path, address, labels) as prometheus:
+        wait_for_scrapes(prometheus, 3)
+        expr = f'sum(gaggle_requests_total{{namespace="{namespace}",loadtest="web"}})'
+        deadline = time.monotonic() + 20
+        while not (found := query(prometheus, expr)) or float(found[0]["value"][1]) <= 0:
+            assert time.monotonic() < deadline, found
+            time.sleep(0.5)
+    status = wait_for_phase(kubectl, "web", FINAL, operator)
+    assert status["phase"] == "Succeeded", story(kubectl, operator)

@@ -85,3 +85,21 @@ def test_a_spec_change_during_a_run_is_refused_not_applied(
     status = wait_for_phase(kubectl, "web", FINAL, operator)
     assert status["phase"] == "Succeeded"
     assert status["live"]["users"] == 4  # the run kept the users it started with
+
+
+def test_a_run_past_its_active_deadline_fails_and_its_load_stops(
+    namespace: str, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
+) -> None:
+    target, url = bridge_target
+    kubectl.apply(loadtest("late", url, runTime="60s", activeDeadlineSeconds=4))
+    status = wait_for_phase(kubectl, "late", FINAL, operator)
+    assert status["phase"] == "Failed", story(kubectl, operator)
+    assert status["reason"] == "DeadlineExceeded"
+    assert status["message"] == "still running after 4 s"
+    deadline = time.monotonic() + 30
+    while any(p["status"].get("phase") == "Running" for p in kubectl.json("get", "pods")["items"]):
+        assert time.monotonic() < deadline, story(kubectl, operator)
+        time.sleep(0.5)
+    before = target.counts().get("GET / 200", 0)
+    time.sleep(1.5)
+    assert target.counts().get("GET / 200", 0) == before  # no load after the deadline

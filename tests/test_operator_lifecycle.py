@@ -50,6 +50,7 @@ def test_an_operator_restarted_mid_run_picks_it_up_without_duplicates(
     pods = sorted(p["metadata"]["name"] for p in kubectl.json("get", "pods")["items"])
     assert pods == ["web-manager", "web-worker-0", "web-worker-1"]
     served = target.counts()
+    assert "summary" in status, story(kubectl, operator)
     assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"]
 
 

@@ -240,8 +240,11 @@ class Kubelet:
                 own = f"{run.ip}\t{run.name}\n"
                 self.net.write_hosts(run.netns, own + "".join(lines))
 
-    def claim_mount_points(self, run: PodRun, created: list[Path]) -> None:
-        for path in created:
+    def claim_mount_points(self, run: PodRun, created: list[Path], targets: list[Path]) -> None:
+        """Hold the mount points this pod makes, and those another pod made that this pod's
+        targets lie in: else a pod that ends could remove /gaggle while this one mounts there."""
+        shared = [p for p in self.mount_points if any(t == p or p in t.parents for t in targets)]
+        for path in [*created, *shared]:
             if path not in run.mount_points:
                 run.mount_points.append(path)
                 self.mount_points[path] += 1

@@ -182,8 +182,10 @@ class PodRun:
         mounts, created = mount_script(self.pod, container, self.volumes, stage)
         if mounts and kubelet.net is None:
             raise RuntimeError("volumeMounts need netns mode (root): they are bind mounts")
-        kubelet.claim_mount_points(self, created)
-        script = f'{mounts}\nmkdir -p "$0" && cd "$0" && exec "$@"'
+        targets = [Path(m["mountPath"]) for m in container.get("volumeMounts") or []]
+        kubelet.claim_mount_points(self, created, targets)
+        # set -e: a mount that fails fails the container, as a real runtime refuses to start it
+        script = f'set -e\n{mounts}\nmkdir -p "$0" && cd "$0" && exec "$@"'
         command = ["/bin/sh", "-c", script, workdir, *argv]
         if kubelet.net is not None:
             command = kubelet.net.command(self.netns, command)

@@ -3,22 +3,23 @@ manager Pod and worker Pods — built as plain manifests from the checked spec.
 
 Why plain dicts from pure functions: each object can be tested without a cluster, the operator's
 handlers only create them (with kopf's ownerReferences, so deleting the LoadTest deletes them), and
-a user's pod template overlays ours field by field (``overlay``). Pods run as non-root with a
+a user's pod template overlays ours field by field (``overlay``; parse_spec has already laid it over
+the operator's defaults, so the LoadTest's own values win over both). Pods run as non-root with a
 read-only root filesystem and no privilege escalation; /gaggle/work is an emptyDir for logs and
 reports (HOME and TMPDIR point there; not /tmp, which the local test cluster shares with its host).
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from gaggle.distributed.role import DEFAULT_PORT
+from gaggle.operator.defaults import CONTAINER
+from gaggle.operator.overlay import overlay
 from gaggle.operator.spec import SCRIPT_DIR, LoadTestSpec
 
 GROUP, VERSION, PLURAL = "gaggle.dev", "v1alpha1", "loadtests"
 METRICS_PORT = 9646
-CONTAINER = "gaggle"
 TOKEN_KEY = "token"
 WORK_DIR = "/gaggle/work"
 Manifest = dict[str, Any]
@@ -46,31 +47,6 @@ def labels(loadtest: str, role: str, run: str) -> dict[str, str]:
         "gaggle.dev/role": role,
         "gaggle.dev/run": run,
     }
-
-
-def overlay(base: Any, extra: Any) -> Any:
-    """``extra`` laid over ``base``: objects merge key by key, containers by name, other lists
-    and scalars are replaced. Neither argument is changed."""
-    if isinstance(base, dict) and isinstance(extra, dict):
-        merged = copy.deepcopy(base)
-        for key, value in extra.items():
-            merged[key] = overlay(base[key], value) if key in base else copy.deepcopy(value)
-        return merged
-    if isinstance(base, list) and isinstance(extra, list) and _named(base) and _named(extra):
-        merged_list = copy.deepcopy(base)
-        index = {item["name"]: i for i, item in enumerate(merged_list)}
-        for item in extra:
-            if item["name"] in index:
-                position = index[item["name"]]
-                merged_list[position] = overlay(merged_list[position], item)
-            else:
-                merged_list.append(copy.deepcopy(item))
-        return merged_list
-    return copy.deepcopy(extra)
-
-
-def _named(items: list[Any]) -> bool:
-    return all(isinstance(item, dict) and "name" in item for item in items)
 
 
 def script_config_map(loadtest: str, spec: LoadTestSpec) -> Manifest | None:

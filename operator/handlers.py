@@ -14,6 +14,11 @@
 
 The manager writes ``live``, ``summary``, ``thresholds``, ``verdict`` and ``workers.connected/
 lost``; the operator writes everything else. Run as ``kopf run -m gaggle.operator.handlers``.
+
+Its environment: ``GAGGLE_IMAGE`` (the pods' image when a spec names none), ``GAGGLE_OPERATOR_TICK``
+(seconds between looks at a LoadTest) and the defaults for every LoadTest (operator/defaults.py).
+The defaults are read when kopf imports this module, so a bad one stops ``kopf run`` before it
+handles anything, with one line naming the variable and its value (why: see defaults.py).
 """
 
 from __future__ import annotations
@@ -26,14 +31,18 @@ from typing import Any
 import kopf
 
 from gaggle import __version__
-from gaggle.operator import children, kube
+from gaggle.operator import children, defaults, kube
 from gaggle.operator.conditions import set_condition
 from gaggle.operator.pods import describe, ending, failed_pods, is_ready, role
-from gaggle.operator.spec import LoadTestSpec, SpecError, parse_spec
+from gaggle.operator.spec import LoadTestSpec, SpecError, cleanup_of, parse_spec
 
 GROUP, VERSION, PLURAL = children.GROUP, children.VERSION, children.PLURAL
 DEFAULT_IMAGE = os.environ.get("GAGGLE_IMAGE", f"ghcr.io/gaggle-dev/gaggle:{__version__}")
 TICK = float(os.environ.get("GAGGLE_OPERATOR_TICK", "2"))
+try:
+    DEFAULTS = defaults.from_env(os.environ)
+except defaults.DefaultsError as error:
+    raise SystemExit(f"gaggle operator: {error}") from None
 FINAL = ("Succeeded", "Failed", "Aborted")
 EXIT_THRESHOLDS = 3
 Body = kopf.Body
@@ -70,7 +79,7 @@ def _fail(body: Body, patch: kopf.Patch, phase: str, reason: str, message: str) 
 
 def _spec(body: Body, patch: kopf.Patch) -> LoadTestSpec | None:
     try:
-        spec = parse_spec(dict(body.get("spec", {})), DEFAULT_IMAGE)
+        spec = parse_spec(dict(body.get("spec", {})), DEFAULT_IMAGE, DEFAULTS)
     except SpecError as error:
         conditions = set_condition(
             body.get("status", {}).get("conditions", []), "Validated", "False", "InvalidSpec",
@@ -243,15 +252,20 @@ def _stop(namespace: str, name: str, everything: bool = False) -> None:
 
 
 def _cleanup(body: Body, patch: kopf.Patch) -> None:
-    status, spec = body.get("status", {}), body.get("spec", {})
-    cleanup = spec.get("cleanup", {})
-    policy = cleanup.get("policy", "Never")
-    if status.get("cleanedUp") or policy == "Never":
+    """After the run: the spec's cleanup policy and TTL, each defaulting to the operator's."""
+    status = body.get("status", {})
+    if status.get("cleanedUp"):
+        return
+    try:
+        policy, ttl = cleanup_of(dict(body.get("spec", {})), DEFAULTS)
+    except SpecError:  # refused at creation: nothing was created
+        return
+    if policy == "Never":
         return
     succeeded = status.get("phase") == "Succeeded" and status.get("verdict") != "Failed"
     if policy == "OnSuccess" and not succeeded:
         return
-    if _age(status.get("endTime")) < cleanup.get("ttlSecondsAfterFinished", 0):
+    if _age(status.get("endTime")) < ttl:
         return
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     _stop(namespace, name, everything=True)

@@ -4,6 +4,11 @@ Why here and not only in the CRD's schema: the schema catches types and ranges a
 but a duration, a URL, a threshold or an extra ``gaggle run`` flag is checked by the engine's config
 model, exactly as on the command line. Every error names the spec field, the value and what is
 allowed; the operator puts it in a ``Validated=False`` condition and an Event.
+
+The operator's defaults (operator/defaults.py, set by the Helm chart) fill what the spec leaves
+out, and the spec always wins: ``workers.template`` / ``manager.template`` are laid over the
+default resources (the parsed spec holds the result, checked: Kubernetes would refuse a pod whose
+request exceeds its limit), and each ``cleanup`` field given replaces only that default.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gaggle.config import ConfigError, build_config
+from gaggle.operator.defaults import CLEANUP_POLICIES, CONTAINER, Defaults, resources_problem
+from gaggle.operator.overlay import overlay
 from gaggle.options import GAGGLE_KEYS, parse_run_args
 from gaggle.thresholds import OPERATORS, ThresholdError, parse_threshold
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
-CLEANUP_POLICIES = ("Never", "OnSuccess", "Always")
 # Flags that the operator sets itself (from spec fields or the gaggle's shape): not in `args`.
 OWNED_FLAGS = {
     "host", "users", "hatch_rate", "run_time", "throttle_requests", "status_codes",
@@ -83,7 +89,7 @@ class LoadTestSpec:
     ready_timeout: int = 300
     active_deadline: int | None = None
     cleanup_policy: str = "Never"
-    cleanup_ttl: int | None = None
+    cleanup_ttl: int = 0
     run_id: str = ""
 
     def gaggle_args(self) -> list[str]:
@@ -207,8 +213,52 @@ def _positive(spec: dict[str, Any], path: str, default: int | None) -> int | Non
     return value
 
 
-def parse_spec(spec: dict[str, Any], default_image: str = "") -> LoadTestSpec:
-    """The LoadTest's spec, checked field by field; raises SpecError naming the first bad one."""
+def cleanup_of(spec: dict[str, Any], defaults: Defaults) -> tuple[str, int]:
+    """``(policy, ttlSecondsAfterFinished)``: the spec's, each falling back to the default.
+    Cheap (the operator asks on every tick of a finished LoadTest)."""
+    policy = _get(spec, "cleanup.policy", str, defaults.cleanup_policy)
+    if policy not in CLEANUP_POLICIES:
+        raise SpecError("cleanup.policy", policy, "use one of " + ", ".join(CLEANUP_POLICIES))
+    ttl: int = _get(spec, "cleanup.ttlSecondsAfterFinished", int, defaults.cleanup_ttl)
+    if ttl < 0:
+        raise SpecError("cleanup.ttlSecondsAfterFinished", ttl, "use a whole number ≥ 0")
+    return policy, ttl
+
+
+def _resources(template: dict[str, Any]) -> Any:
+    """Our container's resources in a pod template ({} when it names none)."""
+    pod = template.get("spec")
+    containers = pod.get("containers") if isinstance(pod, dict) else None
+    if not isinstance(containers, list):
+        return {}
+    ours = [c for c in containers if isinstance(c, dict) and c.get("name") == CONTAINER]
+    return ours[0].get("resources", {}) if ours else {}
+
+
+def _template(spec: dict[str, Any], path: str, role: str, defaults: Defaults) -> dict[str, Any]:
+    """The spec's pod template laid over the role's default one, with our container's resources
+    checked: first the template's own, then the mix (a template's ``limits.cpu: 250m`` under a
+    default ``requests.cpu: 500m`` is a pod Kubernetes refuses)."""
+    template = _get(spec, path, dict, {})
+    merged: dict[str, Any] = overlay(defaults.template(role), template)
+    where = f"{path}.spec.containers[{CONTAINER}].resources"
+    own, mixed = _resources(template), _resources(merged)
+    problem = resources_problem(own, claims=True)
+    if problem:
+        raise SpecError(where, own, problem)
+    problem = resources_problem(mixed, claims=True)
+    if problem:
+        hint = "the operator's default resources fill what the template leaves out: set both"
+        raise SpecError(where, mixed, f"{problem}; {hint}")
+    return merged
+
+
+def parse_spec(
+    spec: dict[str, Any], default_image: str = "", defaults: Defaults | None = None
+) -> LoadTestSpec:
+    """The LoadTest's spec, checked field by field; raises SpecError naming the first bad one.
+    ``defaults`` (the operator's) fill what the spec leaves out; the spec wins."""
+    defaults = defaults or Defaults()
     script = _script(spec)
     host = _engine("host", "host", _get(spec, "host", str))
     if host is None:
@@ -225,12 +275,7 @@ def parse_spec(spec: dict[str, Any], default_image: str = "") -> LoadTestSpec:
     policy = _get(spec, "imagePullPolicy", str, "IfNotPresent")
     if policy not in PULL_POLICIES:
         raise SpecError("imagePullPolicy", policy, "use one of " + ", ".join(PULL_POLICIES))
-    cleanup = _get(spec, "cleanup.policy", str, "Never")
-    if cleanup not in CLEANUP_POLICIES:
-        raise SpecError("cleanup.policy", cleanup, "use one of " + ", ".join(CLEANUP_POLICIES))
-    ttl = _get(spec, "cleanup.ttlSecondsAfterFinished", int)
-    if ttl is not None and ttl < 0:
-        raise SpecError("cleanup.ttlSecondsAfterFinished", ttl, "use a whole number ≥ 0")
+    cleanup, ttl = cleanup_of(spec, defaults)
     image = _get(spec, "image", str, default_image)
     if not image:
         raise SpecError("image", None, "give the gaggle image (or install the operator with one)")
@@ -256,8 +301,8 @@ def parse_spec(spec: dict[str, Any], default_image: str = "") -> LoadTestSpec:
         image=image,
         image_pull_policy=policy,
         replicas=_positive(spec, "workers.replicas", 1) or 1,
-        worker_template=_get(spec, "workers.template", dict, {}),
-        manager_template=_get(spec, "manager.template", dict, {}),
+        worker_template=_template(spec, "workers.template", "worker", defaults),
+        manager_template=_template(spec, "manager.template", "manager", defaults),
         spread=_get(spec, "spread", bool, False),
         ready_timeout=_positive(spec, "startPolicy.readyTimeoutSeconds", 300) or 300,
         active_deadline=_positive(spec, "activeDeadlineSeconds", None),

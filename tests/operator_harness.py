@@ -2,7 +2,8 @@
 counting target the local cluster's pods can reach, and helpers to watch a LoadTest.
 
 A pytest plugin (tests/conftest.py registers it): fixtures ``operator`` (an ``Operator``, running)
-and ``bridge_target``; helpers ``loadtest``, ``wait_for_phase`` and ``story``.
+and ``bridge_target``; helpers ``operating`` (an operator with extra environment, e.g. the chart's
+defaults), ``loadtest``, ``wait_for_phase`` and ``story``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +31,19 @@ FINAL = ("Succeeded", "Failed", "Aborted")
 
 class Operator:
     """``kopf run -m gaggle.operator.handlers`` for one namespace; ``restart()`` as a crash
-    and a new pod would; ``log`` is what it printed."""
+    and a new pod would; ``log`` is what it printed; ``env`` adds to (or replaces) its
+    environment, as the Deployment's env does."""
 
-    def __init__(self, cluster: Cluster, namespace: str, log: Path) -> None:
+    def __init__(
+        self, cluster: Cluster, namespace: str, log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.cluster, self.namespace, self.log = cluster, namespace, log
+        self.env = dict(env or {})
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig),
-               "GAGGLE_IMAGE": "gaggle:test", "GAGGLE_OPERATOR_TICK": "1"}  # fmt: skip
+               "GAGGLE_IMAGE": "gaggle:test", "GAGGLE_OPERATOR_TICK": "1", **self.env}  # fmt: skip
         with self.log.open("a") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace",
@@ -64,12 +70,14 @@ class Operator:
         return self.log.read_text()
 
 
-@pytest.fixture
-def operator(cluster: Cluster, namespace: str, kubectl: Any, tmp_path: Path) -> Iterator[Operator]:
-    """The operator, watching the test's namespace (the CRD applied first)."""
+@contextmanager
+def operating(
+    cluster: Cluster, namespace: str, kubectl: Any, log: Path, env: dict[str, str] | None = None
+) -> Iterator[Operator]:
+    """An operator watching the namespace (the CRD applied first), stopped on the way out."""
     kubectl("apply", "-f", str(CRD))
     kubectl("wait", "--for", "condition=established", "crd/loadtests.gaggle.dev", "--timeout=20s")
-    running = Operator(cluster, namespace, tmp_path / "operator.log")
+    running = Operator(cluster, namespace, log, env)
     running.start()
     try:
         yield running
@@ -78,6 +86,13 @@ def operator(cluster: Cluster, namespace: str, kubectl: Any, tmp_path: Path) -> 
         # while a timer runs) and the namespace goes at once.
         kubectl("delete", "loadtests", "--all", "--timeout=30s", check=False)
         running.stop()
+
+
+@pytest.fixture
+def operator(cluster: Cluster, namespace: str, kubectl: Any, tmp_path: Path) -> Iterator[Operator]:
+    """The operator, watching the test's namespace, with no defaults set."""
+    with operating(cluster, namespace, kubectl, tmp_path / "operator.log") as running:
+        yield running
 
 
 @pytest.fixture

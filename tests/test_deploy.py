@@ -22,6 +22,7 @@ import yaml
 from kubernetes import client
 
 from gaggle.operator import children
+from gaggle.operator.defaults import Defaults, from_env
 from gaggle.operator.spec import parse_spec
 from tests.cluster.fixtures import Kubectl, delete_namespace
 from tests.cluster.server import Cluster
@@ -47,9 +48,21 @@ def run_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
     return done
 
 
-def render(*sets: str, release: str = "gaggle", namespace: str = "gaggle-system") -> str:
+def render(
+    *sets: str, release: str = "gaggle", namespace: str = "gaggle-system", values: str = ""
+) -> str:
     flags = [f for s in sets for f in ("--set", s)]
-    return run_helm("template", release, str(CHART), "--namespace", namespace, *flags).stdout
+    if values:  # a values file's text (its numbers reach the templates as floats)
+        flags += ["--values", "-"]
+    return subprocess_stdout(
+        [str(helm()), "template", release, str(CHART), "--namespace", namespace, *flags], values
+    )
+
+
+def subprocess_stdout(command: list[str], stdin: str) -> str:
+    done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
@@ -214,8 +227,55 @@ def test_by_default_the_chart_renders_what_deploy_holds() -> None:
         assert pod[key] == deploy_pod[key]
     (container,), (deploy_container,) = pod["containers"], deploy_pod["containers"]
     for key in ("image", "command", "args", "env", "ports", "livenessProbe", "resources",
-                "securityContext", "volumeMounts"):  # fmt: skip
+                "securityContext", "volumeMounts", "terminationMessagePolicy"):  # fmt: skip
         assert container[key] == deploy_container[key], key
+
+
+def operator_env(objects: list[dict[str, Any]]) -> dict[str, str]:
+    container = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
+
+
+def test_the_shipped_defaults_change_nothing_and_a_bad_one_would_show_in_describe() -> None:
+    for objects in (deployed(), documents(render())):
+        variables = operator_env(objects)
+        assert {"GAGGLE_MANAGER_RESOURCES", "GAGGLE_WORKER_RESOURCES", "GAGGLE_CLEANUP_POLICY",
+                "GAGGLE_TTL_SECONDS_AFTER_FINISHED"} <= set(variables)  # fmt: skip
+        assert from_env(variables) == Defaults()
+        container = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+DEFAULT_VALUES = """
+defaults:
+  manager:
+    resources: {requests: {cpu: 100m, memory: 128Mi}}
+  worker:
+    resources:
+      requests: {cpu: 1, memory: 256Mi}
+      limits: {cpu: 1.5, memory: 512Mi, nvidia.com/gpu: 1}
+  cleanup: {policy: Always, ttlSecondsAfterFinished: 1000000}
+"""
+
+
+def test_the_defaults_values_become_the_operators_variables() -> None:
+    variables = operator_env(documents(render(values=DEFAULT_VALUES)))
+    assert json.loads(variables["GAGGLE_MANAGER_RESOURCES"]) == {
+        "requests": {"cpu": "100m", "memory": "128Mi"}}  # fmt: skip
+    assert variables["GAGGLE_CLEANUP_POLICY"] == "Always"
+    assert variables["GAGGLE_TTL_SECONDS_AFTER_FINISHED"] == "1000000"  # not 1e+06
+    # what the operator reads from them
+    assert from_env(variables) == Defaults(
+        manager_resources={"requests": {"cpu": "100m", "memory": "128Mi"}},
+        worker_resources={"requests": {"cpu": "1", "memory": "256Mi"},
+                          "limits": {"cpu": "1.5", "memory": "512Mi", "nvidia.com/gpu": "1"}},
+        cleanup_policy="Always", cleanup_ttl=1_000_000,
+    )  # fmt: skip
+    sets = ("defaults.cleanup.policy=OnSuccess", "defaults.cleanup.ttlSecondsAfterFinished=30",
+            "defaults.worker.resources.limits.memory=1Gi")  # fmt: skip
+    variables = operator_env(documents(render(*sets)))
+    assert from_env(variables) == Defaults(worker_resources={"limits": {"memory": "1Gi"}},
+                                           cleanup_policy="OnSuccess", cleanup_ttl=30)  # fmt: skip
 
 
 def test_watched_namespaces_get_flags_and_a_role_each() -> None:
@@ -269,8 +329,19 @@ def test_image_and_the_load_tests_image_are_set_from_values() -> None:
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
         ("watchNamespaces={Not_A_Namespace}", "at '/watchNamespaces/0'"),
         ("replicas=1", "additional properties 'replicas' not allowed"),
+        ("defaults.cleanup.policy=Sometimes", "at '/defaults/cleanup/policy': value must be"),
+        ("defaults.cleanup.ttlSecondsAfterFinished=-1",
+         "at '/defaults/cleanup/ttlSecondsAfterFinished': minimum"),
+        ("defaults.cleanup.ttlSecondsAfterFinished=1h",
+         "at '/defaults/cleanup/ttlSecondsAfterFinished': got string, want integer"),
+        ("defaults.worker.resources.requests.cpu=lots",
+         "at '/defaults/worker/resources/requests/cpu': 'lots' does not match pattern"),
+        # helm's validator places a bad key at '' but names it
+        ("defaults.manager.resources.limits.cpus=1", "invalid propertyName 'cpus'"),
+        ("defaults.worker.resources.request.cpu=1", "additional properties 'request' not allowed"),
+        ("defaults.worker.replicas=2", "additional properties 'replicas' not allowed"),
     ],
-)
+)  # fmt: skip
 def test_the_values_schema_refuses_bad_values(value: str, error: str) -> None:
     done = run_helm("template", "gaggle", str(CHART), "--set", value, check=False)
     assert done.returncode != 0

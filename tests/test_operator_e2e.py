@@ -11,6 +11,7 @@ machines). Pods use the project's venv instead of an image; everything else is a
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ import pytest
 from gaggle.operator.children import METRICS_PORT
 from tests.cluster.server import Cluster
 from tests.conftest import Target
-from tests.operator_harness import FINAL, Operator, loadtest, story, wait_for_phase
+from tests.operator_harness import FINAL, Operator, loadtest, operating, story, wait_for_phase
 from tests.prometheus import query, running_prometheus
 from tests.test_dashboard import wait_for_scrapes
+from tests.test_deploy import documents, operator_env, render
 from tests.test_gaggle_mode import TEST
 
 pytestmark = pytest.mark.timeout(180)
@@ -197,3 +199,53 @@ def test_a_real_prometheus_scrapes_the_manager_pod(
             time.sleep(0.5)
     status = wait_for_phase(kubectl, "web", FINAL, operator)
     assert status["phase"] == "Succeeded", story(kubectl, operator)
+
+
+WORKER = {"requests": {"cpu": "250m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+MANAGER = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}}
+CHART_DEFAULTS = """
+defaults:
+  manager: {resources: {requests: {cpu: 100m, memory: 128Mi}}}
+  worker: {resources: {requests: {cpu: 250m, memory: 64Mi}, limits: {memory: 256Mi}}}
+  cleanup: {policy: Always, ttlSecondsAfterFinished: 6}
+"""
+
+
+def test_the_charts_defaults_size_the_pods_and_clean_up_after_the_default_ttl(
+    cluster: Cluster, namespace: str, kubectl: Any, bridge_target: tuple[Target, str],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """The operator runs with the GAGGLE_* variables the chart renders from its ``defaults``
+    values; the LoadTest says nothing of cleanup and sets only the manager's memory limit."""
+    _, url = bridge_target
+    rendered = operator_env(documents(render(values=CHART_DEFAULTS)))
+    env = {k: v for k, v in rendered.items() if k.startswith("GAGGLE_") and k != "GAGGLE_IMAGE"}
+    assert env["GAGGLE_TTL_SECONDS_AFTER_FINISHED"] == "6"
+    limit = {"limits": {"memory": "512Mi"}}
+    manager = {"template": {"spec": {"containers": [{"name": "gaggle", "resources": limit}]}}}
+    with operating(cluster, namespace, kubectl, tmp_path / "operator.log", env) as operator:
+        kubectl.apply(loadtest("sized", url, runTime="2s", manager=manager))
+        wait_for_phase(kubectl, "sized", ("WaitingForWorkers", "Running", *FINAL), operator)
+        for index in (0, 1):
+            worker = kubectl.json("get", "pod", f"sized-worker-{index}")
+            assert worker["spec"]["containers"][0]["resources"] == WORKER
+        # the LoadTest's template wins where it speaks (the limit); the default fills the rest
+        pod = kubectl.json("get", "pod", "sized-manager")
+        assert pod["spec"]["containers"][0]["resources"] == MANAGER
+        status = wait_for_phase(kubectl, "sized", FINAL, operator)
+        assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, operator)}"
+        assert "cleanup" not in kubectl.json("get", "loadtest", "sized")["spec"]
+        ended = datetime.fromisoformat(status["endTime"].replace("Z", "+00:00")).timestamp()
+        # endTime is whole seconds, so the operator cleans up 6-7 s after it: at 3 s (a zero
+        # TTL would have cleaned up within a tick) everything is still there
+        time.sleep(max(0.0, ended + 3 - datetime.now(UTC).timestamp()))
+        assert not kubectl.json("get", "loadtest", "sized")["status"].get("cleanedUp")
+        assert kubectl.json("get", "pods,services", "-l", "gaggle.dev/loadtest=sized")["items"]
+        deadline = time.monotonic() + 30
+        while not kubectl.json("get", "loadtest", "sized")["status"].get("cleanedUp"):
+            assert time.monotonic() < deadline, story(kubectl, operator)
+            time.sleep(0.5)
+        assert datetime.now(UTC).timestamp() >= ended + 6
+        remaining = kubectl.json("get", "pods,services,secrets", "-l", "gaggle.dev/loadtest=sized")
+        assert remaining["items"] == []
+        assert kubectl.json("get", "loadtest", "sized")["status"]["summary"]["requests"] > 0

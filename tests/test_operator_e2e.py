@@ -112,8 +112,11 @@ def test_a_deleted_worker_pod_leaves_and_the_run_goes_on_exactly(
     assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, operator)}"
     assert status["workers"]["lost"] == 1
     served = target.counts()
-    # The leaving worker flushed its final delta: the summary is still exact.
-    assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"]
+    # The leaving worker flushed its final delta: the summary is still exact. A request cut
+    # while its pod went away is a failure Gaggle counts and the target may not have finished.
+    summary = status["summary"]
+    succeeded = summary["requests"] - summary["failures"]
+    assert succeeded == served["GET / 200"] + served["GET /landing 200"], (summary, served)
 
 
 def test_deleting_a_loadtest_mid_run_removes_everything_and_stops_the_load(

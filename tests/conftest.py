@@ -161,6 +161,14 @@ def finish(process: subprocess.Popen[str], timeout: float = 20) -> tuple[int, st
     return process.returncode, err
 
 
+def kill_leftovers(*processes: subprocess.Popen[str] | None) -> None:
+    """Kill (by handle: only our own) whichever of these processes still runs, and reap it."""
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.kill()  # SIGKILL ends a SIGSTOPped process too
+            process.wait()
+
+
 def wait_for_count(target: Target, key: str, count: int, timeout: float = 15) -> None:
     """Until the target has served ``key`` (e.g. "GET / 200") at least ``count`` times."""
     deadline = time.monotonic() + timeout

@@ -145,3 +145,11 @@ def wait_for_phase(
             return status
         assert time.monotonic() < deadline, f"{status}\n{story(kubectl, operator)}"
         time.sleep(0.5)
+
+
+def wait_until_no_pod_runs(kubectl: Any, operator: Operator, timeout: float = 30) -> None:
+    """Until every pod of the test's namespace has ended (the operator stopped the load)."""
+    deadline = time.monotonic() + timeout
+    while any(p["status"].get("phase") == "Running" for p in kubectl.json("get", "pods")["items"]):
+        assert time.monotonic() < deadline, story(kubectl, operator)
+        time.sleep(0.5)

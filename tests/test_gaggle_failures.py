@@ -14,6 +14,7 @@ from tests.conftest import (
     Target,
     finish,
     free_port,
+    kill_leftovers,
     run_gaggle,
     spawn_gaggle,
     wait_for_count,
@@ -48,10 +49,7 @@ def test_a_worker_joining_mid_run_takes_the_place_of_a_lost_one(
         code, err = finish(manager)
         exits = [finish(workers[0])[0], finish(workers[2])[0]]
     finally:
-        for process in (manager, *workers):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        kill_leftovers(manager, *workers)
     assert code == 0, err
     assert exits == [0, 0]
     assert "joined mid-run" in err
@@ -86,11 +84,7 @@ def test_a_frozen_worker_is_lost_and_stops_its_load_when_it_wakes(
         code, err = finish(manager)
         survivor, _ = finish(workers[0])
     finally:
-        for process in (manager, *workers):
-            if process.poll() is None:
-                process.send_signal(signal.SIGCONT)
-                process.kill()
-                process.wait()
+        kill_leftovers(manager, *workers)
     assert 2.5 < noticed < 5.5  # silence for 3 s means lost; a tick later at most
     assert "silent for" in err
     assert frozen_code == 1, frozen_err
@@ -135,10 +129,7 @@ def test_a_worker_whose_loop_is_saturated_is_not_taken_for_dead(
         code, err = finish(manager)
         worker_code, worker_err = finish(worker)
     finally:
-        for process in (manager, worker):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
+        kill_leftovers(manager, worker)
     assert (code, worker_code) == (0, 0), (err, worker_err)
     assert "lost worker" not in err
     assert target.counts()["GET / 200"] > 10
@@ -190,10 +181,7 @@ def test_a_worker_told_to_leave_on_sigterm_leaves_alone_with_exact_numbers(
         out, err = manager.communicate(timeout=20)
         stayed, _ = finish(workers[1])
     finally:
-        for process in (manager, *workers):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        kill_leftovers(manager, *workers)
     assert (manager.returncode, left_code, stayed) == (0, 0, 0), err
     assert "leaves the gaggle: caught SIGTERM" in err
     row = re.search(r"^\s*GET /\s+([\d,]+)\s", out, re.MULTILINE)

@@ -24,6 +24,7 @@ from tests.conftest import (
     Target,
     finish,
     free_port,
+    kill_leftovers,
     run_gaggle,
     spawn_gaggle,
     wait_for_count,
@@ -205,10 +206,7 @@ def test_a_killed_worker_is_counted_lost_and_the_rest_go_on(target: Target, tmp_
         out, err = manager.communicate(timeout=20)
         survivor, _ = finish(workers[1])
     finally:
-        for process in (manager, *workers):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        kill_leftovers(manager, *workers)
     assert manager.returncode == 0, err
     assert survivor == 0
     assert "lost worker" in err

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import Target
-from tests.operator_harness import FINAL, Operator, loadtest, story, wait_for_phase
+from tests.operator_harness import (
+    FINAL,
+    Operator,
+    loadtest,
+    story,
+    wait_for_phase,
+    wait_until_no_pod_runs,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -32,10 +39,7 @@ def test_workers_that_never_connect_fail_the_run_with_which_pods_and_why(
     assert {"name": "stuck-worker-1", "reason": "Error", "exitCode": 7} in status["failedPods"]
     healthy = next(c for c in status["conditions"] if c["type"] == "PodsHealthy")
     assert healthy["status"] == "False"
-    deadline = time.monotonic() + 30  # the manager, still waiting, is stopped
-    while any(p["status"].get("phase") == "Running" for p in kubectl.json("get", "pods")["items"]):
-        assert time.monotonic() < deadline, story(kubectl, operator)
-        time.sleep(0.5)
+    wait_until_no_pod_runs(kubectl, operator)
 
 
 def test_an_operator_restarted_mid_run_picks_it_up_without_duplicates(
@@ -97,10 +101,7 @@ def test_a_run_past_its_active_deadline_fails_and_its_load_stops(
     assert status["phase"] == "Failed", story(kubectl, operator)
     assert status["reason"] == "DeadlineExceeded"
     assert status["message"] == "still running after 4 s"
-    deadline = time.monotonic() + 30
-    while any(p["status"].get("phase") == "Running" for p in kubectl.json("get", "pods")["items"]):
-        assert time.monotonic() < deadline, story(kubectl, operator)
-        time.sleep(0.5)
+    wait_until_no_pod_runs(kubectl, operator)
     before = target.counts().get("GET / 200", 0)
     time.sleep(1.5)
     assert target.counts().get("GET / 200", 0) == before  # no load after the deadline

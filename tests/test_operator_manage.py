@@ -20,7 +20,7 @@ import yaml
 
 from gaggle.operator.children import summary_config_map
 from tests.cluster.server import Cluster
-from tests.conftest import ROOT, Target, finish, free_port, write_test
+from tests.conftest import ROOT, Target, finish, free_port, kill_leftovers, write_test
 from tests.test_gaggle_mode import TEST, start_worker
 from tests.test_operator_crd import CRD
 from tests.test_operator_spec import spec
@@ -56,10 +56,7 @@ def test_the_manager_writes_live_figures_then_an_exact_summary_and_verdict(
         code, err = finish(manager, timeout=TIMEOUT)
         exits = [finish(w)[0] for w in workers]
     finally:
-        for process in (manager, *workers):
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        kill_leftovers(manager, *workers)
     assert code == 3, err  # the run completed; one threshold failed
     assert exits == [0, 0]
     assert live["live"]["users"] == 4

@@ -16,6 +16,7 @@ from tests.conftest import (
     finish,
     free_port,
     gaggle_command,
+    kill_leftovers,
     spawn_gaggle,
     wait_for_count,
 )
@@ -111,9 +112,7 @@ def test_manager_metrics_cover_every_worker(target: Target, tmp_path: Path) -> N
         assert [finish(w)[0] for w in workers] == [0, 0]
         code, err = finish(manager)
     finally:
-        for process in (manager, *workers):
-            if process.poll() is None:
-                process.kill()
+        kill_leftovers(manager, *workers)
     assert code == 0, err
 
 

@@ -8,11 +8,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 
+def now() -> str:
+    """An RFC 3339 instant in UTC, as the API server writes them."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def set_condition(
     conditions: list[dict[str, Any]], kind: str, status: str, reason: str, message: str
 ) -> list[dict[str, Any]]:
     """A new list with condition ``kind`` set; the others are kept as they were."""
-    stamp = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    stamp = now()
     updated: list[dict[str, Any]] = []
     found = False
     for condition in conditions:

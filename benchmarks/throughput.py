@@ -45,7 +45,7 @@ from pathlib import Path
 from target import NGINX, Target, pinned_to, start_target
 
 HERE = Path(__file__).resolve().parent
-CLIENTS = ("reqwest", "aiohttp")  # Gaggle's HTTP clients; the first is its default
+CLIENTS = ("reqwest", "httptools", "aiohttp")  # Gaggle's HTTP clients; the first is its default
 LOCUST = "locust FastHttpUser"
 THROUGHPUT_BAR = 3.5  # Gaggle's default client req/s ÷ Locust FastHttpUser req/s, per core
 IDLE_RSS_BAR_MB = 150.0  # peak RSS of 10k idle users

@@ -248,7 +248,8 @@ def make_mixed(default_client: str) -> tuple[type[TaskSet], type[TaskSet]]:
     return Chosen, Default
 
 
-AGENTS = {"aiohttp": "aiohttp/", "reqwest": "pyreqwest/"}  # what each client says it is
+# what each client says it is
+AGENTS = {"aiohttp": "aiohttp/", "httptools": "gaggle-httptools", "reqwest": "pyreqwest/"}
 
 
 def test_a_task_set_can_choose_its_client(

@@ -30,7 +30,7 @@ class ConfigError(ValueError):
 SCHEDULERS = ("round-robin", "serial", "random")
 REQUESTS_FORMATS = ("json", "csv", "raw")
 DEBUG_FORMATS = ("json", "raw")
-HTTP_CLIENTS = ("aiohttp", "reqwest")
+HTTP_CLIENTS = ("aiohttp", "httptools", "reqwest")
 REPORT_FORMATS = {".html": "html", ".htm": "html", ".json": "json"}  # by file extension
 
 

@@ -1,11 +1,16 @@
 """The HTTP seam (``HttpClient``, ``Exchange``) and its implementations."""
 
 from gaggle.http.aiohttp_client import AiohttpClient
+from gaggle.http.httptools_client import HttptoolsClient
 from gaggle.http.reqwest_client import ReqwestClient
 from gaggle.http.seam import DEFAULT_TIMEOUT, ClientFactory, Exchange, HttpClient, RequestOptions
 
 # --http-client and TaskSet.client name one of these (config.HTTP_CLIENTS lists the same names)
-CLIENTS: dict[str, ClientFactory] = {"aiohttp": AiohttpClient, "reqwest": ReqwestClient}
+CLIENTS: dict[str, ClientFactory] = {
+    "aiohttp": AiohttpClient,
+    "httptools": HttptoolsClient,
+    "reqwest": ReqwestClient,
+}
 
 __all__ = [
     "CLIENTS",
@@ -14,6 +19,7 @@ __all__ = [
     "ClientFactory",
     "Exchange",
     "HttpClient",
+    "HttptoolsClient",
     "RequestOptions",
     "ReqwestClient",
 ]

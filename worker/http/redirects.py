@@ -1,16 +1,21 @@
 """Following redirects in the engine, for clients whose responses hide the redirect chain.
 
 pyreqwest's responses carry neither the final URL nor the redirect history, which the requests
-log (``final_url``, ``redirected``) and ``--sticky-follow`` need, so the reqwest client runs with
-its own redirects off and asks ``next_hop`` what to do with each 3xx. The rules are aiohttp's
-(and browsers'): 303, and 301/302 after a POST, turn into a body-less GET; 307/308 resend the
-request as it was; the ``MAX_REDIRECTS``-th redirect response fails the request.
+log (``final_url``, ``redirected``) and ``--sticky-follow`` need, and the httptools client has no
+redirect logic of its own, so both ask ``next_hop`` what to do with each 3xx and let ``follow``
+walk the chain. The rules are aiohttp's (and browsers'): 303, and 301/302 after a POST, turn
+into a body-less GET; 307/308 resend the request as it was; the ``MAX_REDIRECTS``-th redirect
+response fails the request; Authorization is not sent on to another origin.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-from urllib.parse import urljoin
+import time
+from collections.abc import Awaitable
+from typing import NamedTuple, Protocol
+from urllib.parse import urljoin, urlsplit
+
+from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions
 
 MAX_REDIRECTS = 10  # aiohttp's default: at most 10 requests per redirect chain
 REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
@@ -22,6 +27,27 @@ class Hop(NamedTuple):
     keep_body: bool
 
 
+class HopFailed(Exception):
+    """A request of the chain got no response; ``str(error)`` is the failure's record text."""
+
+
+class Answer(Protocol):
+    """One response of the chain, its body not necessarily read yet."""
+
+    @property
+    def status(self) -> int: ...
+
+    def location(self) -> str | None: ...
+
+    async def exchange(self, url: str, redirected: bool) -> Exchange: ...
+
+
+class SendHop(Protocol):
+    def __call__(
+        self, method: str, url: str, options: RequestOptions, body: bool, timeout: float
+    ) -> Awaitable[Answer]: ...
+
+
 def next_hop(method: str, url: str, status: int, location: str | None) -> Hop | None:
     """Where a response sends the request next, or None when it is final (no Location)."""
     if status not in REDIRECT_STATUSES or not location:
@@ -30,3 +56,45 @@ def next_hop(method: str, url: str, status: int, location: str | None) -> Hop | 
     if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
         return Hop("GET", target, keep_body=False)
     return Hop(method, target, keep_body=True)
+
+
+async def follow(
+    send: SendHop, method: str, url: str, target: str, options: RequestOptions, answer: Answer
+) -> Exchange:
+    """Walk a redirect chain from its first ``answer``; the Exchange of its last response.
+
+    ``url`` is what the task asked for (failures are recorded against it), ``target`` the URL
+    that gave ``answer`` (``url`` with its query parameters). The whole chain shares the
+    request's timeout.
+    """
+    deadline = time.perf_counter() + (options.timeout or DEFAULT_TIMEOUT)
+    body, hops, origin = True, 0, _origin(target)
+    while True:
+        hop = next_hop(method, target, answer.status, answer.location())
+        if hop is None:
+            return await answer.exchange(target, hops > 0)
+        hops += 1
+        if hops >= MAX_REDIRECTS:  # aiohttp's count: 10 responses, none of them final
+            return Exchange(status=0, final_url=url, error="too many redirects")
+        method, target, body = hop.method, hop.url, body and hop.keep_body
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            return Exchange(status=0, final_url=url, error="timeout")
+        if options.headers and _origin(target) != origin:
+            options = _without_authorization(options)
+        try:
+            answer = await send(method, target, options, body, remaining)
+        except HopFailed as failure:
+            return Exchange(status=0, final_url=url, error=str(failure))
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _without_authorization(options: RequestOptions) -> RequestOptions:
+    headers = {k: v for k, v in (options.headers or {}).items() if k.lower() != "authorization"}
+    return RequestOptions(
+        headers, None, options.data, options.json, options.timeout, options.allow_redirects
+    )

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json as jsonlib
 import re
-import time
 from collections.abc import Awaitable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
@@ -38,7 +37,7 @@ from pyreqwest.http import HeaderMap, Url
 from pyreqwest.request import RequestBuilder
 from pyreqwest.response import Response
 
-from gaggle.http.redirects import MAX_REDIRECTS, REDIRECT_STATUSES, next_hop
+from gaggle.http.redirects import REDIRECT_STATUSES, HopFailed, follow
 from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions
 
 _TIMEOUT = timedelta(seconds=DEFAULT_TIMEOUT)
@@ -82,7 +81,7 @@ class ReqwestClient:
         try:
             response = await self._send(method, target, options, True, options.timeout)
             if options.allow_redirects and response.status in REDIRECT_STATUSES:
-                return await self._follow(method, url, target, options, response)
+                return await follow(self._hop, method, url, target, options, _Answer(response))
             body = await response.bytes()
             return Exchange(
                 response.status, target, False, Headers(response.headers), body.to_bytes()
@@ -106,36 +105,40 @@ class ReqwestClient:
             builder.timeout(timedelta(seconds=timeout))
         return builder.build().send()
 
-    async def _follow(
-        self, method: str, url: str, target: str, options: RequestOptions, response: Response
-    ) -> Exchange:
-        """Follow a redirect chain as aiohttp does; the Exchange of its last response."""
-        deadline = time.perf_counter() + (options.timeout or DEFAULT_TIMEOUT)
-        body, hops, origin = True, 0, _origin(target)
-        while True:
-            hop = next_hop(method, target, response.status, response.get_header("Location"))
-            if hop is None:
-                data = (await response.bytes()).to_bytes()
-                return Exchange(response.status, target, hops > 0, Headers(response.headers), data)
-            hops += 1
-            if hops >= MAX_REDIRECTS:  # aiohttp's count: 10 responses, none of them final
-                return Exchange(status=0, final_url=url, error="too many redirects")
-            method, target, body = hop.method, hop.url, body and hop.keep_body
-            remaining = deadline - time.perf_counter()
-            if remaining <= 0:
-                return Exchange(status=0, final_url=url, error="timeout")
-            if options.headers and _origin(target) != origin:
-                options = _without_authorization(options)  # as aiohttp: not to another origin
-            try:
-                response = await self._send(method, target, options, body, remaining)
-            except (PyreqwestError, ValueError) as error:
-                return Exchange(status=0, final_url=url, error=describe_error(error, target))
+    async def _hop(
+        self, method: str, url: str, options: RequestOptions, body: bool, timeout: float
+    ) -> _Answer:
+        try:
+            return _Answer(await self._send(method, url, options, body, timeout))
+        except (PyreqwestError, ValueError) as error:
+            raise HopFailed(describe_error(error, url)) from error
 
     async def close(self) -> None:
         for client in (self._plain, self._tls):
             if client is not None:
                 await client.close()
         self._plain = self._tls = None
+
+
+class _Answer:
+    """A reqwest response in a redirect chain (``redirects.Answer``)."""
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: Response) -> None:
+        self._response = response
+
+    @property
+    def status(self) -> int:
+        return self._response.status
+
+    def location(self) -> str | None:
+        return self._response.get_header("Location")
+
+    async def exchange(self, url: str, redirected: bool) -> Exchange:
+        response = self._response
+        body = (await response.bytes()).to_bytes()
+        return Exchange(response.status, url, redirected, Headers(response.headers), body)
 
 
 class Headers(Mapping[str, str]):
@@ -188,18 +191,6 @@ def _data(builder: RequestBuilder, headers: Mapping[str, str] | None, data: Any)
             f"data={type(data).__name__} is not supported by the reqwest client; "
             "use bytes, str, a mapping or a list of pairs"
         )
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _without_authorization(options: RequestOptions) -> RequestOptions:
-    headers = {k: v for k, v in (options.headers or {}).items() if k.lower() != "authorization"}
-    return RequestOptions(
-        headers, None, options.data, options.json, options.timeout, options.allow_redirects
-    )
 
 
 def describe_error(error: BaseException, url: str) -> str:

@@ -1,0 +1,186 @@
+"""Wire details every HTTP client must get right, against a server that writes exact bytes.
+
+The aiohttp target of the other client tests cannot send a body delimited by the end of the
+connection, an interim 1xx, or a HEAD answer whose Content-Length announces a body it never
+sends; a small asyncio server here answers each path with fixed bytes and counts connections.
+Each test runs once per client through the seam (``CLIENTS[name]().send``), on real sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+
+from gaggle.http import CLIENTS, Exchange, HttpClient, RequestOptions
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+GZIPPED = gzip.compress(b"squeezed " * 100)
+DEFLATED = zlib.compress(b"deflated " * 100)
+ANSWERS = {
+    "/ok": OK,
+    "/gzip": b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(GZIPPED), GZIPPED),
+    "/deflate": b"HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nContent-Length: %d\r\n\r\n%s"
+    % (len(DEFLATED), DEFLATED),
+    "/chunked": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+    "/until-close": b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it",
+    "/close": b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye",
+    "/interim": b"HTTP/1.1 100 Continue\r\n\r\n" + OK,
+    "/cookies": b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nSet-Cookie: b=2; Path=/\r\n"
+    b"Content-Length: 0\r\n\r\n",
+    "/truncated": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+}
+HEAD_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"  # the headers a GET would get
+
+
+@dataclass
+class WireServer:
+    url: str
+    connections: int = 0
+    requests: list[bytes] = field(default_factory=list)
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+
+    def drop_idle_connections(self) -> None:
+        for writer in self.writers:
+            writer.close()
+
+
+@asynccontextmanager
+async def wire_server() -> AsyncIterator[WireServer]:
+    state = WireServer("")
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state.connections += 1
+        state.writers.append(writer)
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                state.requests.append(head)
+                length = next(
+                    (int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                     if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+                await reader.readexactly(length)
+                method, path = head.split(b" ")[:2]
+                if path == b"/slow":
+                    await asyncio.sleep(0.2)
+                    path = b"/ok"
+                answer = HEAD_ANSWER if method == b"HEAD" else ANSWERS[path.decode()]
+                writer.write(answer)
+                await writer.drain()
+                if b"Connection: close" in answer or path == b"/truncated":
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    state.url = f"http://127.0.0.1:{port}"
+    try:
+        yield state
+    finally:
+        state.drop_idle_connections()
+        server.close()
+        await server.wait_closed()
+
+
+Scenario = Callable[[HttpClient, WireServer], Awaitable[None]]
+
+
+def on_the_wire(http_client: str, scenario: Scenario) -> None:
+    async def main() -> None:
+        client = CLIENTS[http_client]()
+        try:
+            async with wire_server() as server:
+                await asyncio.wait_for(scenario(client, server), 10)
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+
+
+async def get(client: HttpClient, server: WireServer, path: str, method: str = "GET") -> Exchange:
+    return await client.send(method, server.url + path, RequestOptions())
+
+
+def test_bodies_are_decoded_and_reassembled(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        bodies = {path: (await get(client, server, path)).body for path in ANSWERS}
+        assert bodies["/gzip"] == b"squeezed " * 100
+        assert bodies["/deflate"] == b"deflated " * 100
+        assert bodies["/chunked"] == b"hello world"
+        assert bodies["/until-close"] == b"all of it"
+        assert bodies["/interim"] == b"ok"
+
+    on_the_wire(http_client, scenario)
+
+
+def test_one_keep_alive_connection_serves_a_user_in_turn(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        for _ in range(5):
+            assert (await get(client, server, "/ok")).status == 200
+        head = await get(client, server, "/ok", "HEAD")  # announces 100 bytes, sends none
+        assert (head.status, head.body) == (200, b"")
+        assert (await get(client, server, "/ok")).body == b"ok"
+        assert server.connections == 1
+
+    on_the_wire(http_client, scenario)
+
+
+def test_a_closed_connection_is_replaced_not_failed(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        assert (await get(client, server, "/close")).body == b"bye"
+        assert (await get(client, server, "/ok")).status == 200
+        server.drop_idle_connections()  # as a server's keep-alive timeout does
+        await asyncio.sleep(0.2)
+        assert (await get(client, server, "/ok")).status == 200
+        assert server.connections == 3
+
+    on_the_wire(http_client, scenario)
+
+
+def test_concurrent_requests_of_one_user_each_get_their_answer(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        answers = await asyncio.gather(*(get(client, server, "/slow") for _ in range(3)))
+        assert [(a.status, a.body) for a in answers] == [(200, b"ok")] * 3
+        assert server.connections == 3
+
+    on_the_wire(http_client, scenario)
+
+
+def test_a_body_cut_short_is_a_failure(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        cut = await get(client, server, "/truncated")
+        assert (cut.status, cut.error) == (0, "response payload incomplete")
+        assert (await get(client, server, "/ok")).status == 200
+
+    on_the_wire(http_client, scenario)
+
+
+def test_cookies_set_together_are_all_sent_back(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        await get(client, server, "/cookies")
+        await get(client, server, "/ok")
+        lines = server.requests[-1].split(b"\r\n")
+        cookie = next(line for line in lines if line.lower().startswith(b"cookie:"))
+        assert sorted(cookie.split(b":", 1)[1].strip().split(b"; ")) == [b"a=1", b"b=2"]
+
+    on_the_wire(http_client, scenario)
+
+
+def test_line_breaks_in_a_header_never_reach_the_wire(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        options = RequestOptions(headers={"X-Bad\r\nInjected": "v"})
+        with suppress(ValueError):  # refusing to send is right too
+            await client.send("GET", server.url + "/ok", options)
+        assert (await get(client, server, "/ok")).status == 200
+        assert len(server.requests) == 1
+        assert b"Injected" not in server.requests[0]
+
+    on_the_wire(http_client, scenario)

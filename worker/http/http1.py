@@ -1,0 +1,257 @@
+"""One HTTP/1.1 keep-alive connection on the event loop, its responses read by httptools.
+
+httptools wraps llhttp, Node's parser: its callbacks fill an ``Answer`` as bytes arrive, and a
+request's future resolves when the message is complete. One request at a time per connection
+(no pipelining); the client keeps the pool. Failures raise ``Failure`` with aiohttp's texts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+import zlib
+from collections.abc import Iterator, Mapping
+
+import httptools
+
+from gaggle.http.seam import Exchange
+
+
+class Failure(Exception):
+    """No response; ``str(error)`` is the failure's record text."""
+
+
+_tls: ssl.SSLContext | None = None
+
+
+def _tls_context() -> ssl.SSLContext:
+    """One verifying context per process (the CA store is loaded once, not per user)."""
+    global _tls
+    if _tls is None:
+        _tls = ssl.create_default_context()
+    return _tls
+
+
+async def connect(origin: tuple[str, str, int], deadline: float) -> Connection:
+    scheme, host, port = origin
+    loop = asyncio.get_running_loop()
+    connection = Connection()
+    tls = _tls_context() if scheme == "https" else None
+    try:
+        async with asyncio.timeout_at(deadline):
+            await loop.create_connection(lambda: connection, host, port, ssl=tls)
+    except TimeoutError:
+        raise Failure("timeout") from None
+    except socket.gaierror:
+        raise Failure(f"dns error: {host}") from None
+    except ssl.SSLCertVerificationError:
+        raise Failure(f"tls error: {host}:{port}: certificate verify failed") from None
+    except ConnectionRefusedError:
+        raise Failure(f"connect error: {host}:{port}: connection refused") from None
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise Failure(f"connect error: {host}:{port}: {reason}") from None
+    return connection
+
+
+class Answer:
+    """A complete response: status, raw headers and body chunks (``redirects.Answer``)."""
+
+    __slots__ = ("body", "encoding", "headers", "keep_alive", "set_cookies", "status")
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.encoding = b""  # Content-Encoding
+        self.set_cookies: list[str] = []
+        self.keep_alive = False
+
+    def location(self) -> str | None:
+        for name, value in self.headers:
+            if name.lower() == b"location":
+                return value.decode("latin-1")
+        return None
+
+    async def exchange(self, url: str, redirected: bool) -> Exchange:
+        return self.finish(url, redirected)
+
+    def finish(self, url: str, redirected: bool) -> Exchange:
+        body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
+        if self.encoding and body:
+            body = _decoded(body, self.encoding)
+        return Exchange(self.status, url, redirected, Headers(self.headers), body)
+
+
+def _decoded(body: bytes, encoding: bytes) -> bytes:
+    coding = encoding.strip().lower()
+    try:
+        if coding in (b"gzip", b"x-gzip"):
+            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+        if coding == b"deflate":
+            try:
+                return zlib.decompress(body)
+            except zlib.error:
+                return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
+    except zlib.error:
+        raise Failure("response payload incomplete") from None
+    return body
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive connection: a request at a time, llhttp's callbacks fill ``_answer``."""
+
+    __slots__ = ("_answer", "_head", "_parser", "_received", "_transport", "_waiter", "closed")
+
+    def __init__(self) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._waiter: asyncio.Future[Answer] | None = None
+        self._answer = Answer()
+        self._head = False  # the request was HEAD: its response has no body whatever it says
+        self._received = False
+        self.closed = False
+
+    async def roundtrip(self, request: bytes, head: bool, deadline: float) -> Answer:
+        transport = self._transport
+        assert transport is not None
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Answer] = loop.create_future()
+        self._waiter = waiter
+        self._answer, self._head, self._received = Answer(), head, False
+        timer = loop.call_at(deadline, self._time_out)
+        transport.write(request)
+        try:
+            return await waiter
+        except BaseException:
+            self.close()  # cancelled mid-request: the connection's state is unknown
+            raise
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+    def _time_out(self) -> None:
+        self._fail("timeout")
+        self.close()
+
+    def _fail(self, text: str) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(Failure(text))
+
+    def close(self) -> None:
+        self.closed = True
+        if self._transport is not None:
+            self._transport.abort()
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self._received = True
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail("invalid response: upgrade not supported")
+            self.close()
+        except httptools.HttpParserError as error:
+            self._fail(f"invalid response: {error}")
+            self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        answer = self._answer
+        if answer.status and not answer.keep_alive and self._reads_to_close():
+            waiter.set_result(answer)  # a body delimited by the end of the connection
+        elif isinstance(exc, OSError) and exc.strerror:
+            self._fail(f"connection error: {exc.strerror}")
+        elif not self._received:
+            self._fail("server disconnected")
+        else:
+            self._fail("response payload incomplete")
+
+    def _reads_to_close(self) -> bool:
+        return not any(
+            name.lower() in (b"content-length", b"transfer-encoding")
+            for name, _ in self._answer.headers
+        )
+
+    # llhttp callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        answer = self._answer
+        answer.headers.append((name, value))
+        lower = name.lower()
+        if lower == b"set-cookie":
+            answer.set_cookies.append(value.decode("latin-1"))
+        elif lower == b"content-encoding":
+            answer.encoding = value
+
+    def on_headers_complete(self) -> None:
+        status = self._parser.get_status_code()
+        if status < 200:  # 1xx: an interim response, the real one follows
+            self._answer = Answer()
+            return
+        answer = self._answer
+        answer.status = status
+        if self._head:
+            answer.keep_alive = self._parser.should_keep_alive()
+            self._parser = httptools.HttpResponseParser(self)  # llhttp would wait for a body
+            self._resolve(answer)
+
+    def on_body(self, body: bytes) -> None:
+        self._answer.body.append(body)
+
+    def on_message_complete(self) -> None:
+        answer = self._answer
+        if answer.status == 0 or self._head:
+            return
+        answer.keep_alive = self._parser.should_keep_alive()
+        self._resolve(answer)
+
+    def _resolve(self, answer: Answer) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(answer)
+        if not answer.keep_alive:
+            self.closed = True
+            if self._transport is not None:
+                self._transport.close()
+
+
+class Headers(Mapping[str, str]):
+    """Response headers as received; lookups ignore case; repeated names read the first."""
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._raw = raw
+
+    def __getitem__(self, key: str) -> str:
+        wanted = key.lower().encode("latin-1")
+        for name, value in self._raw:
+            if name.lower() == wanted:
+                return value.decode("latin-1")
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        seen: set[bytes] = set()
+        for name, _ in self._raw:
+            if name.lower() not in seen:
+                seen.add(name.lower())
+                yield name.decode("latin-1")
+
+    def __len__(self) -> int:
+        return len({name.lower() for name, _ in self._raw})
+
+    def getall(self, key: str) -> list[str]:
+        """Every value of a repeated header (Set-Cookie, say), as aiohttp's ``getall``."""
+        wanted = key.lower().encode("latin-1")
+        return [value.decode("latin-1") for name, value in self._raw if name.lower() == wanted]
+
+    def __repr__(self) -> str:
+        return f"Headers({dict(self)!r})"

@@ -1,0 +1,169 @@
+"""``HttpClient`` on the event loop's own sockets, with httptools (llhttp, Node's parser) reading
+the responses: the leanest path from a task to the wire.
+
+Why a third client: per request, the HTTP library is the cost (see the README's performance
+section), and a load generator is made of requests. Here a request is one cached request line,
+one ``transport.write`` and llhttp's callbacks; an idle user holds only its socket and a small
+parser — no session, connector or client object per user as aiohttp and reqwest need (≈ 28 and
+55 KB per idle user). It keeps the user-facing behaviour of the other two: each user has its
+own keep-alive connections and cookie jar (reqwest's cookie_store rules, made on the first
+Set-Cookie), redirects are followed by ``redirects.follow``, TLS verifies against the system's
+CAs (``SSL_CERT_FILE`` included), gzip/deflate bodies are decoded, and failures get aiohttp's
+texts. What it does not do: HTTP/2, proxies, sending `Expect: 100-continue`, streaming bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json as jsonlib
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import NamedTuple
+from urllib.parse import unquote, urlencode, urlsplit
+
+from pyreqwest.cookie import CookieStore
+
+from gaggle.http.http1 import Answer, Connection, Failure, connect
+from gaggle.http.redirects import REDIRECT_STATUSES, HopFailed, follow
+from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions
+
+USER_AGENT = "gaggle-httptools"
+_Origin = tuple[str, str, int]  # scheme, host, port: one keep-alive pool each
+
+
+class _Target(NamedTuple):
+    """What a URL means on the wire; cached, since a load test sends the same URLs again."""
+
+    origin: _Origin
+    head: bytes  # request line's path, then Host and the fixed headers; method goes in front
+
+
+@lru_cache(maxsize=4096)
+def _target(url: str) -> _Target:
+    parts = urlsplit(url)
+    scheme, host = parts.scheme, parts.hostname
+    if scheme not in ("http", "https") or not host:
+        raise Failure(f"invalid url: {url}")
+    try:
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise Failure(f"invalid url: {url}") from None
+    netloc = parts.netloc.rpartition("@")[2]
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    lines = [f" {path} HTTP/1.1", f"Host: {netloc}", f"User-Agent: {USER_AGENT}", "Accept: */*"]
+    lines.append("Accept-Encoding: gzip, deflate")
+    if parts.username is not None:
+        secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        lines.append(f"Authorization: Basic {base64.b64encode(secret.encode()).decode()}")
+    try:
+        head = ("\r\n".join(lines) + "\r\n").encode("ascii")
+    except UnicodeEncodeError:
+        raise Failure(f"invalid url: {url}") from None
+    return _Target((scheme, host, port), head)
+
+
+class HttptoolsClient:
+    """One user's connections (a keep-alive pool per origin) and cookie jar, made when needed."""
+
+    __slots__ = ("_cookies", "_idle")
+
+    def __init__(self) -> None:
+        self._idle: dict[_Origin, list[Connection]] = {}
+        self._cookies: CookieStore | None = None
+
+    async def send(self, method: str, url: str, options: RequestOptions) -> Exchange:
+        target = url
+        if options.params:
+            target += ("&" if "?" in url else "?") + urlencode(options.params)
+        try:
+            answer = await self._exchange(method, target, options, True, options.timeout)
+            if options.allow_redirects and answer.status in REDIRECT_STATUSES:
+                return await follow(self._hop, method, url, target, options, answer)
+            return answer.finish(target, False)
+        except Failure as failure:
+            return Exchange(status=0, final_url=url, error=str(failure))
+
+    async def _hop(
+        self, method: str, url: str, options: RequestOptions, body: bool, timeout: float
+    ) -> Answer:
+        try:
+            return await self._exchange(method, url, options, body, timeout)
+        except Failure as failure:
+            raise HopFailed(str(failure)) from failure
+
+    async def _exchange(
+        self, method: str, url: str, options: RequestOptions, body: bool, timeout: float | None
+    ) -> Answer:
+        target = _target(url)
+        request = [method.encode("ascii"), target.head]
+        payload, content_type = _payload(options) if body else (b"", "")
+        if options.headers:
+            content_type = _append_headers(request, options.headers, content_type)
+        if content_type:
+            request.append(b"Content-Type: %s\r\n" % content_type.encode())
+        if self._cookies is not None:
+            cookies = self._cookies.matches(url)
+            if cookies:
+                cookie = "; ".join(c.stripped() for c in cookies)
+                request.append(f"Cookie: {cookie}\r\n".encode("latin-1"))
+        if payload or method in ("POST", "PUT", "PATCH"):
+            request.append(b"Content-Length: %d\r\n" % len(payload))
+        request.append(b"\r\n")
+        if payload:
+            request.append(payload)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (DEFAULT_TIMEOUT if timeout is None else timeout)
+        connection = await self._connection(target.origin, deadline)
+        answer = await connection.roundtrip(b"".join(request), method == "HEAD", deadline)
+        if answer.keep_alive and not connection.closed:
+            self._idle.setdefault(target.origin, []).append(connection)
+        if answer.set_cookies:
+            jar = self._cookies = self._cookies or CookieStore()
+            for value in answer.set_cookies:
+                jar.insert(value, url)
+        return answer
+
+    async def _connection(self, origin: _Origin, deadline: float) -> Connection:
+        idle = self._idle.get(origin)
+        while idle:
+            connection = idle.pop()
+            if not connection.closed:
+                return connection
+        return await connect(origin, deadline)
+
+    async def close(self) -> None:
+        for pool in self._idle.values():
+            for connection in pool:
+                connection.close()
+        self._idle.clear()
+
+
+def _payload(options: RequestOptions) -> tuple[bytes, str]:
+    """The body as aiohttp encodes it, and the Content-Type it gets unless the task sets one."""
+    data = options.data
+    if options.json is not None:
+        return jsonlib.dumps(options.json).encode(), "application/json"
+    if data is None:
+        return b"", ""
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data), "application/octet-stream"
+    if isinstance(data, str):
+        return data.encode(), "text/plain; charset=utf-8"
+    if isinstance(data, Mapping | list | tuple):
+        return urlencode(data).encode(), "application/x-www-form-urlencoded"
+    raise TypeError(
+        f"data={type(data).__name__} is not supported by the httptools client; "
+        "use bytes, str, a mapping or a list of pairs"
+    )
+
+
+def _append_headers(request: list[bytes], headers: Mapping[str, str], content_type: str) -> str:
+    """The task's headers onto ``request``; the default Content-Type unless they set one."""
+    for name, value in headers.items():
+        if "\r" in name or "\n" in name or "\r" in value or "\n" in value:
+            raise ValueError(f"header {name!r}: line breaks are not allowed in HTTP headers")
+        request.append(f"{name}: {value}\r\n".encode("latin-1"))
+        if content_type and name.lower() == "content-type":
+            content_type = ""
+    return content_type

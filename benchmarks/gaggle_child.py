@@ -5,7 +5,7 @@ figures come from Gaggle's own ``RunResult``: total requests over the run's dura
 from the start of hatching (``no_reset_metrics``) to the moment every user has stopped.
 
     python benchmarks/gaggle_child.py --host http://127.0.0.1:8080 --users 50 --seconds 15 \
-        --out result.json [--http-client reqwest] [--wait 10] [--profile profile.txt]
+        --out result.json [--http-client httptools] [--wait 10] [--profile profile.txt]
 
 ``hatch_seconds`` in the result is how long launching every user took (the runner's
 ``on_hatched``), first requests included, since they share the event loop with the launching.
@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--hatch-rate", type=float, default=1000.0)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--wait", type=float, default=0.0, help="constant pause after each task")
-    parser.add_argument("--http-client", default="reqwest", help="aiohttp or reqwest")
+    parser.add_argument("--http-client", default="httptools", help="httptools, reqwest or aiohttp")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--profile", type=Path, help="run under cProfile; write the top 25 here")
     args = parser.parse_args()

@@ -4,9 +4,9 @@ What it measures, in one invocation (about 1.5 minutes by default, ``--quick`` f
 
 1. **Throughput per core.** A fast local target (Debian's nginx when installed, else a small
    asyncio server) runs pinned to one CPU; each load generator runs pinned to another CPU with
-   50 users, no wait time, for 15 s. Gaggle with each HTTP client (reqwest and aiohttp, both on
-   uvloop) and Locust's FastHttpUser (geventhttpclient) take turns against the same target, the
-   order rotated each round.
+   50 users, no wait time, for 15 s. Gaggle with each HTTP client (httptools, reqwest and
+   aiohttp, on uvloop) and Locust's FastHttpUser (geventhttpclient) take turns against the same
+   target, the order rotated each round.
    Each tool's rate is its own final count of requests over its own run duration (Gaggle's
    ``RunResult``; Locust's totals once its users stopped — its stats CSV lags by up to a
    second), and the target's count is shown beside it as a check. A run with more than 1%
@@ -25,7 +25,7 @@ generator's process, read from /proc while it runs.
 Load only ever goes to 127.0.0.1, and every child process has a deadline.
 
     .venv/bin/python benchmarks/throughput.py [--seconds 15] [--users 50] [--quick] \
-        [--clients reqwest,aiohttp] [--idle-client reqwest]
+        [--clients httptools,reqwest,aiohttp] [--idle-client httptools]
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from pathlib import Path
 from target import NGINX, Target, pinned_to, start_target
 
 HERE = Path(__file__).resolve().parent
-CLIENTS = ("reqwest", "httptools", "aiohttp")  # Gaggle's HTTP clients; the first is its default
+CLIENTS = ("httptools", "reqwest", "aiohttp")  # Gaggle's HTTP clients; the first is its default
 LOCUST = "locust FastHttpUser"
 THROUGHPUT_BAR = 3.5  # Gaggle's default client req/s ÷ Locust FastHttpUser req/s, per core
 IDLE_RSS_BAR_MB = 150.0  # peak RSS of 10k idle users
@@ -288,9 +288,10 @@ def report_throughput(rounds: list[list[Measurement]], scenario: Scenario) -> bo
             f"  {tool}/locust: {ratio:.2f}× ({pools[tool].rate:.0f} vs {locust.rate:.0f} req/s; "
             f"by round {', '.join(f'{r:.2f}×' for r in by_round)}){bar}{verdict_text}"
         )
-    fast, slow = (gaggle_tool(client) for client in CLIENTS)
-    if fast in pools and slow in pools:
-        print(f"  {fast}/{slow}: {pools[fast].rate / pools[slow].rate:.2f}×")
+    default = gaggle_tool(CLIENTS[0])
+    for other in (gaggle_tool(client) for client in CLIENTS[1:]):
+        if default in pools and other in pools:
+            print(f"  {default}/{other}: {pools[default].rate / pools[other].rate:.2f}×")
     print("  peak RSS: " + ", ".join(f"{tool} {pools[tool].rss_mb:.1f} MB" for tool in tools))
     return ok
 

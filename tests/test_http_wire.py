@@ -34,6 +34,7 @@ ANSWERS = {
     "/cookies": b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nSet-Cookie: b=2; Path=/\r\n"
     b"Content-Length: 0\r\n\r\n",
     "/truncated": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
+    "/extra": OK + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra",  # one answer too many
 }
 HEAD_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"  # the headers a GET would get
 
@@ -159,6 +160,15 @@ def test_a_body_cut_short_is_a_failure(http_client: str) -> None:
         cut = await get(client, server, "/truncated")
         assert (cut.status, cut.error) == (0, "response payload incomplete")
         assert (await get(client, server, "/ok")).status == 200
+
+    on_the_wire(http_client, scenario)
+
+
+def test_an_answer_nobody_asked_for_is_never_taken_for_the_next_one(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        assert (await get(client, server, "/extra")).body == b"ok"
+        await asyncio.sleep(0.1)
+        assert (await get(client, server, "/ok")).body == b"ok"
 
     on_the_wire(http_client, scenario)
 

@@ -33,7 +33,7 @@ def test_workers_that_never_connect_fail_the_run_with_which_pods_and_why(
                            startPolicy={"readyTimeoutSeconds": 4}))  # fmt: skip
     status = wait_for_phase(kubectl, "stuck", FINAL, operator)
     assert status["phase"] == "Failed", story(kubectl, operator)
-    assert status["reason"] == "WorkersNotReady"
+    assert status["reason"] == "WorkersNotReady", story(kubectl, operator)
     assert "0/2 worker(s) connected after 4 s" in status["message"]
     assert "stuck-worker-0: Error" in status["message"]
     assert {"name": "stuck-worker-1", "reason": "Error", "exitCode": 7} in status["failedPods"]

@@ -31,6 +31,7 @@ SCHEDULERS = ("round-robin", "serial", "random")
 REQUESTS_FORMATS = ("json", "csv", "raw")
 DEBUG_FORMATS = ("json", "raw")
 HTTP_CLIENTS = ("aiohttp", "httptools", "reqwest")
+DEFAULT_HTTP_CLIENT = "httptools"  # the same suite as the others; fastest and leanest (README)
 REPORT_FORMATS = {".html": "html", ".htm": "html", ".json": "json"}  # by file extension
 
 
@@ -57,7 +58,7 @@ class RunConfig:
     throttle_requests: int = 0  # 0: no throttle
     sticky_follow: bool = False
     scheduler: str = "round-robin"
-    http_client: str = "reqwest"  # passes the same suite as aiohttp at ~2.4× its rate
+    http_client: str = DEFAULT_HTTP_CLIENT
     metrics_bind: str | None = None  # HOST:PORT for /metrics and /summary
     report_file: str | None = None  # .html/.htm or .json, by extension
     thresholds: tuple[str, ...] = ()  # pass/fail rules, canonical text (gaggle.thresholds)

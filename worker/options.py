@@ -13,6 +13,7 @@ from typing import NoReturn
 
 from gaggle.config import (
     DEBUG_FORMATS,
+    DEFAULT_HTTP_CLIENT,
     HTTP_CLIENTS,
     REQUESTS_FORMATS,
     SCHEDULERS,
@@ -83,7 +84,9 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--scheduler", default=no, help=f"{'|'.join(SCHEDULERS)}: how task sets go to users"
     )
     advanced.add_argument(
-        "--http-client", default=no, help=f"{'|'.join(HTTP_CLIENTS)} (default: reqwest)"
+        "--http-client",
+        default=no,
+        help=f"{'|'.join(HTTP_CLIENTS)} (default: {DEFAULT_HTTP_CLIENT})",
     )
     gaggle = parser.add_argument_group("gaggle (one manager, N workers)")
     gaggle.add_argument("--manager", action="store_true", default=no, help="run as the manager")

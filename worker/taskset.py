@@ -121,7 +121,7 @@ class TaskSet:
     wait_time: ClassVar[WaitTime | None] = None
     host: ClassVar[str | None] = None
     abstract: ClassVar[bool] = False  # a base class that shares helpers but is not run
-    client: ClassVar[str | None] = None  # "aiohttp" or "reqwest"; None: the run's --http-client
+    client: ClassVar[str | None] = None  # one of config.HTTP_CLIENTS; None: the run's --http-client
     tasks: ClassVar[tuple[TaskSpec, ...]] = ()
 
     _gaggle: UserSession

@@ -99,6 +99,13 @@ def _decoded(body: bytes, encoding: bytes) -> bytes:
     return body
 
 
+class _Unsolicited(Exception):
+    """An answer began after the request's own was complete."""
+
+
+_NO_ANSWER = Answer()  # what an idle connection points at; never filled (see data_received)
+
+
 class Connection(asyncio.Protocol):
     """One keep-alive connection: a request at a time, llhttp's callbacks fill ``_answer``."""
 
@@ -108,7 +115,7 @@ class Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[Answer] | None = None
-        self._answer = Answer()
+        self._answer = _NO_ANSWER
         self._head = False  # the request was HEAD: its response has no body whatever it says
         self._received = False
         self.closed = False
@@ -130,6 +137,7 @@ class Connection(asyncio.Protocol):
         finally:
             timer.cancel()
             self._waiter = None
+            self._answer = _NO_ANSWER  # an idle user keeps no body alive
 
     def _time_out(self) -> None:
         self._fail("timeout")
@@ -150,13 +158,16 @@ class Connection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        if self._waiter is None:  # bytes nobody asked for: the connection cannot be trusted
+            self.close()
+            return
         self._received = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._fail("invalid response: upgrade not supported")
             self.close()
-        except httptools.HttpParserError as error:
+        except httptools.HttpParserError as error:  # _Unsolicited included: no waiter then
             self._fail(f"invalid response: {error}")
             self.close()
 
@@ -182,6 +193,11 @@ class Connection(asyncio.Protocol):
         )
 
     # llhttp callbacks
+    def on_message_begin(self) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            raise _Unsolicited  # a second answer to one request: stop reading here
+
     def on_header(self, name: bytes, value: bytes) -> None:
         answer = self._answer
         answer.headers.append((name, value))

@@ -4,8 +4,8 @@ A user owns one ``HttpClient`` (its own cookie jar and keep-alive connections). 
 it to ``send`` a request and gets back an ``Exchange``: the final status, headers and body after
 redirects, or a transport error as text. Clients never raise for network trouble — a refused or
 reset connection is a measured outcome, not a crash — so every library plugged in here is counted
-the same way. Two implementations: reqwest_client (the default, Rust's reqwest) and aiohttp_client;
-one behaviour suite runs against both.
+the same way. Three implementations: httptools_client (the default: the loop's sockets, llhttp),
+reqwest_client (Rust's reqwest) and aiohttp_client; one behaviour suite runs against all three.
 """
 
 from __future__ import annotations

@@ -173,6 +173,18 @@ def test_an_answer_nobody_asked_for_is_never_taken_for_the_next_one(http_client:
     on_the_wire(http_client, scenario)
 
 
+def test_a_task_s_headers_replace_the_client_s_defaults(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        mine = {"User-Agent": "mine/1", "Accept": "application/json", "Host": "example.test"}
+        await client.send("GET", server.url + "/ok", RequestOptions(headers=mine))
+        lines = [line.split(b":", 1) for line in server.requests[-1].split(b"\r\n")[1:] if line]
+        sent = [(name.strip().lower().decode(), value.strip().decode()) for name, value in lines]
+        for name, value in mine.items():
+            assert [v for n, v in sent if n == name.lower()] == [value], sent
+
+    on_the_wire(http_client, scenario)
+
+
 def test_cookies_set_together_are_all_sent_back(http_client: str) -> None:
     async def scenario(client: HttpClient, server: WireServer) -> None:
         await get(client, server, "/cookies")

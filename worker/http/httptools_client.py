@@ -36,7 +36,9 @@ class _Target(NamedTuple):
     """What a URL means on the wire; cached, since a load test sends the same URLs again."""
 
     origin: _Origin
-    head: bytes  # request line's path, then Host and the fixed headers; method goes in front
+    line: bytes  # the request line after its method: " /path?query HTTP/1.1\r\n"
+    defaults: tuple[tuple[str, bytes], ...]  # (lower-case name, header line): Host, User-Agent…
+    head: bytes  # line and every default: the whole head when a task sets no header of its own
 
 
 @lru_cache(maxsize=4096)
@@ -51,16 +53,19 @@ def _target(url: str) -> _Target:
         raise Failure(f"invalid url: {url}") from None
     netloc = parts.netloc.rpartition("@")[2]
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    lines = [f" {path} HTTP/1.1", f"Host: {netloc}", f"User-Agent: {USER_AGENT}", "Accept: */*"]
-    lines.append("Accept-Encoding: gzip, deflate")
+    defaults = [("Host", netloc), ("User-Agent", USER_AGENT), ("Accept", "*/*")]
+    defaults.append(("Accept-Encoding", "gzip, deflate"))
     if parts.username is not None:
         secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        lines.append(f"Authorization: Basic {base64.b64encode(secret.encode()).decode()}")
+        defaults.append(("Authorization", f"Basic {base64.b64encode(secret.encode()).decode()}"))
     try:
-        head = ("\r\n".join(lines) + "\r\n").encode("ascii")
+        line = f" {path} HTTP/1.1\r\n".encode("ascii")
+        lines = tuple(
+            (name.lower(), f"{name}: {value}\r\n".encode("ascii")) for name, value in defaults
+        )
     except UnicodeEncodeError:
         raise Failure(f"invalid url: {url}") from None
-    return _Target((scheme, host, port), head)
+    return _Target((scheme, host, port), line, lines, line + b"".join(v for _, v in lines))
 
 
 class HttptoolsClient:
@@ -96,13 +101,18 @@ class HttptoolsClient:
         self, method: str, url: str, options: RequestOptions, body: bool, timeout: float | None
     ) -> Answer:
         target = _target(url)
-        request = [method.encode("ascii"), target.head]
         payload, content_type = _payload(options) if body else (b"", "")
-        if options.headers:
-            content_type = _append_headers(request, options.headers, content_type)
+        headers = options.headers
+        if headers:  # the task's own Host, User-Agent, Accept… replace the defaults
+            request = [method.encode("ascii"), target.line]
+            names = {name.lower() for name in headers}
+            request.extend(line for name, line in target.defaults if name not in names)
+            content_type = _append_headers(request, headers, content_type)
+        else:
+            request, names = [method.encode("ascii"), target.head], set()
         if content_type:
             request.append(b"Content-Type: %s\r\n" % content_type.encode())
-        if self._cookies is not None:
+        if self._cookies is not None and "cookie" not in names:  # a task's Cookie wins, as reqwest
             cookies = self._cookies.matches(url)
             if cookies:
                 cookie = "; ".join(c.stripped() for c in cookies)

@@ -5,12 +5,12 @@ errors only; the full JSON summary goes to the summary ConfigMap).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.stats import Stats
 from gaggle.runner import RunResult
+from gaggle.thresholds import overall, verdict_rows
 
 TOP_REQUESTS = 10
 TOP_ERRORS = 5
@@ -83,10 +83,4 @@ def verdicts(result: RunResult) -> dict[str, Any]:
     """``thresholds`` and ``verdict`` (only when the spec has thresholds)."""
     if not result.verdicts:
         return {}
-    rules = [
-        {"expression": v.expression, "passed": v.passed,
-         "observed": None if v.observed is None or not math.isfinite(v.observed)
-         else round(v.observed, 6)}
-        for v in result.verdicts
-    ]  # fmt: skip
-    return {"thresholds": rules, "verdict": "Passed" if result.passed else "Failed"}
+    return {"thresholds": verdict_rows(result.verdicts), "verdict": overall(result.verdicts)}

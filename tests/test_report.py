@@ -249,6 +249,35 @@ def test_the_manager_writes_the_report_from_merged_worker_data(
     assert max(data["timeline"]["workers"]) == 2  # type: ignore[index]
 
 
+def test_the_report_carries_the_threshold_verdicts(target: Target, tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    rules = ["requests(GET /a) > 0", "failures(GET /status/500) < 0", "p95(GET /nowhere) < 1"]
+    result = run_gaggle(
+        "run", write_test(tmp_path, MIXED), "--host", target.url, "-R", str(path), "-u", "2",
+        "-r", "20", "-t", "1", "--no-reset-metrics", *(f"--threshold={rule}" for rule in rules),
+    )  # fmt: skip
+    assert result.returncode == 3, result.stderr
+    data = json.loads(path.read_text())
+    served = target.counts()
+    assert data["verdict"] == "Failed"
+    assert data["thresholds"] == [
+        {"expression": rules[0], "passed": True, "observed": served["GET /a 200"]},
+        {"expression": rules[1], "passed": False, "observed": served["GET /status/500 500"]},
+        {"expression": rules[2], "passed": False, "observed": None},
+    ]
+    page = render_html(data)
+    section = page[page.index("<h2>Thresholds: Failed</h2>") : page.index("<h2>Over time</h2>")]
+    assert section.count('class="fail">FAILED') == 2
+    assert section.count('class="pass">passed') == 1
+    assert "never measured" in section
+
+
+def test_a_report_without_thresholds_has_no_verdict() -> None:
+    data = build_report(facts(), Metrics(), [], synthetic_hour(names=1, seconds=2))
+    assert (data["thresholds"], data["verdict"]) == ([], None)
+    assert "<h2>Thresholds" not in render_html(data)
+
+
 def test_an_unwritable_report_stops_a_gaggle_before_it_starts(tmp_path: Path) -> None:
     started = time.monotonic()
     result = run_gaggle(

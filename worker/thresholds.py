@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.stats import Stats
@@ -137,3 +139,25 @@ def evaluate(thresholds: list[Threshold], metrics: Metrics, duration: float) -> 
         passed = observed is not None and OPERATORS[threshold.op](observed, threshold.value)
         verdicts.append(Verdict(threshold, observed, passed))
     return verdicts
+
+
+def verdict_rows(verdicts: Sequence[Verdict]) -> list[dict[str, Any]]:
+    """JSON-ready rules for the report and the LoadTest status: ``observed`` is None when the
+    rule's request was never made (or its value is not a finite number)."""
+    return [
+        {
+            "expression": v.expression,
+            "passed": v.passed,
+            "observed": None
+            if v.observed is None or not math.isfinite(v.observed)
+            else round(v.observed, 6),
+        }
+        for v in verdicts
+    ]
+
+
+def overall(verdicts: Sequence[Verdict]) -> str | None:
+    """``Passed``/``Failed`` over all rules; None without rules."""
+    if not verdicts:
+        return None
+    return "Passed" if all(v.passed for v in verdicts) else "Failed"

@@ -153,6 +153,20 @@ def errors_table(errors: dict[str, Any]) -> str:
     return text
 
 
+def thresholds_table(rules: list[dict[str, Any]]) -> str:
+    rows = [
+        [
+            f"<code>{_e(rule['expression'])}</code>",
+            "never measured" if rule["observed"] is None else readable(rule["observed"]),
+            '<span class="pass">passed</span>'
+            if rule["passed"]
+            else '<span class="fail">FAILED</span>',
+        ]
+        for rule in rules
+    ]
+    return _table(["Rule", "Observed", "Result"], rows, "thresholds")
+
+
 def _json_for_script(data: dict[str, Any]) -> str:
     """JSON that cannot end its <script> element early."""
     text = json.dumps(data, separators=(",", ":"), allow_nan=False)
@@ -167,6 +181,11 @@ def render_html(data: dict[str, Any]) -> str:
         f"<h1>{_e(title)}</h1>",
         "<h2>Run</h2>",
         overview(run),
+        *(
+            [f"<h2>Thresholds: {_e(data['verdict'])}</h2>", thresholds_table(data["thresholds"])]
+            if data["thresholds"]
+            else []
+        ),
         "<h2>Over time</h2>",
         f'<p class="note">One point per {step} s; the dashed line is the metrics reset. '
         "Drag to zoom, double-click to zoom out.</p>",

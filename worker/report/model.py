@@ -16,6 +16,7 @@ from typing import Any
 from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.stats import Stats
 from gaggle.report.timeline import FIELDS, Series, Timeline
+from gaggle.thresholds import Verdict, overall, verdict_rows
 
 SCHEMA = "gaggle-report/1"
 PERCENTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99, "p99_9_ms": 0.999}
@@ -141,6 +142,7 @@ def build_report(
     metrics: Metrics,
     task_names: Sequence[tuple[str, Sequence[str]]],
     timeline: Timeline,
+    verdicts: Sequence[Verdict] = (),
 ) -> dict[str, Any]:
     """The whole report as JSON-ready data; ``metrics`` is what the console summary printed."""
     seconds = facts.duration
@@ -157,5 +159,7 @@ def build_report(
         "requests_total": stats_row(total, seconds),
         "tasks": _tasks(metrics, task_names, seconds),
         "errors": _errors(metrics.errors),
+        "thresholds": verdict_rows(verdicts),
+        "verdict": overall(verdicts),
         "timeline": _timeline(timeline),
     }

@@ -31,6 +31,7 @@ from gaggle.report.html import render_html
 from gaggle.report.model import RunFacts, build_report
 from gaggle.report.prometheus import Source
 from gaggle.report.timeline import Timeline
+from gaggle.thresholds import Verdict
 
 log = logging.getLogger("gaggle")
 SAMPLE_INTERVAL = 1.0
@@ -47,6 +48,8 @@ class Outcome(Protocol):
     def stopped_by(self) -> str: ...
     @property
     def task_names(self) -> list[tuple[str, list[str]]]: ...
+    @property
+    def verdicts(self) -> list[Verdict]: ...
 
 
 R = TypeVar("R", bound=Outcome)
@@ -127,7 +130,9 @@ class Report:
             workers_lost=self.source.workers()[1],
             version=gaggle_version(),
         )
-        data = build_report(facts, result.metrics, result.task_names, self.timeline)
+        data = build_report(
+            facts, result.metrics, result.task_names, self.timeline, result.verdicts
+        )
         try:
             write_report(self.path, data)
         except OSError as error:  # checked at the start; a disk can still fill up

@@ -16,6 +16,7 @@ from gaggle.distributed.fold import WIDTH, Totals
 from gaggle.distributed.rules import rules_difference, rules_hash, rules_json
 from gaggle.distributed.split import split_users
 from gaggle.metrics import Aggregator, Metrics, RequestRecord, TaskRecord
+from gaggle.metrics.aggregate import MAX_DISTINCT_ERRORS
 from gaggle.metrics.histogram import bucket_index
 from gaggle.wire import gaggle_pb2 as wire
 from tests.conftest import ROOT
@@ -176,3 +177,18 @@ def test_the_rules_hash_changes_with_the_rules() -> None:
     assert rules_hash([Shop]) != rules_hash([Heavier])
     difference = rules_difference(rules_json([Shop]), rules_json([Heavier]))
     assert "weight: manager 2, worker 3" in difference
+
+
+def test_errors_past_the_cap_fold_as_the_reference_merges_them() -> None:
+    totals, reference = Totals(), Metrics()
+    for sequence in range(1, 4):  # 3 × 400 distinct errors: the third delta meets the cap
+        metrics = Metrics()
+        metrics.errors = {f"GET /{sequence}-{i}: status 500": i + 1 for i in range(400)}
+        metrics.errors["GET /: refused"] = sequence  # one error every delta repeats
+        # one parsed delta for both: which errors make the cut follows the map's order
+        delta = wire.Delta.FromString(to_delta(metrics, sequence, 1, False).SerializeToString())
+        merge_delta(reference, delta)
+        totals.merge(delta)
+        assert totals.metrics().errors == reference.errors
+    assert len(reference.errors) == MAX_DISTINCT_ERRORS + 1  # the cap, and "other errors"
+    assert reference.errors["GET /: refused"] == 6

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gaggle.distributed.convert import ENTRY_COLUMNS, ROW_COLUMNS, check_shape, table_keys
-from gaggle.metrics.aggregate import Metrics, add_error
+from gaggle.metrics.aggregate import MAX_DISTINCT_ERRORS, Metrics, add_error
 from gaggle.metrics.stats import Stats
 from gaggle.wire import gaggle_pb2 as wire
 
@@ -50,8 +50,14 @@ class Totals:
         for is_task, (keys, columns) in zip((False, True), tables, strict=True):
             if keys:
                 self._fold(self._slots_of(is_task, keys), columns)
-        for error, count in delta.errors.items():
-            add_error(self._metrics.errors, error, count)
+        errors, incoming = self._metrics.errors, delta.errors
+        if len(errors) + len(incoming) <= MAX_DISTINCT_ERRORS:  # no cap to apply: plain sums
+            get = errors.get
+            for error in incoming:  # by key: protobuf maps' items() is twice as slow
+                errors[error] = get(error, 0) + incoming[error]
+        else:
+            for error, count in incoming.items():
+                add_error(errors, error, count)
 
     def metrics(self) -> Metrics:
         """The totals as the engine's ``Metrics`` (live: later merges update it again)."""

@@ -18,6 +18,7 @@ import asyncio
 import base64
 import json as jsonlib
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import unquote, urlencode, urlsplit
@@ -30,6 +31,7 @@ from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions
 
 USER_AGENT = "gaggle-httptools"
 _Origin = tuple[str, str, int]  # scheme, host, port: one keep-alive pool each
+_NO_NAMES: frozenset[str] = frozenset()  # the header names of a task that sets none
 
 
 class _Target(NamedTuple):
@@ -105,11 +107,11 @@ class HttptoolsClient:
         headers = options.headers
         if headers:  # the task's own Host, User-Agent, Accept… replace the defaults
             request = [method.encode("ascii"), target.line]
-            names = {name.lower() for name in headers}
+            names: AbstractSet[str] = {name.lower() for name in headers}
             request.extend(line for name, line in target.defaults if name not in names)
             content_type = _append_headers(request, headers, content_type)
         else:
-            request, names = [method.encode("ascii"), target.head], set()
+            request, names = [method.encode("ascii"), target.head], _NO_NAMES
         if content_type:
             request.append(b"Content-Type: %s\r\n" % content_type.encode())
         if self._cookies is not None and "cookie" not in names:  # a task's Cookie wins, as reqwest

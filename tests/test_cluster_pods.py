@@ -19,6 +19,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from tests.cluster.fixtures import Kubectl
+from tests.cluster.kubelet import binding_under
+from tests.cluster.pod import PodRun
 from tests.cluster.server import Cluster
 
 pytestmark = pytest.mark.timeout(60)
@@ -281,3 +283,26 @@ def test_pods_reach_each_other_by_service_name_and_the_host(
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_mount_point_passes_to_the_running_pods_that_bind_under_it(cluster: Cluster) -> None:
+    """When the last pod holding a mount point the kubelet made ends, a pod still running with a
+    volume at or below it takes it over instead of it being removed from the host (which would
+    unmount it inside that pod: a manager once lost its script so while its workers crashed)."""
+    kubelet = cluster.kubelet
+    assert kubelet is not None
+
+    def run(name: str) -> PodRun:
+        return PodRun(
+            kubelet, {"metadata": {"uid": name, "namespace": "ns", "name": name}, "spec": {}}
+        )
+
+    runs = {name: run(name) for name in ("manager", "other", "ended")}
+    runs["manager"].mount_targets = [Path("/gaggle/script"), Path("/gaggle/work")]
+    runs["other"].mount_targets = [Path("/srv/files")]
+    runs["ended"].mount_targets = [Path("/gaggle/script")]
+    runs["ended"].finished = True
+    assert binding_under(Path("/gaggle"), runs.values()) == [runs["manager"]]
+    assert binding_under(Path("/gaggle/script"), runs.values()) == [runs["manager"]]
+    assert binding_under(Path("/gaggle/script/sub"), runs.values()) == []
+    assert binding_under(Path("/srv"), runs.values()) == [runs["other"]]

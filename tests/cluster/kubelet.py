@@ -19,7 +19,7 @@ import collections
 import contextlib
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -250,11 +250,20 @@ class Kubelet:
                 self.mount_points[path] += 1
 
     async def release(self, run: PodRun) -> None:
-        """A pod's processes are all gone: free its network namespace and mount points."""
+        """A pod's processes are all gone: free its network namespace and mount points. A
+        mount point that a running pod still binds a volume at or under passes to that pod:
+        removing the folder on the host would unmount it inside that pod (Linux ≥ 3.18), and
+        CI saw a manager pod lose its script so."""
+        run.mount_targets.clear()
         for path in run.mount_points:
             self.mount_points[path] -= 1
             if self.mount_points[path] <= 0:
-                self._remove_mount_point(path)
+                heirs = binding_under(path, self.runs.values())
+                for heir in heirs:
+                    heir.mount_points.append(path)
+                    self.mount_points[path] += 1
+                if not heirs:
+                    self._remove_mount_point(path)
         run.mount_points.clear()
         if self.net is not None and run.netns:
             await asyncio.to_thread(self.net.detach, run.netns)
@@ -313,3 +322,12 @@ class Kubelet:
                 return
             else:
                 await asyncio.sleep(0.1)
+
+
+def binding_under(path: Path, runs: Iterable[PodRun]) -> list[PodRun]:
+    """The pods still running that bind a volume at ``path`` or below it."""
+    return [
+        run
+        for run in runs
+        if not run.finished and any(t == path or path in t.parents for t in run.mount_targets)
+    ]

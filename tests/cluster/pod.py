@@ -65,6 +65,7 @@ class PodRun:
         self.ip = ""
         self.started_at = now()
         self.mount_points: list[Path] = []
+        self.mount_targets: list[Path] = []  # where its containers bind volumes
         self.volumes: dict[str, Path] = {}
         self.token_volume = ""  # the service account volume's name, when the pod has one
         self.terminating = asyncio.Event()
@@ -183,6 +184,7 @@ class PodRun:
         if mounts and kubelet.net is None:
             raise RuntimeError("volumeMounts need netns mode (root): they are bind mounts")
         targets = [Path(m["mountPath"]) for m in container.get("volumeMounts") or []]
+        self.mount_targets += targets
         kubelet.claim_mount_points(self, created, targets)
         # set -e: a mount that fails fails the container, as a real runtime refuses to start it
         script = f'set -e\n{mounts}\nmkdir -p "$0" && cd "$0" && exec "$@"'

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json as jsonlib
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from functools import lru_cache
@@ -27,7 +26,7 @@ from pyreqwest.cookie import CookieStore
 
 from gaggle.http.http1 import Answer, Connection, Failure, connect
 from gaggle.http.redirects import REDIRECT_STATUSES, HopFailed, follow
-from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions
+from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions, encode_body
 
 USER_AGENT = "gaggle-httptools"
 _Origin = tuple[str, str, int]  # scheme, host, port: one keep-alive pool each
@@ -103,7 +102,7 @@ class HttptoolsClient:
         self, method: str, url: str, options: RequestOptions, body: bool, timeout: float | None
     ) -> Answer:
         target = _target(url)
-        payload, content_type = _payload(options) if body else (b"", "")
+        payload, content_type = encode_body(options) if body else (b"", "")
         headers = options.headers
         if headers:  # the task's own Host, User-Agent, Accept… replace the defaults
             request = [method.encode("ascii"), target.line]
@@ -149,25 +148,6 @@ class HttptoolsClient:
             for connection in pool:
                 connection.close()
         self._idle.clear()
-
-
-def _payload(options: RequestOptions) -> tuple[bytes, str]:
-    """The body as aiohttp encodes it, and the Content-Type it gets unless the task sets one."""
-    data = options.data
-    if options.json is not None:
-        return jsonlib.dumps(options.json).encode(), "application/json"
-    if data is None:
-        return b"", ""
-    if isinstance(data, bytes | bytearray | memoryview):
-        return bytes(data), "application/octet-stream"
-    if isinstance(data, str):
-        return data.encode(), "text/plain; charset=utf-8"
-    if isinstance(data, Mapping | list | tuple):
-        return urlencode(data).encode(), "application/x-www-form-urlencoded"
-    raise TypeError(
-        f"data={type(data).__name__} is not supported by the httptools client; "
-        "use bytes, str, a mapping or a list of pairs"
-    )
 
 
 def _append_headers(request: list[bytes], headers: Mapping[str, str], content_type: str) -> str:

@@ -15,7 +15,6 @@ followed here (``redirects.next_hop``) and transport errors become aiohttp's tex
 
 from __future__ import annotations
 
-import json as jsonlib
 import re
 from collections.abc import Awaitable, Iterator, Mapping
 from datetime import timedelta
@@ -34,11 +33,10 @@ from pyreqwest.exceptions import (
     RequestTimeoutError,
 )
 from pyreqwest.http import HeaderMap, Url
-from pyreqwest.request import RequestBuilder
 from pyreqwest.response import Response
 
 from gaggle.http.redirects import REDIRECT_STATUSES, HopFailed, follow
-from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions
+from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions, encode_body
 
 _TIMEOUT = timedelta(seconds=DEFAULT_TIMEOUT)
 _OS_ERROR = re.compile(r" \(os error \d+\)$")
@@ -96,11 +94,11 @@ class ReqwestClient:
         headers = options.headers
         if headers:
             builder.headers(headers)
-        if body:
-            if options.json is not None:
-                _body(builder, headers, jsonlib.dumps(options.json).encode(), "application/json")
-            elif options.data is not None:
-                _data(builder, headers, options.data)
+        payload, content_type = encode_body(options) if body else (b"", "")
+        if content_type:
+            builder.body_bytes(payload)
+            if not headers or not any(key.lower() == "content-type" for key in headers):
+                builder.header("Content-Type", content_type)
         if timeout is not None:
             builder.timeout(timedelta(seconds=timeout))
         return builder.build().send()
@@ -167,30 +165,6 @@ class Headers(Mapping[str, str]):
 
     def __repr__(self) -> str:
         return f"Headers({dict(self)!r})"
-
-
-def _body(
-    builder: RequestBuilder, headers: Mapping[str, str] | None, data: bytes, content_type: str
-) -> None:
-    """A raw body with aiohttp's default Content-Type unless the task set its own."""
-    builder.body_bytes(data)
-    if not headers or not any(key.lower() == "content-type" for key in headers):
-        builder.header("Content-Type", content_type)
-
-
-def _data(builder: RequestBuilder, headers: Mapping[str, str] | None, data: Any) -> None:
-    """``data=`` as aiohttp reads it: bytes, text, or form fields (a mapping or pairs)."""
-    if isinstance(data, bytes | bytearray | memoryview):
-        _body(builder, headers, bytes(data), "application/octet-stream")
-    elif isinstance(data, str):
-        _body(builder, headers, data.encode(), "text/plain; charset=utf-8")
-    elif isinstance(data, Mapping | list | tuple):
-        builder.form(data)
-    else:
-        raise TypeError(
-            f"data={type(data).__name__} is not supported by the reqwest client; "
-            "use bytes, str, a mapping or a list of pairs"
-        )
 
 
 def describe_error(error: BaseException, url: str) -> str:

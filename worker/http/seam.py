@@ -10,9 +10,11 @@ reqwest_client (Rust's reqwest) and aiohttp_client; one behaviour suite runs aga
 
 from __future__ import annotations
 
+import json as jsonlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 DEFAULT_TIMEOUT = 60.0  # seconds for one request, body included
 
@@ -49,3 +51,23 @@ class HttpClient(Protocol):
 
 class ClientFactory(Protocol):
     def __call__(self) -> HttpClient: ...
+
+
+def encode_body(options: RequestOptions) -> tuple[bytes, str]:
+    """``json=`` or ``data=`` as aiohttp encodes them (bytes, text, or form fields as a mapping
+    or pairs), and the Content-Type the body gets unless the task sets its own; ``(b"", "")``
+    without a body. One encoding for every client, so the target sees the same request."""
+    data = options.data
+    if options.json is not None:
+        return jsonlib.dumps(options.json).encode(), "application/json"
+    if data is None:
+        return b"", ""
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data), "application/octet-stream"
+    if isinstance(data, str):
+        return data.encode(), "text/plain; charset=utf-8"
+    if isinstance(data, Mapping | list | tuple):
+        return urlencode(data).encode(), "application/x-www-form-urlencoded"
+    raise TypeError(
+        f"data={type(data).__name__} is not supported; use bytes, str, a mapping or a list of pairs"
+    )

@@ -71,7 +71,10 @@ def token_secret(loadtest: str, token: str) -> Manifest:
 
 
 def manager_service(loadtest: str, run: str) -> Manifest:
-    """Headless: workers resolve the manager pod itself; Prometheus may scrape it."""
+    """A ClusterIP Service, not a headless one: its name resolves at once, so workers that start
+    before the manager meet refused connections, which gRPC retries within 3 s, rather than a
+    missing DNS record, whose re-resolution gRPC backs off for up to two minutes (seen on the
+    test cluster's real CoreDNS: joins took a minute). Monitors scrape its endpoints either way."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
@@ -85,7 +88,6 @@ def manager_service(loadtest: str, run: str) -> Manifest:
             },
         },
         "spec": {
-            "clusterIP": "None",
             "selector": {"gaggle.dev/loadtest": loadtest, "gaggle.dev/role": "manager"},
             "ports": [
                 {"name": "grpc", "port": DEFAULT_PORT, "targetPort": DEFAULT_PORT},

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TYPECHECK := .build/typecheck
 
-.PHONY: demo test lint typecheck importlint unit bench linktree clean proto report-assets
+.PHONY: demo test lint typecheck importlint unit cluster-binaries bench linktree clean proto report-assets
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
@@ -40,7 +40,13 @@ typecheck: $(STAMP) linktree
 importlint: $(STAMP) linktree
 	PYTHONPATH=$(TYPECHECK) $(BIN)/lint-imports
 
-unit: $(STAMP)
+# The test cluster's etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and
+# CoreDNS, built from their Go modules once per machine into ~/.cache/gaggle (minutes cold, nothing
+# warm): before pytest, so that no test's timeout covers a build.
+cluster-binaries: $(STAMP)
+	$(BIN)/python -m tests.cluster.binaries > /dev/null
+
+unit: $(STAMP) cluster-binaries
 	$(BIN)/pytest
 
 test: lint typecheck importlint unit

@@ -1,9 +1,13 @@
-"""The operator under test, as its Deployment runs it (``kopf run`` in a subprocess), plus a
-counting target the local cluster's pods can reach, and helpers to watch a LoadTest.
+"""The operator under test, two ways: installed with real helm as users install it (the chart's
+Deployment, its pod on our node as uid 10001 with its own ServiceAccount, RBAC enforced), or, for
+speed where the install is not what is tested, ``kopf run`` in a subprocess on the host with the
+cluster-admin kubeconfig. Plus a counting target the cluster's pods can reach, and helpers to
+watch a LoadTest.
 
-A pytest plugin (tests/conftest.py registers it): fixtures ``operator`` (an ``Operator``, running)
-and ``bridge_target``; helpers ``operating`` (an operator with extra environment, e.g. the chart's
-defaults), ``loadtest``, ``wait_for_phase`` and ``story``.
+A pytest plugin (tests/conftest.py registers it): fixtures ``operator`` (an ``Operator`` on the
+host, running), ``installed_operator`` (an ``Installed`` release) and ``bridge_target``; helpers
+``operating`` (a host operator with extra environment), ``installing`` (a release with extra
+values), ``loadtest``, ``wait_for_phase`` and ``story``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,10 +26,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.server import Cluster
+from tests.cluster.cluster import Cluster
 from tests.conftest import ROOT, Target
 from tests.test_gaggle_mode import TEST
 from tests.test_operator_crd import CRD
+from tests.tools import helm
 
 FINAL = ("Succeeded", "Failed", "Aborted")
 
@@ -101,7 +107,7 @@ def bridge_target(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Target, st
     port_file = tmp_path / "target.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "tests.target", "--port-file", str(port_file),
-         "--also-bind", cluster.kubelet.host_ip],
+         "--also-bind", cluster.host_ip],
         cwd=ROOT,
     )  # fmt: skip
     try:
@@ -111,10 +117,96 @@ def bridge_target(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Target, st
             assert time.monotonic() < deadline, "the target did not start"
             time.sleep(0.05)
         port = json.loads(port_file.read_text())["port"]
-        yield Target(port), f"http://{cluster.kubelet.host_ip}:{port}"
+        yield Target(port), f"http://{cluster.host_ip}:{port}"
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+class Installed:
+    """The chart installed with real helm as release ``gaggle-<id>`` in a namespace of its own
+    (as users install it in gaggle-system), watching only the given namespaces (so that no other
+    operator ever shares a LoadTest with it). ``read`` is the operator pod's log; ``restart``
+    deletes the pod, as a crash or an eviction would, and waits for the Deployment's new one."""
+
+    def __init__(
+        self, cluster: Cluster, watched: list[str], kubectl: Any, values: str = ""
+    ) -> None:
+        self.cluster, self.watched, self.values = cluster, watched, values
+        self.release = f"gaggle-{uuid.uuid4().hex[:6]}"
+        self.namespace = self.release
+        self.kubectl = type(kubectl)(kubectl.kubeconfig, kubectl.cache_dir, self.namespace)
+        self.name = f"{self.release}-operator"  # the chart's fullname is a release named gaggle-…
+
+    def helm(
+        self, *args: str, input: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        command = [str(helm()), "--kubeconfig", str(self.cluster.kubeconfig),
+                   "--namespace", self.namespace, *args]  # fmt: skip
+        done = subprocess.run(command, input=input, capture_output=True, text=True, timeout=180)
+        if check:
+            assert done.returncode == 0, f"helm {' '.join(args)}: {done.stderr}\n{self.read()}"
+        return done
+
+    def install(self, *sets: str) -> None:
+        watched = "{" + ",".join(self.watched) + "}"
+        flags = ["--set", "installCRDs=false", "--set", f"watchNamespaces={watched}",
+                 "--set", "image.tag=test", *(f for s in sets for f in ("--set", s))]  # fmt: skip
+        if self.values:
+            flags += ["--values", "-"]
+        self.helm("install", self.release, str(ROOT / "charts" / "gaggle"), *flags,
+                  "--create-namespace", "--wait", "--timeout", "120s",
+                  input=self.values or None)  # fmt: skip
+
+    def uninstall(self, check: bool = True) -> None:
+        self.helm("uninstall", self.release, "--wait", "--timeout", "60s", check=check)
+
+    def pod(self) -> dict[str, Any] | None:
+        found = self.kubectl.json("get", "pods", "-l", "app.kubernetes.io/component=operator")
+        running = [p for p in found["items"] if not p["metadata"].get("deletionTimestamp")]
+        return running[0] if running else None
+
+    def read(self) -> str:
+        pod = self.pod()
+        if pod is None:
+            return "(no operator pod)"
+        done = self.kubectl("logs", pod["metadata"]["name"], check=False)
+        return str(done.stdout + done.stderr)
+
+    def restart(self) -> None:
+        old = self.pod()
+        assert old is not None
+        self.kubectl("delete", "pod", old["metadata"]["name"], "--wait=false")
+        self.kubectl("rollout", "status", f"deployment/{self.name}", "--timeout=90s", timeout=100)
+
+
+@contextmanager
+def installing(
+    cluster: Cluster, namespaces: str | list[str], kubectl: Any, values: str = ""
+) -> Iterator[Installed]:
+    """The chart installed watching ``namespaces`` (the CRD applied apart, as a cluster admin
+    would), then uninstalled."""
+    watched = [namespaces] if isinstance(namespaces, str) else namespaces
+    kubectl("apply", "-f", str(CRD))
+    kubectl("wait", "--for", "condition=established", "crd/loadtests.gaggle.dev", "--timeout=20s")
+    release = Installed(cluster, watched, kubectl, values)
+    try:
+        release.install()
+        yield release
+    finally:
+        # while the operator still runs, so that it releases its finalizers
+        for namespace in watched:
+            kubectl("delete", "loadtests", "--all", "-n", namespace, "--timeout=30s",
+                    check=False, timeout=45)  # fmt: skip
+        release.uninstall(check=False)  # gone already when the test uninstalled it
+        cluster.kubectl("delete", "namespace", release.namespace, "--wait=false")
+
+
+@pytest.fixture
+def installed_operator(cluster: Cluster, namespace: str, kubectl: Any) -> Iterator[Installed]:
+    """The operator as the chart installs it, watching the test's namespace."""
+    with installing(cluster, namespace, kubectl) as release:
+        yield release
 
 
 def loadtest(name: str, host: str, **spec: Any) -> str:
@@ -124,10 +216,12 @@ def loadtest(name: str, host: str, **spec: Any) -> str:
                            "metadata": {"name": name}, "spec": body})  # fmt: skip
 
 
-def story(kubectl: Any, operator: Operator) -> str:
+def story(kubectl: Any, operator: Operator | Installed) -> str:
     """The operator's log and every pod's, for a failure message."""
     parts = [f"--- operator ---\n{operator.read()[-4000:]}"]
     for pod in kubectl.json("get", "pods")["items"]:
+        if pod["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "operator":
+            continue
         name = pod["metadata"]["name"]
         logs = kubectl("logs", name, check=False)
         parts.append(f"--- {name} ({pod['status'].get('phase')}) ---\n{logs.stdout[-3000:]}"
@@ -136,7 +230,7 @@ def story(kubectl: Any, operator: Operator) -> str:
 
 
 def wait_for_phase(
-    kubectl: Any, name: str, phases: tuple[str, ...], operator: Operator
+    kubectl: Any, name: str, phases: tuple[str, ...], operator: Operator | Installed
 ) -> dict[str, Any]:
     deadline = time.monotonic() + 120
     while True:
@@ -147,7 +241,9 @@ def wait_for_phase(
         time.sleep(0.5)
 
 
-def wait_until_no_pod_runs(kubectl: Any, operator: Operator, timeout: float = 30) -> None:
+def wait_until_no_pod_runs(
+    kubectl: Any, operator: Operator | Installed, timeout: float = 30
+) -> None:
     """Until every pod of the test's namespace has ended (the operator stopped the load)."""
     deadline = time.monotonic() + timeout
     while any(p["status"].get("phase") == "Running" for p in kubectl.json("get", "pods")["items"]):

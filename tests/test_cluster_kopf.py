@@ -15,7 +15,7 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from tests.cluster.server import Cluster
+from tests.cluster.cluster import Cluster
 from tests.test_cluster_kubectl import CRD
 
 pytestmark = pytest.mark.timeout(60)
@@ -48,7 +48,14 @@ def start_operator(
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=cluster.url, default_namespace=namespace)
+        control = cluster.control
+        assert control is not None
+        assert control.pki is not None
+        assert control.admin is not None
+        return kopf.ConnectionInfo(
+            server=cluster.url, ca_path=str(control.pki.ca), default_namespace=namespace,
+            certificate_path=str(control.admin.cert), private_key_path=str(control.admin.key),
+        )  # fmt: skip
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:

@@ -1,6 +1,7 @@
-"""Contract tests of the local kubelet: pods really run as processes, report status like a kubelet,
-restart by policy, stop on SIGTERM, see their volumes at their mountPaths, and reach each other by
-Service name in their own network namespaces; nothing is left behind."""
+"""Contract tests of our node: pods the real scheduler binds to it really run as processes, as
+their user, report status like a kubelet, restart by policy, stop on SIGTERM, see their volumes at
+their mountPaths (laid out and updated as the kubelet does), and reach each other through
+Services and cluster DNS in their own network namespaces; nothing is left behind."""
 
 from __future__ import annotations
 
@@ -18,12 +19,14 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
+from tests.cluster.cluster import Cluster
 from tests.cluster.fixtures import Kubectl
 from tests.cluster.kubelet import binding_under
 from tests.cluster.pod import PodRun
-from tests.cluster.server import Cluster
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(90)
+
+AS_ROOT = {"securityContext": {"runAsUser": 0}}  # for pods that write to the test's own folder
 
 
 @pytest.fixture
@@ -35,15 +38,6 @@ def core(cluster: Cluster) -> Iterator[client.CoreV1Api]:
         api.close()
 
 
-@pytest.fixture
-def netns(cluster: Cluster) -> Cluster:
-    """The cluster, when its pods have their own network namespaces (root, iproute2)."""
-    if cluster.kubelet is None or cluster.kubelet.net is None:
-        why = cluster.kubelet.why_not_netns if cluster.kubelet else "no kubelet"
-        pytest.skip(f"pod network namespaces are not available here: {why}")
-    return cluster
-
-
 def pod(name: str, code: str, restart: str = "Never", **spec: Any) -> dict[str, Any]:
     container = {"name": "main", "image": "gaggle:test", "command": ["python", "-c", code]}
     container.update(spec.pop("container", {}))
@@ -52,7 +46,7 @@ def pod(name: str, code: str, restart: str = "Never", **spec: Any) -> dict[str, 
 
 
 def wait_phase(
-    core: client.CoreV1Api, ns: str, name: str, *phases: str, timeout: float = 20
+    core: client.CoreV1Api, ns: str, name: str, *phases: str, timeout: float = 40
 ) -> Any:
     deadline = time.monotonic() + timeout
     while (got := core.read_namespaced_pod(name, ns)).status.phase not in phases:
@@ -61,7 +55,7 @@ def wait_phase(
     return got
 
 
-def eventually(check: Callable[[], Any], timeout: float = 20) -> Any:
+def eventually(check: Callable[[], Any], timeout: float = 30) -> Any:
     deadline = time.monotonic() + timeout
     while not (result := check()):
         assert time.monotonic() < deadline, "condition not reached in time"
@@ -70,35 +64,45 @@ def eventually(check: Callable[[], Any], timeout: float = 20) -> Any:
 
 
 WRITER = """
-import json, os, pathlib, sys
-out = {k: os.environ.get(k) for k in ("POD_NAME", "POD_NAMESPACE", "POD_IP", "GREETING", "CFG_a")}
+import json, os, sys
+out = {k: os.environ.get(k) for k in ("POD_NAME", "POD_NAMESPACE", "POD_IP", "GREETING", "CFG_a",
+                                      "SECRET", "HOME", "KUBERNETES_SERVICE_HOST")}
 out["cwd"] = os.getcwd()
 out["python"] = sys.executable
-print("written by", os.environ["POD_NAME"], flush=True)
-pathlib.Path(sys.argv[1]).write_text(json.dumps(out))
+out["ids"] = [os.getuid(), os.getgid(), sorted(os.getgroups())]
+try:
+    open("/written-on-root", "w")
+except OSError as error:
+    out["root"] = error.strerror
+print(json.dumps(out), flush=True)
 """
 
 
-def test_a_pod_runs_its_command_and_succeeds(
-    cluster: Cluster, core: client.CoreV1Api, kubectl: Kubectl, namespace: str, tmp_path: Path
+def test_a_pod_runs_its_command_as_its_user_and_succeeds(
+    cluster: Cluster, core: client.CoreV1Api, kubectl: Kubectl, namespace: str
 ) -> None:
     core.create_namespaced_config_map(namespace, {"metadata": {"name": "cfg"}, "data": {"a": "1"}})
-    result = tmp_path / "out.json"
+    core.create_namespaced_secret(namespace, {"metadata": {"name": "s"}, "stringData": {"k": "v"}})
     field = lambda path: {"valueFrom": {"fieldRef": {"fieldPath": path}}}  # noqa: E731
     container = {
-        "args": [str(result)],
-        "workingDir": str(tmp_path),
+        "workingDir": "/tmp",
         "env": [
             {"name": "POD_NAME", **field("metadata.name")},
             {"name": "POD_NAMESPACE", **field("metadata.namespace")},
             {"name": "POD_IP", **field("status.podIP")},
             {"name": "GREETING", "value": "hello $(POD_NAME)"},
+            {"name": "SECRET", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
         ],
         "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}],
+        "securityContext": {"readOnlyRootFilesystem": True},
     }
-    core.create_namespaced_pod(namespace, pod("writer", WRITER, container=container))
+    context = {"runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 2000, "runAsNonRoot": True}
+    core.create_namespaced_pod(
+        namespace, pod("writer", WRITER, container=container, securityContext=context)
+    )
     done = wait_phase(core, namespace, "writer", "Succeeded", "Failed")
-    assert done.status.phase == "Succeeded"
+    assert done.status.phase == "Succeeded", kubectl("logs", "writer", check=False).stdout
+    assert done.spec.node_name == "gaggle-node"  # bound by the real scheduler
     state = done.status.container_statuses[0]
     assert state.state.terminated.exit_code == 0
     assert state.state.terminated.reason == "Completed"
@@ -106,17 +110,36 @@ def test_a_pod_runs_its_command_and_succeeds(
     assert state.image_id
     assert done.status.pod_ip
 
-    written = json.loads(result.read_text())
+    written = json.loads(kubectl("logs", "writer").stdout)
     assert written["POD_NAME"] == "writer"
     assert written["POD_NAMESPACE"] == namespace
     assert written["POD_IP"] == done.status.pod_ip
     assert written["GREETING"] == "hello writer"
-    assert written["CFG_a"] == "1"
-    assert written["cwd"] == str(tmp_path)
+    assert (written["CFG_a"], written["SECRET"]) == ("1", "v")
+    assert written["HOME"] == "/tmp"  # the image's
+    assert written["KUBERNETES_SERVICE_HOST"] == cluster.net.service_ip(1)
+    assert written["cwd"] == "/tmp"
     assert written["python"].startswith(str(cluster.venv_bin.parent))
-    assert kubectl("logs", "writer").stdout == "written by writer\n"
+    assert written["ids"] == [10001, 10001, [2000]]
+    assert written["root"] == "Read-only file system"
     lines = kubectl("get", "pods").stdout.splitlines()
     assert lines[1].split()[:3] == ["writer", "0/1", "Completed"]
+
+
+def test_run_as_non_root_meets_uid_0_and_the_pod_waits_with_the_reason(
+    core: client.CoreV1Api, namespace: str
+) -> None:
+    context = {"runAsUser": 0, "runAsNonRoot": True}
+    core.create_namespaced_pod(namespace, pod("rooted", "pass", securityContext=context))
+
+    def refused() -> Any:
+        statuses = core.read_namespaced_pod("rooted", namespace).status.container_statuses
+        waiting = statuses and statuses[0].state.waiting
+        return waiting if waiting and waiting.reason != "ContainerCreating" else None
+
+    state = eventually(refused)
+    assert state.reason == "CreateContainerConfigError"
+    assert "runAsNonRoot" in state.message
 
 
 def test_exit_codes_and_restart_policies(core: client.CoreV1Api, namespace: str) -> None:
@@ -128,9 +151,14 @@ def test_exit_codes_and_restart_policies(core: client.CoreV1Api, namespace: str)
 
     # fails the first time, succeeds the second: OnFailure restarts it once
     flaky = (
-        "import os, sys; sys.exit(0 if os.path.exists('marker') else (open('marker', 'w'), 4)[1])"
+        "import os, sys; sys.exit(0 if os.path.exists('/scratch/marker') "
+        "else (open('/scratch/marker', 'w'), 4)[1])"
     )
-    core.create_namespaced_pod(namespace, pod("flaky", flaky, "OnFailure"))
+    scratch = {
+        "volumes": [{"name": "scratch", "emptyDir": {}}],
+        "container": {"volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}]},
+    }
+    core.create_namespaced_pod(namespace, pod("flaky", flaky, "OnFailure", **scratch))
     done = wait_phase(core, namespace, "flaky", "Succeeded", "Failed")
     assert done.status.phase == "Succeeded"
     status = done.status.container_statuses[0]
@@ -151,14 +179,14 @@ print("ready", flush=True)
 time.sleep(60)
 """
     stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"
-    core.create_namespaced_pod(namespace, pod("polite", polite))
+    core.create_namespaced_pod(namespace, pod("polite", polite, **AS_ROOT))
     core.create_namespaced_pod(
         namespace, pod("stubborn", stubborn, terminationGracePeriodSeconds=1)
     )
     for name in ("polite", "stubborn"):
         running = wait_phase(core, namespace, name, "Running")
         assert running.status.container_statuses[0].ready
-    time.sleep(0.3)  # let polite install its handler
+    time.sleep(0.5)  # let polite install its handler
 
     def gone(name: str) -> bool:
         try:
@@ -174,11 +202,11 @@ time.sleep(60)
     eventually(lambda: gone("polite"))
     assert (tmp_path / "bye").read_text() == "SIGTERM"
     eventually(lambda: gone("stubborn"))
-    assert 0.9 < time.monotonic() - started < 10  # waited for the grace period, then killed
+    assert 0.9 < time.monotonic() - started < 15  # waited for the grace period, then killed
 
 
-def test_volumes_are_mounted_at_their_paths_in_the_pod_only(
-    netns: Cluster, core: client.CoreV1Api, namespace: str, tmp_path: Path
+def test_volumes_are_laid_out_as_the_kubelet_does_and_mounted_in_the_pod_only(
+    core: client.CoreV1Api, kubectl: Kubectl, namespace: str
 ) -> None:
     mount = Path(f"/etc/gaggle-test-{secrets.token_hex(4)}")
     core.create_namespaced_config_map(
@@ -188,11 +216,17 @@ def test_volumes_are_mounted_at_their_paths_in_the_pod_only(
         namespace, {"metadata": {"name": "creds"}, "stringData": {"token": "s3cret"}}
     )
     code = f"""
-import pathlib
+import json, os, pathlib, time
 read = lambda p: pathlib.Path(p).read_text()
-text = read("{mount}/rules.py") + read("/var/run/creds/token")
+seen = {{"rules": read("{mount}/rules.py"), "token": read("/var/run/creds/token"),
+        "link": os.readlink("{mount}/rules.py"), "data": os.readlink("{mount}/..data"),
+        "sa": sorted(os.listdir("/var/run/secrets/kubernetes.io/serviceaccount"))}}
 pathlib.Path("/scratch/x").write_text("x")
-pathlib.Path({str(tmp_path / "seen")!r}).write_text(text)
+print(json.dumps(seen), flush=True)
+deadline = time.time() + 30
+while read("{mount}/rules.py") == "RULES = 1\\n" and time.time() < deadline:
+    time.sleep(0.1)
+print(json.dumps({{"updated": read("{mount}/rules.py")}}), flush=True)
 """
     volumes = [
         {"name": "rules", "configMap": {"name": "files"}},
@@ -206,9 +240,20 @@ pathlib.Path({str(tmp_path / "seen")!r}).write_text(text)
     ]
     body = pod("mounts", code, volumes=volumes, container={"volumeMounts": mounts})
     core.create_namespaced_pod(namespace, body)
+    wait_phase(core, namespace, "mounts", "Running", "Succeeded", "Failed")
+    first = eventually(lambda: kubectl("logs", "mounts").stdout.splitlines())
+    seen = json.loads(first[0])
+    assert (seen["rules"], seen["token"]) == ("RULES = 1\n", "s3cret")
+    assert seen["link"] == "..data/rules.py"
+    assert seen["data"].startswith("..20")  # a timestamped folder
+    stamped, *rest = seen["sa"]  # the projected token volume, laid out the same way
+    assert stamped.startswith("..20")
+    assert rest == ["..data", "ca.crt", "namespace", "token"]
+    core.patch_namespaced_config_map("files", namespace, {"data": {"rules.py": "RULES = 2\n"}})
     done = wait_phase(core, namespace, "mounts", "Succeeded", "Failed")
-    assert done.status.phase == "Succeeded", done.status
-    assert (tmp_path / "seen").read_text() == "RULES = 1\ns3cret"
+    log = kubectl("logs", "mounts").stdout
+    assert done.status.phase == "Succeeded", log
+    assert json.loads(log.splitlines()[1]) == {"updated": "RULES = 2\n"}
     assert not mount.exists()  # the mount point made for the pod is gone from the host
     assert not Path("/scratch/x").exists()
 
@@ -233,40 +278,47 @@ def serve_on(address: str) -> tuple[http.server.HTTPServer, list[str]]:
 
 
 FETCH = """
-import sys, time, urllib.request
-deadline = time.time() + 15
+import socket, sys, time, urllib.request
+deadline = time.time() + 20
 for url in sys.argv[1:]:
     while True:
         try:
             body = urllib.request.urlopen(url, timeout=2).read().decode()
-            print(url, body, flush=True)
+            print(url, body[:40].replace(chr(10), " "), flush=True)
             break
         except OSError:
             if time.time() > deadline:
                 raise
-            time.sleep(0.1)
+            time.sleep(0.2)
 """
 
 
-def test_pods_reach_each_other_by_service_name_and_the_host(
-    netns: Cluster, core: client.CoreV1Api, kubectl: Kubectl, namespace: str
+def test_pods_reach_each_other_through_services_and_dns_and_the_host(
+    cluster: Cluster, core: client.CoreV1Api, kubectl: Kubectl, namespace: str
 ) -> None:
-    assert netns.kubelet is not None
-    host_ip = netns.kubelet.host_ip
+    host_ip = cluster.host_ip
     server, served = serve_on(host_ip)
     try:
-        web = pod("web", "", container={"command": ["python", "-m", "http.server", "8080"]},
-                  meta={"labels": {"app": "web"}})  # fmt: skip
+        web = pod(
+            "web",
+            "",
+            container={"command": ["python", "-m", "http.server", "8080"]},
+            meta={"labels": {"app": "web"}},
+        )
         core.create_namespaced_pod(namespace, web)
-        service = {"metadata": {"name": "web"},
-                   "spec": {"selector": {"app": "web"}, "ports": [{"port": 8080}]}}  # fmt: skip
-        core.create_namespaced_service(namespace, service)
+        service = {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        }
+        made = core.create_namespaced_service(namespace, service)
+        assert made.spec.cluster_ip.startswith(cluster.net.service_range.rsplit(".", 2)[0])
         web_ip = wait_phase(core, namespace, "web", "Running").status.pod_ip
 
         urls = [
-            "http://web:8080/",
-            f"http://web.{namespace}:8080/",
-            f"http://web.{namespace}.svc.cluster.local:8080/",
+            "http://web/",  # the ClusterIP's port 80, translated to the pod's 8080
+            f"http://web.{namespace}/",
+            f"http://web.{namespace}.svc.cluster.local/",
+            f"http://{made.spec.cluster_ip}/",
             f"http://{host_ip}:{server.server_port}/from-pod",
         ]
         fetcher = pod("fetch", FETCH, container={"args": urls})
@@ -274,7 +326,7 @@ def test_pods_reach_each_other_by_service_name_and_the_host(
         done = wait_phase(core, namespace, "fetch", "Succeeded", "Failed")
         log = kubectl("logs", "fetch").stdout
         assert done.status.phase == "Succeeded", log
-        assert "Directory listing" in log
+        assert log.count("<!DOCTYPE HTML>") == 4, log
         assert f"{host_ip}:{server.server_port}/from-pod host" in log
         assert served == ["/from-pod"]
         # and the host reaches a pod at its IP
@@ -283,6 +335,49 @@ def test_pods_reach_each_other_by_service_name_and_the_host(
     finally:
         server.shutdown()
         server.server_close()
+
+
+PROBE = """
+import json, socket, sys
+out = {}
+for name in sys.argv[1:]:
+    try:
+        found = socket.getaddrinfo(name, 80, proto=socket.IPPROTO_TCP)
+        out[name] = sorted({a[4][0] for a in found})
+    except socket.gaierror as error:
+        out[name] = str(error.strerror)
+def connect(address):
+    try:
+        socket.create_connection((address, 80), timeout=3).close()
+        return "connected"
+    except OSError as error:
+        return type(error).__name__ + (f" {error.errno}" if type(error) is OSError else "")
+out["empty"] = connect(sys.argv[1])
+out["unserved"] = connect(sys.argv[-1].rsplit(".", 1)[0] + ".250")
+print(json.dumps(out), flush=True)
+"""
+
+
+def test_a_service_without_ready_pods_refuses_and_a_headless_one_has_no_address(
+    cluster: Cluster, core: client.CoreV1Api, kubectl: Kubectl, namespace: str
+) -> None:
+    for name, ip in (("nobody", None), ("headless", "None")):
+        spec: dict[str, Any] = {"selector": {"app": "nobody"}, "ports": [{"port": 80}]}
+        if ip:
+            spec["clusterIP"] = ip
+        core.create_namespaced_service(namespace, {"metadata": {"name": name}, "spec": spec})
+    cluster_ip = core.read_namespaced_service("nobody", namespace).spec.cluster_ip
+    names = [f"nobody.{namespace}.svc.cluster.local", "headless", "example.com", cluster_ip]
+    core.create_namespaced_pod(namespace, pod("probe", PROBE, container={"args": names}))
+    done = wait_phase(core, namespace, "probe", "Succeeded", "Failed")
+    log = kubectl("logs", "probe").stdout
+    assert done.status.phase == "Succeeded", log
+    out = json.loads(log)
+    assert out[names[0]] == [cluster_ip]
+    assert out["headless"] == "Name or service not known"  # no Ready pod, no record
+    assert out["example.com"] == "Name or service not known"  # nothing leaves the machine
+    assert out["empty"] == "ConnectionRefusedError"  # kube-proxy's reject
+    assert out["unserved"] == "OSError 113"  # EHOSTUNREACH: refused, never sent anywhere
 
 
 def test_a_mount_point_passes_to_the_running_pods_that_bind_under_it(cluster: Cluster) -> None:

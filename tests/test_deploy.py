@@ -24,8 +24,8 @@ from kubernetes import client
 from gaggle.operator import children
 from gaggle.operator.defaults import Defaults, from_env
 from gaggle.operator.spec import parse_spec
+from tests.cluster.cluster import Cluster
 from tests.cluster.fixtures import Kubectl, delete_namespace
-from tests.cluster.server import Cluster
 from tests.conftest import ROOT
 from tests.tools import hadolint, helm
 
@@ -395,50 +395,54 @@ def test_the_dashboard_config_map_holds_the_dashboard_for_grafanas_sidecar() -> 
     assert "ConfigMap" not in [o["kind"] for o in documents(render())]
 
 
-# -- on the local cluster ------------------------------------------------------------------------
+# -- on the test cluster (the real API server) ------------------------------------------------
 
 
-def test_deploy_manifests_apply_to_a_cluster(cluster: Cluster, tmp_path: Path) -> None:
+def dry_run(kubectl: Kubectl, *files: str, input: str | None = None) -> list[dict[str, Any]]:
+    """What the API server would store (validation, defaulting and admission all run), as
+    objects; nothing is kept."""
+    args = [a for f in files for a in ("-f", f)] or ["-f", "-"]
+    out = kubectl("apply", "--dry-run=server", *args, "-o", "json", input=input).stdout
+    found = json.loads(out)
+    return list(found["items"]) if found.get("kind") == "List" else [found]
+
+
+def test_deploy_manifests_are_accepted_by_the_api_server(cluster: Cluster, tmp_path: Path) -> None:
     system = Kubectl(cluster.kubeconfig, tmp_path / "cache", "gaggle-system")
     try:
-        # the CRD first: kubectl maps every object's kind before it applies the first
+        # the CRD and namespace for real: kubectl maps every object's kind before it applies,
+        # and a namespaced object's dry run needs its namespace
         system("apply", "-f", str(DEPLOY / "crd.yaml"))
         system("wait", "--for", "condition=established", "crd/loadtests.gaggle.dev",
                "--timeout=20s")  # fmt: skip
-        system("apply", "-f", str(OPERATOR), "-f", str(DEPLOY / "crd.yaml"), "-f", str(EXAMPLE))
-        deployment = system.json("get", "deployment", "gaggle-operator")
+        system("create", "namespace", "gaggle-system")
+        # dry: a running Deployment would be a second, all-namespaces operator in the tests
+        objects = dry_run(system, str(OPERATOR), str(EXAMPLE))
+        deployment = find(objects, "Deployment", "gaggle-operator")
         assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "gaggle-operator"
-        role = system.json("get", "clusterrole", "gaggle-operator")
-        assert rules(role) == needed()
-        system("get", "serviceaccount", "gaggle-operator")
-        system("get", "clusterrolebinding", "gaggle-operator")
-        assert system.json("get", "lt", "simple")["spec"]["workers"]["replicas"] == 2
+        assert rules(find(objects, "ClusterRole", "gaggle-operator")) == needed()
+        find(objects, "ServiceAccount", "gaggle-operator")
+        find(objects, "ClusterRoleBinding", "gaggle-operator")
+        assert find(objects, "LoadTest", "simple")["spec"]["workers"]["replicas"] == 2
     finally:
-        system("delete", "clusterrolebinding,clusterrole", "gaggle-operator",
-               "--ignore-not-found", check=False)  # fmt: skip
         delete_namespace(cluster, "gaggle-system")
 
 
-def test_the_rendered_chart_applies_to_a_cluster(
+def test_the_rendered_chart_is_accepted_by_the_api_server(
     cluster: Cluster, namespace: str, kubectl: Kubectl
 ) -> None:
-    # helm install's release storage speaks protobuf, which the emulator does not: template+apply
     release = f"r-{namespace}"
     manifest = render("dashboard.enabled=true", release=release, namespace=namespace)
     name = f"{release}-gaggle-operator"
-    try:
-        kubectl.apply(manifest)
-        deployment = kubectl.json("get", "deployment", name)
-        assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == name
-        assert rules(kubectl.json("get", "clusterrole", name)) == needed()
-        binding = kubectl.json("get", "clusterrolebinding", name)
-        assert binding["subjects"][0]["namespace"] == namespace
-        labels = kubectl.json("get", "configmap", f"{release}-gaggle-dashboard")["metadata"]
-        assert labels["labels"]["grafana_dashboard"] == "1"
-        kubectl("get", "crd", "loadtests.gaggle.dev")
-    finally:
-        kubectl("delete", "clusterrolebinding,clusterrole", name, "--ignore-not-found",
-                check=False)  # fmt: skip
+    objects = dry_run(kubectl, input=manifest)
+    deployment = find(objects, "Deployment", name)
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == name
+    assert rules(find(objects, "ClusterRole", name)) == needed()
+    binding = find(objects, "ClusterRoleBinding", name)
+    assert binding["subjects"][0]["namespace"] == namespace
+    labels = find(objects, "ConfigMap", f"{release}-gaggle-dashboard")["metadata"]["labels"]
+    assert labels["grafana_dashboard"] == "1"
+    find(objects, "CustomResourceDefinition", "loadtests.gaggle.dev")
 
 
 # -- the image -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ real kubectl accepts the CRD, explains it and applies a LoadTest (on the local c
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import yaml
@@ -70,15 +71,24 @@ def test_a_spec_using_every_field_is_read() -> None:
 
 
 def test_kubectl_applies_the_crd_explains_it_and_takes_a_loadtest(kubectl: Any) -> None:
-    """On the local cluster (tests/cluster: an API emulator, not a kube-apiserver; it does not
-    enforce the schema, so schema rejections are tested on the model above)."""
+    """On the test cluster's real API server, which also enforces the CRD's schema."""
     kubectl("apply", "-f", str(CRD))
     kubectl("wait", "--for", "condition=established", "crd/loadtests.gaggle.dev", "--timeout=20s")
-    explained = kubectl("explain", "loadtest.spec.users").stdout
+    deadline = time.monotonic() + 30  # the API server publishes a new CRD's OpenAPI shortly after
+    while (explain := kubectl("explain", "loadtest.spec.users", check=False)).returncode != 0:
+        assert time.monotonic() < deadline, explain.stderr
+        time.sleep(0.5)
+    explained = explain.stdout
     assert "Concurrent users in the whole gaggle" in explained
     manifest = {"apiVersion": "gaggle.dev/v1alpha1", "kind": "LoadTest",
                 "metadata": {"name": "smoke"}, "spec": spec()}  # fmt: skip
     kubectl.apply(yaml.safe_dump(manifest))
+    wrong = {**manifest, "metadata": {"name": "wrong"}, "spec": {**spec(), "users": "many"}}
+    refused = kubectl("apply", "-f", "-", input=yaml.safe_dump(wrong), check=False)
+    assert refused.returncode != 0
+    assert 'spec.users: Invalid value: "string": spec.users in body must be of type integer' in (
+        refused.stderr
+    )
     table = kubectl("get", "lt").stdout
     assert "smoke" in table
     for column in ("PHASE", "VERDICT", "WORKERS", "USERS", "RPS", "FAIL%", "P95", "AGE"):

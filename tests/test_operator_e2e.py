@@ -1,16 +1,21 @@
-"""End to end: `kubectl apply -f loadtest.yaml` → the operator (`kopf run`, a subprocess, as its
-Deployment runs it) creates the manager and worker pods → they really run, the workers join the
-manager over gRPC through its Service's name and load a counting target on the host → the summary
-and verdict land in the status → `kubectl get lt` shows them.
+"""End to end, as users run it: `helm install` the chart → the operator runs as its Deployment's
+pod on our node (uid 10001, read-only root, its own ServiceAccount, RBAC enforced by the real API
+server) → `kubectl apply -f loadtest.yaml` → it creates the manager and worker pods → they really
+run, the workers join the manager over gRPC through its Service's name (cluster DNS) and load a
+counting target on the host → the summary and verdict land in the status → `kubectl get lt`
+shows them.
 
-The cluster is tests/cluster: an API emulator and a kubelet that runs pods as processes in their
-own network and mount namespaces (no kube-apiserver or container runtime can run on these
-machines). Pods use the project's venv instead of an image; everything else is as in a cluster.
+The cluster is tests/cluster: the real control plane and our node, which runs pods as processes
+in their own network and mount namespaces with the project's venv in place of the image.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,15 +23,73 @@ from typing import Any
 import pytest
 
 from gaggle.operator.children import METRICS_PORT
-from tests.cluster.server import Cluster
-from tests.conftest import Target
-from tests.operator_harness import FINAL, Operator, loadtest, operating, story, wait_for_phase
+from tests.cluster import binaries
+from tests.cluster.cluster import Cluster
+from tests.cluster.fixtures import Kubectl
+from tests.conftest import ROOT, Target
+from tests.operator_harness import (
+    FINAL,
+    Installed,
+    installing,
+    loadtest,
+    story,
+    wait_for_phase,
+)
 from tests.prometheus import query, running_prometheus
 from tests.test_dashboard import wait_for_scrapes
 from tests.test_deploy import documents, operator_env, render
 from tests.test_gaggle_mode import TEST
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(240)
+
+Operator = Installed
+
+
+POOL = 16  # namespaces the module's operator watches: one a test, more than there are tests
+
+
+@pytest.fixture(scope="module")
+def release(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Installed, list[str]]]:
+    """One release for the module (an install takes a while), watching a pool of namespaces,
+    each handed to one test."""
+    names = [f"e2e-{uuid.uuid4().hex[:6]}-{i}" for i in range(POOL)]
+    for name in names:
+        cluster.kubectl("create", "namespace", name)
+    kubectl = Kubectl(cluster.kubeconfig, tmp_path_factory.mktemp("e2e") / "kube-cache", names[0])
+    with installing(cluster, names, kubectl) as installed:
+        yield installed, list(names)
+    for name in names:
+        cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+@pytest.fixture
+def namespace(cluster: Cluster, release: tuple[Installed, list[str]]) -> Iterator[str]:
+    """Here a namespace the module's operator watches, new to this test."""
+    free = release[1]
+    assert free, "raise POOL: more tests than watched namespaces"
+    name = free.pop()
+    yield name
+    # stop what the test left running, while the operator is there to release its finalizers
+    cluster.kubectl("delete", "loadtests", "--all", "-n", name, "--wait=false")
+
+
+@pytest.fixture
+def operator(release: tuple[Installed, list[str]]) -> Installed:
+    """Here the operator is the installed chart's."""
+    return release[0]
+
+
+@pytest.fixture
+def unwatched(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[str, Kubectl]]:
+    """A namespace no operator watches yet, for a test that installs its own release."""
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    cluster.kubectl("create", "namespace", name)
+    try:
+        yield name, Kubectl(cluster.kubeconfig, tmp_path / "kube-cache", name)
+    finally:
+        cluster.kubectl("delete", "namespace", name, "--wait=false")
 
 
 def test_a_loadtest_runs_to_an_exact_summary_and_verdict(
@@ -56,7 +119,8 @@ def test_a_loadtest_runs_to_an_exact_summary_and_verdict(
     assert touched, "the manager never wrote its status"
     allowed = (f"/apis/gaggle.dev/v1alpha1/namespaces/{namespace}/loadtests/web/status",
                f"/api/v1/namespaces/{namespace}/configmaps/web-summary")  # fmt: skip
-    assert {path for _, path in touched} <= set(allowed)
+    assert {uri.split("?")[0] for _, uri, _ in touched} <= set(allowed)
+    assert all(code < 400 for _, _, code in touched), touched
     events = kubectl.json("get", "events", "--field-selector", "involvedObject.name=web")
     reasons = {event["reason"] for event in events["items"]}
     assert {"Started", "Running", "Succeeded"} <= reasons, reasons
@@ -65,12 +129,21 @@ def test_a_loadtest_runs_to_an_exact_summary_and_verdict(
 def test_a_bad_spec_is_refused_with_the_field_named_and_nothing_created(
     namespace: str, kubectl: Any, operator: Operator
 ) -> None:
-    kubectl.apply(loadtest("bad", "http://127.0.0.1:9", users=0))
+    # what the CRD's schema can say, the API server refuses at once, naming the field
+    refused = kubectl("apply", "-f", "-", input=loadtest("bad", "http://127.0.0.1:9", users=0),
+                      check=False)  # fmt: skip
+    assert refused.returncode != 0
+    assert (
+        "spec.users: Invalid value: 0: spec.users in body should be greater than or equal to 1"
+        in (refused.stderr)
+    )
+    # what it cannot, the operator refuses
+    kubectl.apply(loadtest("bad", "http://127.0.0.1:9", runTime="soon"))
     status = wait_for_phase(kubectl, "bad", FINAL, operator)
     assert status["phase"] == "Failed"
     validated = next(c for c in status["conditions"] if c["type"] == "Validated")
     assert validated["status"] == "False"
-    assert "spec.users: 0 is not allowed; use a whole number ≥ 1" in validated["message"]
+    assert "spec.runTime: 'soon'" in validated["message"], validated
     assert kubectl.json("get", "pods")["items"] == []
     assert kubectl.json("get", "configmaps", "-l", "gaggle.dev/loadtest=bad")["items"] == []
 
@@ -142,8 +215,10 @@ def test_deleting_a_loadtest_mid_run_removes_everything_and_stops_the_load(
 def test_bad_specs_are_refused_naming_the_field(
     namespace: str, kubectl: Any, operator: Operator
 ) -> None:
+    two = loadtest("two-scripts", "http://127.0.0.1:9", script={"inline": TEST, "path": "/t.py"})
+    refused = kubectl("apply", "-f", "-", input=two, check=False)  # the CRD's CEL rule
+    assert "spec.script: give exactly one of inline, configMap or path" in refused.stderr
     cases = {
-        "two-scripts": ({"script": {"inline": TEST, "path": "/t.py"}}, "spec.script: ["),
         "bad-args": ({"args": ["--no-such-flag"]}, "spec.args: ['--no-such-flag']"),
         "no-configmap": ({"script": {"configMap": {"name": "missing"}}},
                          "ConfigMap 'missing' not found"),
@@ -188,7 +263,7 @@ def test_a_real_prometheus_scrapes_the_manager_pod(
 ) -> None:  # fmt: skip
     """As a PodMonitor would: the manager pod's IP, port `metrics`, the LoadTest as a label."""
     _, url = bridge_target
-    kubectl.apply(loadtest("web", url, runTime="12s", resetMetrics=True))
+    kubectl.apply(loadtest("web", url, runTime="20s", resetMetrics=True))
     wait_for_phase(kubectl, "web", ("Running", *FINAL), operator)
     pod = kubectl.json("get", "pod", "web-manager")
     address = f"{pod['status']['podIP']}:{METRICS_PORT}"
@@ -215,18 +290,25 @@ defaults:
 
 
 def test_the_charts_defaults_size_the_pods_and_clean_up_after_the_default_ttl(
-    cluster: Cluster, namespace: str, kubectl: Any, bridge_target: tuple[Target, str],
-    tmp_path: Path,
+    cluster: Cluster, unwatched: tuple[str, Kubectl], bridge_target: tuple[Target, str],
 ) -> None:  # fmt: skip
-    """The operator runs with the GAGGLE_* variables the chart renders from its ``defaults``
-    values; the LoadTest says nothing of cleanup and sets only the manager's memory limit."""
+    """The operator installed with the chart's ``defaults`` values runs with the GAGGLE_*
+    variables they render; the LoadTest says nothing of cleanup and sets only the manager's
+    memory limit."""
     _, url = bridge_target
     rendered = operator_env(documents(render(values=CHART_DEFAULTS)))
     env = {k: v for k, v in rendered.items() if k.startswith("GAGGLE_") and k != "GAGGLE_IMAGE"}
     assert env["GAGGLE_TTL_SECONDS_AFTER_FINISHED"] == "6"
     limit = {"limits": {"memory": "512Mi"}}
     manager = {"template": {"spec": {"containers": [{"name": "gaggle", "resources": limit}]}}}
-    with operating(cluster, namespace, kubectl, tmp_path / "operator.log", env) as operator:
+    namespace, kubectl = unwatched
+    with installing(cluster, namespace, kubectl, CHART_DEFAULTS) as operator:
+        deployed = operator.kubectl.json("get", "deployment", operator.name)["spec"]["template"][
+            "spec"
+        ]
+        assert {e["name"]: e.get("value") for e in deployed["containers"][0]["env"]} | env == {
+            e["name"]: e.get("value") for e in deployed["containers"][0]["env"]
+        }
         kubectl.apply(loadtest("sized", url, runTime="2s", manager=manager))
         wait_for_phase(kubectl, "sized", ("WaitingForWorkers", "Running", *FINAL), operator)
         for index in (0, 1):
@@ -252,3 +334,92 @@ def test_the_charts_defaults_size_the_pods_and_clean_up_after_the_default_ttl(
         remaining = kubectl.json("get", "pods,services,secrets", "-l", "gaggle.dev/loadtest=sized")
         assert remaining["items"] == []
         assert kubectl.json("get", "loadtest", "sized")["status"]["summary"]["requests"] > 0
+
+
+def test_the_installed_operator_runs_as_its_deployment_says_and_rbac_holds_it(
+    cluster: Cluster, namespace: str, kubectl: Any, operator: Installed
+) -> None:
+    pod = operator.pod()
+    assert pod is not None
+    assert pod["spec"]["serviceAccountName"] == operator.name
+    assert pod["status"]["phase"] == "Running"
+    # uid 10001 as the chart says, on a read-only root (its /proc shows what the kernel runs)
+    assert cluster.kubelet is not None
+    run = next(r for r in cluster.kubelet.runs.values() if r.name == pod["metadata"]["name"])
+    leader = run.processes["operator"].pid
+    kopf = [
+        proc
+        for proc in Path("/proc").iterdir()
+        if proc.name.isdigit()
+        and _descends(int(proc.name), leader)
+        and b"kopf" in (proc / "cmdline").read_bytes()
+    ]
+    assert kopf, "no kopf process under the operator's container"
+    assert "Uid:\t10001\t10001\t10001\t10001" in (kopf[0] / "status").read_text()
+    # the real API server holds it to its role: it may not read Secrets of other namespaces,
+    # nor Nodes, which its ClusterRole does not grant
+    account = f"system:serviceaccount:{operator.namespace}:{operator.name}"
+    for verb, what in (("list", "nodes"), ("get", "secrets -n kube-system"), ("delete", "crd")):
+        answer = kubectl("auth", "can-i", verb, *what.split(), "--as", account, check=False)
+        assert answer.stdout.strip() == "no", (verb, what)
+    token = operator.kubectl("create", "token", operator.name).stdout.strip()
+    assert cluster.control is not None
+    assert cluster.control.pki is not None
+    as_operator = [
+        str(binaries.BIN / "kubectl"),
+        "--kubeconfig=/dev/null",
+        f"--server={cluster.url}",
+        f"--certificate-authority={cluster.control.pki.ca}",
+        f"--token={token}",
+    ]
+    denied = subprocess.run([*as_operator, "get", "nodes"], capture_output=True, text=True)
+    assert f'User "{account}" cannot list resource "nodes"' in denied.stderr
+    allowed = subprocess.run([*as_operator, "get", "loadtests", "-n", namespace],
+                             capture_output=True, text=True)  # fmt: skip
+    assert allowed.returncode == 0, allowed.stderr
+
+
+def _descends(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return False
+
+
+def test_helm_upgrade_rolls_the_operator_and_uninstall_removes_it(
+    cluster: Cluster, unwatched: tuple[str, Kubectl], bridge_target: tuple[Target, str]
+) -> None:
+    _, url = bridge_target
+    namespace, kubectl = unwatched
+    with installing(cluster, namespace, kubectl) as release:
+        first = release.pod()
+        assert first is not None
+        chart = str(ROOT / "charts" / "gaggle")
+        release.helm("upgrade", release.release, chart, "--reuse-values", "--set",
+                     "defaults.cleanup.policy=Always", "--wait", "--timeout", "120s")  # fmt: skip
+        second = release.pod()
+        assert second is not None
+        assert second["metadata"]["uid"] != first["metadata"]["uid"]
+        env = {e["name"]: e.get("value") for e in second["spec"]["containers"][0]["env"]}
+        assert env["GAGGLE_CLEANUP_POLICY"] == "Always"
+        kubectl.apply(loadtest("after", url, runTime="2s"))
+        status = wait_for_phase(kubectl, "after", FINAL, release)
+        assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, release)}"
+        history = release.helm("history", release.release, "-o", "json").stdout
+        assert len(json.loads(history)) == 2
+        secrets = release.kubectl.json("get", "secrets", "-l", "owner=helm")["items"]
+        assert len(secrets) == 2  # helm keeps its releases in Secrets
+        kubectl("delete", "loadtest", "after", "--timeout=30s")  # while its operator runs
+        release.uninstall()
+        assert release.kubectl.json("get", "deployments")["items"] == []
+        deadline = time.monotonic() + 60  # the garbage collector takes the pod after
+        while release.kubectl.json("get", "pods")["items"]:
+            assert time.monotonic() < deadline, "the operator's pod outlived its release"
+            time.sleep(0.5)
+        assert release.kubectl.json("get", "secrets", "-l", "owner=helm")["items"] == []
+        assert not kubectl("get", "clusterrole", release.name, "--ignore-not-found").stdout

@@ -1,5 +1,5 @@
-"""A LoadTest's life when things go wrong, on the local cluster (tests/cluster: an API emulator and
-a kubelet running pods as processes; no kube-apiserver can run here): workers that never connect,
+"""A LoadTest's life when things go wrong, on the test cluster (the real control plane and our
+node, which runs pods as processes), with the operator on the host: workers that never connect,
 an operator that restarts mid-run, a threshold that aborts the run, a spec changed mid-run."""
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 figures while it runs, then a summary whose totals equal the target's counters, the thresholds
 and the verdict, and the full summary in its ConfigMap.
 
-The API is the local cluster's emulator (tests/cluster: no kube-apiserver runs on these machines);
-the manager and its workers run as host processes here (the pods are the e2e tests' business), so
-the manager reaches the API through a kubeconfig rather than its in-cluster ServiceAccount."""
+The API is the test cluster's real kube-apiserver; the manager and its workers run as host
+processes here (the pods are the e2e tests' business), so the manager reaches the API through a
+kubeconfig rather than its in-cluster ServiceAccount."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from gaggle.operator.children import summary_config_map
-from tests.cluster.server import Cluster
+from tests.cluster.cluster import Cluster
 from tests.conftest import ROOT, Target, finish, free_port, kill_leftovers, write_test
 from tests.test_gaggle_mode import TEST, start_worker
 from tests.test_operator_crd import CRD

@@ -1,23 +1,16 @@
-"""A local Kubernetes for the tests: an API-server emulator and a kubelet that runs pods.
+"""A real Kubernetes cluster for the tests: the real control plane, our node.
 
-No kube-apiserver can be had on these machines, so this package is the most faithful stand-in we
-could build for real clients: kubectl 1.32, kopf 1.45 and the kubernetes Python client (sync and
-asyncio) talk to it as to a cluster. What each part emulates, and what it does not, is said in
-its module's docstring:
+etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and CoreDNS are the real
+programs, built from their Go modules once per machine (``binaries``). The one home-made part is
+the node, since no container runtime runs here: a kubelet stand-in that runs pods as processes in
+network namespaces (``kubelet``, ``node``, ``pod``, ``volumes``, ``network``, ``endpoint``), and
+a service proxy that does kube-proxy's job for ClusterIPs (``services``). What each part does,
+and where it is not the real thing, is said in its module's docstring:
 
-- ``server``: ``Cluster``, the whole thing on an event loop in a thread; writes a kubeconfig.
-- ``serviceaccount``, ``pki``: in-cluster access (HTTPS from a cluster CA, tokens, env, mounts)
-  and the record of which ServiceAccount made each request (no RBAC is enforced).
-- ``api``, ``watch``, ``discovery``, ``openapi``, ``table``: the REST surface.
-- ``store``, ``selectors``, ``patch``: objects, resourceVersions, watches, selectors, patches.
-- ``resources``, ``controllers``: kinds, CRDs, namespaces and the garbage collector.
-- ``kubelet``, ``pod``, ``network``, ``volumes``: pods run as local processes in their own
-  network and mount namespaces, Services resolved through per-pod hosts files.
-- ``fixtures``: the pytest fixtures (``cluster``, ``kubectl``, ``namespace``).
+- ``cluster``: ``Cluster``, everything together; ``fixtures``: the pytest fixtures.
+- ``controlplane``, ``pki``: the real components, configured like a kubeadm cluster.
+- ``dns``: CoreDNS with the kubernetes plugin behind the ``kube-dns`` Service.
+- ``client``: the small asyncio API client the node and the proxy use.
 
 By hand: ``python -m tests.cluster --kubeconfig /tmp/kc`` (until Ctrl-C).
 """
-
-from tests.cluster.server import Cluster
-
-__all__ = ["Cluster"]

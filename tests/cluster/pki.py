@@ -168,22 +168,3 @@ class Pki:
 
     def remove(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
-
-
-@dataclass(frozen=True)
-class Served:
-    """The CA and one server certificate (what the emulator's HTTPS used)."""
-
-    folder: Path
-    ca: Path
-    cert: Path
-    key: Path
-
-    def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
-def make(folder: Path, ips: list[str]) -> Served:
-    pki = Pki(folder)
-    pair = pki.issue("server", "kube-apiserver", server_ips=tuple(ips), server_names=NAMES)
-    return Served(folder, pki.ca, pair.cert, pair.key)

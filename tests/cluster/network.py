@@ -33,6 +33,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,10 @@ def remove_cluster_leftovers(cid: str) -> None:
     """Remove every namespace, hosts folder, route and bridge named for cluster ``cid``, and
     end the processes it recorded that still run its binaries."""
     record = _read(STATE / f"{cid}.json")
-    for pid, marker in record.get("processes", []):
-        _end(int(pid), str(marker))
+    ended = [int(pid) for pid, marker in record.get("processes", []) if _end(int(pid), str(marker))]
+    deadline = time.monotonic() + 10  # a SIGKILLed process takes a moment to go
+    while any(_running(pid) for pid in ended) and time.monotonic() < deadline:
+        time.sleep(0.05)
     listed = ip("netns", "list", check=False).stdout.split("\n")
     for line in listed:
         name = line.split(" ")[0]
@@ -128,15 +131,25 @@ def _read(path: Path) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
-def _end(pid: int, marker: str) -> None:
+def _end(pid: int, marker: str) -> bool:
     """SIGKILL ``pid`` if it still runs a command naming ``marker`` (not a reused PID)."""
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except OSError:
-        return
-    if marker in command:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+        return False
+    if marker not in command:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan's zombie is its new parent's to reap)."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
 
 
 def sweep_dead_clusters() -> None:

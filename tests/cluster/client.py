@@ -79,13 +79,6 @@ class Client:
     async def delete(self, path: str, body: Obj | None = None) -> Obj:
         return await self.request("DELETE", path, body)
 
-    async def text(self, path: str) -> str:
-        async with self.session.get(f"{self.url}{path}") as response:
-            body = await response.text()
-            if response.status >= 400:
-                raise _error(response.status, body)
-            return body
-
     async def watch(self, path: str, **query: str) -> AsyncIterator[tuple[str, Obj]]:
         """("ADDED" | "MODIFIED" | "DELETED" | "SYNCED", object) for ever: first every object
         listed (then one "SYNCED" with the list), then each change as it comes, resumed across

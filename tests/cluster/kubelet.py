@@ -35,9 +35,9 @@ from typing import Any
 from tests.cluster.client import ApiError, Client, Obj
 from tests.cluster.endpoint import serve
 from tests.cluster.network import Network
-from tests.cluster.node import NODE, Node
+from tests.cluster.node import NODE, Node, now
 from tests.cluster.pki import Pair
-from tests.cluster.pod import PodRun, now
+from tests.cluster.pod import PodRun
 from tests.cluster.volumes import service_links
 
 VOLUME_SYNC = 3.0  # seconds between re-syncs of a running pod's API-backed volumes
@@ -70,7 +70,6 @@ class Kubelet:
         self.tokens: dict[tuple[str, str, int], tuple[bytes, float]] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
         self.port = 0
-        self.synced = asyncio.Event()
         self._runner: Any = None  # the HTTPS endpoint's (see endpoint)
         self.on_attach: list[Any] = []  # callbacks (netns) -> awaitable, e.g. the service proxy
 
@@ -115,7 +114,6 @@ class Kubelet:
             "/api/v1/pods", fieldSelector=f"spec.nodeName={NODE}"
         ):
             if kind == "SYNCED":
-                self.synced.set()
                 continue
             meta = pod["metadata"]
             run = self.runs.get(meta["uid"])

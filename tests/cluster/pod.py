@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tests.cluster.client import Obj
+from tests.cluster.node import now
 from tests.cluster.volumes import (
     NotReady,
     Sources,
@@ -54,12 +55,6 @@ IMAGE_ENV = {"HOME": "/tmp", "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE":
 IMAGE_WORKDIR = "/tmp"
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BACKOFF = (10.0, 300.0)  # the kubelet's crash back-off: first delay, cap
-
-
-def now() -> str:
-    import datetime
-
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def image_id(image: str) -> str:

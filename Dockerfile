@@ -1,7 +1,7 @@
-# One image for the operator, the manager and the workers (issue 5):
-#   operator:  kopf run --standalone --all-namespaces -m gaggle.operator.handlers  (deploy/operator.yaml)
-#   manager:   gaggle-operator manage --loadtest NAME --namespace NS -- run ...      (operator/children.py)
-#   workers:   gaggle run SCRIPT --worker --manager-host ...                         (operator/children.py)
+# One image for the operator, the manager and the workers:
+#   operator:  kopf run --standalone --all-namespaces -m gaggle_operator.handlers  (deploy/operator.yaml)
+#   manager:   gaggle-operator manage --loadtest NAME --namespace NS -- run ...      (operator/gaggle_operator/children.py)
+#   workers:   gaggle run SCRIPT --worker --manager-host ...                         (operator/gaggle_operator/children.py)
 # tests/test_deploy.py lints this file (hadolint) and checks these commands exist in the package.
 
 # Builder: wheels for gaggle and every dependency, so the final stage needs no compiler or index.
@@ -13,7 +13,7 @@ COPY operator/ operator/
 RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[operator]"
 
 FROM python:3.11-slim
-# The pods run as 10001 (runAsUser in deploy/operator.yaml and operator/children.py).
+# The pods run as 10001 (runAsUser in deploy/operator.yaml and operator/gaggle_operator/children.py).
 RUN groupadd --gid 10001 gaggle \
     && useradd --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin gaggle
 COPY --from=builder /wheels /wheels

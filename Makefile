@@ -4,9 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-TYPECHECK := .build/typecheck
 
-.PHONY: demo test lint typecheck importlint unit cluster-binaries bench linktree clean proto report-assets
+.PHONY: demo test lint typecheck importlint unit cluster-binaries bench clean proto report-assets
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
@@ -19,26 +18,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	@bash examples/demo.sh
 
-# The import package gaggle lives in worker/ and gaggle.operator in operator/ (pyproject maps
-# them). Static tools cannot follow that mapping, so they read a tree of links in its shape.
-linktree:
-	@rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/gaggle
-	@cd worker && find . -name '*.py' -o -name '*.pyi' -o -name 'py.typed' | while read -r f; do \
-		mkdir -p "$(CURDIR)/$(TYPECHECK)/gaggle/$$(dirname "$$f")"; \
-		ln -s "$(CURDIR)/worker/$$f" "$(CURDIR)/$(TYPECHECK)/gaggle/$$f"; done
-	@cd operator && find . -name '*.py' | while read -r f; do \
-		mkdir -p "$(CURDIR)/$(TYPECHECK)/gaggle/operator/$$(dirname "$$f")"; \
-		ln -s "$(CURDIR)/operator/$$f" "$(CURDIR)/$(TYPECHECK)/gaggle/operator/$$f"; done
-
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP) linktree
-	$(BIN)/mypy -p gaggle
+typecheck: $(STAMP)
+	$(BIN)/mypy -p gaggle -p gaggle_operator
 
-importlint: $(STAMP) linktree
-	PYTHONPATH=$(TYPECHECK) $(BIN)/lint-imports
+importlint: $(STAMP)
+	PYTHONPATH=worker:operator $(BIN)/lint-imports
 
 # The test cluster's etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and
 # CoreDNS, built from their Go modules once per machine into ~/.cache/gaggle (minutes cold, nothing
@@ -58,14 +46,14 @@ bench: $(STAMP)
 clean:
 	rm -rf .build .mypy_cache .pytest_cache .ruff_cache
 
-# The gRPC stubs in worker/wire/ come from proto/ by this one command (tests check for drift).
+# The gRPC stubs in worker/gaggle/wire/ come from proto/ by this one command (tests check for drift).
 proto: $(STAMP)
 	$(BIN)/python proto/generate.py
 
 # The HTML report's chart library (uPlot) comes from the npm registry and ships inside the package
 # with its licence and version, so a report renders offline. This refreshes that copy.
 UPLOT ?= uplot
-ASSETS := worker/report/assets
+ASSETS := worker/gaggle/report/assets
 report-assets:
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 		(cd "$$tmp" && npm pack --silent $(UPLOT) >/dev/null && tar xzf uplot-*.tgz) && \

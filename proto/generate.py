@@ -1,6 +1,6 @@
-"""Generate the Python stubs of ``proto/gaggle/wire/gaggle.proto`` into ``worker/wire/``.
+"""Generate the Python stubs of ``proto/gaggle/wire/gaggle.proto`` into ``worker/gaggle/wire/``.
 
-    python proto/generate.py            # rewrite worker/wire/ (what `make proto` runs)
+    python proto/generate.py            # rewrite worker/gaggle/wire/ (what `make proto` runs)
     python proto/generate.py --out DIR  # write elsewhere (the drift test compares the two)
 
 The proto sits under ``gaggle/wire/`` so that the generated gRPC module imports its messages as
@@ -46,6 +46,6 @@ def generate(out: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "worker" / "wire")
+    parser.add_argument("--out", type=Path, default=ROOT / "worker" / "gaggle" / "wire")
     generate(parser.parse_args().out)
     print(f"generated {', '.join(OUTPUTS)} in {parser.parse_args().out}", file=sys.stderr)

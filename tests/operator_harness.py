@@ -36,7 +36,7 @@ FINAL = ("Succeeded", "Failed", "Aborted")
 
 
 class Operator:
-    """``kopf run -m gaggle.operator.handlers`` for one namespace; ``restart()`` as a crash
+    """``kopf run -m gaggle_operator.handlers`` for one namespace; ``restart()`` as a crash
     and a new pod would; ``log`` is what it printed; ``env`` adds to (or replaces) its
     environment, as the Deployment's env does."""
 
@@ -53,7 +53,7 @@ class Operator:
         with self.log.open("a") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace",
-                 self.namespace, "-m", "gaggle.operator.handlers"],
+                 self.namespace, "-m", "gaggle_operator.handlers"],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
             )  # fmt: skip
 

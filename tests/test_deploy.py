@@ -22,9 +22,10 @@ import pytest
 import yaml
 from kubernetes import client
 
-from gaggle.operator import children
-from gaggle.operator.defaults import Defaults, from_env
-from gaggle.operator.spec import parse_spec
+from gaggle._version import __version__
+from gaggle_operator import children
+from gaggle_operator.defaults import Defaults, from_env
+from gaggle_operator.spec import parse_spec
 from tests.cluster.cluster import Cluster
 from tests.cluster.fixtures import Kubectl, delete_namespace
 from tests.conftest import ROOT
@@ -110,8 +111,8 @@ VERBS = {"create": "create", "delete": "delete", "list": "list", "read": "get",
 
 
 def kube_calls() -> set[Rule]:
-    """(group, resource, verb) of every ``<verb>_namespaced_<kind>`` call in operator/kube.py."""
-    tree = ast.parse((ROOT / "operator" / "kube.py").read_text())
+    """(group, resource, verb) of each ``<verb>_namespaced_<kind>`` call in gaggle_operator.kube."""
+    tree = ast.parse((ROOT / "operator" / "gaggle_operator" / "kube.py").read_text())
     calls: set[Rule] = set()
     for node in ast.walk(tree):
         match = isinstance(node, ast.Attribute) and re.fullmatch(
@@ -128,7 +129,7 @@ def kube_calls() -> set[Rule]:
 
 
 def needed() -> set[Rule]:
-    handlers = (ROOT / "operator" / "handlers.py").read_text()
+    handlers = (ROOT / "operator" / "gaggle_operator" / "handlers.py").read_text()
     kopf = {rule for rule, evidence in KOPF.items() if evidence in handlers}
     # RBAC refuses to create a Role granting more than its creator holds (no `escalate` verb).
     role = find(children.manager_rbac("any"), "Role")
@@ -164,7 +165,7 @@ def test_the_operator_deployment_runs_kopf_as_non_root_with_a_liveness_probe() -
     (container,) = pod["containers"]
     assert container["command"] + container["args"] == [
         "kopf", "run", "--standalone", "--all-namespaces",
-        "--liveness=http://0.0.0.0:8080/healthz", "-m", "gaggle.operator.handlers"]  # fmt: skip
+        "--liveness=http://0.0.0.0:8080/healthz", "-m", "gaggle_operator.handlers"]  # fmt: skip
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {"name": "health", "containerPort": 8080} in container["ports"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -173,7 +174,8 @@ def test_the_operator_deployment_runs_kopf_as_non_root_with_a_liveness_probe() -
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["GAGGLE_IMAGE"] == container["image"]
     # the image's tag is the package's version (and the chart's appVersion)
-    version = PYPROJECT["project"]["version"]
+    version = __version__  # the one version: pyproject reads it from gaggle/_version.py
+    assert distribution("gaggle").version == version
     assert container["image"].endswith(f":{version}")
     assert yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"] == version
     binding = find(objects, "ClusterRoleBinding")

@@ -3,7 +3,8 @@ template laid over ours, and the security settings kept unless the user says oth
 
 from __future__ import annotations
 
-from gaggle.operator.children import (
+from gaggle.options import parse_run_args
+from gaggle_operator.children import (
     manager_pod,
     manager_rbac,
     manager_service,
@@ -11,8 +12,7 @@ from gaggle.operator.children import (
     script_config_map,
     worker_pod,
 )
-from gaggle.operator.spec import parse_spec
-from gaggle.options import parse_run_args
+from gaggle_operator.spec import parse_spec
 from tests.test_operator_spec import spec
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from gaggle.operator.spec import SPEC_FIELDS, parse_spec
+from gaggle_operator.spec import SPEC_FIELDS, parse_spec
 from tests.conftest import ROOT
 from tests.test_operator_spec import spec
 

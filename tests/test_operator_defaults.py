@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from gaggle.operator.children import manager_pod, worker_pod
-from gaggle.operator.defaults import Defaults, DefaultsError, from_env, quantity
-from gaggle.operator.spec import SpecError, cleanup_of, parse_spec
+from gaggle_operator.children import manager_pod, worker_pod
+from gaggle_operator.defaults import Defaults, DefaultsError, from_env, quantity
+from gaggle_operator.spec import SpecError, cleanup_of, parse_spec
 from tests.conftest import ROOT
 from tests.test_operator_spec import spec
 
@@ -110,7 +110,7 @@ def test_a_bad_default_stops_kopf_run_at_once_with_one_line() -> None:
                  "KUBECONFIG": "/nonexistent"}  # fmt: skip
     done = subprocess.run(
         [sys.executable, "-m", "kopf", "run", "--standalone", "--all-namespaces",
-         "-m", "gaggle.operator.handlers"],
+         "-m", "gaggle_operator.handlers"],
         capture_output=True, text=True, timeout=60, env=variables, cwd=ROOT,
     )  # fmt: skip
     assert done.returncode == 1

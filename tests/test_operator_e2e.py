@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from gaggle.operator.children import METRICS_PORT
+from gaggle_operator.children import METRICS_PORT
 from tests.cluster import binaries
 from tests.cluster.cluster import Cluster
 from tests.cluster.fixtures import Kubectl

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from gaggle.operator.children import summary_config_map
+from gaggle_operator.children import summary_config_map
 from tests.cluster.cluster import Cluster
 from tests.conftest import ROOT, Target, finish, free_port, kill_leftovers, write_test
 from tests.test_gaggle_mode import TEST, start_worker
@@ -92,8 +92,8 @@ def wait_for_status(kubectl: Any, name: str, ready: Any) -> dict[str, Any]:
 
 
 def spawn_operator(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    """``gaggle-operator ARGS`` (as ``python -m gaggle.operator``) with its output captured."""
+    """``gaggle-operator ARGS`` (as ``python -m gaggle_operator``) with its output captured."""
     return subprocess.Popen(
-        [sys.executable, "-m", "gaggle.operator", *args], stdout=subprocess.PIPE,
+        [sys.executable, "-m", "gaggle_operator", *args], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, **env},
     )  # fmt: skip

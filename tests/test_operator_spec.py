@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from gaggle.operator.spec import SpecError, parse_spec
 from gaggle.options import parse_run_args
+from gaggle_operator.spec import SpecError, parse_spec
 
 SCRIPT = "from gaggle import TaskSet, task\n\nclass T(TaskSet):\n    @task\n    async def a(self):\n        await self.get('/')\n"  # noqa: E501
 

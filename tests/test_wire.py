@@ -31,7 +31,7 @@ def test_committed_stubs_match_the_proto(tmp_path: Path) -> None:
         capture_output=True,
     )
     for name in GENERATED:
-        committed = (ROOT / "worker" / "wire" / name).read_text()
+        committed = (ROOT / "worker" / "gaggle" / "wire" / name).read_text()
         assert (tmp_path / name).read_text() == committed, f"{name} drifted: run `make proto`"
 
 

@@ -8,7 +8,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from gaggle import __version__
+from gaggle._version import __version__
 from gaggle.attack import (
     EXIT_ABORTED,
     EXIT_CRASH,

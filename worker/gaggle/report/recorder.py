@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.metadata
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from gaggle._version import __version__
 from gaggle.config import REPORT_FORMATS, ConfigError, RunConfig
 from gaggle.metrics.aggregate import Metrics
 from gaggle.report.html import render_html
@@ -67,14 +67,6 @@ def check_writable(path: str) -> None:
         raise ConfigError("--report-file", path, f"cannot write there ({reason})") from None
     if not existed:
         file.unlink()
-
-
-def gaggle_version() -> str:
-    """From the installed package (the root package would import every layer above this one)."""
-    try:
-        return importlib.metadata.version("gaggle")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def command_line() -> str:
@@ -128,7 +120,7 @@ class Report:
             stopped_by=result.stopped_by,
             workers=self.timeline.max_workers,
             workers_lost=self.source.workers()[1],
-            version=gaggle_version(),
+            version=__version__,
         )
         data = build_report(
             facts, result.metrics, result.task_names, self.timeline, result.verdicts

@@ -17,7 +17,7 @@ import os
 import socket
 import time
 
-from gaggle import __version__
+from gaggle._version import __version__
 from gaggle.attack import Attack
 from gaggle.distributed.convert import PROTOCOL_VERSION, to_delta
 from gaggle.distributed.link import ManagerLink, WorkerError

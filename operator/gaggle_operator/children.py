@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from gaggle.distributed.role import DEFAULT_PORT
-from gaggle.operator.defaults import CONTAINER
-from gaggle.operator.overlay import overlay
-from gaggle.operator.spec import SCRIPT_DIR, LoadTestSpec
+from gaggle_operator.defaults import CONTAINER
+from gaggle_operator.overlay import overlay
+from gaggle_operator.spec import SCRIPT_DIR, LoadTestSpec
 
 GROUP, VERSION, PLURAL = "gaggle.dev", "v1alpha1", "loadtests"
 METRICS_PORT = 9646

@@ -1,7 +1,7 @@
 """``gaggle-operator``: the operator image's second command (``gaggle`` is the first).
 
 ``gaggle-operator manage ...`` runs in a LoadTest's manager pod. The operator itself runs as
-``kopf run -m gaggle.operator.handlers --all-namespaces`` (deploy/operator.yaml).
+``kopf run -m gaggle_operator.handlers --all-namespaces`` (deploy/operator.yaml).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ USAGE = "usage: gaggle-operator manage --loadtest NAME --namespace NS [--abort-o
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["manage"]:
-        from gaggle.operator.manage import main as manage  # kubernetes: only when managing
+        from gaggle_operator.manage import main as manage  # kubernetes: only when managing
 
         return manage(args[1:])
     print(USAGE, file=sys.stderr)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import grpc
 from aiohttp import web
 
-from gaggle import __version__
+from gaggle._version import __version__
 from gaggle.config import ConfigError, RunConfig
 from gaggle.distributed.convert import PROTOCOL_VERSION
 from gaggle.distributed.role import Role

@@ -12,8 +12,7 @@
 Run it with ``gaggle run test.py --host http://127.0.0.1:8080 -u 10 -r 2 -t 1m``.
 """
 
-__version__ = "0.1.0"
-
+from gaggle._version import __version__
 from gaggle.attack import Attack
 from gaggle.config import ConfigError, Default, RunConfig
 from gaggle.response import Response

@@ -5,7 +5,7 @@ but a duration, a URL, a threshold or an extra ``gaggle run`` flag is checked by
 model, exactly as on the command line. Every error names the spec field, the value and what is
 allowed; the operator puts it in a ``Validated=False`` condition and an Event.
 
-The operator's defaults (operator/defaults.py, set by the Helm chart) fill what the spec leaves
+The operator's defaults (defaults.py, set by the Helm chart) fill what the spec leaves
 out, and the spec always wins: ``workers.template`` / ``manager.template`` are laid over the
 default resources (the parsed spec holds the result, checked: Kubernetes would refuse a pod whose
 request exceeds its limit), and each ``cleanup`` field given replaces only that default.
@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gaggle.config import ConfigError, build_config
-from gaggle.operator.defaults import CLEANUP_POLICIES, CONTAINER, Defaults, resources_problem
-from gaggle.operator.overlay import overlay
 from gaggle.options import GAGGLE_KEYS, parse_run_args
 from gaggle.thresholds import OPERATORS, ThresholdError, parse_threshold
+from gaggle_operator.defaults import CLEANUP_POLICIES, CONTAINER, Defaults, resources_problem
+from gaggle_operator.overlay import overlay
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 # Flags that the operator sets itself (from spec fields or the gaggle's shape): not in `args`.

@@ -1,5 +1,5 @@
 """``overlay``: a pod template laid over another, the way a LoadTest's ``template`` goes over the
-pod the operator builds and over the operator's defaults (operator/defaults.py).
+pod the operator builds and over the operator's defaults (defaults.py).
 
 Its own module because both the spec (which lays the template over the defaults, to check the
 result) and the children (which lay it over the pod) use it.

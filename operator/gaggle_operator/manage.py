@@ -29,12 +29,12 @@ from gaggle.distributed.manager import Manager
 from gaggle.distributed.role import role_from
 from gaggle.distributed.rules import rules_hash, rules_json
 from gaggle.loader import load_tasksets
-from gaggle.operator.children import GROUP, PLURAL, VERSION, names
-from gaggle.operator.status import live, summary, verdicts
 from gaggle.options import given_options, split_gaggle_options
 from gaggle.runner import RunResult
 from gaggle.taskset import TestDefinitionError
 from gaggle.thresholds import evaluate
+from gaggle_operator.children import GROUP, PLURAL, VERSION, names
+from gaggle_operator.status import live, summary, verdicts
 
 log = logging.getLogger("gaggle")
 LIVE_INTERVAL = 3.0

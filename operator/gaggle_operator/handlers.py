@@ -13,10 +13,10 @@
   with a condition, not silently applied.
 
 The manager writes ``live``, ``summary``, ``thresholds``, ``verdict`` and ``workers.connected/
-lost``; the operator writes everything else. Run as ``kopf run -m gaggle.operator.handlers``.
+lost``; the operator writes everything else. Run as ``kopf run -m gaggle_operator.handlers``.
 
 Its environment: ``GAGGLE_IMAGE`` (the pods' image when a spec names none), ``GAGGLE_OPERATOR_TICK``
-(seconds between looks at a LoadTest) and the defaults for every LoadTest (operator/defaults.py).
+(seconds between looks at a LoadTest) and the defaults for every LoadTest (defaults.py).
 The defaults are read when kopf imports this module, so a bad one stops ``kopf run`` before it
 handles anything, with one line naming the variable and its value (why: see defaults.py).
 """
@@ -30,11 +30,11 @@ from typing import Any
 
 import kopf
 
-from gaggle import __version__
-from gaggle.operator import children, defaults, kube
-from gaggle.operator.conditions import now, set_condition
-from gaggle.operator.pods import describe, ending, failed_pods, is_ready, role
-from gaggle.operator.spec import LoadTestSpec, SpecError, cleanup_of, parse_spec
+from gaggle._version import __version__
+from gaggle_operator import children, defaults, kube
+from gaggle_operator.conditions import now, set_condition
+from gaggle_operator.pods import describe, ending, failed_pods, is_ready, role
+from gaggle_operator.spec import LoadTestSpec, SpecError, cleanup_of, parse_spec
 
 GROUP, VERSION, PLURAL = children.GROUP, children.VERSION, children.PLURAL
 DEFAULT_IMAGE = os.environ.get("GAGGLE_IMAGE", f"ghcr.io/gaggle-dev/gaggle:{__version__}")

@@ -13,10 +13,10 @@ import pytest
 from gaggle import Attack, Default, TaskSet, constant, task
 from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.histogram import RELATIVE_ERROR
+from gaggle.metrics.source import Source
 from gaggle.metrics.stats import Stats
 from gaggle.report.html import asset, render_html
 from gaggle.report.model import RunFacts, build_report
-from gaggle.report.prometheus import Source
 from gaggle.report.timeline import REQUEST_LIMIT, TOTAL_LIMIT, Series, Timeline
 from tests.conftest import Target, run_gaggle, write_test
 

@@ -22,17 +22,13 @@ from typing import Any
 
 from kubernetes import client, config
 
-from gaggle.attack import EXIT_THRESHOLDS, Attack, fail, run_on_best_loop, setup_logging
-from gaggle.cli import build_parser
+from gaggle.attack import EXIT_ABORTED, EXIT_THRESHOLDS, fail, run_on_best_loop, setup_logging
+from gaggle.cli import build_parser, read_run_command
 from gaggle.config import ConfigError
 from gaggle.distributed.manager import Manager
-from gaggle.distributed.role import role_from
-from gaggle.distributed.rules import rules_hash, rules_json
-from gaggle.loader import load_tasksets
-from gaggle.options import given_options, split_gaggle_options
-from gaggle.runner import RunResult
+from gaggle.session import Aborted, RunResult
 from gaggle.taskset import TestDefinitionError
-from gaggle.thresholds import evaluate
+from gaggle.thresholds import Threshold
 from gaggle_operator.children import GROUP, PLURAL, VERSION, names
 from gaggle_operator.status import live, summary, verdicts
 
@@ -77,7 +73,9 @@ async def _write(what: str, call: Any, *args: Any, attempts: int = 1) -> bool:
     return False
 
 
-async def _report_live(manager: Manager, writer: StatusWriter, abort_on_fail: bool) -> None:
+async def _report_live(
+    manager: Manager, writer: StatusWriter, abort_rules: list[Threshold]
+) -> None:
     source = manager.source()
     last_count, last_time = 0, time.monotonic()
     while True:
@@ -86,30 +84,21 @@ async def _report_live(manager: Manager, writer: StatusWriter, abort_on_fail: bo
         count, now = metrics.aggregated_requests().count, time.monotonic()
         rps = (count - last_count) / (now - last_time)
         last_count, last_time = count, now
-        connected, lost = source.workers()
-        expected = manager.role.expect_workers
-        body = {
-            "live": live(metrics, source.users(), rps),
-            "workers": {"connected": connected, "lost": lost, "text": f"{connected}/{expected}"},
-        }
+        body = {"live": live(metrics, source.users(), rps), "workers": _workers(manager)}
         await _write("live status", writer.status, body)
-        if abort_on_fail and manager.hatched_all:
-            config_ = manager.plan.config
-            duration = max(1e-9, time.perf_counter() - manager.metrics_started)
-            failed = [v for v in evaluate(config_.threshold_rules, manager.totals.metrics(),
-                                          duration) if not v.passed]  # fmt: skip
-            if failed:
-                manager.stop(f"threshold failed: {failed[0].expression} (abortOnFail)")
+        failed = manager.failed_rules(abort_rules)
+        if failed:
+            manager.stop(f"threshold failed: {failed[0].expression} (abortOnFail)")
+
+
+def _workers(manager: Manager) -> dict[str, Any]:
+    connected, lost = manager.worker_counts()
+    text = f"{connected}/{manager.expected_workers}"
+    return {"connected": connected, "lost": lost, "text": text}
 
 
 def _final(result: RunResult, manager: Manager) -> dict[str, Any]:
-    connected, lost = manager.source().workers()
-    return {
-        "summary": summary(result),
-        **verdicts(result),
-        "workers": {"connected": connected, "lost": lost,
-                    "text": f"{connected}/{manager.role.expect_workers}"},
-    }  # fmt: skip
+    return {"summary": summary(result), **verdicts(result), "workers": _workers(manager)}
 
 
 def _summary_file(result: RunResult, final: dict[str, Any]) -> str:
@@ -124,8 +113,9 @@ def _summary_file(result: RunResult, final: dict[str, Any]) -> str:
     return text
 
 
-async def manage(manager: Manager, writer: StatusWriter, abort_on_fail: bool) -> RunResult:
-    reporter = asyncio.ensure_future(_report_live(manager, writer, abort_on_fail))
+async def manage(manager: Manager, writer: StatusWriter, abort_rules: list[Threshold]) -> RunResult:
+    """Run the manager, writing live status; stop it when one of ``abort_rules`` fails."""
+    reporter = asyncio.ensure_future(_report_live(manager, writer, abort_rules))
     try:
         result = await manager.run()
     finally:
@@ -148,17 +138,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     gaggle_args = args.gaggle[1:] if args.gaggle[:1] == ["--"] else args.gaggle
     try:
-        namespace = build_parser().parse_args(gaggle_args)
-        options = given_options(namespace)
-        role = role_from(split_gaggle_options(options))
-        if role.kind != "manager":
+        command = read_run_command(build_parser().parse_args(gaggle_args))
+        if command.role.kind != "manager":
             raise ConfigError("--manager", False, "the manager pod runs `run FILE --manager ...`")
-        tasksets = load_tasksets(namespace.file)
-        plan = Attack(*tasksets).plan(options)
+        plan = command.plan()
     except (ConfigError, TestDefinitionError) as error:
         fail("gaggle-operator manage", str(error))
     setup_logging(plan.config)
-    manager = Manager(plan, role, rules_hash(tasksets), rules_json(tasksets))
+    manager = Manager(plan, command.role, *command.rules())
     writer = StatusWriter(args.loadtest, args.namespace)
-    result = run_on_best_loop(manage(manager, writer, args.abort_on_fail))
+    abort_rules = plan.config.threshold_rules if args.abort_on_fail else []
+    try:
+        result = run_on_best_loop(manage(manager, writer, abort_rules))
+    except Aborted:
+        return EXIT_ABORTED
     return 0 if result.passed else EXIT_THRESHOLDS

@@ -9,7 +9,7 @@ from typing import Any
 
 from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.stats import Stats
-from gaggle.runner import RunResult
+from gaggle.session import RunResult
 from gaggle.thresholds import overall, verdict_rows
 
 TOP_REQUESTS = 10

@@ -16,7 +16,7 @@ from gaggle._version import __version__
 from gaggle.attack import Attack
 from gaggle.config import ConfigError, Default, RunConfig
 from gaggle.response import Response
-from gaggle.runner import RunResult
+from gaggle.session import RunResult
 from gaggle.taskset import TaskSet, TestDefinitionError, task
 from gaggle.wait import between, constant, pacing
 

@@ -24,7 +24,8 @@ from gaggle.config import (
     validate_host,
 )
 from gaggle.options import parse_run_args
-from gaggle.runner import Aborted, Runner, RunPlan, RunResult
+from gaggle.runner import Runner
+from gaggle.session import Aborted, RunPlan, RunResult
 from gaggle.taskset import TaskSet, TestDefinitionError, describe_rules
 
 T = TypeVar("T")

@@ -7,6 +7,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from gaggle._version import __version__
 from gaggle.attack import (
@@ -28,7 +29,8 @@ from gaggle.distributed.rules import file_hash, rules_hash, rules_json
 from gaggle.distributed.worker import Worker, WorkerError
 from gaggle.loader import load_tasksets
 from gaggle.options import add_run_options, given_options, split_gaggle_options
-from gaggle.runner import Aborted, Runner, RunPlan
+from gaggle.runner import Runner
+from gaggle.session import Aborted, RunPlan
 from gaggle.taskset import TaskSet, TestDefinitionError
 
 log = logging.getLogger("gaggle")
@@ -48,42 +50,62 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@dataclass(slots=True)
+class RunCommand:
+    """A ``gaggle run FILE ...`` command line, read and checked: the role this process plays, the
+    test's task sets and the run options. ``gaggle-operator manage`` reads its own with it too."""
+
+    path: str
+    options: dict[str, object]
+    role: Role
+    tasksets: list[type[TaskSet]]
+    listing: bool  # --list
+
+    def plan(self) -> RunPlan:
+        return Attack(*self.tasksets).plan(self.options)
+
+    def rules(self) -> tuple[str, str]:
+        """What a manager and its workers compare (the hash, and the rules it hashes)."""
+        return rules_hash(self.tasksets), rules_json(self.tasksets)
+
+
+def read_run_command(namespace: argparse.Namespace) -> RunCommand:
+    """Raises ConfigError or TestDefinitionError, naming the option or the test's problem."""
+    options = given_options(namespace)
+    role = role_from(split_gaggle_options(options))
+    if role.kind == "manager":
+        options.setdefault("metrics_bind", "0.0.0.0:9646")
+    tasksets = load_tasksets(namespace.file)
+    return RunCommand(namespace.file, options, role, tasksets, bool(namespace.list))
+
+
 def run_command(namespace: argparse.Namespace) -> int:
     try:
-        options = given_options(namespace)
-        role = role_from(split_gaggle_options(options))
-        tasksets = load_tasksets(namespace.file)
-        attack = Attack(*tasksets)
-        if namespace.list:
-            print_rules(attack.tasksets)
+        command = read_run_command(namespace)
+        if command.listing:
+            print_rules(Attack(*command.tasksets).tasksets)
             return 0
-        if role.kind == "worker":
-            return run_worker(namespace.file, tasksets, role, options)
-        if role.kind == "manager":
-            options.setdefault("metrics_bind", "0.0.0.0:9646")
-        plan = attack.plan(options)
+        if command.role.kind == "worker":
+            return run_worker(command)
+        plan = command.plan()
     except (ConfigError, TestDefinitionError) as error:
         fail("gaggle", str(error))
     setup_logging(plan.config)
     try:
-        return run_role(namespace.file, plan, role, tasksets, options)
+        return run_role(command, plan)
     except ConfigError as error:  # found only when acting on it, e.g. a port already in use
         fail("gaggle", str(error))
 
 
-def run_role(
-    path: str,
-    plan: RunPlan,
-    role: Role,
-    tasksets: list[type[TaskSet]],
-    options: dict[str, object],
-) -> int:
+def run_role(command: RunCommand, plan: RunPlan) -> int:
+    role = command.role
     try:
-        rules = (rules_hash(tasksets), rules_json(tasksets))
         if role.kind == "local":
-            return run_on_best_loop(run_local(path, plan, role, rules, options))
+            return run_on_best_loop(
+                run_local(command.path, plan, role, command.rules(), command.options)
+            )
         if role.kind == "manager":
-            result = run_on_best_loop(Manager(plan, role, *rules).run())
+            result = run_on_best_loop(Manager(plan, role, *command.rules()).run())
         else:
             result = run_on_best_loop(Runner(plan).run())
     except Aborted:
@@ -91,23 +113,23 @@ def run_role(
     return 0 if result.passed else EXIT_THRESHOLDS
 
 
-def run_worker(
-    path: str, tasksets: list[type[TaskSet]], role: Role, options: dict[str, object]
-) -> int:
+def run_worker(command: RunCommand) -> int:
     """A worker takes its load options from the manager; only its own logs are set here."""
-    own = {key: value for key, value in options.items() if key in PER_WORKER_KEYS}
-    ignored = sorted(set(options) - set(own))
+    own = {key: value for key, value in command.options.items() if key in PER_WORKER_KEYS}
+    ignored = sorted(set(command.options) - set(own))
     setup_logging(build_config(own))
     if ignored:
         log.warning("a worker takes %s from the manager; ignored here", ", ".join(ignored))
     worker = Worker(
-        tasksets, role, own, (rules_hash(tasksets), rules_json(tasksets), file_hash(path))
+        command.tasksets, command.role, own, (*command.rules(), file_hash(command.path))
     )
     try:
         run_on_best_loop(worker.run())
     except WorkerError as error:
         print(f"gaggle: error: {error}", file=sys.stderr)
         return error.exit_code
+    except Aborted:  # a second Ctrl-C on the worker
+        return EXIT_ABORTED
     return 0
 
 

@@ -31,6 +31,23 @@ _DTYPES = {"q": "<i8", "Q": "<u8", "I": "<u4", "H": "<u2"}
 Columns = dict[str, npt.NDArray[Any]]
 
 
+class MergedTally:
+    """The manager's ``session.Tally``: its workers' deltas folded in, reset at the hatch."""
+
+    def __init__(self) -> None:
+        self._totals = Totals()
+
+    def merge(self, delta: wire.Delta) -> None:
+        self._totals.merge(delta)
+
+    def metrics(self) -> Metrics:
+        return self._totals.metrics()
+
+    def reset(self) -> Metrics:
+        counted, self._totals = self._totals.metrics(), Totals()
+        return counted
+
+
 class Totals:
     def __init__(self, capacity: int = 16) -> None:
         self._metrics = Metrics()

@@ -13,7 +13,7 @@ from gaggle.attack import EXIT_THRESHOLDS
 from gaggle.distributed.manager import Manager
 from gaggle.distributed.role import Role
 from gaggle.distributed.security import new_token
-from gaggle.runner import RunPlan
+from gaggle.session import RunPlan
 
 WORKER_EXIT_TIMEOUT = 30.0
 

@@ -5,7 +5,9 @@ hash), answers with a welcome, and once ``--expect-workers`` have joined sends e
 ``Start`` with its share of users and one start instant. From then on it only merges deltas (its
 cost is per delta, not per request), resets the totals when every worker has hatched (unless
 --no-reset-metrics), and broadcasts ``Stop`` at the run time, on Ctrl-C/SIGTERM, or when a
-worker leaves because it was interrupted. The summary is printed from the merged totals.
+worker leaves because it was interrupted. The summary is printed from the merged totals. The
+lifecycle around that — report, /metrics, tables, reset, verdicts, signals — is the session's
+(``gaggle.session``), the same as a standalone run's.
 """
 
 from __future__ import annotations
@@ -15,14 +17,11 @@ import contextlib
 import dataclasses
 import json
 import logging
-import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import grpc
-from aiohttp import web
 
 from gaggle._version import __version__
 from gaggle.config import ConfigError, RunConfig
@@ -31,16 +30,9 @@ from gaggle.distributed.role import Role
 from gaggle.distributed.rules import rules_difference
 from gaggle.distributed.security import server_credentials, token_matches, warn_if_open
 from gaggle.distributed.split import Share, split_users
-from gaggle.metrics.aggregate import Metrics
-from gaggle.report.prometheus import Source, serve
-from gaggle.report.recorder import open_report
-from gaggle.report.tables import TableOptions, print_tables
-from gaggle.runner import RunPlan, RunResult, judge
+from gaggle.session import RunPlan, Session
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
-
-if TYPE_CHECKING:
-    from gaggle.distributed.fold import Totals
 
 log = logging.getLogger("gaggle")
 
@@ -78,25 +70,20 @@ class WorkerLink:
     last_delta_at: float = field(default_factory=time.monotonic)
 
 
-class Manager(wire_grpc.GaggleServicer):
+class Manager(Session, wire_grpc.GaggleServicer):
     def __init__(self, plan: RunPlan, role: Role, rules_hash: str, rules_json: str) -> None:
-        self.plan, self.role = plan, role
+        # numpy (behind the merged tally) costs every process ~12 MB: only a manager imports it.
+        from gaggle.distributed.fold import MergedTally
+
+        self.merged = MergedTally()
+        super().__init__(plan, self.merged)
+        self.role = role
         self.rules_hash, self.rules_json = rules_hash, rules_json
         self.workers: list[WorkerLink] = []
-        # numpy (behind Totals) costs every process ~12 MB: only a manager imports it.
-        from gaggle.distributed.fold import Totals
-
-        self.new_totals = Totals
-        self.totals: Totals = Totals()
-        self.hatch_metrics: Metrics | None = None
-        self.metrics_started = time.perf_counter()
         self.all_joined = asyncio.Event()
         self.all_done = asyncio.Event()
-        self.stop_reason = ""
-        self.hatched_all = False
         self.lost = 0
         self.started = False
-        self.task_names = [(ts.__name__, [t.name for t in ts.tasks]) for ts in plan.tasksets]
         self.port = role.bind_port
         self.on_listening: Callable[[int], None] | None = None  # told the port once bound
 
@@ -199,7 +186,7 @@ class Manager(wire_grpc.GaggleServicer):
         link.last_sequence = delta.sequence
         link.last_delta_at = time.monotonic()
         link.users_running = delta.users_running
-        self.totals.merge(delta)
+        self.merged.merge(delta)
         if delta.hatched and not link.hatched:
             link.hatched = True
             self._check_hatched()
@@ -226,38 +213,27 @@ class Manager(wire_grpc.GaggleServicer):
 
     def _check_hatched(self) -> None:
         if not self.hatched_all and all(w.hatched or w.done for w in self.workers):
-            self.hatched_all = True
-            self._all_hatched()
+            self.hatched()
 
     def _check_done(self) -> None:
         if self.workers and all(w.done for w in self.workers):
             self.all_done.set()
 
     # --- the run ----------------------------------------------------------------------------
-    def _all_hatched(self) -> None:
-        config, console = self.plan.config, self.plan.console
-        console.print(
-            f"All {config.users} users hatched"
-            + (
-                "."
-                if config.no_reset_metrics
-                else ", resetting metrics (disable with --no-reset-metrics).\n"
-            )
-        )
-        if config.no_reset_metrics:
-            return
-        now = time.perf_counter()
-        if not (config.no_metrics or config.only_summary):
-            self._print(self.totals.metrics(), now - self.metrics_started)
-        self.hatch_metrics, self.totals = self.totals.metrics(), self.new_totals()
-        self.metrics_started = now
-        if config.run_time > 0:
-            asyncio.get_running_loop().call_later(config.run_time, self.stop, "run time elapsed")
+    @property
+    def expected_workers(self) -> int:
+        return self.role.expect_workers
 
-    def stop(self, reason: str) -> None:
-        if self.stop_reason:
-            return
-        self.stop_reason = reason
+    def users_running(self) -> int:
+        return sum(w.users_running for w in self.workers if not w.done)
+
+    def worker_counts(self) -> tuple[int, int]:
+        return (sum(1 for w in self.workers if not w.done), self.lost)
+
+    def loop_lags(self) -> dict[int, float]:
+        return {w.index + 1: w.loop_lag for w in self.workers if not w.done}
+
+    def _stopping(self, reason: str) -> None:
         log.info("stopping the gaggle: %s", reason)
         for link in self.workers:
             link.outbox.put_nowait(wire.ManagerMessage(stop=wire.Stop(reason=reason)))
@@ -295,9 +271,8 @@ class Manager(wire_grpc.GaggleServicer):
             )
         )
 
-    async def run(self) -> RunResult:
+    async def _drive(self) -> bool:
         config, role = self.plan.config, self.role
-        report = open_report(config, self.plan.hosts, self.source())  # a bad -R refuses here
         server = grpc.aio.server()
         wire_grpc.add_GaggleServicer_to_server(self, server)
         address = f"{role.bind_host}:{role.bind_port}"
@@ -316,10 +291,6 @@ class Manager(wire_grpc.GaggleServicer):
         heartbeats = asyncio.ensure_future(self._heartbeats())
         if self.on_listening is not None:
             self.on_listening(self.port)
-        endpoint = await self._serve_metrics()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, self.stop, f"caught {signal.Signals(signum).name}")
         try:
             log.warning(
                 "manager listening on %s, waiting for %d worker(s)", address, role.expect_workers
@@ -329,8 +300,8 @@ class Manager(wire_grpc.GaggleServicer):
                 await asyncio.wait([joined], timeout=0.2)
             if self.stop_reason:
                 joined.cancel()
-                return self._result(0.0, judged=False)  # nothing ran: no verdict
-            self.metrics_started = time.perf_counter() + START_DELAY
+                return False  # nothing ran: no tables, no verdict
+            self._clock_starts(time.perf_counter() + START_DELAY)
             self.started = True
             for link, share in zip(
                 self.workers,
@@ -339,56 +310,11 @@ class Manager(wire_grpc.GaggleServicer):
             ):
                 link.share = share
                 link.outbox.put_nowait(self._start_message(share))
-            if config.run_time > 0 and config.no_reset_metrics:
-                loop.call_later(START_DELAY + config.run_time, self.stop, "run time elapsed")
             await self.all_done.wait()
-            duration = time.perf_counter() - self.metrics_started
+            self.ended()
             for link in self.workers:
                 link.outbox.put_nowait(None)
-            if not config.no_metrics:
-                self._print(self.totals.metrics(), duration)
-            return report.finish(self._result(duration))
+            return True
         finally:
             heartbeats.cancel()
-            report.close()
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
-            if endpoint is not None:
-                await endpoint.cleanup()
-            await server.stop(grace=1)
-
-    async def _serve_metrics(self) -> web.AppRunner | None:
-        bind = self.plan.config.metrics_bind
-        if not bind:
-            return None
-        endpoint, _ = await serve(bind, self.source())
-        return endpoint
-
-    def source(self) -> Source:
-        """The merged figures, for /metrics and the report's per-second samples."""
-        return Source(
-            metrics=lambda: Metrics.combined(self.hatch_metrics, self.totals.metrics()),
-            users=lambda: sum(w.users_running for w in self.workers if not w.done),
-            workers=lambda: (sum(1 for w in self.workers if not w.done), self.lost),
-            task_names=lambda: self.task_names,
-            loop_lags=lambda: {w.index + 1: w.loop_lag for w in self.workers if not w.done},
-        )
-
-    def _result(self, duration: float, judged: bool = True) -> RunResult:
-        metrics = self.totals.metrics()
-        return RunResult(
-            metrics=metrics,
-            duration=duration,
-            users=self.plan.config.users,
-            stopped_by=self.stop_reason,
-            hatch_metrics=self.hatch_metrics,
-            task_names=self.task_names,
-            verdicts=judge(self.plan, metrics, duration) if judged else [],
-        )
-
-    def _print(self, metrics: Metrics, duration: float) -> None:
-        config = self.plan.config
-        options = TableOptions(
-            self.task_names, duration, config.status_codes, not config.no_task_metrics
-        )
-        print_tables(self.plan.console, metrics, options)
+            await server.stop(grace=None if self.aborted else 1)

@@ -22,7 +22,8 @@ from gaggle.attack import Attack
 from gaggle.distributed.convert import PROTOCOL_VERSION, to_delta
 from gaggle.distributed.link import ManagerLink, WorkerError
 from gaggle.distributed.role import Role
-from gaggle.runner import Runner, RunPlan
+from gaggle.runner import Runner
+from gaggle.session import Aborted, RunPlan
 from gaggle.taskset import TaskSet
 from gaggle.wire import gaggle_pb2 as wire
 
@@ -116,12 +117,16 @@ class Worker:
         ]
         try:
             await running
+        except Aborted:
+            if not self.manager_lost:
+                raise  # a second Ctrl-C here
         finally:
             await asyncio.sleep(0)  # let a goodbye for a stop that just happened go first
             for helper in helpers:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
-        self._send_delta(runner, final=True)
+        if not self.manager_lost:
+            self._send_delta(runner, final=True)
         try:
             await asyncio.wait_for(reader, 10)  # the manager closes the stream when all are done
         except TimeoutError:
@@ -141,7 +146,7 @@ class Worker:
             plan,
             config=config,
             first_user=start.first_user,
-            report=False,
+            owns_output=False,
             on_hatched=self._on_hatched,
         )
 
@@ -151,10 +156,11 @@ class Worker:
     async def _read(self, runner: Runner) -> None:
         while (message := await self._next()) is not None:
             if message.HasField("stop"):
-                runner.ctx.stop.set(f"manager: {message.stop.reason}")
-        if self.link.error or not runner.ctx.stop.is_set():
+                runner.stop(f"manager: {message.stop.reason}")
+        if self.link.error or not runner.stopping.is_set():
+            # Nobody is left to count or stop this load: end it now, on_stop tasks included.
             self.manager_lost = self.link.error or "the stream closed"
-            runner.ctx.stop.set("lost the manager")
+            runner.abort("lost the manager")
 
     async def _pump(self, runner: Runner) -> None:
         """A delta every second; one at once when hatching completes (the manager's reset)."""
@@ -170,8 +176,8 @@ class Worker:
 
     async def _say_goodbye_when_interrupted(self, runner: Runner) -> None:
         """Ctrl-C or SIGTERM here stops the whole gaggle: the manager hears it at once."""
-        await runner.ctx.stop.wait()
-        reason = runner.ctx.stop.reason
+        await runner.stopping.wait()
+        reason = runner.stop_reason
         if reason.startswith("caught"):
             leaving = self.role.leave_on_sigterm and reason == "caught SIGTERM"
             goodbye = wire.Goodbye(reason=reason, leaving=leaving)
@@ -179,7 +185,6 @@ class Worker:
 
     def _send_delta(self, runner: Runner, *, final: bool) -> None:
         self.sequence += 1
-        running = sum(1 for task in runner.users if not task.done())
-        delta = to_delta(runner.ctx.aggregator.drain(), self.sequence, running, final)
+        delta = to_delta(runner.take_delta(), self.sequence, runner.users_running(), final)
         delta.hatched = self.hatched
         self.link.send(wire.WorkerMessage(delta=delta))

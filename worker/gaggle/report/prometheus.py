@@ -9,8 +9,7 @@ Labels come from the test's request names (never raw URLs), which bounds their c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
@@ -24,8 +23,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from gaggle.config import ConfigError
-from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.histogram import bucket_bounds
+from gaggle.metrics.source import Source
 from gaggle.metrics.stats import Stats
 
 log = logging.getLogger("gaggle")
@@ -48,17 +47,6 @@ LATENCY_BUCKETS = (
     30.0,
     60.0,
 )
-
-
-@dataclass
-class Source:
-    """Where the figures come from at scrape time."""
-
-    metrics: Callable[[], Metrics]  # everything so far, hatching phase included
-    users: Callable[[], int]
-    workers: Callable[[], tuple[int, int]] = lambda: (0, 0)  # (connected, lost)
-    task_names: Callable[[], list[tuple[str, list[str]]]] = lambda: []
-    loop_lags: Callable[[], dict[int, float]] = lambda: {}  # worker number → seconds
 
 
 def cumulative_buckets(stats: Stats) -> list[tuple[str, float]]:

@@ -27,9 +27,9 @@ from typing import Any, Protocol, TypeVar
 from gaggle._version import __version__
 from gaggle.config import REPORT_FORMATS, ConfigError, RunConfig
 from gaggle.metrics.aggregate import Metrics
+from gaggle.metrics.source import Source
 from gaggle.report.html import render_html
 from gaggle.report.model import RunFacts, build_report
-from gaggle.report.prometheus import Source
 from gaggle.report.timeline import Timeline
 from gaggle.thresholds import Verdict
 

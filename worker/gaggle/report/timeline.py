@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 
 from gaggle.metrics.aggregate import Metrics, RequestKey
 from gaggle.metrics.histogram import Histogram
-from gaggle.report.prometheus import Source
+from gaggle.metrics.source import Source
 
 SUM, MAX, LAST = "sum", "max", "last"
 # A column is (field,) for the run's totals or (method, name, field) for one request.

@@ -1,0 +1,22 @@
+"""``Source``: where the figures of a run in progress are read from — the read model that
+Prometheus, /summary, the report's timeline and the operator's status share.
+
+It lives with the metrics, not with any one reader, so a reader depends on the metrics layer
+rather than on another reader (the timeline once imported the Prometheus module for this type).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gaggle.metrics.aggregate import Metrics
+
+
+@dataclass
+class Source:
+    metrics: Callable[[], Metrics]  # everything so far, hatching phase included
+    users: Callable[[], int]
+    workers: Callable[[], tuple[int, int]] = lambda: (0, 0)  # (connected, lost)
+    task_names: Callable[[], list[tuple[str, list[str]]]] = lambda: []
+    loop_lags: Callable[[], dict[int, float]] = lambda: {}  # worker number → seconds

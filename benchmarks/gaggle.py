@@ -6,7 +6,7 @@ What it measures, in one invocation (about 40 s by default, ``--quick`` for a fe
    ``Delta`` off the wire and fold it into the run's totals (``fold.Totals``: row scalars in
    Python, all of a delta's histogram buckets in one numpy step), plus reading the totals back
    as ``Metrics`` once a second as a busy scrape would. Shown beside the pure-Python reference
-   (``convert.merge_delta``) and the two-step path (``from_delta`` then ``Metrics.merge``).
+   (``codec.merge_delta``) and the two-step path (``from_delta`` then ``Metrics.merge``).
    This simulates a gaggle of 100 workers × 200 request names, each worker sending
    one delta a second: realistic deltas are built with ``to_delta`` from an ``Aggregator`` fed
    ``RequestRecord``s (a few status codes, response times spread log-uniformly over 1 ms–2 s so a
@@ -51,7 +51,7 @@ from target import NGINX, STATUS_PATH, Target, free_port, nginx_command, raise_n
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
 
-from gaggle.distributed.convert import from_delta, merge_delta, to_delta  # noqa: E402
+from gaggle.distributed.codec import from_delta, merge_delta, to_delta  # noqa: E402
 from gaggle.distributed.fold import Totals  # noqa: E402
 from gaggle.metrics import Aggregator, Metrics, RequestRecord, TaskRecord  # noqa: E402
 from gaggle.wire.gaggle_pb2 import Delta  # noqa: E402

@@ -148,3 +148,18 @@ def test_execute_points_gaggle_flags_to_gaggle_run(capsys: pytest.CaptureFixture
     assert "--worker: True is not allowed; Gaggle mode runs with `gaggle run FILE`" in (
         capsys.readouterr().err
     )
+
+
+def test_register_taskset_and_set_scheduler_build_the_attack_as_the_seed_does(
+    target: Target,
+) -> None:
+    """GooseAttack's builder calls: ``register_taskset`` adds a task set after construction,
+    ``set_scheduler`` is ``set_default(Default.SCHEDULER, …)``, checked at once."""
+    attack = Attack(Front).register_taskset(Back).set_scheduler("serial")
+    plan = attack.plan({"host": target.url, "users": 3})
+    assert [ts.__name__ for ts in plan.tasksets] == ["Front", "Back"]
+    assert plan.config.scheduler == "serial"
+    # serial: the first task set's weight (2) in users, then the next one's
+    assert allocate(3, [2, 1], plan.config.scheduler, random.Random(0)) == [0, 0, 1]
+    with pytest.raises(ConfigError, match=r"--scheduler: 'sideways' is not allowed"):
+        Attack(Front).set_scheduler("sideways")

@@ -14,7 +14,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from gaggle.distributed.convert import PROTOCOL_VERSION
+from gaggle.distributed.protocol import PROTOCOL_VERSION
 from gaggle.distributed.role import Role
 from gaggle.distributed.security import warn_if_open
 from gaggle.wire import gaggle_pb2 as wire

@@ -18,8 +18,8 @@ def output(console: Console) -> str:
 
 
 def test_running_metrics_print_the_tables_while_running(target: Target, console: Console) -> None:
-    run(Plain, console=console, host=target.url, users=2, run_time=1.3, running_metrics=0.4)
-    # pre-reset tables, three running prints, the summary
+    run(Plain, console=console, host=target.url, users=2, run_time=1.4, running_metrics=0.4)
+    # pre-reset tables, three running prints (0.4, 0.8, 1.2 s), the summary
     assert output(console).count("PER REQUEST METRICS") == 5
 
 

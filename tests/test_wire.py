@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gaggle import TaskSet, between, task
-from gaggle.distributed.convert import from_delta, merge_delta, to_delta
+from gaggle.distributed.codec import from_delta, merge_delta, to_delta
 from gaggle.distributed.fold import WIDTH, Totals
 from gaggle.distributed.rules import rules_difference, rules_hash, rules_json
 from gaggle.distributed.split import split_users

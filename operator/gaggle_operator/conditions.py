@@ -26,10 +26,25 @@ def set_condition(
             continue
         found = True
         changed = condition.get("status") != status
-        updated.append({"type": kind, "status": status, "reason": reason, "message": message,
-                        "lastTransitionTime": stamp if changed else
-                        condition.get("lastTransitionTime", stamp)})  # fmt: skip
+        updated.append(
+            {
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": stamp
+                if changed
+                else condition.get("lastTransitionTime", stamp),
+            }
+        )
     if not found:
-        updated.append({"type": kind, "status": status, "reason": reason, "message": message,
-                        "lastTransitionTime": stamp})  # fmt: skip
+        updated.append(
+            {
+                "type": kind,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastTransitionTime": stamp,
+            }
+        )
     return updated

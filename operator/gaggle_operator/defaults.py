@@ -46,11 +46,22 @@ _QUANTITY = re.compile(
     r"(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
     r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+|[mkMGTPE])?"
 )
-_SCALE = {"": Decimal(1), "m": Decimal("0.001"), "k": Decimal(10) ** 3, "M": Decimal(10) ** 6,
-          "G": Decimal(10) ** 9, "T": Decimal(10) ** 12, "P": Decimal(10) ** 15,
-          "E": Decimal(10) ** 18, "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20,
-          "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40, "Pi": Decimal(2) ** 50,
-          "Ei": Decimal(2) ** 60}  # fmt: skip
+_SCALE = {
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
+    "Ei": Decimal(2) ** 60,
+}
 # cpu, memory, ephemeral-storage, hugepages-<size>, or an extended resource: <domain>/<name>.
 _RESOURCE_NAME = re.compile(
     r"cpu|memory|ephemeral-storage|hugepages-[0-9]+(?:Ki|Mi|Gi|Ti|Pi|Ei|[kMGTPE])?"
@@ -138,8 +149,11 @@ def parse_resources(variable: str, text: str) -> Resources:
     problem = resources_problem(resources)
     if problem:
         raise DefaultsError(variable, text, problem)
-    return {key: {name: _text(amount) for name, amount in amounts.items()}
-            for key, amounts in resources.items() if amounts}  # fmt: skip
+    return {
+        key: {name: _text(amount) for name, amount in amounts.items()}
+        for key, amounts in resources.items()
+        if amounts
+    }
 
 
 def _text(amount: object) -> str:

@@ -68,8 +68,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 def _fail(body: Body, patch: kopf.Patch, phase: str, reason: str, message: str) -> None:
     status = body.get("status", {})
     conditions = set_condition(status.get("conditions", []), "Completed", "False", reason, message)
-    patch.status.update(phase=phase, reason=reason, message=message, endTime=now(),
-                        conditions=conditions)  # fmt: skip
+    patch.status.update(
+        phase=phase, reason=reason, message=message, endTime=now(), conditions=conditions
+    )
     kopf.warn(body, reason=reason, message=message)
 
 
@@ -78,11 +79,15 @@ def _spec(body: Body, patch: kopf.Patch) -> LoadTestSpec | None:
         spec = parse_spec(dict(body.get("spec", {})), DEFAULT_IMAGE, DEFAULTS)
     except SpecError as error:
         conditions = set_condition(
-            body.get("status", {}).get("conditions", []), "Validated", "False", "InvalidSpec",
+            body.get("status", {}).get("conditions", []),
+            "Validated",
+            "False",
+            "InvalidSpec",
             str(error),
-        )  # fmt: skip
-        patch.status.update(phase="Failed", reason="InvalidSpec", message=str(error),
-                            conditions=conditions)  # fmt: skip
+        )
+        patch.status.update(
+            phase="Failed", reason="InvalidSpec", message=str(error), conditions=conditions
+        )
         kopf.warn(body, reason="InvalidSpec", message=str(error))
         return None
     return spec
@@ -111,8 +116,9 @@ def launch(body: Body, patch: kopf.Patch, logger: Any) -> None:
     if spec.script.config_map and not kube.config_map_exists(namespace, spec.script.config_map[0]):
         message = f"spec.script.configMap.name: ConfigMap {spec.script.config_map[0]!r} not found"
         conditions = set_condition([], "Validated", "False", "ConfigMapNotFound", message)
-        patch.status.update(phase="Failed", reason="ConfigMapNotFound", message=message,
-                            conditions=conditions)  # fmt: skip
+        patch.status.update(
+            phase="Failed", reason="ConfigMapNotFound", message=message, conditions=conditions
+        )
         kopf.warn(body, reason="ConfigMapNotFound", message=message)
         return
     created = 0
@@ -122,16 +128,32 @@ def launch(body: Body, patch: kopf.Patch, logger: Any) -> None:
             kube.create_or_update(manifest, namespace)  # a rerun may bring a new script
         else:
             created += kube.create(manifest, namespace)
-    conditions = set_condition(body.get("status", {}).get("conditions", []), "Validated", "True",
-                               "SpecValid", "the spec is valid")  # fmt: skip
-    conditions = set_condition(conditions, "ResourcesCreated", "True", "Created",
-                               f"{created} object(s) created for run {run}")  # fmt: skip
+    conditions = set_condition(
+        body.get("status", {}).get("conditions", []),
+        "Validated",
+        "True",
+        "SpecValid",
+        "the spec is valid",
+    )
+    conditions = set_condition(
+        conditions,
+        "ResourcesCreated",
+        "True",
+        "Created",
+        f"{created} object(s) created for run {run}",
+    )
     desired = spec.replicas
     patch.status.update(
-        phase="WaitingForWorkers", runId=run, observedGeneration=body["metadata"].get("generation"),
-        startTime=now(), endTime=None, reason=None, message=None, conditions=conditions,
+        phase="WaitingForWorkers",
+        runId=run,
+        observedGeneration=body["metadata"].get("generation"),
+        startTime=now(),
+        endTime=None,
+        reason=None,
+        message=None,
+        conditions=conditions,
         workers={"desired": desired, "ready": 0, "connected": 0, "lost": 0, "text": f"0/{desired}"},
-    )  # fmt: skip
+    )
     kopf.info(
         body, reason="Started", message=f"manager and {desired} worker(s) created (run {run})"
     )
@@ -156,14 +178,16 @@ def updated(body: Body, old: Any, new: Any, patch: kopf.Patch, **_: Any) -> None
     if (old or {}).get("runId") != (new or {}).get("runId"):
         for pod in kube.pods(body["metadata"]["namespace"], body["metadata"]["name"]):
             kube.delete("Pod", pod["metadata"]["name"], body["metadata"]["namespace"])
-        patch.status.update(phase="Pending", summary=None, live=None, verdict=None,
-                            thresholds=None, cleanedUp=None)  # fmt: skip
+        patch.status.update(
+            phase="Pending", summary=None, live=None, verdict=None, thresholds=None, cleanedUp=None
+        )
         kopf.info(body, reason="Rerun", message=f"runId changed to {new.get('runId')!r}")
         return
     if status.get("phase") not in FINAL:
         message = "the spec changed during a run; change spec.runId to run it again"
-        conditions = set_condition(status.get("conditions", []), "SpecChangeRefused", "True",
-                                   "RunInProgress", message)  # fmt: skip
+        conditions = set_condition(
+            status.get("conditions", []), "SpecChangeRefused", "True", "RunInProgress", message
+        )
         patch.status["conditions"] = conditions
         kopf.warn(body, reason="SpecChangeRefused", message=message)
 
@@ -188,8 +212,9 @@ def watch(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
     failed = failed_pods(pods)
     health = ("False", "PodTrouble", describe(failed)) if failed else ("True", "AllHealthy", "ok")
     conditions = set_condition(status.get("conditions", []), "PodsHealthy", *health)
-    patch.status.update(failedPods=failed, conditions=conditions,
-                        workers={"ready": sum(map(is_ready, workers))})  # fmt: skip
+    patch.status.update(
+        failedPods=failed, conditions=conditions, workers={"ready": sum(map(is_ready, workers))}
+    )
     spec = body.get("spec", {})
     end = ending(manager) if manager is not None else None
     if end is not None:
@@ -198,8 +223,9 @@ def watch(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
     desired = status.get("workers", {}).get("desired", 0)
     connected = status.get("workers", {}).get("connected", 0)
     if phase == "WaitingForWorkers" and desired and connected >= desired:
-        conditions = set_condition(conditions, "WorkersReady", "True", "AllConnected",
-                                   f"{connected} worker(s) connected")  # fmt: skip
+        conditions = set_condition(
+            conditions, "WorkersReady", "True", "AllConnected", f"{connected} worker(s) connected"
+        )
         conditions = set_condition(conditions, "Started", "True", "Running", "the gaggle runs")
         patch.status.update(phase="Running", conditions=conditions)
         kopf.info(body, reason="Running", message=f"all {desired} worker(s) connected")
@@ -229,10 +255,12 @@ def _finished(body: Body, patch: kopf.Patch, code: int, reason: str, conditions:
             passed = status["verdict"] == "Passed"
             failed = [t["expression"] for t in status.get("thresholds", []) if not t["passed"]]
             conditions = set_condition(
-                conditions, "ThresholdsPassed", "True" if passed else "False",
+                conditions,
+                "ThresholdsPassed",
+                "True" if passed else "False",
                 "Passed" if passed else "ThresholdFailed",
                 "all thresholds held" if passed else "failed: " + "; ".join(failed),
-            )  # fmt: skip
+            )
         patch.status.update(phase=phase, endTime=now(), conditions=conditions)
         kopf.info(body, reason=phase, message=f"{message}; verdict {status.get('verdict', 'n/a')}")
         return
@@ -266,9 +294,14 @@ def _cleanup(body: Body, patch: kopf.Patch) -> None:
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
     _stop(namespace, name, everything=True)
     made = children.names(name)
-    for kind, key in (("Service", "service"), ("ConfigMap", "script"), ("Secret", "token"),
-                      ("RoleBinding", "account"), ("Role", "account"),
-                      ("ServiceAccount", "account")):  # fmt: skip
+    for kind, key in (
+        ("Service", "service"),
+        ("ConfigMap", "script"),
+        ("Secret", "token"),
+        ("RoleBinding", "account"),
+        ("Role", "account"),
+        ("ServiceAccount", "account"),
+    ):
         kube.delete(kind, made[key], namespace)
     patch.status["cleanedUp"] = True
     kopf.info(body, reason="CleanedUp", message=f"children deleted ({policy}); the summary stays")

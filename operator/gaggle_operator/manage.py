@@ -102,8 +102,10 @@ def _final(result: RunResult, manager: Manager) -> dict[str, Any]:
 
 
 def _summary_file(result: RunResult, final: dict[str, Any]) -> str:
-    requests = [{"method": method, "name": name, **stats.to_dict()}
-                for (method, name), stats in result.metrics.requests.items()]  # fmt: skip
+    requests = [
+        {"method": method, "name": name, **stats.to_dict()}
+        for (method, name), stats in result.metrics.requests.items()
+    ]
     document = {**final, "requests": requests}
     text = json.dumps(document, separators=(",", ":"))
     while len(text.encode()) > SUMMARY_LIMIT and requests:

@@ -10,9 +10,14 @@ from typing import Any
 
 MAX_FAILED_PODS = 10
 WAITING_TROUBLE = {
-    "ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CrashLoopBackOff",
-    "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
-}  # fmt: skip
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "InvalidImageName",
+    "CrashLoopBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +58,19 @@ def trouble(pod: dict[str, Any]) -> dict[str, Any] | None:
         return {"name": name, "reason": end.reason or "Error", "exitCode": end.exit_code}
     for condition in status.get("conditions", []):
         if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            return {"name": name, "reason": condition.get("reason") or "Unschedulable",
-                    "message": str(condition.get("message", ""))[:200]}  # fmt: skip
+            return {
+                "name": name,
+                "reason": condition.get("reason") or "Unschedulable",
+                "message": str(condition.get("message", ""))[:200],
+            }
     for container in status.get("containerStatuses", []):
         waiting = container.get("state", {}).get("waiting") or {}
         if waiting.get("reason") in WAITING_TROUBLE:
-            return {"name": name, "reason": waiting["reason"],
-                    "message": str(waiting.get("message", ""))[:200]}  # fmt: skip
+            return {
+                "name": name,
+                "reason": waiting["reason"],
+                "message": str(waiting.get("message", ""))[:200],
+            }
     return None
 
 

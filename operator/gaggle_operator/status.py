@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from gaggle.metrics.aggregate import Metrics
-from gaggle.metrics.stats import Stats
+from gaggle.metrics.stats import Stats, ms
 from gaggle.session import RunResult
 from gaggle.thresholds import overall, verdict_rows
 
@@ -17,22 +17,18 @@ TOP_ERRORS = 5
 MAX_ERROR_CHARS = 300
 
 
-def _ms(us: float) -> float:
-    return round(us / 1000, 3)
-
-
 def _ratio(part: int, whole: int) -> float:
     return round(part / whole, 6) if whole else 0.0
 
 
 def latency(stats: Stats) -> dict[str, float]:
     return {
-        "min": _ms(stats.min),
-        "avg": _ms(stats.mean_us),
-        "p50": _ms(stats.percentile_us(0.5)),
-        "p95": _ms(stats.percentile_us(0.95)),
-        "p99": _ms(stats.percentile_us(0.99)),
-        "max": _ms(stats.max_us),
+        "min": ms(stats.min),
+        "avg": ms(stats.mean_us),
+        "p50": ms(stats.percentile_us(0.5)),
+        "p95": ms(stats.percentile_us(0.95)),
+        "p99": ms(stats.percentile_us(0.99)),
+        "max": ms(stats.max_us),
     }
 
 
@@ -45,7 +41,7 @@ def live(metrics: Metrics, users: int, rps: float) -> dict[str, Any]:
         "failures": total.fail_count,
         "rps": round(rps, 1),
         "failPercent": round(100 * _ratio(total.fail_count, total.count), 2),
-        "p95Ms": _ms(total.percentile_us(0.95)),
+        "p95Ms": ms(total.percentile_us(0.95)),
     }
 
 
@@ -68,7 +64,7 @@ def summary(result: RunResult) -> dict[str, Any]:
                 "name": f"{method} {name}",
                 "requests": stats.count,
                 "failures": stats.fail_count,
-                "p95Ms": _ms(stats.percentile_us(0.95)),
+                "p95Ms": ms(stats.percentile_us(0.95)),
             }
             for (method, name), stats in ranked
         ],

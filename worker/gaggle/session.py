@@ -27,7 +27,7 @@ from aiohttp import web
 from rich.console import Console
 
 from gaggle.config import RunConfig
-from gaggle.metrics.aggregate import Metrics
+from gaggle.metrics.aggregate import Metrics, TaskNames
 from gaggle.metrics.source import Source
 from gaggle.report.prometheus import serve
 from gaggle.report.recorder import NoReport, Report, open_report
@@ -69,7 +69,7 @@ class RunResult:
     users: int
     stopped_by: str
     hatch_metrics: Metrics | None = None
-    task_names: list[tuple[str, list[str]]] = field(default_factory=list)
+    task_names: TaskNames = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)  # one per --threshold rule
 
     @property
@@ -112,7 +112,9 @@ class Session:
         self.hatch_metrics: Metrics | None = None
         self.metrics_started = time.perf_counter()  # what the tables' and rules' seconds count
         self.hatched_all = False
-        self.task_names = [(ts.__name__, [t.name for t in ts.tasks]) for ts in plan.tasksets]
+        self.task_names: TaskNames = [
+            (ts.__name__, [t.name for t in ts.tasks]) for ts in plan.tasksets
+        ]
         self._interrupts = 0
         self._aborted = False
         self._driving: asyncio.Future[bool] | None = None
@@ -296,11 +298,17 @@ class Session:
             self._timers.append(task)
 
     async def _running_tables(self) -> None:
+        """Every --running-metrics seconds on a fixed grid: printing takes time, and a loop
+        that slept the interval after each print would drift later with every table."""
         every = self.plan.config.running_metrics
-        while not self.stopping.is_set():
-            await self.stopping.sleep(every)
-            if not self.stopping.is_set():
-                self.print_tables(self.tally.metrics(), time.perf_counter() - self.metrics_started)
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at += every
+            await self.stopping.sleep(max(0.0, next_at - loop.time()))
+            if self.stopping.is_set():
+                return
+            self.print_tables(self.tally.metrics(), time.perf_counter() - self.metrics_started)
 
     # --- signals ----------------------------------------------------------------------------
     def _install_signals(self) -> None:

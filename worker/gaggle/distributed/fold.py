@@ -6,7 +6,7 @@ histogram buckets a second; folding them one by one in Python cost three quarter
 array and a delta folds in a few ``np.add.at`` / ``np.minimum.at`` steps into dense arrays with a
 row (slot) per request (method, name) or task. ``metrics()`` writes the slots that changed back
 into the engine's ``Stats`` when someone reads them (tables, a scrape, /summary): the same numbers
-as ``convert.merge_delta``, which a test checks. numpy is imported by the manager only.
+as ``codec.merge_delta``, which a test checks. numpy is imported by the manager only.
 """
 
 from __future__ import annotations
@@ -16,16 +16,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gaggle.distributed.convert import ENTRY_COLUMNS, ROW_COLUMNS, check_shape, table_keys
+from gaggle.distributed.codec import ENTRY_COLUMNS, ROW_COLUMNS, check_shape, table_keys
 from gaggle.metrics.aggregate import MAX_DISTINCT_ERRORS, Metrics, add_error
-from gaggle.metrics.stats import Stats
+from gaggle.metrics.stats import NO_MIN, Stats
 from gaggle.wire import gaggle_pb2 as wire
 
 # Bucket indexes 0..4095 cover response times up to about 76 hours; a longer one is counted in
 # the last bucket (its min and max stay exact). 32 KiB per request name or task.
 WIDTH = 4096
 CODES = 1000  # HTTP status codes 0..999
-_NO_MIN = 1 << 62
 _DTYPES = {"q": "<i8", "Q": "<u8", "I": "<u4", "H": "<u2"}
 
 Columns = dict[str, npt.NDArray[Any]]
@@ -55,7 +54,7 @@ class Totals:
         self._stats: list[Stats] = []
         self._counts = np.zeros((capacity, 2), dtype=np.int64)  # success, fail
         self._sums = np.zeros(capacity, dtype=np.uint64)
-        self._mins = np.full(capacity, _NO_MIN, dtype=np.uint64)
+        self._mins = np.full(capacity, NO_MIN, dtype=np.uint64)
         self._maxs = np.zeros(capacity, dtype=np.uint64)
         self._buckets = np.zeros((capacity, WIDTH), dtype=np.uint64)
         self._codes = np.zeros((capacity, CODES), dtype=np.uint64)
@@ -114,7 +113,7 @@ class Totals:
             return np.concatenate([array, more])
 
         self._counts, self._sums = double(self._counts), double(self._sums)
-        self._mins, self._maxs = double(self._mins, _NO_MIN), double(self._maxs)
+        self._mins, self._maxs = double(self._mins, NO_MIN), double(self._maxs)
         self._buckets, self._codes = double(self._buckets), double(self._codes)
 
     def _fold(self, slots: npt.NDArray[np.intp], columns: Columns) -> None:

@@ -25,7 +25,7 @@ import grpc
 
 from gaggle._version import __version__
 from gaggle.config import ConfigError, RunConfig
-from gaggle.distributed.convert import PROTOCOL_VERSION
+from gaggle.distributed.protocol import HEARTBEAT_INTERVAL, PROTOCOL_VERSION, WORKER_SILENCE
 from gaggle.distributed.role import Role
 from gaggle.distributed.rules import rules_difference
 from gaggle.distributed.security import server_credentials, token_matches, warn_if_open
@@ -37,8 +37,6 @@ from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 log = logging.getLogger("gaggle")
 
 START_DELAY = 1.0  # seconds between the Start message and the common start instant
-HEARTBEAT_INTERVAL = 1.0
-WORKER_SILENCE = 3.0  # seconds without a word from a worker (it heartbeats every second): lost
 PER_WORKER_KEYS = (
     "requests_file",
     "requests_format",
@@ -116,8 +114,11 @@ class Manager(Session, wire_grpc.GaggleServicer):
             lost.replaced, link.share = True, lost.share
             log.warning(
                 "worker %d joined mid-run (%s): it takes lost worker %d's %d user(s)",
-                link.index + 1, link.name, lost.index + 1, lost.share.users,
-            )  # fmt: skip
+                link.index + 1,
+                link.name,
+                lost.index + 1,
+                lost.share.users,
+            )
             link.outbox.put_nowait(self._start_message(lost.share))
         else:
             log.info("worker %d joined: %s", link.index + 1, link.name)
@@ -138,8 +139,9 @@ class Manager(Session, wire_grpc.GaggleServicer):
         """A lost worker whose users nobody runs: a worker that joins mid-run takes them on."""
         if self.stop_reason:
             return None
-        return next((w for w in self.workers if w.done and w.share and not w.replaced and
-                     w.lost), None)  # fmt: skip
+        return next(
+            (w for w in self.workers if w.done and w.share and not w.replaced and w.lost), None
+        )
 
     def _check(self, hello: wire.Hello) -> str:
         if self.role.token and not token_matches(self.role.token, hello.token):
@@ -205,8 +207,10 @@ class Manager(Session, wire_grpc.GaggleServicer):
         self.lost += 1
         log.warning(
             "lost worker %d (%s): what it did in the %.1f s since its last delta is unknown",
-            link.index + 1, why, time.monotonic() - link.last_delta_at,
-        )  # fmt: skip
+            link.index + 1,
+            why,
+            time.monotonic() - link.last_delta_at,
+        )
         link.outbox.put_nowait(None)  # end its stream: a silent worker that wakes up must stop
         self._check_hatched()  # a worker lost while hatching must not hold the others' reset
         self._check_done()

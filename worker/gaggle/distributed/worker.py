@@ -19,8 +19,9 @@ import time
 
 from gaggle._version import __version__
 from gaggle.attack import Attack
-from gaggle.distributed.convert import PROTOCOL_VERSION, to_delta
-from gaggle.distributed.link import ManagerLink, WorkerError
+from gaggle.distributed.codec import to_delta
+from gaggle.distributed.manager_link import ManagerLink, WorkerError
+from gaggle.distributed.protocol import PROTOCOL_VERSION
 from gaggle.distributed.role import Role
 from gaggle.runner import Runner
 from gaggle.session import Aborted, RunPlan
@@ -103,8 +104,11 @@ class Worker:
         )
         message = await self._next()
         if message is None:
-            raise WorkerError(f"lost the manager at {self.address} before the start "
-                              f"({self.link.error or 'the stream closed'})", 1)  # fmt: skip
+            raise WorkerError(
+                f"lost the manager at {self.address} before the start "
+                f"({self.link.error or 'the stream closed'})",
+                1,
+            )
         if not message.HasField("start"):
             return  # stopped before the start
         runner = Runner(self._plan(message.start))

@@ -15,11 +15,28 @@ from gaggle.metrics.stats import Stats
 
 RequestKey = tuple[str, str]  # (method, name)
 TaskKey = tuple[int, int]  # (task set index, task index)
+# (task set name, its tasks' names), in definition order: what a TaskKey's indexes point into
+TaskNames = list[tuple[str, list[str]]]
 K = TypeVar("K", RequestKey, TaskKey)
 
 # A distinct error is counted, not stored per occurrence: reports stay small (locust#1712).
 MAX_DISTINCT_ERRORS = 1000
 OTHER_ERRORS = "(other errors)"
+
+
+def request_order(row: tuple[RequestKey, Any]) -> tuple[str, str]:
+    """How every table, report and summary orders request rows: by name, then method."""
+    (method, name), _ = row
+    return name, method
+
+
+def task_label(names: TaskNames, key: TaskKey) -> tuple[str, str]:
+    """A task row's (task set, task) names; the indexes as text where ``names`` has none."""
+    taskset, task = key
+    if taskset >= len(names):
+        return str(taskset), str(task)
+    tasks = names[taskset][1]
+    return names[taskset][0], tasks[task] if task < len(tasks) else str(task)
 
 
 class Metrics:
@@ -37,11 +54,6 @@ class Metrics:
         _merge_rows(self.tasks, other.tasks)
         for error, count in other.errors.items():
             add_error(self.errors, error, count)
-
-    def copy(self) -> Metrics:
-        clone = Metrics()
-        clone.merge(self)
-        return clone
 
     @classmethod
     def combined(cls, *parts: Metrics | None) -> Metrics:
@@ -71,7 +83,7 @@ class Metrics:
         return {
             "requests": [
                 {"method": m, "name": n, **s.to_dict()}
-                for (m, n), s in sorted(self.requests.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+                for (m, n), s in sorted(self.requests.items(), key=request_order)
             ],
             "tasks": [
                 {"taskset": t, "task": i, **s.to_dict()} for (t, i), s in sorted(self.tasks.items())

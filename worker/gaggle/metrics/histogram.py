@@ -57,12 +57,6 @@ class Histogram:
             counts[index] = counts.get(index, 0) + count
         self.total += other.total
 
-    def copy(self) -> Histogram:
-        clone = Histogram()
-        clone.counts = dict(self.counts)
-        clone.total = self.total
-        return clone
-
     def value_at(self, quantile: float) -> int:
         """The value at ``quantile`` (0..1): the middle of the bucket holding rank ⌈q·n⌉."""
         if self.total <= 0:
@@ -76,9 +70,6 @@ class Histogram:
                 return (low + high + 1) // 2
         low, high = bucket_bounds(max(self.counts))
         return (low + high + 1) // 2
-
-    def values_at(self, quantiles: Iterable[float]) -> list[int]:
-        return [self.value_at(q) for q in quantiles]
 
     def items(self) -> Iterator[tuple[int, int]]:
         """(bucket index, count) pairs in index order: the wire and JSON form."""

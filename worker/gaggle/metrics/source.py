@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gaggle.metrics.aggregate import Metrics
+from gaggle.metrics.aggregate import Metrics, TaskNames
 
 
 @dataclass
@@ -18,5 +18,5 @@ class Source:
     metrics: Callable[[], Metrics]  # everything so far, hatching phase included
     users: Callable[[], int]
     workers: Callable[[], tuple[int, int]] = lambda: (0, 0)  # (connected, lost)
-    task_names: Callable[[], list[tuple[str, list[str]]]] = lambda: []
+    task_names: Callable[[], TaskNames] = lambda: []
     loop_lags: Callable[[], dict[int, float]] = lambda: {}  # worker number → seconds

@@ -11,7 +11,12 @@ from typing import Any
 
 from gaggle.metrics.histogram import Histogram
 
-_NO_MIN = 1 << 62
+NO_MIN = 1 << 62  # "no sample yet": above any response time, so min() keeps the first
+
+
+def ms(us: float) -> float:
+    """Microseconds as milliseconds to 3 decimals: how reports and status show a time."""
+    return round(us / 1000, 3)
 
 
 class Stats:
@@ -31,7 +36,7 @@ class Stats:
         self.success_count = 0
         self.fail_count = 0
         self.sum_us = 0
-        self.min_us = _NO_MIN
+        self.min_us = NO_MIN
         self.max_us = 0
         self.histogram = Histogram()
         self.status_codes: dict[int, int] = {}
@@ -85,7 +90,7 @@ class Stats:
 
     @property
     def min(self) -> int:
-        return self.min_us if self.min_us != _NO_MIN else 0
+        return self.min_us if self.min_us != NO_MIN else 0
 
     @property
     def mean_us(self) -> float:
@@ -116,7 +121,7 @@ class Stats:
         stats.fail_count = int(data["fail_count"])
         stats.sum_us = int(data["sum_us"])
         stats.histogram = Histogram.from_items((int(i), int(c)) for i, c in data["histogram"])
-        stats.min_us = int(data["min_us"]) if stats.histogram.total else _NO_MIN
+        stats.min_us = int(data["min_us"]) if stats.histogram.total else NO_MIN
         stats.max_us = int(data["max_us"])
         stats.status_codes = {int(k): int(v) for k, v in data["status_codes"].items()}
         return stats

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gaggle.metrics.aggregate import Metrics
-from gaggle.metrics.stats import Stats
+from gaggle.metrics.aggregate import Metrics, TaskNames, request_order, task_label
+from gaggle.metrics.stats import Stats, ms
 from gaggle.report.timeline import FIELDS, Series, Timeline
 from gaggle.thresholds import Verdict, overall, verdict_rows
 
@@ -47,10 +47,6 @@ def instant(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
-def _ms(us: float) -> float:
-    return round(us / 1000, 3)
-
-
 def _rate(count: int, seconds: float) -> float:
     return round(count / seconds, 3) if seconds > 0 else 0.0
 
@@ -61,10 +57,10 @@ def stats_row(stats: Stats, seconds: float) -> dict[str, Any]:
         "fails": stats.fail_count,
         "rps": _rate(stats.count, seconds),
         "fail_rps": _rate(stats.fail_count, seconds),
-        "avg_ms": _ms(stats.mean_us),
-        "min_ms": _ms(stats.min),
-        "max_ms": _ms(stats.max_us),
-        **{field: _ms(stats.percentile_us(q)) for field, q in PERCENTILES.items()},
+        "avg_ms": ms(stats.mean_us),
+        "min_ms": ms(stats.min),
+        "max_ms": ms(stats.max_us),
+        **{field: ms(stats.percentile_us(q)) for field, q in PERCENTILES.items()},
         "status_codes": {str(code): n for code, n in sorted(stats.status_codes.items())},
     }
 
@@ -89,11 +85,10 @@ def _run(facts: RunFacts) -> dict[str, Any]:
     }
 
 
-def _tasks(metrics: Metrics, names: Sequence[tuple[str, Sequence[str]]], seconds: float) -> Any:
+def _tasks(metrics: Metrics, names: TaskNames, seconds: float) -> Any:
     rows = []
-    for (ts, task), stats in sorted(metrics.tasks.items()):
-        taskset = names[ts][0] if ts < len(names) else str(ts)
-        label = names[ts][1][task] if ts < len(names) and task < len(names[ts][1]) else str(task)
+    for key, stats in sorted(metrics.tasks.items()):
+        taskset, label = task_label(names, key)
         rows.append({"taskset": taskset, "task": label, **stats_row(stats, seconds)})
     for row in rows:
         del row["status_codes"]  # tasks have none
@@ -140,7 +135,7 @@ def _timeline(timeline: Timeline) -> dict[str, Any]:
 def build_report(
     facts: RunFacts,
     metrics: Metrics,
-    task_names: Sequence[tuple[str, Sequence[str]]],
+    task_names: TaskNames,
     timeline: Timeline,
     verdicts: Sequence[Verdict] = (),
 ) -> dict[str, Any]:
@@ -152,9 +147,7 @@ def build_report(
         "run": _run(facts),
         "requests": [
             {"method": method, "name": name, **stats_row(stats, seconds)}
-            for (method, name), stats in sorted(
-                metrics.requests.items(), key=lambda kv: (kv[0][1], kv[0][0])
-            )
+            for (method, name), stats in sorted(metrics.requests.items(), key=request_order)
         ],
         "requests_total": stats_row(total, seconds),
         "tasks": _tasks(metrics, task_names, seconds),

@@ -23,6 +23,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from gaggle.config import ConfigError
+from gaggle.metrics.aggregate import task_label
 from gaggle.metrics.histogram import bucket_bounds
 from gaggle.metrics.source import Source
 from gaggle.metrics.stats import Stats
@@ -96,11 +97,8 @@ class GaggleCollector(Collector):
             "gaggle_tasks", "Task runs.", labels=["taskset", "task", "result"]
         )
         names = self.source.task_names()
-        for (ts, task), stats in sorted(metrics.tasks.items()):
-            taskset = names[ts][0] if ts < len(names) else str(ts)
-            label = (
-                names[ts][1][task] if ts < len(names) and task < len(names[ts][1]) else str(task)
-            )
+        for key, stats in sorted(metrics.tasks.items()):
+            taskset, label = task_label(names, key)
             tasks.add_metric([taskset, label, "success"], stats.success_count)
             tasks.add_metric([taskset, label, "failure"], stats.fail_count)
         connected, lost = self.source.workers()

@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 
 from gaggle._version import __version__
 from gaggle.config import REPORT_FORMATS, ConfigError, RunConfig
-from gaggle.metrics.aggregate import Metrics
+from gaggle.metrics.aggregate import Metrics, TaskNames
 from gaggle.metrics.source import Source
 from gaggle.report.html import render_html
 from gaggle.report.model import RunFacts, build_report
@@ -47,7 +47,7 @@ class Outcome(Protocol):
     @property
     def stopped_by(self) -> str: ...
     @property
-    def task_names(self) -> list[tuple[str, list[str]]]: ...
+    def task_names(self) -> TaskNames: ...
     @property
     def verdicts(self) -> list[Verdict]: ...
 

@@ -7,14 +7,13 @@ target does not read as 0.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from gaggle.metrics.aggregate import Metrics
+from gaggle.metrics.aggregate import Metrics, TaskNames, request_order
 from gaggle.metrics.stats import Stats
 from gaggle.thresholds import Verdict
 
@@ -24,7 +23,7 @@ PERCENTILE_LABELS = ("50%", "75%", "98%", "99%", "99.9%", "99.99%")
 
 @dataclass(frozen=True, slots=True)
 class TableOptions:
-    task_names: Sequence[tuple[str, Sequence[str]]]  # (task set, its tasks) in definition order
+    task_names: TaskNames
     duration: float  # seconds the metrics cover, for rates
     status_codes: bool = False
     task_metrics: bool = True
@@ -102,7 +101,7 @@ def task_tables(metrics: Metrics, options: TableOptions) -> list[Table]:
 
 
 def _sorted_requests(metrics: Metrics) -> list[tuple[str, Stats]]:
-    rows = sorted(metrics.requests.items(), key=lambda kv: (kv[0][1], kv[0][0]))
+    rows = sorted(metrics.requests.items(), key=request_order)
     return [(f"{method} {name}", stats) for (method, name), stats in rows]
 
 

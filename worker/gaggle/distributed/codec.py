@@ -17,8 +17,6 @@ from gaggle.metrics.aggregate import Metrics, add_error
 from gaggle.metrics.stats import Stats
 from gaggle.wire import gaggle_pb2 as wire
 
-# 3: columnar tables (1 sent rows with repeated bucket fields, 2 rows with bucket bytes).
-PROTOCOL_VERSION = 3
 _SWAP = sys.byteorder != "little"
 _ENTRY_MAX = (1 << 32) - 1  # an entry's count is a uint32; larger counts take several entries
 ROW_COLUMNS = {  # field → array typecode, one value per row

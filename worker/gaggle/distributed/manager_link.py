@@ -17,15 +17,13 @@ from typing import Any
 
 import grpc
 
+from gaggle.distributed.protocol import HEARTBEAT_INTERVAL, MANAGER_SILENCE
 from gaggle.distributed.role import Role
 from gaggle.distributed.security import CHANNEL_OPTIONS, channel_credentials
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 
 log = logging.getLogger("gaggle")
-
-HEARTBEAT_INTERVAL = 1.0
-MANAGER_SILENCE = 4.0  # seconds without a word from the manager: it is gone (e.g. a partition)
 
 
 class WorkerError(Exception):

@@ -1,0 +1,8 @@
+"""What a manager and its workers agree on besides gaggle.proto: the protocol's version and the
+heartbeat's rhythm. Both sides import these, so they cannot drift apart."""
+
+# 3: columnar tables (1 sent rows with repeated bucket fields, 2 rows with bucket bytes).
+PROTOCOL_VERSION = 3
+HEARTBEAT_INTERVAL = 1.0  # seconds between heartbeats, each way
+WORKER_SILENCE = 3.0  # seconds without a word from a worker: the manager counts it lost
+MANAGER_SILENCE = 4.0  # seconds without a word from the manager: it is gone (e.g. a partition)

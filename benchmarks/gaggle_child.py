@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gaggle import Attack, RunResult, TaskSet, constant, task
-from gaggle.attack import run_on_best_loop
+from gaggle.console import run_on_best_loop
 from gaggle.runner import Runner
 
 # throughput.py starts this file with -P: benchmarks/gaggle.py would shadow the gaggle package.

@@ -31,6 +31,7 @@ from typing import Any
 import kopf
 
 from gaggle._version import __version__
+from gaggle.console import EXIT_THRESHOLDS
 from gaggle_operator import children, defaults, kube
 from gaggle_operator.conditions import now, set_condition
 from gaggle_operator.pods import describe, ending, failed_pods, is_ready, role
@@ -44,7 +45,6 @@ try:
 except defaults.DefaultsError as error:
     raise SystemExit(f"gaggle operator: {error}") from None
 FINAL = ("Succeeded", "Failed", "Aborted")
-EXIT_THRESHOLDS = 3
 Body = kopf.Body
 Manifest = dict[str, Any]
 

@@ -22,9 +22,9 @@ from typing import Any
 
 from kubernetes import client, config
 
-from gaggle.attack import EXIT_ABORTED, EXIT_THRESHOLDS, fail, run_on_best_loop, setup_logging
 from gaggle.cli import build_parser, read_run_command
 from gaggle.config import ConfigError
+from gaggle.console import EXIT_ABORTED, EXIT_THRESHOLDS, fail, run_on_best_loop, setup_logging
 from gaggle.distributed.manager import Manager
 from gaggle.session import Aborted, RunResult
 from gaggle.taskset import TestDefinitionError

@@ -10,17 +10,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from gaggle._version import __version__
-from gaggle.attack import (
+from gaggle.attack import Attack
+from gaggle.config import ConfigError, build_config
+from gaggle.console import (
     EXIT_ABORTED,
     EXIT_CRASH,
     EXIT_THRESHOLDS,
-    Attack,
     fail,
     print_rules,
     run_on_best_loop,
     setup_logging,
 )
-from gaggle.config import ConfigError, build_config
 from gaggle.demo_site import add_demo_site_parser
 from gaggle.distributed.local import run_local
 from gaggle.distributed.manager import PER_WORKER_KEYS, Manager

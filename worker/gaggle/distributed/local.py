@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gaggle.attack import EXIT_THRESHOLDS
+from gaggle.console import EXIT_THRESHOLDS
 from gaggle.distributed.manager import Manager
 from gaggle.distributed.role import Role
 from gaggle.distributed.security import new_token

@@ -1,0 +1,79 @@
+"""What a command line needs around a run: exit codes, the one-line error, ``--list``, the
+console, logging, and the event loop. ``gaggle``, ``Attack.execute()`` and ``gaggle-operator
+manage`` share them, so they exit and print alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import Coroutine, Sequence
+from typing import Any, NoReturn, TypeVar
+
+from rich.console import Console
+
+from gaggle.config import RunConfig
+from gaggle.taskset import TaskSet, describe_rules
+
+T = TypeVar("T")
+EXIT_CRASH = 1  # a bug in gaggle, or a worker that lost its manager
+EXIT_BAD_INPUT = 2  # an option, spec field or file that is not allowed (one line says why)
+EXIT_THRESHOLDS = 3  # the run completed and a --threshold rule failed
+EXIT_ABORTED = 130  # a second Ctrl-C (128 + SIGINT, as shells report it)
+
+
+def fail(prog: str, message: str) -> NoReturn:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_BAD_INPUT)
+
+
+def print_rules(tasksets: Sequence[type[TaskSet]]) -> None:
+    """``--list``: task sets and their tasks, in the order tables show them."""
+    for ts_index, rules in enumerate(describe_rules(list(tasksets))):
+        wait = f", wait {rules['wait_time']}" if rules["wait_time"] else ""
+        print(f"{ts_index + 1}: {rules['name']} (weight {rules['weight']}{wait})")
+        for task_index, task in enumerate(rules["tasks"]):
+            flags = [k for k in ("on_start", "on_stop") if task[k]]
+            if task["sequence"] is not None:
+                flags.append(f"sequence {task['sequence']}")
+            extra = f" [{', '.join(flags)}]" if flags else ""
+            print(f"    {task_index + 1}: {task['name']} (weight {task['weight']}){extra}")
+
+
+def make_console() -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=120)
+    return console
+
+
+def setup_logging(config: RunConfig) -> None:
+    """Console level from -v (warnings by default), file level from -g (info by default)."""
+    logger = logging.getLogger("gaggle")
+    logger.handlers.clear()
+    logger.propagate = False
+    formatter = logging.Formatter("%(asctime)s [%(levelname)5s] %(message)s", "%H:%M:%S")
+    console_level = max(logging.DEBUG, logging.WARNING - 10 * config.verbose)
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setLevel(console_level)
+    stream.setFormatter(formatter)
+    logger.addHandler(stream)
+    levels = [console_level]
+    if config.log_file or config.log_level:
+        file_level = max(logging.DEBUG, logging.INFO - 10 * max(0, config.log_level - 1))
+        handler = logging.FileHandler(config.log_file or "gaggle.log", mode="w")
+        handler.setLevel(file_level)
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
+        levels.append(file_level)
+    logger.setLevel(min(levels))
+
+
+def run_on_best_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency where it builds
+        return asyncio.run(coroutine)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(coroutine)

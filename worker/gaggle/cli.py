@@ -28,6 +28,7 @@ from gaggle.distributed.rules import file_hash, rules_hash, rules_json
 from gaggle.distributed.worker import Worker, WorkerError
 from gaggle.loader import load_tasksets
 from gaggle.options import add_run_options, given_options, split_gaggle_options
+from gaggle.ports import METRICS_PORT
 from gaggle.runner import Aborted, Runner, RunPlan
 from gaggle.taskset import TaskSet, TestDefinitionError
 
@@ -60,7 +61,7 @@ def run_command(namespace: argparse.Namespace) -> int:
         if role.kind == "worker":
             return run_worker(namespace.file, tasksets, role, options)
         if role.kind == "manager":
-            options.setdefault("metrics_bind", "0.0.0.0:9646")
+            options.setdefault("metrics_bind", f"0.0.0.0:{METRICS_PORT}")
         plan = attack.plan(options)
     except (ConfigError, TestDefinitionError) as error:
         fail("gaggle", str(error))

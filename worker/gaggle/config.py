@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
+from gaggle.ports import METRICS_PORT
 from gaggle.thresholds import Threshold, ThresholdError, parse_threshold
 
 
@@ -224,7 +225,7 @@ def validate_thresholds(value: object) -> tuple[str, ...]:
 
 
 def validate_bind(option: str, value: object) -> str:
-    allowed = "use HOST:PORT, e.g. 0.0.0.0:9646 or 127.0.0.1:0 (any free port)"
+    allowed = f"use HOST:PORT, e.g. 0.0.0.0:{METRICS_PORT} or 127.0.0.1:0 (any free port)"
     host, _, port = str(value).strip().rpartition(":")
     if not host or not port.isdigit() or int(port) > 65535 or " " in host:
         raise ConfigError(option, value, allowed)

@@ -19,6 +19,7 @@ from gaggle.config import (
     SCHEDULERS,
     ConfigError,
 )
+from gaggle.ports import GRPC_PORT, METRICS_PORT
 
 # Flags that are parsed now so that they are never mistaken for typos, and refused until the
 # feature lands: (flags, takes a value, what it is for).
@@ -101,7 +102,10 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         help="manager listens on (default: 0.0.0.0)",
     )
     gaggle.add_argument(
-        "--manager-bind-port", default=no, metavar="PORT", help="manager port (default: 5115)"
+        "--manager-bind-port",
+        default=no,
+        metavar="PORT",
+        help=f"manager port (default: {GRPC_PORT})",
     )
     gaggle.add_argument(
         "--processes",
@@ -114,7 +118,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--manager-host", default=no, metavar="HOST", help="manager to join (default: 127.0.0.1)"
     )
     gaggle.add_argument(
-        "--manager-port", default=no, metavar="PORT", help="its port (default: 5115)"
+        "--manager-port", default=no, metavar="PORT", help=f"its port (default: {GRPC_PORT})"
     )
     gaggle.add_argument(
         "--join-timeout", default=no, metavar="SECONDS",
@@ -140,7 +144,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     advanced.add_argument(
         "--metrics-bind", default=no, metavar="HOST:PORT",
-        help="serve Prometheus /metrics and /summary (manager default: 0.0.0.0:9646)",
+        help=f"serve Prometheus /metrics and /summary (manager default: 0.0.0.0:{METRICS_PORT})",
     )  # fmt: skip
     reserved = parser.add_argument_group("reserved (not yet available)")
     for flags, takes_value, _ in RESERVED:

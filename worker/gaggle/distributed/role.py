@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import TypedDict
 
 from gaggle.config import ConfigError
-
-DEFAULT_PORT = 5115
+from gaggle.ports import GRPC_PORT
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,9 +17,9 @@ class Role:
     processes: int = 1
     expect_workers: int = 0
     bind_host: str = "0.0.0.0"
-    bind_port: int = DEFAULT_PORT
+    bind_port: int = GRPC_PORT
     manager_host: str = "127.0.0.1"
-    manager_port: int = DEFAULT_PORT
+    manager_port: int = GRPC_PORT
     hash_check: bool = True
     token: str = ""  # --gaggle-token or $GAGGLE_TOKEN: a worker must present the manager's
     tls_cert: str = ""  # PEM files; a manager with --tls-ca requires client certificates
@@ -160,7 +159,7 @@ def role_from(flags: dict[str, object]) -> Role:
             kind="manager",
             expect_workers=expect,
             bind_host=_host("--manager-bind-host", flags.get("manager_bind_host", "0.0.0.0")),
-            bind_port=_port("--manager-bind-port", flags.get("manager_bind_port", DEFAULT_PORT)),
+            bind_port=_port("--manager-bind-port", flags.get("manager_bind_port", GRPC_PORT)),
             hash_check=not flags.get("no_hash_check", False),
             **_security(flags, manager=True),
         )
@@ -168,7 +167,7 @@ def role_from(flags: dict[str, object]) -> Role:
         return Role(
             kind="worker",
             manager_host=_host("--manager-host", flags.get("manager_host", "127.0.0.1")),
-            manager_port=_port("--manager-port", flags.get("manager_port", DEFAULT_PORT)),
+            manager_port=_port("--manager-port", flags.get("manager_port", GRPC_PORT)),
             join_timeout=_join_timeout(flags.get("join_timeout", 60)),
             leave_on_sigterm=bool(flags.get("leave_on_sigterm", False)),
             **_security(flags, manager=False),

@@ -10,30 +10,49 @@ from __future__ import annotations
 
 import enum
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
-from urllib.parse import urlsplit
 
-from gaggle.ports import METRICS_PORT
-from gaggle.thresholds import Threshold, ThresholdError, parse_threshold
+from gaggle.converters import (
+    DEBUG_FORMATS,
+    DEFAULT_HTTP_CLIENT,
+    HTTP_CLIENTS,
+    REPORT_FORMATS,
+    REQUESTS_FORMATS,
+    SCHEDULERS,
+    ConfigError,
+    Converter,
+    boolean,
+    choice,
+    optional,
+    parse_duration,
+    path,
+    rate,
+    report_path,
+    thresholds,
+    validate_bind,
+    validate_host,
+    whole,
+)
+from gaggle.thresholds import Threshold, parse_threshold
 
-
-class ConfigError(ValueError):
-    """A bad option value; ``str()`` is the one line the user sees."""
-
-    def __init__(self, option: str, value: object, allowed: str, message: str = "") -> None:
-        self.option, self.value, self.allowed = option, value, allowed
-        super().__init__(message or f"{option}: {value!r} is not allowed; {allowed}")
-
-
-SCHEDULERS = ("round-robin", "serial", "random")
-REQUESTS_FORMATS = ("json", "csv", "raw")
-DEBUG_FORMATS = ("json", "raw")
-HTTP_CLIENTS = ("aiohttp", "httptools", "reqwest")
-DEFAULT_HTTP_CLIENT = "httptools"  # the same suite as the others; fastest and leanest (README)
-REPORT_FORMATS = {".html": "html", ".htm": "html", ".json": "json"}  # by file extension
+__all__ = [
+    "CONVERTERS",
+    "DEBUG_FORMATS",
+    "DEFAULT_HTTP_CLIENT",
+    "HTTP_CLIENTS",
+    "REPORT_FORMATS",
+    "REQUESTS_FORMATS",
+    "SCHEDULERS",
+    "ConfigError",
+    "Default",
+    "RunConfig",
+    "build_config",
+    "parse_duration",
+    "validate_bind",
+    "validate_host",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,169 +118,37 @@ class Default(enum.Enum):
     REPORT_FILE = "report_file"
 
 
-# --- converters: accept a flag's text or a Python value; raise ConfigError --------------------
-_DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
-
-
-def parse_duration(option: str, value: object) -> float:
-    """``30s``, ``20m``, ``3h``, ``1h30m`` or a number of seconds."""
-    allowed = "use a duration such as 30s, 20m, 3h, 1h30m or a number of seconds ≥ 0"
-    if isinstance(value, bool):
-        raise ConfigError(option, value, allowed)
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ConfigError(option, value, allowed)
-        return float(value)
-    text = str(value).strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        match = _DURATION.match(text)
-        if not text or match is None:
-            raise ConfigError(option, value, allowed) from None
-        parts = {k: int(v) for k, v in match.groupdict(default="0").items()}
-        return float(parts["h"] * 3600 + parts["m"] * 60 + parts["s"])
-    if seconds < 0 or seconds != seconds:
-        raise ConfigError(option, value, allowed)
-    return seconds
-
-
-def _whole(option: str, minimum: int) -> Callable[[object], int]:
-    def convert(value: object) -> int:
-        allowed = f"use a whole number ≥ {minimum}"
-        if isinstance(value, bool):
-            raise ConfigError(option, value, allowed)
-        try:
-            number = int(str(value).strip()) if not isinstance(value, int) else value
-        except ValueError:
-            raise ConfigError(option, value, allowed) from None
-        if number < minimum:
-            raise ConfigError(option, value, allowed)
-        return number
-
-    return convert
-
-
-def _positive_float(option: str) -> Callable[[object], float]:
-    def convert(value: object) -> float:
-        allowed = "use a number > 0 (users per second; fractions allowed)"
-        try:
-            number = float(str(value).strip()) if not isinstance(value, bool) else -1.0
-        except ValueError:
-            raise ConfigError(option, value, allowed) from None
-        if not number > 0 or number == float("inf"):
-            raise ConfigError(option, value, allowed)
-        return number
-
-    return convert
-
-
-def _choice(option: str, choices: tuple[str, ...]) -> Callable[[object], str]:
-    def convert(value: object) -> str:
-        text = str(value).strip().lower()
-        if text not in choices:
-            raise ConfigError(option, value, "use one of: " + ", ".join(choices))
-        return text
-
-    return convert
-
-
-def _flag(option: str) -> Callable[[object], bool]:
-    def convert(value: object) -> bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(option, value, "use True or False")
-
-    return convert
-
-
-def _path(option: str) -> Callable[[object], str | None]:
-    def convert(value: object) -> str | None:
-        if value is None:
-            return None
-        text = os.fspath(value) if isinstance(value, os.PathLike) else value
-        if not isinstance(text, str) or not text.strip():
-            raise ConfigError(option, value, "use a file name")
-        return text
-
-    return convert
-
-
-def report_path(value: object) -> str | None:
-    """A report file name; its extension picks the format (checked here, written at the end)."""
-    text = _path("--report-file")(value)
-    if text is not None and os.path.splitext(text)[1].lower() not in REPORT_FORMATS:
-        allowed = "use a file name ending in " + ", ".join(REPORT_FORMATS) + " (the format)"
-        raise ConfigError("--report-file", value, allowed)
-    return text
-
-
-def validate_host(option: str, value: object) -> str:
-    allowed = "use an http:// or https:// URL with a host name, e.g. http://127.0.0.1:8080"
-    if not isinstance(value, str):
-        raise ConfigError(option, value, allowed)
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(option, value, allowed)
-    try:
-        parts.port  # noqa: B018 - raises ValueError on a bad port
-    except ValueError:
-        raise ConfigError(option, value, allowed) from None
-    return value.strip().rstrip("/")
-
-
-def validate_thresholds(value: object) -> tuple[str, ...]:
-    """One rule (text) or several (a list); each is kept in its canonical text."""
-    rules = [value] if isinstance(value, str | Threshold) else value
-    if not isinstance(rules, list | tuple):
-        raise ConfigError("--threshold", value, "use a rule such as 'p95 < 300' or a list of them")
-    canonical = []
-    for rule in rules:
-        try:
-            canonical.append(str(rule if isinstance(rule, Threshold) else parse_threshold(rule)))
-        except ThresholdError as error:
-            raise ConfigError("--threshold", rule, error.why) from None
-    return tuple(canonical)
-
-
-def validate_bind(option: str, value: object) -> str:
-    allowed = f"use HOST:PORT, e.g. 0.0.0.0:{METRICS_PORT} or 127.0.0.1:0 (any free port)"
-    host, _, port = str(value).strip().rpartition(":")
-    if not host or not port.isdigit() or int(port) > 65535 or " " in host:
-        raise ConfigError(option, value, allowed)
-    return f"{host}:{int(port)}"
+def _bound(flag: str, convert: Converter) -> tuple[str, Callable[[object], Any]]:
+    return flag, lambda value: convert(flag, value)
 
 
 # field name → (flag shown in messages, converter)
 CONVERTERS: dict[str, tuple[str, Callable[[object], Any]]] = {
-    "host": ("--host", lambda v: None if v is None else validate_host("--host", v)),
-    "users": ("--users", _whole("--users", 1)),
-    "hatch_rate": ("--hatch-rate", _positive_float("--hatch-rate")),
-    "run_time": ("--run-time", lambda v: parse_duration("--run-time", v)),
-    "log_level": ("--log-level", _whole("--log-level", 0)),
-    "log_file": ("--log-file", _path("--log-file")),
-    "verbose": ("--verbose", _whole("--verbose", 0)),
-    "running_metrics": ("--running-metrics", lambda v: parse_duration("--running-metrics", v)),
-    "no_reset_metrics": ("--no-reset-metrics", _flag("--no-reset-metrics")),
-    "no_metrics": ("--no-metrics", _flag("--no-metrics")),
-    "no_task_metrics": ("--no-task-metrics", _flag("--no-task-metrics")),
-    "only_summary": ("--only-summary", _flag("--only-summary")),
-    "requests_file": ("--requests-file", _path("--requests-file")),
-    "requests_format": ("--requests-format", _choice("--requests-format", REQUESTS_FORMATS)),
-    "debug_file": ("--debug-file", _path("--debug-file")),
-    "debug_format": ("--debug-format", _choice("--debug-format", DEBUG_FORMATS)),
-    "no_debug_body": ("--no-debug-body", _flag("--no-debug-body")),
-    "status_codes": ("--status-codes", _flag("--status-codes")),
-    "throttle_requests": ("--throttle-requests", _whole("--throttle-requests", 1)),
-    "sticky_follow": ("--sticky-follow", _flag("--sticky-follow")),
-    "scheduler": ("--scheduler", _choice("--scheduler", SCHEDULERS)),
-    "http_client": ("--http-client", _choice("--http-client", HTTP_CLIENTS)),
-    "metrics_bind": (
-        "--metrics-bind",
-        lambda v: None if v is None else validate_bind("--metrics-bind", v),
-    ),
-    "thresholds": ("--threshold", validate_thresholds),
-    "report_file": ("--report-file", report_path),
+    "host": _bound("--host", optional(validate_host)),
+    "users": _bound("--users", whole(1)),
+    "hatch_rate": _bound("--hatch-rate", rate),
+    "run_time": _bound("--run-time", parse_duration),
+    "log_level": _bound("--log-level", whole(0)),
+    "log_file": _bound("--log-file", path),
+    "verbose": _bound("--verbose", whole(0)),
+    "running_metrics": _bound("--running-metrics", parse_duration),
+    "no_reset_metrics": _bound("--no-reset-metrics", boolean),
+    "no_metrics": _bound("--no-metrics", boolean),
+    "no_task_metrics": _bound("--no-task-metrics", boolean),
+    "only_summary": _bound("--only-summary", boolean),
+    "requests_file": _bound("--requests-file", path),
+    "requests_format": _bound("--requests-format", choice(REQUESTS_FORMATS)),
+    "debug_file": _bound("--debug-file", path),
+    "debug_format": _bound("--debug-format", choice(DEBUG_FORMATS)),
+    "no_debug_body": _bound("--no-debug-body", boolean),
+    "status_codes": _bound("--status-codes", boolean),
+    "throttle_requests": _bound("--throttle-requests", whole(1)),
+    "sticky_follow": _bound("--sticky-follow", boolean),
+    "scheduler": _bound("--scheduler", choice(SCHEDULERS)),
+    "http_client": _bound("--http-client", choice(HTTP_CLIENTS)),
+    "metrics_bind": _bound("--metrics-bind", optional(validate_bind)),
+    "thresholds": _bound("--threshold", thresholds),
+    "report_file": _bound("--report-file", report_path),
 }
 assert set(CONVERTERS) == {f.name for f in fields(RunConfig)}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gaggle.converters import (
@@ -22,9 +22,6 @@ from gaggle.converters import (
     REQUESTS_FORMATS,
     SCHEDULERS,
     ConfigError,
-    Converter,
-    boolean,
-    choice,
     optional,
     parse_duration,
     path,
@@ -35,6 +32,8 @@ from gaggle.converters import (
     validate_host,
     whole,
 )
+from gaggle.option import ADVANCED, METRICS, OPERATOR, option, options_of
+from gaggle.ports import METRICS_PORT
 from gaggle.thresholds import Threshold, parse_threshold
 
 __all__ = [
@@ -44,6 +43,7 @@ __all__ = [
     "HTTP_CLIENTS",
     "REPORT_FORMATS",
     "REQUESTS_FORMATS",
+    "RUN_OPTIONS",
     "SCHEDULERS",
     "ConfigError",
     "Default",
@@ -57,35 +57,247 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:
-    host: str | None = None
-    users: int = 0  # 0 until resolved: the default is the number of CPUs
-    hatch_rate: float = 1.0
-    run_time: float = 0.0  # seconds; 0 runs until stopped
-    log_level: int = 0
-    log_file: str | None = None
-    verbose: int = 0
-    running_metrics: float = 0.0
-    no_reset_metrics: bool = False
-    no_metrics: bool = False
-    no_task_metrics: bool = False
-    only_summary: bool = False
-    requests_file: str | None = None
-    requests_format: str = "json"
-    debug_file: str | None = None
-    debug_format: str = "json"
-    no_debug_body: bool = False
-    status_codes: bool = False
-    throttle_requests: int = 0  # 0: no throttle
-    sticky_follow: bool = False
-    scheduler: str = "round-robin"
-    http_client: str = DEFAULT_HTTP_CLIENT
-    metrics_bind: str | None = None  # HOST:PORT for /metrics and /summary
-    report_file: str | None = None  # .html/.htm or .json, by extension
-    thresholds: tuple[str, ...] = ()  # pass/fail rules, canonical text (gaggle.thresholds)
+    """One validated value per run option. Each field is the option's one declaration (see
+    gaggle.option): the command line, ``set_default``, the converters and README come from it."""
+
+    host: str | None = option(
+        "-H",
+        "--host",
+        default=None,
+        convert=optional(validate_host),
+        metavar="URL",
+        help="host to load test, e.g. http://127.0.0.1:8080",
+        doc="host to load test (or `Default.HOST`, or a task set's `host`)",
+        spec="host",
+    )
+    users: int = option(
+        "-u",
+        "--users",
+        default=0,  # 0 until resolved: the default is the number of CPUs
+        convert=whole(1),
+        metavar="N",
+        help="concurrent users (default: number of CPUs)",
+        spec="users",
+    )
+    hatch_rate: float = option(
+        "-r",
+        "--hatch-rate",
+        default=1.0,
+        convert=rate,
+        metavar="RATE",
+        help="users started per second (default: 1)",
+        doc="users started per second, fractions allowed (default: 1)",
+        spec="hatchRate",
+    )
+    run_time: float = option(
+        "-t",
+        "--run-time",
+        default=0.0,  # seconds; 0 runs until stopped
+        convert=parse_duration,
+        metavar="TIME",
+        help="stop after 30s, 20m, 3h, 1h30m…",
+        doc="stop after `30s`, `20m`, `3h`, `1h30m` or seconds (default: until Ctrl-C)",
+        spec="runTime",
+    )
+    log_level: int = option(
+        "-g",
+        "--log-level",
+        default=0,
+        action="count",
+        per_worker="same",
+        help="log file level (-g, -gg)",
+        doc="log file level (`-g` info, `-gg` debug)",
+    )
+    log_file: str | None = option(
+        "-L",
+        "--log-file",
+        default=None,
+        convert=path,
+        metavar="NAME",
+        per_worker="numbered",
+        help="write the log to this file",
+        doc="the log file (default `gaggle.log` when `-g` is given)",
+    )
+    verbose: int = option(
+        "-v",
+        "--verbose",
+        default=0,
+        action="count",
+        per_worker="same",
+        help="console level (-v, -vv)",
+        doc="console log level (`-v` info, `-vv` debug); logs go to stderr",
+    )
+    running_metrics: float = option(
+        "--running-metrics",
+        default=0.0,
+        convert=parse_duration,
+        group=METRICS,
+        metavar="TIME",
+        help="print tables every TIME",
+        doc="print the tables every TIME while running",
+    )
+    no_reset_metrics: bool = option(
+        "--no-reset-metrics",
+        default=False,
+        action="store_true",
+        group=METRICS,
+        help="keep metrics from the hatching phase and time the run from its start",
+        doc="keep the hatching phase in the metrics; the run time counts from the first user",
+        spec="resetMetrics",
+    )
+    no_metrics: bool = option(
+        "--no-metrics",
+        default=False,
+        action="store_true",
+        group=METRICS,
+        help="do not track metrics",
+    )
+    no_task_metrics: bool = option(
+        "--no-task-metrics",
+        default=False,
+        action="store_true",
+        group=METRICS,
+        help="do not track task metrics",
+    )
+    only_summary: bool = option(
+        "--only-summary",
+        default=False,
+        action="store_true",
+        group=METRICS,
+        help="print only the final summary",
+        doc="print only the final tables",
+    )
+    requests_file: str | None = option(
+        "-m",
+        "--requests-file",
+        default=None,
+        convert=path,
+        group=METRICS,
+        metavar="NAME",
+        per_worker="numbered",
+        help="log every request to this file",
+        doc="log every request to this file ([the requests log](#what-a-run-does-and-prints))",
+    )
+    requests_format: str = option(
+        "--requests-format",
+        default="json",
+        choices=REQUESTS_FORMATS,
+        group=METRICS,
+        per_worker="same",
+        help="the requests log's format (default: json)",
+    )
+    debug_file: str | None = option(
+        "-d",
+        "--debug-file",
+        default=None,
+        convert=path,
+        group=METRICS,
+        metavar="NAME",
+        per_worker="numbered",
+        help="write the debug log to this file",
+    )
+    debug_format: str = option(
+        "--debug-format",
+        default="json",
+        choices=DEBUG_FORMATS,
+        group=METRICS,
+        per_worker="same",
+        help="the debug log's format (default: json)",
+    )
+    no_debug_body: bool = option(
+        "--no-debug-body",
+        default=False,
+        action="store_true",
+        group=METRICS,
+        per_worker="same",
+        help="leave response bodies out of the debug log",
+    )
+    status_codes: bool = option(
+        "--status-codes",
+        default=False,
+        action="store_true",
+        group=METRICS,
+        help="show a status code table",
+        doc="add a status-code table",
+        spec="statusCodes",
+    )
+    throttle_requests: int = option(
+        "--throttle-requests",
+        default=0,  # 0: no throttle
+        convert=whole(1),
+        group=ADVANCED,
+        metavar="N",
+        help="at most N requests per second in all",
+        spec="throttleRequests",
+    )
+    sticky_follow: bool = option(
+        "--sticky-follow",
+        default=False,
+        action="store_true",
+        group=METRICS,
+        help="after a redirect of the base URL, send later requests there",
+        doc="after a redirect to another origin, the user sends later requests there",
+    )
+    scheduler: str = option(
+        "--scheduler",
+        default="round-robin",
+        choices=SCHEDULERS,
+        group=ADVANCED,
+        help="how task sets go to users",
+        doc="how task sets are allocated to users (weights kept)",
+    )
+    http_client: str = option(
+        "--http-client",
+        default=DEFAULT_HTTP_CLIENT,
+        choices=HTTP_CLIENTS,
+        group=ADVANCED,
+        help=f"the HTTP library (default: {DEFAULT_HTTP_CLIENT})",
+        doc=f"the HTTP library (default `{DEFAULT_HTTP_CLIENT}`: the event loop's sockets with "
+        "llhttp parsing; `reqwest` is Rust's reqwest via pyreqwest); a task set may set "
+        '`client = "aiohttp"` for its own users. All three pass one behaviour suite: same '
+        "records, redirects (`final_url`), cookies, errors; custom CAs from `SSL_CERT_FILE`",
+    )
+    metrics_bind: str | None = option(
+        "--metrics-bind",
+        default=None,
+        convert=optional(validate_bind),
+        group=ADVANCED,
+        metavar="HOST:PORT",
+        per_worker="own",  # the manager's endpoint; a worker may serve its own
+        help=f"serve Prometheus /metrics and /summary (manager default: 0.0.0.0:{METRICS_PORT})",
+        doc="serve Prometheus `/metrics` and `/summary` ([below](#prometheus); a manager's "
+        f"default: `0.0.0.0:{METRICS_PORT}`)",
+        spec=OPERATOR,
+    )
+    report_file: str | None = option(
+        "-R",
+        "--report-file",
+        default=None,  # .html/.htm or .json, by extension
+        convert=report_path,
+        group=METRICS,
+        metavar="NAME",
+        help="write a report: NAME.html (charts) or NAME.json",
+        doc="write a report at the end: `NAME.html` (charts, offline) or `NAME.json` "
+        "([below](#reports))",
+    )
+    thresholds: tuple[str, ...] = option(
+        "--threshold",
+        default=(),  # pass/fail rules, canonical text (gaggle.thresholds)
+        convert=thresholds,
+        action="append",
+        group=ADVANCED,
+        metavar="RULE",
+        help="pass/fail rule, e.g. 'p95(GET /) < 300' (repeatable; a failed one exits 3)",
+        doc="a pass/fail rule (repeatable); the run exits 3 when one fails (below)",
+        spec="thresholds",
+    )
 
     @property
     def threshold_rules(self) -> list[Threshold]:
         return [parse_threshold(text) for text in self.thresholds]
+
+
+RUN_OPTIONS = options_of(RunConfig)
 
 
 class Default(enum.Enum):
@@ -118,39 +330,10 @@ class Default(enum.Enum):
     REPORT_FILE = "report_file"
 
 
-def _bound(flag: str, convert: Converter) -> tuple[str, Callable[[object], Any]]:
-    return flag, lambda value: convert(flag, value)
-
-
 # field name → (flag shown in messages, converter)
 CONVERTERS: dict[str, tuple[str, Callable[[object], Any]]] = {
-    "host": _bound("--host", optional(validate_host)),
-    "users": _bound("--users", whole(1)),
-    "hatch_rate": _bound("--hatch-rate", rate),
-    "run_time": _bound("--run-time", parse_duration),
-    "log_level": _bound("--log-level", whole(0)),
-    "log_file": _bound("--log-file", path),
-    "verbose": _bound("--verbose", whole(0)),
-    "running_metrics": _bound("--running-metrics", parse_duration),
-    "no_reset_metrics": _bound("--no-reset-metrics", boolean),
-    "no_metrics": _bound("--no-metrics", boolean),
-    "no_task_metrics": _bound("--no-task-metrics", boolean),
-    "only_summary": _bound("--only-summary", boolean),
-    "requests_file": _bound("--requests-file", path),
-    "requests_format": _bound("--requests-format", choice(REQUESTS_FORMATS)),
-    "debug_file": _bound("--debug-file", path),
-    "debug_format": _bound("--debug-format", choice(DEBUG_FORMATS)),
-    "no_debug_body": _bound("--no-debug-body", boolean),
-    "status_codes": _bound("--status-codes", boolean),
-    "throttle_requests": _bound("--throttle-requests", whole(1)),
-    "sticky_follow": _bound("--sticky-follow", boolean),
-    "scheduler": _bound("--scheduler", choice(SCHEDULERS)),
-    "http_client": _bound("--http-client", choice(HTTP_CLIENTS)),
-    "metrics_bind": _bound("--metrics-bind", optional(validate_bind)),
-    "thresholds": _bound("--threshold", thresholds),
-    "report_file": _bound("--report-file", report_path),
+    entry.name: (entry.flag, entry.check) for entry in RUN_OPTIONS
 }
-assert set(CONVERTERS) == {f.name for f in fields(RunConfig)}
 
 
 def build_config(*layers: Mapping[str, object]) -> RunConfig:

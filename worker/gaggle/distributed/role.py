@@ -1,36 +1,52 @@
-"""Which role a process plays — standalone, manager or worker — from the Gaggle-mode flags."""
+"""Which role a process plays — standalone, manager or worker — from the Gaggle-mode flags.
+
+The flags themselves (converters, defaults) are declared in gaggle.role_options; here is what
+only makes sense across them: which flags go with which role, and which need each other.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
-from gaggle.converters import ConfigError, host_name, join_timeout, pem, port, processes, whole
-from gaggle.ports import GRPC_PORT
+from gaggle.converters import ConfigError
+from gaggle.role_options import NOT_GIVEN, ROLE_OPTIONS
+
+_OPTIONS = {entry.name: entry for entry in ROLE_OPTIONS}
 
 
 @dataclass(frozen=True, slots=True)
 class Role:
     kind: str = "standalone"  # standalone | manager | worker | local (--processes N)
-    processes: int = 1
-    expect_workers: int = 0
-    bind_host: str = "0.0.0.0"
-    bind_port: int = GRPC_PORT
-    manager_host: str = "127.0.0.1"
-    manager_port: int = GRPC_PORT
-    hash_check: bool = True
+    processes: int = NOT_GIVEN.processes
+    expect_workers: int = NOT_GIVEN.expect_workers
+    bind_host: str = NOT_GIVEN.manager_bind_host
+    bind_port: int = NOT_GIVEN.manager_bind_port
+    manager_host: str = NOT_GIVEN.manager_host
+    manager_port: int = NOT_GIVEN.manager_port
+    hash_check: bool = not NOT_GIVEN.no_hash_check
     token: str = ""  # --gaggle-token or $GAGGLE_TOKEN: a worker must present the manager's
     tls_cert: str = ""  # PEM files; a manager with --tls-ca requires client certificates
     tls_key: str = ""
     tls_ca: str = ""
-    join_timeout: float = 60.0  # how long a worker keeps trying to reach its manager
+    join_timeout: float = NOT_GIVEN.join_timeout  # how long a worker tries to reach its manager
     leave_on_sigterm: bool = False  # worker: SIGTERM leaves the gaggle instead of stopping it
 
     @property
     def tls(self) -> bool:
         return bool(self.tls_cert or self.tls_key or self.tls_ca)
+
+
+def _value(flags: dict[str, object], name: str) -> Any:
+    """A flag's value checked by its converter, or its default when it was not given."""
+    entry = _OPTIONS[name]
+    return entry.check(flags[name]) if name in flags else entry.default
+
+
+def _flag(name: str) -> str:
+    return _OPTIONS[name].flag
 
 
 class _Security(TypedDict):
@@ -42,16 +58,16 @@ class _Security(TypedDict):
 
 def _security(flags: dict[str, object], manager: bool) -> _Security:
     """The token (flag, else $GAGGLE_TOKEN) and TLS files, checked before anything connects."""
-    token = str(flags.get("gaggle_token") or os.environ.get("GAGGLE_TOKEN", ""))
-    files = {key: pem("--" + key.replace("_", "-"), flags[key])
-             for key in ("tls_cert", "tls_key", "tls_ca") if flags.get(key)}  # fmt: skip
+    token = str(_value(flags, "gaggle_token") or os.environ.get("GAGGLE_TOKEN", ""))
+    keys = ("tls_cert", "tls_key", "tls_ca")
+    files = {key: _value(flags, key) for key in keys if flags.get(key)}
     if bool(files.get("tls_cert")) != bool(files.get("tls_key")):
-        given = "--tls-cert" if files.get("tls_cert") else "--tls-key"
-        raise ConfigError(given, flags.get(given[2:].replace("-", "_")), "it needs its pair: "
-                          "--tls-cert and --tls-key go together")  # fmt: skip
+        given = "tls_cert" if files.get("tls_cert") else "tls_key"
+        pair = "it needs its pair: --tls-cert and --tls-key go together"
+        raise ConfigError(_flag(given), flags.get(given), pair)
     if manager and files and not files.get("tls_cert"):
         raise ConfigError(
-            "--tls-ca", files["tls_ca"], "a TLS manager needs --tls-cert and --tls-key too"
+            _flag("tls_ca"), files["tls_ca"], "a TLS manager needs --tls-cert and --tls-key too"
         )
     return _Security(
         token=token,
@@ -75,11 +91,11 @@ def role_from(flags: dict[str, object]) -> Role:
     if "processes" in flags:
         if manager or worker:
             raise ConfigError(
-                "--processes", flags["processes"], "it runs its own manager and workers"
+                _flag("processes"), flags["processes"], "it runs its own manager and workers"
             )
-        count = processes("--processes", flags["processes"])
-        if count > 1:
-            return Role(kind="local", processes=count, bind_host="127.0.0.1", bind_port=0)
+        processes = _value(flags, "processes")
+        if processes > 1:
+            return Role(kind="local", processes=processes, bind_host="127.0.0.1", bind_port=0)
     if manager and worker:
         raise ConfigError("--worker", True, "a process is either --manager or --worker, not both")
     manager_only = ("expect_workers", "manager_bind_host", "manager_bind_port", "no_hash_check")
@@ -87,33 +103,31 @@ def role_from(flags: dict[str, object]) -> Role:
     either = ("gaggle_token", "tls_cert", "tls_key", "tls_ca")
     for key in either:
         if key in flags and not (manager or worker):
-            flag = "--" + key.replace("_", "-")
-            raise ConfigError(flag, flags[key], "it goes with --manager or --worker")
+            raise ConfigError(_flag(key), flags[key], "it goes with --manager or --worker")
     for key in manager_only:
         if key in flags and not manager:
-            raise ConfigError("--" + key.replace("_", "-"), flags[key], "it goes with --manager")
+            raise ConfigError(_flag(key), flags[key], "it goes with --manager")
     for key in worker_only:
         if key in flags and not worker:
-            raise ConfigError("--" + key.replace("_", "-"), flags[key], "it goes with --worker")
+            raise ConfigError(_flag(key), flags[key], "it goes with --worker")
     if manager:
         if "expect_workers" not in flags:
             raise ConfigError("--expect-workers", None, "--manager needs --expect-workers N (≥ 1)")
-        expect = whole(1)("--expect-workers", flags["expect_workers"])
         return Role(
             kind="manager",
-            expect_workers=expect,
-            bind_host=host_name("--manager-bind-host", flags.get("manager_bind_host", "0.0.0.0")),
-            bind_port=port("--manager-bind-port", flags.get("manager_bind_port", GRPC_PORT)),
-            hash_check=not flags.get("no_hash_check", False),
+            expect_workers=_value(flags, "expect_workers"),
+            bind_host=_value(flags, "manager_bind_host"),
+            bind_port=_value(flags, "manager_bind_port"),
+            hash_check=not _value(flags, "no_hash_check"),
             **_security(flags, manager=True),
         )
     if worker:
         return Role(
             kind="worker",
-            manager_host=host_name("--manager-host", flags.get("manager_host", "127.0.0.1")),
-            manager_port=port("--manager-port", flags.get("manager_port", GRPC_PORT)),
-            join_timeout=join_timeout("--join-timeout", flags.get("join_timeout", 60)),
-            leave_on_sigterm=bool(flags.get("leave_on_sigterm", False)),
+            manager_host=_value(flags, "manager_host"),
+            manager_port=_value(flags, "manager_port"),
+            join_timeout=_value(flags, "join_timeout"),
+            leave_on_sigterm=_value(flags, "leave_on_sigterm"),
             **_security(flags, manager=False),
         )
     return Role()

@@ -18,17 +18,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gaggle.config import ConfigError, build_config
-from gaggle.options import GAGGLE_KEYS, parse_run_args
+from gaggle.option_table import OPERATOR_KEYS
+from gaggle.options import parse_run_args
 from gaggle.thresholds import OPERATORS, ThresholdError, parse_threshold
 from gaggle_operator.defaults import CLEANUP_POLICIES, CONTAINER, Defaults, resources_problem
 from gaggle_operator.overlay import overlay
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 # Flags that the operator sets itself (from spec fields or the gaggle's shape): not in `args`.
-OWNED_FLAGS = {
-    "host", "users", "hatch_rate", "run_time", "throttle_requests", "status_codes",
-    "no_reset_metrics", "thresholds", "metrics_bind", *GAGGLE_KEYS,
-}  # fmt: skip
+OWNED_FLAGS = OPERATOR_KEYS
 SCRIPT_DIR = "/gaggle/script"
 # Every spec field parse_spec reads (``[]``: each item of a list); deploy/crd.yaml declares exactly
 # these, which a test checks.

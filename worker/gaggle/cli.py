@@ -22,11 +22,12 @@ from gaggle.attack import (
 from gaggle.config import ConfigError, build_config
 from gaggle.demo_site import add_demo_site_parser
 from gaggle.distributed.local import run_local
-from gaggle.distributed.manager import PER_WORKER_KEYS, Manager
+from gaggle.distributed.manager import Manager
 from gaggle.distributed.role import Role, role_from
 from gaggle.distributed.rules import file_hash, rules_hash, rules_json
 from gaggle.distributed.worker import Worker, WorkerError
 from gaggle.loader import load_tasksets
+from gaggle.option_table import PER_WORKER_KEYS
 from gaggle.options import add_run_options, given_options, split_gaggle_options
 from gaggle.ports import METRICS_PORT
 from gaggle.runner import Aborted, Runner, RunPlan

@@ -9,6 +9,8 @@ is started with, the options the operator sets, and README's tables (tools/optio
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from gaggle.config import RUN_OPTIONS
 from gaggle.converters import boolean
 from gaggle.option import RUN, Option
@@ -30,5 +32,25 @@ assert len(BY_NAME) == len(OPTIONS), "two options with one name"
 
 GAGGLE_KEYS = tuple(entry.name for entry in ROLE_OPTIONS)
 CONFIG_KEYS = frozenset(entry.name for entry in (*RUN_OPTIONS, *ROLE_OPTIONS))
+# options each worker keeps for itself; the manager's value is not sent to workers
+PER_WORKER_KEYS = tuple(entry.name for entry in RUN_OPTIONS if entry.per_worker)
 # options the operator sets from a LoadTest's fields or its shape: not for its ``args``
 OPERATOR_KEYS = frozenset(entry.name for entry in OPTIONS if entry.spec)
+
+
+def as_flags(values: Mapping[str, object]) -> list[str]:
+    """Option values as the flags that give them back: argparse reads these to ``values``
+    (a switch that is False and a count of 0 are left out, as not given)."""
+    flags: list[str] = []
+    for name, value in values.items():
+        entry = BY_NAME[name]
+        if entry.action == "store_true":
+            flags += [entry.flag] if value else []
+        elif entry.action == "count":
+            flags += [entry.flag] * int(str(value))
+        elif entry.action == "append":
+            items = value if isinstance(value, list | tuple) else [value]
+            flags += [f"{entry.flag}={item}" for item in items]
+        else:
+            flags.append(f"{entry.flag}={value}")
+    return flags

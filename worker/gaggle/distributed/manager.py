@@ -32,6 +32,7 @@ from gaggle.distributed.rules import rules_difference
 from gaggle.distributed.security import server_credentials, token_matches, warn_if_open
 from gaggle.distributed.split import Share, split_users
 from gaggle.metrics.aggregate import Metrics
+from gaggle.option_table import PER_WORKER_KEYS
 from gaggle.report.prometheus import Source, serve
 from gaggle.report.recorder import open_report
 from gaggle.report.tables import TableOptions, print_tables
@@ -47,17 +48,6 @@ log = logging.getLogger("gaggle")
 START_DELAY = 1.0  # seconds between the Start message and the common start instant
 HEARTBEAT_INTERVAL = 1.0
 WORKER_SILENCE = 3.0  # seconds without a word from a worker (it heartbeats every second): lost
-PER_WORKER_KEYS = (
-    "requests_file",
-    "requests_format",
-    "debug_file",
-    "debug_format",
-    "no_debug_body",
-    "log_file",
-    "log_level",
-    "verbose",
-    "metrics_bind",  # the manager's endpoint; a worker may serve its own
-)
 
 
 @dataclass(eq=False)

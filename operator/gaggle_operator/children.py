@@ -221,8 +221,10 @@ def manager_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str) -> 
     ]  # fmt: skip
     pod = _pod(loadtest, spec, "manager", names(loadtest)["manager"], run, command)
     pod["spec"].setdefault("serviceAccountName", names(loadtest)["account"])
-    ports = [{"name": "grpc", "containerPort": GRPC_PORT},
-             {"name": "metrics", "containerPort": METRICS_PORT}]  # fmt: skip
+    ports = [
+        {"name": "grpc", "containerPort": GRPC_PORT},
+        {"name": "metrics", "containerPort": METRICS_PORT},
+    ]
     pod["spec"]["containers"][0].setdefault("ports", ports)
     return pod
 

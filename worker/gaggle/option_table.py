@@ -27,8 +27,8 @@ LIST = Option(
 )
 COMMAND_OPTIONS = (LIST,)  # flags of the command itself: they configure no run and no role
 OPTIONS: tuple[Option, ...] = (*RUN_OPTIONS, *COMMAND_OPTIONS, *ROLE_OPTIONS)
-BY_NAME = {entry.name: entry for entry in OPTIONS}
-assert len(BY_NAME) == len(OPTIONS), "two options with one name"
+OPTIONS_BY_NAME = {entry.name: entry for entry in OPTIONS}
+assert len(OPTIONS_BY_NAME) == len(OPTIONS), "two options with one name"
 
 GAGGLE_KEYS = tuple(entry.name for entry in ROLE_OPTIONS)
 CONFIG_KEYS = frozenset(entry.name for entry in (*RUN_OPTIONS, *ROLE_OPTIONS))
@@ -43,7 +43,7 @@ def as_flags(values: Mapping[str, object]) -> list[str]:
     (a switch that is False and a count of 0 are left out, as not given)."""
     flags: list[str] = []
     for name, value in values.items():
-        entry = BY_NAME[name]
+        entry = OPTIONS_BY_NAME[name]
         if entry.action == "store_true":
             flags += [entry.flag] if value else []
         elif entry.action == "count":

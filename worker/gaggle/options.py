@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from gaggle.config import ConfigError
-from gaggle.option_table import BY_NAME, CONFIG_KEYS, GAGGLE_KEYS, OPTIONS
+from gaggle.option_table import CONFIG_KEYS, GAGGLE_KEYS, OPTIONS, OPTIONS_BY_NAME
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -65,5 +65,7 @@ def parse_run_args(
     values = given_options(namespace)
     if not gaggle_flags:
         for key, value in split_gaggle_options(values).items():
-            raise ConfigError(BY_NAME[key].flag, value, "Gaggle mode runs with `gaggle run FILE`")
+            raise ConfigError(
+                OPTIONS_BY_NAME[key].flag, value, "Gaggle mode runs with `gaggle run FILE`"
+            )
     return values, listing

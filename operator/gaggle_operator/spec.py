@@ -204,7 +204,7 @@ def _args(spec: dict[str, Any]) -> tuple[str, ...]:
         raise SpecError("args", args, str(error)) from None
     owned = sorted(OWNED_FLAGS & set(values)) + (["list"] if listing else [])
     if owned:
-        flag = "--" + owned[0].replace("_", "-")
+        flag = OPTIONS_BY_NAME[owned[0]].flag
         raise SpecError("args", args, f"{flag} is set by the operator (use the spec's own field)")
     try:
         build_config(values)

@@ -2,13 +2,15 @@
 
 Options come from three places, in rising priority: built-in defaults, ``Attack.set_default``
 (the seed's ``GooseDefault``), and the command line. Each is converted and checked by the same
-function here, so a bad value gets the same message (option, value, what is allowed) whether it
-came from a flag, code, or — later — a LoadTest spec that the operator validates with this model.
+function, so a bad value gets the same message (option, value, what is allowed) whether it came
+from a flag, code, or a LoadTest spec that the operator validates with this model.
+
+RunConfig's fields are the run options' one declaration (gaggle.option): a new option is a field
+here plus what it does; its flag, ``Default`` key, converter and README row follow.
 """
 
 from __future__ import annotations
 
-import enum
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -32,6 +34,7 @@ from gaggle.converters import (
     validate_host,
     whole,
 )
+from gaggle.default_keys import Default  # written from RunConfig's fields (make options)
 from gaggle.option import ADVANCED, METRICS, OPERATOR, option, options_of
 from gaggle.ports import METRICS_PORT
 from gaggle.thresholds import Threshold, parse_threshold
@@ -298,36 +301,6 @@ class RunConfig:
 
 
 RUN_OPTIONS = options_of(RunConfig)
-
-
-class Default(enum.Enum):
-    """Keys for ``Attack.set_default`` (the seed's GooseDefault); values are RunConfig fields."""
-
-    HOST = "host"
-    USERS = "users"
-    HATCH_RATE = "hatch_rate"
-    RUN_TIME = "run_time"
-    LOG_LEVEL = "log_level"
-    LOG_FILE = "log_file"
-    VERBOSE = "verbose"
-    RUNNING_METRICS = "running_metrics"
-    NO_RESET_METRICS = "no_reset_metrics"
-    NO_METRICS = "no_metrics"
-    NO_TASK_METRICS = "no_task_metrics"
-    ONLY_SUMMARY = "only_summary"
-    REQUESTS_FILE = "requests_file"
-    REQUESTS_FORMAT = "requests_format"
-    DEBUG_FILE = "debug_file"
-    DEBUG_FORMAT = "debug_format"
-    NO_DEBUG_BODY = "no_debug_body"
-    STATUS_CODES = "status_codes"
-    THROTTLE_REQUESTS = "throttle_requests"
-    STICKY_FOLLOW = "sticky_follow"
-    SCHEDULER = "scheduler"
-    HTTP_CLIENT = "http_client"
-    METRICS_BIND = "metrics_bind"
-    THRESHOLDS = "thresholds"
-    REPORT_FILE = "report_file"
 
 
 # field name → (flag shown in messages, converter)

@@ -93,7 +93,9 @@ def option(
 
 def options_of(model: type[Any]) -> tuple[Option, ...]:
     """The option records of a model's fields, in field order, with their names and defaults."""
-    return tuple(
-        replace(item.metadata["option"], name=item.name, default=item.default)
-        for item in fields(model)
-    )
+    records = []
+    for item in fields(model):
+        if "option" not in item.metadata:
+            raise TypeError(f"{model.__name__}.{item.name} is not declared with option(...)")
+        records.append(replace(item.metadata["option"], name=item.name, default=item.default))
+    return tuple(records)

@@ -4,7 +4,7 @@ The run options are RunConfig's fields (gaggle.config), the Gaggle-mode options 
 (gaggle.role_options), and ``--list`` is the one command flag. What used to be kept by hand in
 several places comes from here: the argparse flags (gaggle.options), the Gaggle-mode keys split
 off a run's options, the keys each worker keeps for itself, the flags a ``--processes`` worker
-is started with, the options the operator sets, and README's tables (tools/options.py).
+is started with, the options the operator sets, and README's tables (tools/generate_options.py).
 """
 
 from __future__ import annotations

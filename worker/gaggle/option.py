@@ -25,9 +25,8 @@ PerWorker = Literal["", "same", "numbered", "own"]
 
 # argparse groups, in the order ``--help`` shows them
 RUN, METRICS, ADVANCED, GAGGLE = "run", "metrics", "advanced", "gaggle (one manager, N workers)"
-OPERATOR = (
-    "(operator)"  # ``spec``: not a LoadTest field; the operator sets it from the gaggle's shape
-)
+# ``spec`` of an option that no LoadTest field sets: the operator sets it from the gaggle's shape
+OPERATOR = "(operator)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,13 +67,14 @@ def table(options: Iterable[Option]) -> str:
 
 def readme(current: str) -> str:
     """README with its options section written from the table (the rest as it is)."""
-    before, found, rest = current.partition(BEGIN + "\n")
-    _, found_end, after = rest.partition(END)
+    before, found, rest = current.partition(BEGIN + "\n\n")
+    _, found_end, after = rest.partition("\n" + END)
     if not (found and found_end):
         raise SystemExit(f"{README}: the lines {BEGIN!r} and {END!r} mark where the tables go")
     gaggle_mode = "Gaggle mode ([below](#gaggle-mode-one-manager-n-workers)):\n\n"
     body = table([*RUN_OPTIONS, *COMMAND_OPTIONS]) + "\n" + gaggle_mode + table(ROLE_OPTIONS)
-    return before + BEGIN + "\n" + body + END + after
+    # blank lines around the tables: a Markdown table ends at one, not at an HTML comment
+    return before + BEGIN + "\n\n" + body + "\n" + END + after
 
 
 def outputs(root: Path) -> dict[Path, str]:

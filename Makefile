@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck importlint unit cluster-binaries bench clean proto report-assets
+.PHONY: demo test lint typecheck importlint unit cluster-binaries bench clean proto options report-assets
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
@@ -49,6 +49,11 @@ clean:
 # The gRPC stubs in worker/gaggle/wire/ come from proto/ by this one command (tests check for drift).
 proto: $(STAMP)
 	$(BIN)/python proto/generate.py
+
+# gaggle.Default and README's option tables are written from the option table (the fields of
+# RunConfig and RoleOptions) by this one command (tests check for drift).
+options: $(STAMP)
+	$(BIN)/python tools/generate_options.py
 
 # The HTML report's chart library (uPlot) comes from the npm registry and ships inside the package
 # with its licence and version, so a report renders offline. This refreshes that copy.

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from gaggle.distributed.role import DEFAULT_PORT
+from gaggle.ports import GRPC_PORT, METRICS_PORT
 from gaggle_operator.defaults import CONTAINER
 from gaggle_operator.overlay import overlay
 from gaggle_operator.spec import SCRIPT_DIR, LoadTestSpec
 
 GROUP, VERSION, PLURAL = "gaggle.dev", "v1alpha1", "loadtests"
-METRICS_PORT = 9646
 TOKEN_KEY = "token"
 WORK_DIR = "/gaggle/work"
 Manifest = dict[str, Any]
@@ -90,7 +89,7 @@ def manager_service(loadtest: str, run: str) -> Manifest:
         "spec": {
             "selector": {"gaggle.dev/loadtest": loadtest, "gaggle.dev/role": "manager"},
             "ports": [
-                {"name": "grpc", "port": DEFAULT_PORT, "targetPort": DEFAULT_PORT},
+                {"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT},
                 {"name": "metrics", "port": METRICS_PORT, "targetPort": METRICS_PORT},
             ],
         },
@@ -222,8 +221,10 @@ def manager_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str) -> 
     ]  # fmt: skip
     pod = _pod(loadtest, spec, "manager", names(loadtest)["manager"], run, command)
     pod["spec"].setdefault("serviceAccountName", names(loadtest)["account"])
-    ports = [{"name": "grpc", "containerPort": DEFAULT_PORT},
-             {"name": "metrics", "containerPort": METRICS_PORT}]  # fmt: skip
+    ports = [
+        {"name": "grpc", "containerPort": GRPC_PORT},
+        {"name": "metrics", "containerPort": METRICS_PORT},
+    ]
     pod["spec"]["containers"][0].setdefault("ports", ports)
     return pod
 
@@ -232,7 +233,7 @@ def worker_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str, inde
     manager = f"{names(loadtest)['service']}.{namespace}.svc"
     command = [
         "gaggle", "run", spec.script.file(), "--worker", "--manager-host", manager,
-        "--manager-port", str(DEFAULT_PORT), "--join-timeout", str(spec.ready_timeout),
+        "--manager-port", str(GRPC_PORT), "--join-timeout", str(spec.ready_timeout),
         "--leave-on-sigterm",  # a deleted or evicted pod leaves; the LoadTest goes on
     ]  # fmt: skip
     pod = _pod(loadtest, spec, "worker", f"{names(loadtest)['worker']}-{index}", run, command)

@@ -18,29 +18,52 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gaggle.config import ConfigError, build_config
-from gaggle.options import GAGGLE_KEYS, parse_run_args
+from gaggle.option_table import OPERATOR_KEYS, OPTIONS_BY_NAME
+from gaggle.options import parse_run_args
 from gaggle.thresholds import OPERATORS, ThresholdError, parse_threshold
 from gaggle_operator.defaults import CLEANUP_POLICIES, CONTAINER, Defaults, resources_problem
 from gaggle_operator.overlay import overlay
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 # Flags that the operator sets itself (from spec fields or the gaggle's shape): not in `args`.
-OWNED_FLAGS = {
-    "host", "users", "hatch_rate", "run_time", "throttle_requests", "status_codes",
-    "no_reset_metrics", "thresholds", "metrics_bind", *GAGGLE_KEYS,
-}  # fmt: skip
+OWNED_FLAGS = OPERATOR_KEYS
 SCRIPT_DIR = "/gaggle/script"
 # Every spec field parse_spec reads (``[]``: each item of a list); deploy/crd.yaml declares exactly
 # these, which a test checks.
-SPEC_FIELDS = frozenset({
-    "script.inline", "script.configMap.name", "script.configMap.key", "script.path",
-    "extraConfigMaps[].name", "extraConfigMaps[].mountPath", "host", "users", "hatchRate",
-    "runTime", "throttleRequests", "statusCodes", "resetMetrics", "args", "thresholds[].metric",
-    "thresholds[].request", "thresholds[].op", "thresholds[].value", "abortOnFail", "image",
-    "imagePullPolicy", "workers.replicas", "workers.template", "manager.template", "spread",
-    "startPolicy.readyTimeoutSeconds", "activeDeadlineSeconds", "cleanup.policy",
-    "cleanup.ttlSecondsAfterFinished", "runId",
-})  # fmt: skip
+SPEC_FIELDS = frozenset(
+    {
+        "script.inline",
+        "script.configMap.name",
+        "script.configMap.key",
+        "script.path",
+        "extraConfigMaps[].name",
+        "extraConfigMaps[].mountPath",
+        "host",
+        "users",
+        "hatchRate",
+        "runTime",
+        "throttleRequests",
+        "statusCodes",
+        "resetMetrics",
+        "args",
+        "thresholds[].metric",
+        "thresholds[].request",
+        "thresholds[].op",
+        "thresholds[].value",
+        "abortOnFail",
+        "image",
+        "imagePullPolicy",
+        "workers.replicas",
+        "workers.template",
+        "manager.template",
+        "spread",
+        "startPolicy.readyTimeoutSeconds",
+        "activeDeadlineSeconds",
+        "cleanup.policy",
+        "cleanup.ttlSecondsAfterFinished",
+        "runId",
+    }
+)
 
 
 class SpecError(ValueError):
@@ -108,9 +131,14 @@ class LoadTestSpec:
 
 
 _KINDS: list[tuple[type | tuple[type, ...], str]] = [
-    (str, "a string"), (bool, "true or false"), (int, "a whole number"), (dict, "an object"),
-    (list, "a list"), ((int, float), "a number"), ((str, int), "a string or a number"),
-]  # fmt: skip
+    (str, "a string"),
+    (bool, "true or false"),
+    (int, "a whole number"),
+    (dict, "an object"),
+    (list, "a list"),
+    ((int, float), "a number"),
+    ((str, int), "a string or a number"),
+]
 
 
 def _get(
@@ -130,12 +158,13 @@ def _get(
     return value
 
 
-def _engine(path: str, option: str, value: object) -> Any:
-    """Check one value with the engine's config model; its message, under the spec's name."""
+def _engine(option: str, value: object) -> Any:
+    """Check the value of the spec field that sets ``option`` (the option table names it) with
+    the engine's config model; its message, under the spec's name."""
     try:
         return getattr(build_config({option: value}), option)
     except ConfigError as error:
-        raise SpecError(path, value, error.allowed) from None
+        raise SpecError(OPTIONS_BY_NAME[option].spec, value, error.allowed) from None
 
 
 def _script(spec: dict[str, Any]) -> Script:
@@ -175,7 +204,7 @@ def _args(spec: dict[str, Any]) -> tuple[str, ...]:
         raise SpecError("args", args, str(error)) from None
     owned = sorted(OWNED_FLAGS & set(values)) + (["list"] if listing else [])
     if owned:
-        flag = "--" + owned[0].replace("_", "-")
+        flag = OPTIONS_BY_NAME[owned[0]].flag
         raise SpecError("args", args, f"{flag} is set by the operator (use the spec's own field)")
     try:
         build_config(values)
@@ -260,7 +289,7 @@ def parse_spec(
     ``defaults`` (the operator's) fill what the spec leaves out; the spec wins."""
     defaults = defaults or Defaults()
     script = _script(spec)
-    host = _engine("host", "host", _get(spec, "host", str))
+    host = _engine("host", _get(spec, "host", str))
     if host is None:
         raise SpecError("host", None, "give the URL to load test, e.g. http://my-service:8080")
     users = _get(spec, "users", int)
@@ -269,7 +298,7 @@ def parse_spec(
     run_time = _get(spec, "runTime", (str, int))
     if run_time is None:
         raise SpecError("runTime", None, "give a run time such as 30s, 10m or 1h30m")
-    run_seconds = _engine("runTime", "run_time", run_time)
+    run_seconds = _engine("run_time", run_time)
     if not run_seconds > 0:
         raise SpecError("runTime", run_time, "use a run time > 0, e.g. 30s, 10m or 1h30m")
     policy = _get(spec, "imagePullPolicy", str, "IfNotPresent")
@@ -288,9 +317,9 @@ def parse_spec(
     return LoadTestSpec(
         script=script,
         host=host,
-        users=_engine("users", "users", users),
+        users=_engine("users", users),
         run_time=run_seconds,
-        hatch_rate=_engine("hatchRate", "hatch_rate", _get(spec, "hatchRate", (int, float), 1)),
+        hatch_rate=_engine("hatch_rate", _get(spec, "hatchRate", (int, float), 1)),
         throttle_requests=_positive(spec, "throttleRequests", None),
         status_codes=_get(spec, "statusCodes", bool, False),
         reset_metrics=_get(spec, "resetMetrics", bool, True),

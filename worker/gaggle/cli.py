@@ -23,12 +23,14 @@ from gaggle.console import (
 )
 from gaggle.demo_site import add_demo_site_parser
 from gaggle.distributed.local import run_local
-from gaggle.distributed.manager import PER_WORKER_KEYS, Manager
+from gaggle.distributed.manager import Manager
 from gaggle.distributed.role import Role, role_from
 from gaggle.distributed.rules import file_hash, rules_hash, rules_json
 from gaggle.distributed.worker import Worker, WorkerError
 from gaggle.loader import load_tasksets
+from gaggle.option_table import PER_WORKER_KEYS
 from gaggle.options import add_run_options, given_options, split_gaggle_options
+from gaggle.ports import METRICS_PORT
 from gaggle.runner import Runner
 from gaggle.session import Aborted, RunPlan
 from gaggle.taskset import TaskSet, TestDefinitionError
@@ -74,7 +76,7 @@ def read_run_command(namespace: argparse.Namespace) -> RunCommand:
     options = given_options(namespace)
     role = role_from(split_gaggle_options(options))
     if role.kind == "manager":
-        options.setdefault("metrics_bind", "0.0.0.0:9646")
+        options.setdefault("metrics_bind", f"0.0.0.0:{METRICS_PORT}")
     tasksets = load_tasksets(namespace.file)
     return RunCommand(namespace.file, options, role, tasksets, bool(namespace.list))
 

@@ -9,10 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gaggle.config import RUN_OPTIONS
 from gaggle.console import EXIT_THRESHOLDS
 from gaggle.distributed.manager import Manager
 from gaggle.distributed.role import Role
 from gaggle.distributed.security import new_token
+from gaggle.option_table import as_flags
 from gaggle.session import RunPlan
 
 WORKER_EXIT_TIMEOUT = 30.0
@@ -25,18 +27,16 @@ def per_worker_file(path: str, index: int) -> str:
 
 
 def worker_flags(options: dict[str, object], index: int) -> list[str]:
-    flags: list[str] = []
-    for key, flag in (("requests_file", "-m"), ("debug_file", "-d"), ("log_file", "-L")):
-        if options.get(key):
-            flags += [flag, per_worker_file(str(options[key]), index)]
-    for key, flag in (("requests_format", "--requests-format"), ("debug_format", "--debug-format")):
-        if options.get(key):
-            flags += [flag, str(options[key])]
-    if options.get("no_debug_body"):
-        flags.append("--no-debug-body")
-    for key, flag in (("log_level", "-g"), ("verbose", "-v")):
-        flags += [flag] * int(str(options.get(key) or 0))
-    return flags
+    """The flags worker ``index`` of ``--processes`` keeps for itself (the option table's
+    per-worker options): the values given to ``gaggle run``, each file numbered for the worker."""
+    own: dict[str, object] = {}
+    for entry in RUN_OPTIONS:
+        value = options.get(entry.name)
+        if value and entry.per_worker == "numbered":
+            own[entry.name] = per_worker_file(str(value), index)
+        elif value and entry.per_worker == "same":
+            own[entry.name] = value
+    return as_flags(own)
 
 
 async def run_local(

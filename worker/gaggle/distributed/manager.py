@@ -30,6 +30,7 @@ from gaggle.distributed.role import Role
 from gaggle.distributed.rules import rules_difference
 from gaggle.distributed.security import server_credentials, token_matches, warn_if_open
 from gaggle.distributed.split import Share, split_users
+from gaggle.option_table import PER_WORKER_KEYS
 from gaggle.session import RunPlan, Session
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
@@ -37,17 +38,6 @@ from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 log = logging.getLogger("gaggle")
 
 START_DELAY = 1.0  # seconds between the Start message and the common start instant
-PER_WORKER_KEYS = (
-    "requests_file",
-    "requests_format",
-    "debug_file",
-    "debug_format",
-    "no_debug_body",
-    "log_file",
-    "log_level",
-    "verbose",
-    "metrics_bind",  # the manager's endpoint; a worker may serve its own
-)
 
 
 @dataclass(eq=False)

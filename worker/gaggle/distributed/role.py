@@ -1,32 +1,37 @@
-"""Which role a process plays — standalone, manager or worker — from the Gaggle-mode flags."""
+"""Which role a process plays — standalone, manager or worker — from the Gaggle-mode flags.
+
+The flags themselves (converters, defaults) are declared in gaggle.role_options; here is what
+only makes sense across them: which flags go with which role, and which need each other.
+"""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
-from gaggle.config import ConfigError
+from gaggle.converters import ConfigError
+from gaggle.role_options import NOT_GIVEN, ROLE_OPTIONS
 
-DEFAULT_PORT = 5115
+_OPTIONS = {entry.name: entry for entry in ROLE_OPTIONS}
 
 
 @dataclass(frozen=True, slots=True)
 class Role:
     kind: str = "standalone"  # standalone | manager | worker | local (--processes N)
-    processes: int = 1
-    expect_workers: int = 0
-    bind_host: str = "0.0.0.0"
-    bind_port: int = DEFAULT_PORT
-    manager_host: str = "127.0.0.1"
-    manager_port: int = DEFAULT_PORT
-    hash_check: bool = True
+    processes: int = NOT_GIVEN.processes
+    expect_workers: int = NOT_GIVEN.expect_workers
+    bind_host: str = NOT_GIVEN.manager_bind_host
+    bind_port: int = NOT_GIVEN.manager_bind_port
+    manager_host: str = NOT_GIVEN.manager_host
+    manager_port: int = NOT_GIVEN.manager_port
+    hash_check: bool = not NOT_GIVEN.no_hash_check
     token: str = ""  # --gaggle-token or $GAGGLE_TOKEN: a worker must present the manager's
     tls_cert: str = ""  # PEM files; a manager with --tls-ca requires client certificates
     tls_key: str = ""
     tls_ca: str = ""
-    join_timeout: float = 60.0  # how long a worker keeps trying to reach its manager
+    join_timeout: float = NOT_GIVEN.join_timeout  # how long a worker tries to reach its manager
     leave_on_sigterm: bool = False  # worker: SIGTERM leaves the gaggle instead of stopping it
 
     @property
@@ -34,55 +39,14 @@ class Role:
         return bool(self.tls_cert or self.tls_key or self.tls_ca)
 
 
-def _port(flag: str, value: object) -> int:
-    try:
-        port = int(str(value))
-    except ValueError:
-        port = -1
-    if not 1 <= port <= 65535:
-        raise ConfigError(flag, value, "use a port number from 1 to 65535")
-    return port
+def _value(flags: dict[str, object], name: str) -> Any:
+    """A flag's value checked by its converter, or its default when it was not given."""
+    entry = _OPTIONS[name]
+    return entry.check(flags[name]) if name in flags else entry.default
 
 
-def _host(flag: str, value: object) -> str:
-    text = str(value).strip()
-    if not text or "/" in text or " " in text:
-        raise ConfigError(flag, value, "use a host name or IP address, e.g. 127.0.0.1")
-    return text
-
-
-def _processes(value: object) -> int:
-    if str(value).strip().lower() == "auto":
-        return os.cpu_count() or 1
-    try:
-        count = int(str(value))
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise ConfigError("--processes", value, "use a whole number ≥ 1 or auto (one per CPU)")
-    return count
-
-
-def _join_timeout(value: object) -> float:
-    try:
-        seconds = float(str(value))
-    except ValueError:
-        seconds = -1.0
-    if not 0 < seconds <= 86400:
-        raise ConfigError("--join-timeout", value, "use seconds > 0 (at most a day), e.g. 60")
-    return seconds
-
-
-def _pem(flag: str, value: object) -> str:
-    path = str(value)
-    try:
-        with open(path, "rb") as file:
-            text = file.read()
-    except OSError as error:
-        raise ConfigError(flag, value, f"a readable PEM file ({error.strerror})") from None
-    if b"-----BEGIN " not in text:
-        raise ConfigError(flag, value, "a PEM file (it has no -----BEGIN line)")
-    return path
+def _flag(name: str) -> str:
+    return _OPTIONS[name].flag
 
 
 class _Security(TypedDict):
@@ -94,16 +58,16 @@ class _Security(TypedDict):
 
 def _security(flags: dict[str, object], manager: bool) -> _Security:
     """The token (flag, else $GAGGLE_TOKEN) and TLS files, checked before anything connects."""
-    token = str(flags.get("gaggle_token") or os.environ.get("GAGGLE_TOKEN", ""))
-    files = {key: _pem("--" + key.replace("_", "-"), flags[key])
-             for key in ("tls_cert", "tls_key", "tls_ca") if flags.get(key)}  # fmt: skip
+    token = str(_value(flags, "gaggle_token") or os.environ.get("GAGGLE_TOKEN", ""))
+    keys = ("tls_cert", "tls_key", "tls_ca")
+    files = {key: _value(flags, key) for key in keys if flags.get(key)}
     if bool(files.get("tls_cert")) != bool(files.get("tls_key")):
-        given = "--tls-cert" if files.get("tls_cert") else "--tls-key"
-        raise ConfigError(given, flags.get(given[2:].replace("-", "_")), "it needs its pair: "
-                          "--tls-cert and --tls-key go together")  # fmt: skip
+        given = "tls_cert" if files.get("tls_cert") else "tls_key"
+        pair = "it needs its pair: --tls-cert and --tls-key go together"
+        raise ConfigError(_flag(given), flags.get(given), pair)
     if manager and files and not files.get("tls_cert"):
         raise ConfigError(
-            "--tls-ca", files["tls_ca"], "a TLS manager needs --tls-cert and --tls-key too"
+            _flag("tls_ca"), files["tls_ca"], "a TLS manager needs --tls-cert and --tls-key too"
         )
     return _Security(
         token=token,
@@ -127,9 +91,9 @@ def role_from(flags: dict[str, object]) -> Role:
     if "processes" in flags:
         if manager or worker:
             raise ConfigError(
-                "--processes", flags["processes"], "it runs its own manager and workers"
+                _flag("processes"), flags["processes"], "it runs its own manager and workers"
             )
-        processes = _processes(flags["processes"])
+        processes = _value(flags, "processes")
         if processes > 1:
             return Role(kind="local", processes=processes, bind_host="127.0.0.1", bind_port=0)
     if manager and worker:
@@ -139,38 +103,31 @@ def role_from(flags: dict[str, object]) -> Role:
     either = ("gaggle_token", "tls_cert", "tls_key", "tls_ca")
     for key in either:
         if key in flags and not (manager or worker):
-            flag = "--" + key.replace("_", "-")
-            raise ConfigError(flag, flags[key], "it goes with --manager or --worker")
+            raise ConfigError(_flag(key), flags[key], "it goes with --manager or --worker")
     for key in manager_only:
         if key in flags and not manager:
-            raise ConfigError("--" + key.replace("_", "-"), flags[key], "it goes with --manager")
+            raise ConfigError(_flag(key), flags[key], "it goes with --manager")
     for key in worker_only:
         if key in flags and not worker:
-            raise ConfigError("--" + key.replace("_", "-"), flags[key], "it goes with --worker")
+            raise ConfigError(_flag(key), flags[key], "it goes with --worker")
     if manager:
         if "expect_workers" not in flags:
             raise ConfigError("--expect-workers", None, "--manager needs --expect-workers N (≥ 1)")
-        try:
-            expect = int(str(flags["expect_workers"]))
-        except ValueError:
-            expect = 0
-        if expect < 1:
-            raise ConfigError("--expect-workers", flags["expect_workers"], "use a whole number ≥ 1")
         return Role(
             kind="manager",
-            expect_workers=expect,
-            bind_host=_host("--manager-bind-host", flags.get("manager_bind_host", "0.0.0.0")),
-            bind_port=_port("--manager-bind-port", flags.get("manager_bind_port", DEFAULT_PORT)),
-            hash_check=not flags.get("no_hash_check", False),
+            expect_workers=_value(flags, "expect_workers"),
+            bind_host=_value(flags, "manager_bind_host"),
+            bind_port=_value(flags, "manager_bind_port"),
+            hash_check=not _value(flags, "no_hash_check"),
             **_security(flags, manager=True),
         )
     if worker:
         return Role(
             kind="worker",
-            manager_host=_host("--manager-host", flags.get("manager_host", "127.0.0.1")),
-            manager_port=_port("--manager-port", flags.get("manager_port", DEFAULT_PORT)),
-            join_timeout=_join_timeout(flags.get("join_timeout", 60)),
-            leave_on_sigterm=bool(flags.get("leave_on_sigterm", False)),
+            manager_host=_value(flags, "manager_host"),
+            manager_port=_value(flags, "manager_port"),
+            join_timeout=_value(flags, "join_timeout"),
+            leave_on_sigterm=_value(flags, "leave_on_sigterm"),
             **_security(flags, manager=False),
         )
     return Role()

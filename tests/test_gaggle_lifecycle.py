@@ -15,7 +15,7 @@ from rich.console import Console
 
 from gaggle import Attack
 from gaggle.distributed.manager import Manager
-from gaggle.distributed.role import Role
+from gaggle.distributed.role import Role, RoleKind
 from gaggle.distributed.rules import rules_hash, rules_json
 from gaggle.loader import load_tasksets
 from tests.conftest import (
@@ -74,7 +74,7 @@ def test_a_worker_scraped_for_its_own_metrics_still_ships_every_request(
     port, worker_metrics = free_port(), free_port()
     options = {"host": target.url, "users": 4, "hatch_rate": 100, "run_time": 3}
     plan = Attack(*tasksets).plan(options, console=Console(file=io.StringIO(), width=140))
-    role = Role(kind="manager", expect_workers=2, bind_host="127.0.0.1", bind_port=port)
+    role = Role(kind=RoleKind.MANAGER, expect_workers=2, bind_host="127.0.0.1", bind_port=port)
     scraped: list[float] = []
 
     async def scrape_until(done: asyncio.Future[object]) -> None:

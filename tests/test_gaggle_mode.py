@@ -17,7 +17,7 @@ from rich.console import Console
 
 from gaggle import Attack
 from gaggle.distributed.manager import Manager
-from gaggle.distributed.role import Role
+from gaggle.distributed.role import Role, RoleKind
 from gaggle.distributed.rules import rules_hash, rules_json
 from gaggle.loader import load_tasksets
 from tests.conftest import (
@@ -62,7 +62,7 @@ def test_three_workers_count_exactly_what_the_target_served(target: Target, tmp_
     options = {"host": target.url, "users": 10, "hatch_rate": 40, "run_time": 2,
                "no_reset_metrics": True}  # fmt: skip
     plan = Attack(*tasksets).plan(options, console=Console(file=io.StringIO(), width=140))
-    role = Role(kind="manager", expect_workers=3, bind_host="127.0.0.1", bind_port=port)
+    role = Role(kind=RoleKind.MANAGER, expect_workers=3, bind_host="127.0.0.1", bind_port=port)
     logs = [tmp_path / f"requests-{i}.json" for i in range(3)]
 
     async def gaggle() -> tuple[object, list[tuple[int, str]]]:

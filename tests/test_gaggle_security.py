@@ -15,7 +15,7 @@ import grpc
 import pytest
 
 from gaggle.distributed.protocol import PROTOCOL_VERSION
-from gaggle.distributed.role import Role
+from gaggle.distributed.role import Role, RoleKind
 from gaggle.distributed.security import warn_if_open
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
@@ -178,5 +178,5 @@ def test_an_open_manager_without_a_token_is_warned_about(
     bind_host: str, token: str, warned: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="gaggle"):
-        warn_if_open(Role(kind="manager", bind_host=bind_host, token=token))
+        warn_if_open(Role(kind=RoleKind.MANAGER, bind_host=bind_host, token=token))
     assert ("without --gaggle-token" in caplog.text) is warned

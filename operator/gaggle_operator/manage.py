@@ -26,6 +26,7 @@ from gaggle.cli import build_parser, read_run_command
 from gaggle.config import ConfigError
 from gaggle.console import EXIT_ABORTED, EXIT_THRESHOLDS, fail, run_on_best_loop, setup_logging
 from gaggle.distributed.manager import Manager
+from gaggle.distributed.role import RoleKind
 from gaggle.session import Aborted, RunResult
 from gaggle.taskset import TestDefinitionError
 from gaggle.thresholds import Threshold
@@ -141,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     gaggle_args = args.gaggle[1:] if args.gaggle[:1] == ["--"] else args.gaggle
     try:
         command = read_run_command(build_parser().parse_args(gaggle_args))
-        if command.role.kind != "manager":
+        if command.role.kind is not RoleKind.MANAGER:
             raise ConfigError("--manager", False, "the manager pod runs `run FILE --manager ...`")
         plan = command.plan()
     except (ConfigError, TestDefinitionError) as error:

@@ -24,7 +24,7 @@ from gaggle.console import (
 from gaggle.demo_site import add_demo_site_parser
 from gaggle.distributed.local import run_local
 from gaggle.distributed.manager import Manager
-from gaggle.distributed.role import Role, role_from
+from gaggle.distributed.role import Role, RoleKind, role_from
 from gaggle.distributed.rules import file_hash, rules_hash, rules_json
 from gaggle.distributed.worker import Worker, WorkerError
 from gaggle.loader import load_tasksets
@@ -75,7 +75,7 @@ def read_run_command(namespace: argparse.Namespace) -> RunCommand:
     """Raises ConfigError or TestDefinitionError, naming the option or the test's problem."""
     options = given_options(namespace)
     role = role_from(split_gaggle_options(options))
-    if role.kind == "manager":
+    if role.kind is RoleKind.MANAGER:
         options.setdefault("metrics_bind", f"0.0.0.0:{METRICS_PORT}")
     tasksets = load_tasksets(namespace.file)
     return RunCommand(namespace.file, options, role, tasksets, bool(namespace.list))
@@ -87,7 +87,7 @@ def run_command(namespace: argparse.Namespace) -> int:
         if command.listing:
             print_rules(Attack(*command.tasksets).tasksets)
             return 0
-        if command.role.kind == "worker":
+        if command.role.kind is RoleKind.WORKER:
             return run_worker(command)
         plan = command.plan()
     except (ConfigError, TestDefinitionError) as error:
@@ -102,11 +102,11 @@ def run_command(namespace: argparse.Namespace) -> int:
 def run_role(command: RunCommand, plan: RunPlan) -> int:
     role = command.role
     try:
-        if role.kind == "local":
+        if role.kind is RoleKind.LOCAL:
             return run_on_best_loop(
                 run_local(command.path, plan, role, command.rules(), command.options)
             )
-        if role.kind == "manager":
+        if role.kind is RoleKind.MANAGER:
             result = run_on_best_loop(Manager(plan, role, *command.rules()).run())
         else:
             result = run_on_best_loop(Runner(plan).run())

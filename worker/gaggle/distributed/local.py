@@ -12,7 +12,7 @@ from pathlib import Path
 from gaggle.config import RUN_OPTIONS
 from gaggle.console import EXIT_THRESHOLDS
 from gaggle.distributed.manager import Manager
-from gaggle.distributed.role import Role
+from gaggle.distributed.role import Role, RoleKind
 from gaggle.distributed.security import new_token
 from gaggle.option_table import as_flags
 from gaggle.session import RunPlan
@@ -48,7 +48,7 @@ async def run_local(
     manager = Manager(
         plan,
         Role(
-            kind="manager",
+            kind=RoleKind.MANAGER,
             expect_workers=role.processes,
             bind_host="127.0.0.1",
             bind_port=0,

@@ -6,6 +6,7 @@ only makes sense across them: which flags go with which role, and which need eac
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import os
 from dataclasses import dataclass
@@ -17,9 +18,16 @@ from gaggle.role_options import NOT_GIVEN, ROLE_OPTIONS
 _OPTIONS = {entry.name: entry for entry in ROLE_OPTIONS}
 
 
+class RoleKind(enum.StrEnum):
+    STANDALONE = "standalone"  # users on this process, nothing else
+    MANAGER = "manager"
+    WORKER = "worker"
+    LOCAL = "local"  # --processes N: a manager on 127.0.0.1 and N worker processes
+
+
 @dataclass(frozen=True, slots=True)
 class Role:
-    kind: str = "standalone"  # standalone | manager | worker | local (--processes N)
+    kind: RoleKind = RoleKind.STANDALONE
     processes: int = NOT_GIVEN.processes
     expect_workers: int = NOT_GIVEN.expect_workers
     bind_host: str = NOT_GIVEN.manager_bind_host
@@ -95,7 +103,9 @@ def role_from(flags: dict[str, object]) -> Role:
             )
         processes = _value(flags, "processes")
         if processes > 1:
-            return Role(kind="local", processes=processes, bind_host="127.0.0.1", bind_port=0)
+            return Role(
+                kind=RoleKind.LOCAL, processes=processes, bind_host="127.0.0.1", bind_port=0
+            )
     if manager and worker:
         raise ConfigError("--worker", True, "a process is either --manager or --worker, not both")
     manager_only = ("expect_workers", "manager_bind_host", "manager_bind_port", "no_hash_check")
@@ -114,7 +124,7 @@ def role_from(flags: dict[str, object]) -> Role:
         if "expect_workers" not in flags:
             raise ConfigError("--expect-workers", None, "--manager needs --expect-workers N (≥ 1)")
         return Role(
-            kind="manager",
+            kind=RoleKind.MANAGER,
             expect_workers=_value(flags, "expect_workers"),
             bind_host=_value(flags, "manager_bind_host"),
             bind_port=_value(flags, "manager_bind_port"),
@@ -123,7 +133,7 @@ def role_from(flags: dict[str, object]) -> Role:
         )
     if worker:
         return Role(
-            kind="worker",
+            kind=RoleKind.WORKER,
             manager_host=_value(flags, "manager_host"),
             manager_port=_value(flags, "manager_port"),
             join_timeout=_value(flags, "join_timeout"),

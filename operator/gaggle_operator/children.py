@@ -155,8 +155,9 @@ def _volumes(loadtest: str, spec: LoadTestSpec) -> tuple[list[Manifest], list[Ma
         mounts.append({"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True})
     elif spec.script.config_map is not None:
         name, key = spec.script.config_map
-        volumes.append({"name": "script", "configMap": {"name": name, "items": [
-            {"key": key, "path": key}]}})  # fmt: skip
+        volumes.append(
+            {"name": "script", "configMap": {"name": name, "items": [{"key": key, "path": key}]}}
+        )
         mounts.append({"name": "script", "mountPath": SCRIPT_DIR, "readOnly": True})
     for i, (name, path) in enumerate(spec.extra_config_maps):
         volumes.append({"name": f"extra-{i}", "configMap": {"name": name}})
@@ -213,12 +214,12 @@ def _pod(
 
 def manager_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str) -> Manifest:
     abort = ["--abort-on-fail"] if spec.abort_on_fail else []
-    command = [
-        "gaggle-operator", "manage", "--loadtest", loadtest, "--namespace", namespace, *abort, "--",
-        "run", spec.script.file(), "--manager", "--expect-workers", str(spec.replicas),
-        "--manager-bind-host", "0.0.0.0", "--metrics-bind", f"0.0.0.0:{METRICS_PORT}",
+    command = [  # a line per thought, each flag beside its value
+        *("gaggle-operator", "manage", "--loadtest", loadtest, "--namespace", namespace, *abort),
+        *("--", "run", spec.script.file(), "--manager", "--expect-workers", str(spec.replicas)),
+        *("--manager-bind-host", "0.0.0.0", "--metrics-bind", f"0.0.0.0:{METRICS_PORT}"),
         *spec.gaggle_args(),
-    ]  # fmt: skip
+    ]
     pod = _pod(loadtest, spec, "manager", names(loadtest)["manager"], run, command)
     pod["spec"].setdefault("serviceAccountName", names(loadtest)["account"])
     ports = [
@@ -232,17 +233,25 @@ def manager_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str) -> 
 def worker_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str, index: int) -> Manifest:
     manager = f"{names(loadtest)['service']}.{namespace}.svc"
     command = [
-        "gaggle", "run", spec.script.file(), "--worker", "--manager-host", manager,
-        "--manager-port", str(GRPC_PORT), "--join-timeout", str(spec.ready_timeout),
+        *("gaggle", "run", spec.script.file(), "--worker", "--manager-host", manager),
+        *("--manager-port", str(GRPC_PORT), "--join-timeout", str(spec.ready_timeout)),
         "--leave-on-sigterm",  # a deleted or evicted pod leaves; the LoadTest goes on
-    ]  # fmt: skip
+    ]
     pod = _pod(loadtest, spec, "worker", f"{names(loadtest)['worker']}-{index}", run, command)
     pod["spec"]["automountServiceAccountToken"] = False  # workers never talk to Kubernetes
     if spec.spread:
-        term = {"labelSelector": {"matchLabels": {"gaggle.dev/loadtest": loadtest,
-                                                  "gaggle.dev/role": "worker"}},
-                "topologyKey": "kubernetes.io/hostname"}  # fmt: skip
-        affinity = {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
-            {"weight": 100, "podAffinityTerm": term}]}}  # fmt: skip
+        term = {
+            "labelSelector": {
+                "matchLabels": {"gaggle.dev/loadtest": loadtest, "gaggle.dev/role": "worker"}
+            },
+            "topologyKey": "kubernetes.io/hostname",
+        }
+        affinity = {
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 100, "podAffinityTerm": term}
+                ]
+            }
+        }
         pod["spec"]["affinity"] = overlay(affinity, pod["spec"].get("affinity", {}))
     return pod

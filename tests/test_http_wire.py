@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
-from gaggle.http import CLIENTS, Exchange, HttpClient, RequestOptions
+from gaggle.http import CLIENTS, Exchange, Headers, HttpClient, RequestOptions
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 GZIPPED = gzip.compress(b"squeezed " * 100)
@@ -32,6 +32,8 @@ ANSWERS = {
     "/close": b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye",
     "/interim": b"HTTP/1.1 100 Continue\r\n\r\n" + OK,
     "/cookies": b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nSet-Cookie: b=2; Path=/\r\n"
+    b"Content-Length: 0\r\n\r\n",
+    "/headers": b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nx-Odd-CASE: v\r\n"
     b"Content-Length: 0\r\n\r\n",
     "/truncated": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
     "/extra": OK + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra",  # one answer too many
@@ -181,6 +183,31 @@ def test_a_task_s_headers_replace_the_client_s_defaults(http_client: str) -> Non
         sent = [(name.strip().lower().decode(), value.strip().decode()) for name, value in lines]
         for name, value in mine.items():
             assert [v for n, v in sent if n == name.lower()] == [value], sent
+
+    on_the_wire(http_client, scenario)
+
+
+def test_headers_read_the_same_from_every_client(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        headers = (await get(client, server, "/headers")).headers
+        assert isinstance(headers, Headers)
+        assert headers.getall("set-cookie") == headers.getall("SET-COOKIE") == ["a=1", "b=2"]
+        assert headers["set-cookie"] == headers.get("Set-Cookie") == "a=1"  # the first line
+        assert headers["CONTENT-LENGTH"] == headers.get("content-length") == "0"
+        assert "X-ODD-CASE" in headers
+        assert ("Location" in headers, headers.get("Location"), headers.getall("Location")) == (
+            False,
+            None,
+            [],
+        )
+        # the server's spelling; reqwest lowers names and keeps no record of it (title case)
+        odd = "X-Odd-Case" if http_client == "reqwest" else "x-Odd-CASE"
+        lines = [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), (odd, "v"), ("Content-Length", "0")]
+        assert list(headers.items()) == lines
+        assert list(headers) == [name for name, _ in lines]
+        assert len(headers) == 4
+        refused = await client.send("GET", "http://127.0.0.1:9/", RequestOptions())
+        assert (refused.status, len(refused.headers)) == (0, 0)
 
     on_the_wire(http_client, scenario)
 

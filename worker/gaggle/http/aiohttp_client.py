@@ -6,7 +6,7 @@ import asyncio
 
 import aiohttp
 
-from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions
+from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, Headers, RequestOptions
 
 _TIMEOUT = aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT)
 
@@ -83,7 +83,7 @@ class AiohttpClient:
                     status=response.status,
                     final_url=str(response.url),
                     redirected=bool(response.history),
-                    headers=response.headers,
+                    headers=Headers(response.raw_headers),  # the server's lines, bytes as sent
                     body=body,
                 )
         except (TimeoutError, aiohttp.ClientError, OSError) as error:

@@ -11,11 +11,10 @@ import asyncio
 import socket
 import ssl
 import zlib
-from collections.abc import Iterator, Mapping
 
 import httptools
 
-from gaggle.http.seam import Exchange
+from gaggle.http.seam import Exchange, Headers
 
 
 class Failure(Exception):
@@ -237,37 +236,3 @@ class Connection(asyncio.Protocol):
             self.closed = True
             if self._transport is not None:
                 self._transport.close()
-
-
-class Headers(Mapping[str, str]):
-    """Response headers as received; lookups ignore case; repeated names read the first."""
-
-    __slots__ = ("_raw",)
-
-    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        self._raw = raw
-
-    def __getitem__(self, key: str) -> str:
-        wanted = key.lower().encode("latin-1")
-        for name, value in self._raw:
-            if name.lower() == wanted:
-                return value.decode("latin-1")
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        seen: set[bytes] = set()
-        for name, _ in self._raw:
-            if name.lower() not in seen:
-                seen.add(name.lower())
-                yield name.decode("latin-1")
-
-    def __len__(self) -> int:
-        return len({name.lower() for name, _ in self._raw})
-
-    def getall(self, key: str) -> list[str]:
-        """Every value of a repeated header (Set-Cookie, say), as aiohttp's ``getall``."""
-        wanted = key.lower().encode("latin-1")
-        return [value.decode("latin-1") for name, value in self._raw if name.lower() == wanted]
-
-    def __repr__(self) -> str:
-        return f"Headers({dict(self)!r})"

@@ -16,9 +16,9 @@ followed here (``redirects.next_hop``) and transport errors become aiohttp's tex
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Iterator
 from datetime import timedelta
-from typing import Any
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from pyreqwest.client import Client, ClientBuilder
@@ -36,7 +36,7 @@ from pyreqwest.http import HeaderMap, Url
 from pyreqwest.response import Response
 
 from gaggle.http.redirects import REDIRECT_STATUSES, HopFailed, follow
-from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions, encode_body
+from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, Headers, RequestOptions, encode_body
 
 _TIMEOUT = timedelta(seconds=DEFAULT_TIMEOUT)
 _OS_ERROR = re.compile(r" \(os error \d+\)$")
@@ -81,9 +81,8 @@ class ReqwestClient:
             if options.allow_redirects and response.status in REDIRECT_STATUSES:
                 return await follow(self._hop, method, url, target, options, _Answer(response))
             body = await response.bytes()
-            return Exchange(
-                response.status, target, False, Headers(response.headers), body.to_bytes()
-            )
+            headers = Headers(_title_cased(response.headers))
+            return Exchange(response.status, target, False, headers, body.to_bytes())
         except (PyreqwestError, ValueError) as error:  # ValueError: a URL reqwest cannot parse
             return Exchange(status=0, final_url=url, error=describe_error(error, target))
 
@@ -136,35 +135,21 @@ class _Answer:
     async def exchange(self, url: str, redirected: bool) -> Exchange:
         response = self._response
         body = (await response.bytes()).to_bytes()
-        return Exchange(response.status, url, redirected, Headers(response.headers), body)
+        headers = Headers(_title_cased(response.headers))
+        return Exchange(response.status, url, redirected, headers, body)
 
 
-class Headers(Mapping[str, str]):
-    """Response headers: lookups ignore case (reqwest's map); names list in HTTP/1 title case,
-    as aiohttp shows them, since reqwest keeps them lowercase (e.g. in the debug log)."""
+def _title_cased(headers: HeaderMap) -> Iterator[tuple[str, str]]:
+    """reqwest's header lines, names in HTTP/1 title case (``Content-Type``) as nearly every
+    server spells them: reqwest lowers names and keeps no record of how the server wrote them.
+    A generator, so a response whose headers nobody reads costs no copy."""
+    for name, value in headers.items():
+        yield _title_case(name), value
 
-    __slots__ = ("_map",)
 
-    def __init__(self, headers: HeaderMap) -> None:
-        self._map = headers
-
-    def __getitem__(self, key: str) -> str:
-        return self._map[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._map.get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._map
-
-    def __iter__(self) -> Iterator[str]:
-        return ("-".join(part.capitalize() for part in key.split("-")) for key in self._map)
-
-    def __len__(self) -> int:
-        return len(self._map)
-
-    def __repr__(self) -> str:
-        return f"Headers({dict(self)!r})"
+@lru_cache(maxsize=1024)
+def _title_case(name: str) -> str:
+    return "-".join(part.capitalize() for part in name.split("-"))
 
 
 def describe_error(error: BaseException, url: str) -> str:

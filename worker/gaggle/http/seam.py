@@ -11,9 +11,9 @@ reqwest_client (Rust's reqwest) and aiohttp_client; one behaviour suite runs aga
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import Mapping
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, overload
 from urllib.parse import urlencode
 
 DEFAULT_TIMEOUT = 60.0  # seconds for one request, body included
@@ -31,6 +31,115 @@ class RequestOptions:
     allow_redirects: bool = True
 
 
+_Line = tuple[bytes, bytes] | tuple[str, str]  # a header line as the client got it
+_MISSING: Any = object()
+_T = TypeVar("_T")
+
+
+class Headers(Mapping[str, str]):
+    """A response's header lines as the server sent them: in order, repeated names included.
+
+    Lookups (``[]``, ``get``, ``in``) ignore case and read a name's first line, ``getall`` reads
+    all of them (two Set-Cookie lines are two values); ``keys()``/iteration and ``items()`` give
+    every line with the server's spelling of its name, as aiohttp's multidict does. One type
+    for every client, so a task reads headers the same way whichever client sent its request.
+
+    Built once per response on the hot path and rarely read, so it keeps the client's own lines
+    (llhttp's or aiohttp's latin-1 bytes, reqwest's text) and decodes only what is read. A scan
+    per lookup, not an index: a response has few headers and a task reads one or two, and
+    building a lowercase index costs more than the scans it saves (measured, issue 12).
+    """
+
+    __slots__ = ("_raw",)
+
+    def __init__(self, raw: Iterable[_Line] = ()) -> None:
+        self._raw = raw  # a one-shot iterable (reqwest's, made as read) becomes a list when read
+
+    def _lines(self) -> Sequence[_Line]:
+        raw = self._raw
+        if not isinstance(raw, (list, tuple)):  # a tuple of types: faster than list | tuple
+            raw = self._raw = list(raw)
+        return raw
+
+    @overload
+    def get(self, key: str, /) -> str | None: ...
+
+    @overload
+    def get(self, key: str, /, default: str | _T) -> str | _T: ...
+
+    def get(self, key: str, /, default: object = None) -> object:
+        lines = self._lines()
+        wanted = _wanted(key, lines)
+        size = len(wanted)  # names of another length are not lowered to be compared
+        for name, value in lines:
+            if len(name) == size and name.lower() == wanted:
+                return value if isinstance(value, str) else value.decode("latin-1")
+        return default
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key, _MISSING)
+        if value is _MISSING:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.get(key, _MISSING) is not _MISSING
+
+    def getall(self, key: str) -> list[str]:
+        """Every value of ``key``, in the order the server sent them; empty when it sent none."""
+        lines = self._lines()
+        wanted = _wanted(key, lines)
+        size = len(wanted)
+        return [_text(v) for name, v in lines if len(name) == size and name.lower() == wanted]
+
+    def __iter__(self) -> Iterator[str]:
+        return (_text(name) for name, _ in self._lines())
+
+    def __len__(self) -> int:
+        return len(self._lines())
+
+    def items(self) -> ItemsView[str, str]:
+        return _Lines(self)
+
+    def values(self) -> ValuesView[str]:
+        return _Values(self)
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self.items())!r})"
+
+
+def _wanted(key: str, lines: Sequence[_Line]) -> bytes | str:
+    """``key`` as the lines spell names once lowered (bytes or text), for comparing as is."""
+    lowered = key.lower()
+    if lines and isinstance(lines[0][0], bytes):
+        return lowered.encode("latin-1", "replace")  # a name beyond latin-1 matches no line
+    return lowered
+
+
+def _text(text: bytes | str) -> str:
+    return text if isinstance(text, str) else text.decode("latin-1")
+
+
+class _Lines(ItemsView[str, str]):
+    """Every (name, value) line, repeated names included (a mapping's view would repeat the
+    first value of a name)."""
+
+    _mapping: Headers
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return ((_text(name), _text(value)) for name, value in self._mapping._lines())
+
+    def __contains__(self, item: object) -> bool:
+        return item in list(self)
+
+
+class _Values(ValuesView[str]):
+    _mapping: Headers
+
+    def __iter__(self) -> Iterator[str]:
+        return (_text(value) for _, value in self._mapping._lines())
+
+
 @dataclass(slots=True)
 class Exchange:
     """What came back: status 0 and a non-empty ``error`` when no HTTP response arrived."""
@@ -38,7 +147,7 @@ class Exchange:
     status: int
     final_url: str
     redirected: bool = False
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Headers = field(default_factory=Headers)
     body: bytes = b""
     error: str = ""
 

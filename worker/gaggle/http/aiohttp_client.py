@@ -6,41 +6,48 @@ import asyncio
 
 import aiohttp
 
-from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, Headers, RequestOptions
+from gaggle.http.seam import (
+    DEFAULT_TIMEOUT,
+    PAYLOAD_INCOMPLETE,
+    SERVER_DISCONNECTED,
+    TIMEOUT,
+    TOO_MANY_REDIRECTS,
+    Exchange,
+    Headers,
+    RequestOptions,
+    connect_error,
+    connection_error,
+    dns_error,
+    invalid_url,
+    os_reason,
+    tls_error,
+    unexpected_error,
+)
 
 _TIMEOUT = aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT)
 
 
 def describe_error(error: BaseException) -> str:
-    """A short, stable text per kind of failure, so equal failures count as one distinct error."""
+    """The seam's text for the failure: the one the other clients give for the same failure."""
     if isinstance(error, asyncio.TimeoutError):
-        return "timeout"
+        return TIMEOUT
     if isinstance(error, aiohttp.ClientConnectorDNSError):
-        return f"dns error: {error.host}"
+        return dns_error(error.host)
     if isinstance(error, aiohttp.ClientConnectorCertificateError):
-        return f"tls error: {error.host}:{error.port}: certificate verify failed"
+        return tls_error(error.host, error.port or 0)  # None only off TCP (a unix socket)
     if isinstance(error, aiohttp.ClientConnectorError):
-        return f"connect error: {error.host}:{error.port}: {_os_reason(error.os_error)}"
+        return connect_error(error.host, error.port or 0, os_reason(error.os_error))
     if isinstance(error, aiohttp.ServerDisconnectedError):
-        return "server disconnected"
+        return SERVER_DISCONNECTED
     if isinstance(error, aiohttp.TooManyRedirects):
-        return "too many redirects"
+        return TOO_MANY_REDIRECTS
     if isinstance(error, aiohttp.ClientOSError):
-        return f"connection error: {_os_reason(error)}"
+        return connection_error(os_reason(error))
     if isinstance(error, aiohttp.ClientPayloadError):
-        return "response payload incomplete"  # the texts carry byte counts: one per kind
+        return PAYLOAD_INCOMPLETE  # aiohttp's texts carry byte counts: one per kind
     if isinstance(error, aiohttp.InvalidURL):
-        return f"invalid url: {error.url}"
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def _os_reason(error: OSError) -> str:
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(error, TimeoutError):
-        return "timeout"
-    return error.strerror or type(error).__name__
+        return invalid_url(str(error.url))
+    return unexpected_error(error)
 
 
 class AiohttpClient:

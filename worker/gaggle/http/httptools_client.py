@@ -8,7 +8,7 @@ parser — no session, connector or client object per user as aiohttp and reqwes
 55 KB per idle user). It keeps the user-facing behaviour of the other two: each user has its
 own keep-alive connections and cookie jar (reqwest's cookie_store rules, made on the first
 Set-Cookie), redirects are followed by ``redirects.follow``, TLS verifies against the system's
-CAs (``SSL_CERT_FILE`` included), gzip/deflate bodies are decoded, and failures get aiohttp's
+CAs (``SSL_CERT_FILE`` included), gzip/deflate bodies are decoded, and failures get the seam's
 texts. What it does not do: HTTP/2, proxies, sending `Expect: 100-continue`, streaming bodies.
 """
 
@@ -24,9 +24,16 @@ from urllib.parse import unquote, urlencode, urlsplit
 
 from pyreqwest.cookie import CookieStore
 
-from gaggle.http.http1 import Answer, Connection, Failure, connect
-from gaggle.http.redirects import REDIRECT_STATUSES, HopFailed, follow
-from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions, encode_body
+from gaggle.http.http1 import Answer, Connection, connect
+from gaggle.http.redirects import REDIRECT_STATUSES, follow
+from gaggle.http.seam import (
+    DEFAULT_TIMEOUT,
+    Exchange,
+    NoResponse,
+    RequestOptions,
+    encode_body,
+    invalid_url,
+)
 
 USER_AGENT = "gaggle-httptools"
 _Origin = tuple[str, str, int]  # scheme, host, port: one keep-alive pool each
@@ -47,11 +54,11 @@ def _target(url: str) -> _Target:
     parts = urlsplit(url)
     scheme, host = parts.scheme, parts.hostname
     if scheme not in ("http", "https") or not host:
-        raise Failure(f"invalid url: {url}")
+        raise NoResponse(invalid_url(url))
     try:
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:
-        raise Failure(f"invalid url: {url}") from None
+        raise NoResponse(invalid_url(url)) from None
     netloc = parts.netloc.rpartition("@")[2]
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     defaults = [("Host", netloc), ("User-Agent", USER_AGENT), ("Accept", "*/*")]
@@ -65,7 +72,7 @@ def _target(url: str) -> _Target:
             (name.lower(), f"{name}: {value}\r\n".encode("ascii")) for name, value in defaults
         )
     except UnicodeEncodeError:
-        raise Failure(f"invalid url: {url}") from None
+        raise NoResponse(invalid_url(url)) from None
     return _Target((scheme, host, port), line, lines, line + b"".join(v for _, v in lines))
 
 
@@ -85,18 +92,10 @@ class HttptoolsClient:
         try:
             answer = await self._exchange(method, target, options, True, options.timeout)
             if options.allow_redirects and answer.status in REDIRECT_STATUSES:
-                return await follow(self._hop, method, url, target, options, answer)
+                return await follow(self._exchange, method, url, target, options, answer)
             return answer.finish(target, False)
-        except Failure as failure:
+        except NoResponse as failure:
             return Exchange(status=0, final_url=url, error=str(failure))
-
-    async def _hop(
-        self, method: str, url: str, options: RequestOptions, body: bool, timeout: float
-    ) -> Answer:
-        try:
-            return await self._exchange(method, url, options, body, timeout)
-        except Failure as failure:
-            raise HopFailed(str(failure)) from failure
 
     async def _exchange(
         self, method: str, url: str, options: RequestOptions, body: bool, timeout: float | None

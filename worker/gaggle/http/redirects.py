@@ -15,7 +15,14 @@ from collections.abc import Awaitable
 from typing import NamedTuple, Protocol
 from urllib.parse import urljoin, urlsplit
 
-from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions
+from gaggle.http.seam import (
+    DEFAULT_TIMEOUT,
+    TIMEOUT,
+    TOO_MANY_REDIRECTS,
+    Exchange,
+    NoResponse,
+    RequestOptions,
+)
 
 MAX_REDIRECTS = 10  # aiohttp's default: at most 10 requests per redirect chain
 REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
@@ -25,10 +32,6 @@ class Hop(NamedTuple):
     method: str
     url: str
     keep_body: bool
-
-
-class HopFailed(Exception):
-    """A request of the chain got no response; ``str(error)`` is the failure's record text."""
 
 
 class Answer(Protocol):
@@ -43,6 +46,8 @@ class Answer(Protocol):
 
 
 class SendHop(Protocol):
+    """Sends one request of the chain; raises ``NoResponse`` when it gets no answer."""
+
     def __call__(
         self, method: str, url: str, options: RequestOptions, body: bool, timeout: float
     ) -> Awaitable[Answer]: ...
@@ -75,16 +80,16 @@ async def follow(
             return await answer.exchange(target, hops > 0)
         hops += 1
         if hops >= MAX_REDIRECTS:  # aiohttp's count: 10 responses, none of them final
-            return Exchange(status=0, final_url=url, error="too many redirects")
+            return Exchange(status=0, final_url=url, error=TOO_MANY_REDIRECTS)
         method, target, body = hop.method, hop.url, body and hop.keep_body
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
-            return Exchange(status=0, final_url=url, error="timeout")
+            return Exchange(status=0, final_url=url, error=TIMEOUT)
         if options.headers and _origin(target) != origin:
             options = _without_authorization(options)
         try:
             answer = await send(method, target, options, body, remaining)
-        except HopFailed as failure:
+        except NoResponse as failure:
             return Exchange(status=0, final_url=url, error=str(failure))
 
 

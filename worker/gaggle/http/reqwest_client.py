@@ -10,7 +10,7 @@ keeps reqwest from loading the store: it never carries https (``_client`` routes
 test checks that an unknown CA fails). Custom CAs come from ``SSL_CERT_FILE``, as for aiohttp.
 
 reqwest's responses expose neither the final URL nor the redirect chain, so redirects are
-followed here (``redirects.next_hop``) and transport errors become aiohttp's texts.
+followed here (``redirects.follow``) and transport errors become the seam's failure texts.
 """
 
 from __future__ import annotations
@@ -35,8 +35,25 @@ from pyreqwest.exceptions import (
 from pyreqwest.http import HeaderMap, Url
 from pyreqwest.response import Response
 
-from gaggle.http.redirects import REDIRECT_STATUSES, HopFailed, follow
-from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, Headers, RequestOptions, encode_body
+from gaggle.http.redirects import REDIRECT_STATUSES, follow
+from gaggle.http.seam import (
+    CONNECTION_REFUSED,
+    DEFAULT_TIMEOUT,
+    PAYLOAD_INCOMPLETE,
+    SERVER_DISCONNECTED,
+    TIMEOUT,
+    Exchange,
+    Headers,
+    NoResponse,
+    RequestOptions,
+    connect_error,
+    connection_error,
+    dns_error,
+    encode_body,
+    invalid_url,
+    tls_error,
+    unexpected_error,
+)
 
 _TIMEOUT = timedelta(seconds=DEFAULT_TIMEOUT)
 _OS_ERROR = re.compile(r" \(os error \d+\)$")
@@ -108,7 +125,7 @@ class ReqwestClient:
         try:
             return _Answer(await self._send(method, url, options, body, timeout))
         except (PyreqwestError, ValueError) as error:
-            raise HopFailed(describe_error(error, url)) from error
+            raise NoResponse(describe_error(error, url)) from error
 
     async def close(self) -> None:
         for client in (self._plain, self._tls):
@@ -153,29 +170,28 @@ def _title_case(name: str) -> str:
 
 
 def describe_error(error: BaseException, url: str) -> str:
-    """The same short text the aiohttp client gives for the same failure (see its module)."""
+    """The seam's text for the failure: the one the other clients give for the same failure."""
     if isinstance(error, RequestTimeoutError):
-        return "timeout"
+        return TIMEOUT
     if isinstance(error, BuilderError) or not isinstance(error, PyreqwestError):
-        return f"invalid url: {url}"  # what reqwest refused to send, or could not parse
+        return invalid_url(url)  # what reqwest refused to send, or could not parse
     causes = _causes(error)
     if isinstance(error, ConnectError) and "client error (Connect)" in causes:
         host, port = _host_port(url)
         if "dns error" in causes:
-            return f"dns error: {host}"
+            return dns_error(host)
         if any(cause.startswith("invalid peer certificate") for cause in causes):
-            return f"tls error: {host}:{port}: certificate verify failed"
-        return f"connect error: {host}:{port}: {_reason(causes[-1])}"
+            return tls_error(host, port)
+        return connect_error(host, port, _reason(causes[-1]))
     if isinstance(error, NetworkError):
         if "connection closed before message completed" in causes:
-            return "server disconnected"
+            return SERVER_DISCONNECTED
         if isinstance(error, ReadError) and not _OS_ERROR.search(causes[-1] if causes else ""):
-            return "response payload incomplete"
-        return f"connection error: {_reason(causes[-1]) if causes else 'unknown'}"
+            return PAYLOAD_INCOMPLETE
+        return connection_error(_reason(causes[-1]) if causes else "unknown")
     if isinstance(error, BodyDecodeError):
-        return "response payload incomplete"
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+        return PAYLOAD_INCOMPLETE
+    return unexpected_error(error)
 
 
 def _causes(error: BaseException) -> list[str]:
@@ -184,9 +200,9 @@ def _causes(error: BaseException) -> list[str]:
 
 
 def _reason(message: str) -> str:
-    """``Connection refused (os error 111)`` → aiohttp's wording for the same OS error."""
+    """``Connection refused (os error 111)`` → the seam's wording for the same OS error."""
     reason = _OS_ERROR.sub("", message)
-    return "connection refused" if reason == "Connection refused" else reason
+    return CONNECTION_REFUSED if reason == "Connection refused" else reason
 
 
 def _host_port(url: str) -> tuple[str, int]:

@@ -152,6 +152,62 @@ class Exchange:
     error: str = ""
 
 
+class NoResponse(Exception):
+    """A request got no HTTP response; ``str(error)`` is its record's failure text (below).
+    Raised inside a client and the redirect walk only: ``send`` returns it as an Exchange."""
+
+
+# The failure texts, the same from every client: the errors table and the requests log group
+# failures by them, so one kind of failure reads alike whatever library met it, and carries no
+# byte counts or addresses beyond host:port that would split it into many. aiohttp's wording.
+TIMEOUT = "timeout"
+SERVER_DISCONNECTED = "server disconnected"
+PAYLOAD_INCOMPLETE = "response payload incomplete"  # a body cut short or that fails to decode
+TOO_MANY_REDIRECTS = "too many redirects"
+CONNECTION_REFUSED = "connection refused"  # a connect error's reason
+
+
+def dns_error(host: str) -> str:
+    return f"dns error: {host}"
+
+
+def tls_error(host: str, port: int) -> str:
+    return f"tls error: {host}:{port}: certificate verify failed"
+
+
+def connect_error(host: str, port: int, reason: str) -> str:
+    return f"connect error: {host}:{port}: {reason}"
+
+
+def connection_error(reason: str) -> str:
+    """An established connection broke (reset, say)."""
+    return f"connection error: {reason}"
+
+
+def invalid_url(url: str) -> str:
+    return f"invalid url: {url}"
+
+
+def invalid_response(reason: str) -> str:
+    return f"invalid response: {reason}"
+
+
+def unexpected_error(error: BaseException) -> str:
+    """Whatever else a library raised: its type, and its message when it has one."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def os_reason(error: OSError) -> str:
+    """An OS error as a reason in the texts above: refused and timed out in words, the rest as
+    the OS puts it (``Connection reset by peer``)."""
+    if isinstance(error, ConnectionRefusedError):
+        return CONNECTION_REFUSED
+    if isinstance(error, TimeoutError):
+        return TIMEOUT
+    return error.strerror or type(error).__name__
+
+
 class HttpClient(Protocol):
     async def send(self, method: str, url: str, options: RequestOptions) -> Exchange: ...
 

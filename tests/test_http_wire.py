@@ -233,3 +233,12 @@ def test_line_breaks_in_a_header_never_reach_the_wire(http_client: str) -> None:
         assert b"Injected" not in server.requests[0]
 
     on_the_wire(http_client, scenario)
+
+
+def test_an_invalid_url_is_a_failure_with_the_same_text(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        for url in ("http://127.0.0.1:99999/", "ftp://127.0.0.1/", "http://[::1/"):
+            failed = await client.send("GET", url, RequestOptions())
+            assert (failed.status, failed.error) == (0, f"invalid url: {url}")
+
+    on_the_wire(http_client, scenario)

@@ -47,6 +47,8 @@ def describe_error(error: BaseException) -> str:
         return PAYLOAD_INCOMPLETE  # aiohttp's texts carry byte counts: one per kind
     if isinstance(error, aiohttp.InvalidURL):
         return invalid_url(str(error.url))
+    if isinstance(error, aiohttp.NonHttpUrlClientError):  # ftp://…: its text is the URL
+        return invalid_url(str(error))
     return unexpected_error(error)
 
 

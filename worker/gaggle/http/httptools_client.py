@@ -51,7 +51,10 @@ class _Target(NamedTuple):
 
 @lru_cache(maxsize=4096)
 def _target(url: str) -> _Target:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [IPv6] host
+        raise NoResponse(invalid_url(url)) from None
     scheme, host = parts.scheme, parts.hostname
     if scheme not in ("http", "https") or not host:
         raise NoResponse(invalid_url(url))

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
 from gaggle.http import CLIENTS, Exchange, Headers, HttpClient, RequestOptions
+from gaggle.http.seam import Params
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 GZIPPED = gzip.compress(b"squeezed " * 100)
@@ -68,7 +69,8 @@ async def wire_server() -> AsyncIterator[WireServer]:
                     (int(line.split(b":")[1]) for line in head.split(b"\r\n")
                      if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
                 await reader.readexactly(length)
-                method, path = head.split(b" ")[:2]
+                method, target = head.split(b" ")[:2]
+                path = target.partition(b"?")[0]
                 if path == b"/slow":
                     await asyncio.sleep(0.2)
                     path = b"/ok"
@@ -208,6 +210,26 @@ def test_headers_read_the_same_from_every_client(http_client: str) -> None:
         assert len(headers) == 4
         refused = await client.send("GET", "http://127.0.0.1:9/", RequestOptions())
         assert (refused.status, len(refused.headers)) == (0, 0)
+
+    on_the_wire(http_client, scenario)
+
+
+def test_params_reach_the_target_as_the_same_query_line(http_client: str) -> None:
+    cases: list[tuple[str, Params, bytes]] = [
+        ("/ok", {"q": "a b", "city": "Zürich"}, b"/ok?q=a+b&city=Z%C3%BCrich"),
+        ("/ok", [("k", "1"), ("k", "2")], b"/ok?k=1&k=2"),
+        ("/ok", (("k", "x/y"), ("k", "*~'")), b"/ok?k=x%2Fy&k=%2A~%27"),
+        ("/ok?page=1", {"q": "a b"}, b"/ok?page=1&q=a+b"),
+        ("/ok?", {"q": "1"}, b"/ok?q=1"),
+        ("/ok#top", {"q": "1"}, b"/ok?q=1"),  # the fragment stays in the client
+    ]
+
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        for path, params, _ in cases:
+            answer = await client.send("GET", server.url + path, RequestOptions(params=params))
+            assert answer.status == 200, answer.error
+        sent = [head.split(b" ")[1] for head in server.requests]
+        assert sent == [line for _, _, line in cases]
 
     on_the_wire(http_client, scenario)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+from yarl import URL
 
 from gaggle.http.seam import (
     DEFAULT_TIMEOUT,
@@ -14,10 +15,12 @@ from gaggle.http.seam import (
     TOO_MANY_REDIRECTS,
     Exchange,
     Headers,
+    Params,
     RequestOptions,
     connect_error,
     connection_error,
     dns_error,
+    encode_params,
     invalid_url,
     os_reason,
     tls_error,
@@ -79,9 +82,8 @@ class AiohttpClient:
         try:
             async with session.request(
                 method,
-                url,
+                _with_params(url, options.params),
                 headers=options.headers,
-                params=options.params,
                 data=options.data,
                 json=options.json,
                 timeout=timeout,
@@ -102,3 +104,15 @@ class AiohttpClient:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+def _with_params(url: str, params: Params | None) -> str | URL:
+    """``url`` quoted as aiohttp quotes any URL, then the seam's query, which yarl is told is
+    encoded: its own quoting would spell some characters differently from the other clients."""
+    if not params:
+        return url
+    try:
+        quoted = str(URL(url))
+    except ValueError:
+        raise aiohttp.InvalidUrlClientError(url) from None  # what aiohttp raises for it
+    return URL(encode_params(quoted, params), encoded=True)

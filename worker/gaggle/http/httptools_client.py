@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from functools import lru_cache
 from typing import NamedTuple
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pyreqwest.cookie import CookieStore
 
@@ -32,6 +32,7 @@ from gaggle.http.seam import (
     NoResponse,
     RequestOptions,
     encode_body,
+    encode_params,
     invalid_url,
 )
 
@@ -89,9 +90,7 @@ class HttptoolsClient:
         self._cookies: CookieStore | None = None
 
     async def send(self, method: str, url: str, options: RequestOptions) -> Exchange:
-        target = url
-        if options.params:
-            target += ("&" if "?" in url else "?") + urlencode(options.params)
+        target = encode_params(url, options.params)
         try:
             answer = await self._exchange(method, target, options, True, options.timeout)
             if options.allow_redirects and answer.status in REDIRECT_STATUSES:

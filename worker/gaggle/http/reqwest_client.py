@@ -32,7 +32,7 @@ from pyreqwest.exceptions import (
     ReadError,
     RequestTimeoutError,
 )
-from pyreqwest.http import HeaderMap, Url
+from pyreqwest.http import HeaderMap
 from pyreqwest.response import Response
 
 from gaggle.http.redirects import REDIRECT_STATUSES, follow
@@ -50,6 +50,7 @@ from gaggle.http.seam import (
     connection_error,
     dns_error,
     encode_body,
+    encode_params,
     invalid_url,
     tls_error,
     unexpected_error,
@@ -92,7 +93,7 @@ class ReqwestClient:
         return client
 
     async def send(self, method: str, url: str, options: RequestOptions) -> Exchange:
-        target = url if not options.params else str(Url.parse_with_params(url, options.params))
+        target = encode_params(url, options.params)
         try:
             response = await self._send(method, target, options, True, options.timeout)
             if options.allow_redirects and response.status in REDIRECT_STATUSES:

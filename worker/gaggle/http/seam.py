@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar, overload
 from urllib.parse import urlencode
 
 DEFAULT_TIMEOUT = 60.0  # seconds for one request, body included
+Params = Mapping[str, str] | Sequence[tuple[str, str]]  # pairs repeat a key: [("k", "1"), …]
 
 
 @dataclass(slots=True)
@@ -24,7 +25,7 @@ class RequestOptions:
     """What a task may pass besides method and URL; mirrors the common subset of aiohttp/httpx."""
 
     headers: Mapping[str, str] | None = None
-    params: Mapping[str, str] | None = None
+    params: Params | None = None
     data: Any = None
     json: Any = None
     timeout: float | None = None
@@ -236,3 +237,14 @@ def encode_body(options: RequestOptions) -> tuple[bytes, str]:
     raise TypeError(
         f"data={type(data).__name__} is not supported; use bytes, str, a mapping or a list of pairs"
     )
+
+
+def encode_params(url: str, params: Params | None) -> str:
+    """``url`` with ``params`` added to its query (after any it has, before a #fragment) as a
+    form encodes them: ``a+b``, UTF-8 %-escapes, a key once per pair. One encoding for every
+    client, so the target sees the same query line whichever sent it."""
+    if not params:
+        return url
+    base, hash_sign, fragment = url.partition("#")
+    joiner = "" if base.endswith(("?", "&")) else "&" if "?" in base else "?"
+    return f"{base}{joiner}{urlencode(params)}{hash_sign}{fragment}"

@@ -36,6 +36,8 @@ ANSWERS = {
     b"Content-Length: 0\r\n\r\n",
     "/headers": b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nx-Odd-CASE: v\r\n"
     b"Content-Length: 0\r\n\r\n",
+    "/login": b"HTTP/1.1 302 Found\r\nSet-Cookie: s=1; Path=/\r\nLocation: /ok\r\n"
+    b"Content-Length: 5\r\n\r\nmoved",
     "/truncated": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
     "/extra": OK + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra",  # one answer too many
 }
@@ -74,7 +76,11 @@ async def wire_server() -> AsyncIterator[WireServer]:
                 if path == b"/slow":
                     await asyncio.sleep(0.2)
                     path = b"/ok"
-                answer = HEAD_ANSWER if method == b"HEAD" else ANSWERS[path.decode()]
+                if path == b"/away":  # /away?to=URL: a 307 there
+                    to = target.partition(b"?to=")[2]
+                    answer = b"HTTP/1.1 307 Moved\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % to
+                else:
+                    answer = HEAD_ANSWER if method == b"HEAD" else ANSWERS[path.decode()]
                 writer.write(answer)
                 await writer.drain()
                 if b"Connection: close" in answer or path == b"/truncated":
@@ -230,6 +236,37 @@ def test_params_reach_the_target_as_the_same_query_line(http_client: str) -> Non
             assert answer.status == 200, answer.error
         sent = [head.split(b" ")[1] for head in server.requests]
         assert sent == [line for _, _, line in cases]
+
+    on_the_wire(http_client, scenario)
+
+
+def test_a_cookie_set_by_a_redirect_goes_with_the_next_hop(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        landed = await client.send("POST", server.url + "/login", RequestOptions(data=b"x"))
+        assert (landed.status, landed.body, landed.redirected) == (200, b"ok", True)
+        assert landed.final_url == server.url + "/ok"
+        hop = server.requests[-1]
+        assert hop.startswith(b"GET /ok ")  # 302 after a POST: a GET
+        assert b"\r\ncookie: s=1\r\n" in hop.lower()
+        assert server.connections == 1  # the redirect's body was read: its connection kept
+
+    on_the_wire(http_client, scenario)
+
+
+def test_a_task_s_credentials_stay_with_their_origin(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        mine = {"Authorization": "Bearer t", "Cookie": "c=1", "X-Other": "kept"}
+        async with wire_server() as other:
+            url = f"{server.url}/away?to={other.url}/ok"
+            landed = await client.send("GET", url, RequestOptions(headers=mine))
+            assert (landed.status, landed.final_url) == (200, other.url + "/ok")
+            there = other.requests[-1].lower()
+        assert b"bearer t" in server.requests[-1].lower()
+        assert (b"bearer t" in there, b"c=1" in there, b"x-other: kept" in there) == (
+            False,
+            False,
+            True,
+        )
 
     on_the_wire(http_client, scenario)
 

@@ -1,4 +1,11 @@
-"""``HttpClient`` on aiohttp: one ClientSession per user, created on the user's first request."""
+"""``HttpClient`` on aiohttp: one ClientSession per user, created on the user's first request.
+
+aiohttp could follow redirects itself; it sends each request with ``allow_redirects=False``
+and lets ``redirects.follow`` walk the chain instead, so the redirect rules (hops, method
+changes, headers kept from another origin, the chain's timeout) are the other clients' too.
+Cookies set by a redirect response still reach the next request: the session's jar takes them
+from every response.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +14,15 @@ import asyncio
 import aiohttp
 from yarl import URL
 
+from gaggle.http.redirects import REDIRECT_STATUSES, follow
 from gaggle.http.seam import (
     DEFAULT_TIMEOUT,
     PAYLOAD_INCOMPLETE,
     SERVER_DISCONNECTED,
     TIMEOUT,
-    TOO_MANY_REDIRECTS,
     Exchange,
     Headers,
+    NoResponse,
     Params,
     RequestOptions,
     connect_error,
@@ -42,8 +50,6 @@ def describe_error(error: BaseException) -> str:
         return connect_error(error.host, error.port or 0, os_reason(error.os_error))
     if isinstance(error, aiohttp.ServerDisconnectedError):
         return SERVER_DISCONNECTED
-    if isinstance(error, aiohttp.TooManyRedirects):
-        return TOO_MANY_REDIRECTS
     if isinstance(error, aiohttp.ClientOSError):
         return connection_error(os_reason(error))
     if isinstance(error, aiohttp.ClientPayloadError):
@@ -77,33 +83,72 @@ class AiohttpClient:
         return session
 
     async def send(self, method: str, url: str, options: RequestOptions) -> Exchange:
+        try:
+            target = _with_params(url, options.params)
+            exchange = await self._exchange(method, target, options, True, options.timeout)
+            if options.allow_redirects and exchange.status in REDIRECT_STATUSES:
+                answer = _Answer(exchange)
+                return await follow(self._hop, method, url, str(target), options, answer)
+            return exchange
+        except NoResponse as failure:
+            return Exchange(status=0, final_url=url, error=str(failure))
+
+    async def _exchange(
+        self,
+        method: str,
+        url: str | URL,
+        options: RequestOptions,
+        body: bool,
+        timeout: float | None,
+    ) -> Exchange:
+        """One request and its whole response (a redirect's body too: the connection is kept)."""
         session = self._session or self._open()
-        timeout = _TIMEOUT if options.timeout is None else aiohttp.ClientTimeout(options.timeout)
         try:
             async with session.request(
                 method,
-                _with_params(url, options.params),
+                url,
                 headers=options.headers,
-                data=options.data,
-                json=options.json,
-                timeout=timeout,
-                allow_redirects=options.allow_redirects,
+                data=options.data if body else None,
+                json=options.json if body else None,
+                timeout=_TIMEOUT if timeout is None else aiohttp.ClientTimeout(timeout),
+                allow_redirects=False,
             ) as response:
-                body = await response.read()
-                return Exchange(
-                    status=response.status,
-                    final_url=str(response.url),
-                    redirected=bool(response.history),
-                    headers=Headers(response.raw_headers),  # the server's lines, bytes as sent
-                    body=body,
-                )
+                content = await response.read()
+                headers = Headers(response.raw_headers)  # the server's lines, bytes as sent
+                return Exchange(response.status, str(response.url), False, headers, content)
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
-            return Exchange(status=0, final_url=url, error=describe_error(error))
+            raise NoResponse(describe_error(error)) from None
+
+    async def _hop(
+        self, method: str, url: str, options: RequestOptions, body: bool, timeout: float
+    ) -> _Answer:
+        return _Answer(await self._exchange(method, url, options, body, timeout))
 
     async def close(self) -> None:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+class _Answer:
+    """A read response in a redirect chain (``redirects.Answer``)."""
+
+    __slots__ = ("_exchange",)
+
+    def __init__(self, exchange: Exchange) -> None:
+        self._exchange = exchange
+
+    @property
+    def status(self) -> int:
+        return self._exchange.status
+
+    def location(self) -> str | None:
+        return self._exchange.headers.get("Location")
+
+    async def exchange(self, url: str, redirected: bool) -> Exchange:
+        exchange = self._exchange  # its final_url is ``url`` as aiohttp quoted it
+        exchange.redirected = redirected
+        return exchange
 
 
 def _with_params(url: str, params: Params | None) -> str | URL:
@@ -114,5 +159,5 @@ def _with_params(url: str, params: Params | None) -> str | URL:
     try:
         quoted = str(URL(url))
     except ValueError:
-        raise aiohttp.InvalidUrlClientError(url) from None  # what aiohttp raises for it
+        raise NoResponse(invalid_url(url)) from None  # aiohttp's InvalidUrlClientError
     return URL(encode_params(quoted, params), encoded=True)

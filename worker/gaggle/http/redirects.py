@@ -1,11 +1,12 @@
-"""Following redirects in the engine, for clients whose responses hide the redirect chain.
+"""Following redirects above the seam, the same way for every client.
 
-pyreqwest's responses carry neither the final URL nor the redirect history, which the requests
-log (``final_url``, ``redirected``) and ``--sticky-follow`` need, and the httptools client has no
-redirect logic of its own, so both ask ``next_hop`` what to do with each 3xx and let ``follow``
-walk the chain. The rules are aiohttp's (and browsers'): 303, and 301/302 after a POST, turn
-into a body-less GET; 307/308 resend the request as it was; the ``MAX_REDIRECTS``-th redirect
-response fails the request; Authorization is not sent on to another origin.
+Each client sends one request at a time and lets ``follow`` walk the chain: pyreqwest's
+responses carry neither the final URL nor the redirect history, which the requests log
+(``final_url``, ``redirected``) and ``--sticky-follow`` need, httptools has no redirect logic of
+its own, and aiohttp's would be a second set of rules to keep equal. The rules are aiohttp's
+(and browsers'): 303, and 301/302 after a POST, turn into a body-less GET; 307/308 resend the
+request as it was; the ``MAX_REDIRECTS``-th redirect response fails the request; a task's
+Authorization, Proxy-Authorization and Cookie headers are not sent on to another origin.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ async def follow(
         if remaining <= 0:
             return Exchange(status=0, final_url=url, error=TIMEOUT)
         if options.headers and _origin(target) != origin:
-            options = _without_authorization(options)
+            options = _for_another_origin(options)
         try:
             answer = await send(method, target, options, body, remaining)
         except NoResponse as failure:
@@ -98,8 +99,12 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _without_authorization(options: RequestOptions) -> RequestOptions:
-    headers = {k: v for k, v in (options.headers or {}).items() if k.lower() != "authorization"}
+_ORIGIN_BOUND = frozenset(("authorization", "proxy-authorization", "cookie"))
+
+
+def _for_another_origin(options: RequestOptions) -> RequestOptions:
+    """The options without the task's credentials (the jar's cookies still go where they may)."""
+    headers = {k: v for k, v in (options.headers or {}).items() if k.lower() not in _ORIGIN_BOUND}
     return RequestOptions(
         headers, None, options.data, options.json, options.timeout, options.allow_redirects
     )

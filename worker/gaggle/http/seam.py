@@ -6,6 +6,10 @@ redirects, or a transport error as text. Clients never raise for network trouble
 reset connection is a measured outcome, not a crash — so every library plugged in here is counted
 the same way. Three implementations: httptools_client (the default: the loop's sockets, llhttp),
 reqwest_client (Rust's reqwest) and aiohttp_client; one behaviour suite runs against all three.
+
+What a task sees is decided here, above the libraries, once: the ``Headers`` of a response,
+the failure texts, how ``params`` and a body are encoded; and ``redirects.follow`` walks every
+client's redirect chains, each client sending one request at a time.
 """
 
 from __future__ import annotations

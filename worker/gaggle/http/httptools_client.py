@@ -6,7 +6,7 @@ section), and a load generator is made of requests. Here a request is one cached
 one ``transport.write`` and llhttp's callbacks; an idle user holds only its socket and a small
 parser — no session, connector or client object per user as aiohttp and reqwest need (≈ 28 and
 55 KB per idle user). It keeps the user-facing behaviour of the other two: each user has its
-own keep-alive connections and cookie jar (reqwest's cookie_store rules, made on the first
+own keep-alive connections and cookie jar (``cookies``: reqwest's store, made on the first
 Set-Cookie), redirects are followed by ``redirects.follow``, TLS verifies against the system's
 CAs (``SSL_CERT_FILE`` included), gzip/deflate bodies are decoded, and failures get the seam's
 texts. What it does not do: HTTP/2, proxies, sending `Expect: 100-continue`, streaming bodies.
@@ -22,8 +22,7 @@ from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
-from pyreqwest.cookie import CookieStore
-
+from gaggle.http.cookies import CookieJar, cookie_header, new_cookie_jar
 from gaggle.http.http1 import Answer, Connection, connect
 from gaggle.http.redirects import REDIRECT_STATUSES, follow
 from gaggle.http.seam import (
@@ -87,7 +86,7 @@ class HttptoolsClient:
 
     def __init__(self) -> None:
         self._idle: dict[_Origin, list[Connection]] = {}
-        self._cookies: CookieStore | None = None
+        self._cookies: CookieJar | None = None
 
     async def send(self, method: str, url: str, options: RequestOptions) -> Exchange:
         target = encode_params(url, options.params)
@@ -115,9 +114,8 @@ class HttptoolsClient:
         if content_type:
             request.append(b"Content-Type: %s\r\n" % content_type.encode())
         if self._cookies is not None and "cookie" not in names:  # a task's Cookie wins, as reqwest
-            cookies = self._cookies.matches(url)
-            if cookies:
-                cookie = "; ".join(c.stripped() for c in cookies)
+            cookie = cookie_header(self._cookies, url)
+            if cookie:
                 request.append(f"Cookie: {cookie}\r\n".encode("latin-1"))
         if payload or method in ("POST", "PUT", "PATCH"):
             request.append(b"Content-Length: %d\r\n" % len(payload))
@@ -131,7 +129,7 @@ class HttptoolsClient:
         if answer.keep_alive and not connection.closed:
             self._idle.setdefault(target.origin, []).append(connection)
         if answer.set_cookies:
-            jar = self._cookies = self._cookies or CookieStore()
+            jar = self._cookies = self._cookies or new_cookie_jar()
             for value in answer.set_cookies:
                 jar.insert(value, url)
         return answer

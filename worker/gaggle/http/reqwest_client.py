@@ -76,7 +76,7 @@ class ReqwestClient:
         return self._tls or self._build(plain=False)
 
     def _build(self, plain: bool) -> Client:
-        if self._cookies is None:
+        if self._cookies is None:  # reqwest's own store, which cookies.py lends to httptools
             self._cookies = CookieStore()
         builder = (
             ClientBuilder()

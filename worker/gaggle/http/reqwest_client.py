@@ -99,7 +99,7 @@ class ReqwestClient:
             if options.allow_redirects and response.status in REDIRECT_STATUSES:
                 return await follow(self._hop, method, url, target, options, _Answer(response))
             body = await response.bytes()
-            headers = Headers(_title_cased(response.headers))
+            headers = Headers(_Lines(response.headers))
             return Exchange(response.status, target, False, headers, body.to_bytes())
         except (PyreqwestError, ValueError) as error:  # ValueError: a URL reqwest cannot parse
             return Exchange(status=0, final_url=url, error=describe_error(error, target))
@@ -153,21 +153,36 @@ class _Answer:
     async def exchange(self, url: str, redirected: bool) -> Exchange:
         response = self._response
         body = (await response.bytes()).to_bytes()
-        headers = Headers(_title_cased(response.headers))
+        headers = Headers(_Lines(response.headers))
         return Exchange(response.status, url, redirected, headers, body)
 
 
-def _title_cased(headers: HeaderMap) -> Iterator[tuple[str, str]]:
-    """reqwest's header lines, names in HTTP/1 title case (``Content-Type``) as nearly every
-    server spells them: reqwest lowers names and keeps no record of how the server wrote them.
-    A generator, so a response whose headers nobody reads costs no copy."""
-    for name, value in headers.items():
-        yield _title_case(name), value
+class _Lines:
+    """reqwest's header map as the lines ``Headers`` reads, names in HTTP/1 title case
+    (``Content-Type``) as nearly every server spells them: reqwest lowers names and keeps no
+    record of how the server wrote them. Converted when first read, so a response whose headers
+    nobody reads costs no copy; pyreqwest hands out visible ASCII only, which latin-1 encodes."""
+
+    __slots__ = ("_lines", "_map")
+
+    def __init__(self, headers: HeaderMap) -> None:
+        self._map = headers
+        self._lines: list[tuple[bytes, bytes]] | None = None
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        lines = self._lines
+        if lines is None:
+            items = self._map.items()
+            lines = self._lines = [(_title_case(k), v.encode("latin-1")) for k, v in items]
+        return iter(lines)
+
+    def __len__(self) -> int:
+        return len(self._map)
 
 
 @lru_cache(maxsize=1024)
-def _title_case(name: str) -> str:
-    return "-".join(part.capitalize() for part in name.split("-"))
+def _title_case(name: str) -> bytes:
+    return "-".join(part.capitalize() for part in name.split("-")).encode("latin-1")
 
 
 def describe_error(error: BaseException, url: str) -> str:

@@ -15,7 +15,7 @@ client's redirect chains, each client sending one request at a time.
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
+from collections.abc import ItemsView, Iterator, Mapping, Sequence, ValuesView
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, overload
 from urllib.parse import urlencode
@@ -36,9 +36,16 @@ class RequestOptions:
     allow_redirects: bool = True
 
 
-_Line = tuple[bytes, bytes] | tuple[str, str]  # a header line as the client got it
-_MISSING: Any = object()
 _T = TypeVar("_T")
+
+
+class HeaderLines(Protocol):
+    """What ``Headers`` reads: (name, value) pairs as bytes off the wire (latin-1), in order,
+    iterable again and again — a list, aiohttp's ``raw_headers``, reqwest's lines."""
+
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]: ...
+
+    def __len__(self) -> int: ...
 
 
 class Headers(Mapping[str, str]):
@@ -50,21 +57,23 @@ class Headers(Mapping[str, str]):
     for every client, so a task reads headers the same way whichever client sent its request.
 
     Built once per response on the hot path and rarely read, so it keeps the client's own lines
-    (llhttp's or aiohttp's latin-1 bytes, reqwest's text) and decodes only what is read. A scan
-    per lookup, not an index: a response has few headers and a task reads one or two, and
-    building a lowercase index costs more than the scans it saves (measured, issue 12).
+    and decodes only what is read. A scan per lookup, not an index: a response has few headers
+    and a task reads one or two, and building a lowercase index cost more than the scans it
+    saves (measured, issue 12). Names of another length than the key are not lowered at all.
     """
 
     __slots__ = ("_raw",)
 
-    def __init__(self, raw: Iterable[_Line] = ()) -> None:
-        self._raw = raw  # a one-shot iterable (reqwest's, made as read) becomes a list when read
+    def __init__(self, raw: HeaderLines = ()) -> None:
+        self._raw = raw
 
-    def _lines(self) -> Sequence[_Line]:
-        raw = self._raw
-        if not isinstance(raw, (list, tuple)):  # a tuple of types: faster than list | tuple
-            raw = self._raw = list(raw)
-        return raw
+    def __getitem__(self, key: str) -> str:
+        wanted = key.lower().encode("latin-1", "replace")  # beyond latin-1: matches no name
+        size = len(wanted)
+        for name, value in self._raw:
+            if len(name) == size and name.lower() == wanted:
+                return value.decode("latin-1")
+        raise KeyError(key)
 
     @overload
     def get(self, key: str, /) -> str | None: ...
@@ -73,38 +82,34 @@ class Headers(Mapping[str, str]):
     def get(self, key: str, /, default: str | _T) -> str | _T: ...
 
     def get(self, key: str, /, default: object = None) -> object:
-        lines = self._lines()
-        wanted = _wanted(key, lines)
-        size = len(wanted)  # names of another length are not lowered to be compared
-        for name, value in lines:
+        wanted = key.lower().encode("latin-1", "replace")  # __getitem__'s scan, no KeyError
+        size = len(wanted)
+        for name, value in self._raw:
             if len(name) == size and name.lower() == wanted:
-                return value if isinstance(value, str) else value.decode("latin-1")
+                return value.decode("latin-1")
         return default
 
-    def __getitem__(self, key: str) -> str:
-        value = self.get(key, _MISSING)
-        if value is _MISSING:
-            raise KeyError(key)
-        return value
-
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.get(key, _MISSING) is not _MISSING
+        return isinstance(key, str) and self.get(key) is not None
 
     def getall(self, key: str) -> list[str]:
         """Every value of ``key``, in the order the server sent them; empty when it sent none."""
-        lines = self._lines()
-        wanted = _wanted(key, lines)
+        wanted = key.lower().encode("latin-1", "replace")
         size = len(wanted)
-        return [_text(v) for name, v in lines if len(name) == size and name.lower() == wanted]
+        return [
+            value.decode("latin-1")
+            for name, value in self._raw
+            if len(name) == size and name.lower() == wanted
+        ]
 
     def __iter__(self) -> Iterator[str]:
-        return (_text(name) for name, _ in self._lines())
+        return (name.decode("latin-1") for name, _ in self._raw)
 
     def __len__(self) -> int:
-        return len(self._lines())
+        return len(self._raw)
 
     def items(self) -> ItemsView[str, str]:
-        return _Lines(self)
+        return _Items(self)
 
     def values(self) -> ValuesView[str]:
         return _Values(self)
@@ -113,26 +118,15 @@ class Headers(Mapping[str, str]):
         return f"Headers({list(self.items())!r})"
 
 
-def _wanted(key: str, lines: Sequence[_Line]) -> bytes | str:
-    """``key`` as the lines spell names once lowered (bytes or text), for comparing as is."""
-    lowered = key.lower()
-    if lines and isinstance(lines[0][0], bytes):
-        return lowered.encode("latin-1", "replace")  # a name beyond latin-1 matches no line
-    return lowered
-
-
-def _text(text: bytes | str) -> str:
-    return text if isinstance(text, str) else text.decode("latin-1")
-
-
-class _Lines(ItemsView[str, str]):
+class _Items(ItemsView[str, str]):
     """Every (name, value) line, repeated names included (a mapping's view would repeat the
     first value of a name)."""
 
     _mapping: Headers
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return ((_text(name), _text(value)) for name, value in self._mapping._lines())
+        lines = self._mapping._raw
+        return ((name.decode("latin-1"), value.decode("latin-1")) for name, value in lines)
 
     def __contains__(self, item: object) -> bool:
         return item in list(self)
@@ -142,7 +136,7 @@ class _Values(ValuesView[str]):
     _mapping: Headers
 
     def __iter__(self) -> Iterator[str]:
-        return (_text(value) for _, value in self._mapping._lines())
+        return (value.decode("latin-1") for _, value in self._mapping._raw)
 
 
 @dataclass(slots=True)

@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 
-from gaggle.http import CLIENTS, Exchange, HttpClient, RequestOptions
+from gaggle.http import CLIENTS, Exchange, Headers, HttpClient, RequestOptions
+from gaggle.http.seam import Params
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 GZIPPED = gzip.compress(b"squeezed " * 100)
@@ -33,6 +34,10 @@ ANSWERS = {
     "/interim": b"HTTP/1.1 100 Continue\r\n\r\n" + OK,
     "/cookies": b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nSet-Cookie: b=2; Path=/\r\n"
     b"Content-Length: 0\r\n\r\n",
+    "/headers": b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\nx-Odd-CASE: v\r\n"
+    b"Content-Length: 0\r\n\r\n",
+    "/login": b"HTTP/1.1 302 Found\r\nSet-Cookie: s=1; Path=/\r\nLocation: /ok\r\n"
+    b"Content-Length: 5\r\n\r\nmoved",
     "/truncated": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly this",
     "/extra": OK + b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nextra",  # one answer too many
 }
@@ -66,11 +71,16 @@ async def wire_server() -> AsyncIterator[WireServer]:
                     (int(line.split(b":")[1]) for line in head.split(b"\r\n")
                      if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
                 await reader.readexactly(length)
-                method, path = head.split(b" ")[:2]
+                method, target = head.split(b" ")[:2]
+                path = target.partition(b"?")[0]
                 if path == b"/slow":
                     await asyncio.sleep(0.2)
                     path = b"/ok"
-                answer = HEAD_ANSWER if method == b"HEAD" else ANSWERS[path.decode()]
+                if path == b"/away":  # /away?to=URL: a 307 there
+                    to = target.partition(b"?to=")[2]
+                    answer = b"HTTP/1.1 307 Moved\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % to
+                else:
+                    answer = HEAD_ANSWER if method == b"HEAD" else ANSWERS[path.decode()]
                 writer.write(answer)
                 await writer.drain()
                 if b"Connection: close" in answer or path == b"/truncated":
@@ -185,6 +195,82 @@ def test_a_task_s_headers_replace_the_client_s_defaults(http_client: str) -> Non
     on_the_wire(http_client, scenario)
 
 
+def test_headers_read_the_same_from_every_client(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        headers = (await get(client, server, "/headers")).headers
+        assert isinstance(headers, Headers)
+        assert headers.getall("set-cookie") == headers.getall("SET-COOKIE") == ["a=1", "b=2"]
+        assert headers["set-cookie"] == headers.get("Set-Cookie") == "a=1"  # the first line
+        assert headers["CONTENT-LENGTH"] == headers.get("content-length") == "0"
+        assert "X-ODD-CASE" in headers
+        assert ("Location" in headers, headers.get("Location"), headers.getall("Location")) == (
+            False,
+            None,
+            [],
+        )
+        # the server's spelling; reqwest lowers names and keeps no record of it (title case)
+        odd = "X-Odd-Case" if http_client == "reqwest" else "x-Odd-CASE"
+        lines = [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), (odd, "v"), ("Content-Length", "0")]
+        assert list(headers.items()) == lines
+        assert list(headers) == [name for name, _ in lines]
+        assert len(headers) == 4
+        refused = await client.send("GET", "http://127.0.0.1:9/", RequestOptions())
+        assert (refused.status, len(refused.headers)) == (0, 0)
+
+    on_the_wire(http_client, scenario)
+
+
+def test_params_reach_the_target_as_the_same_query_line(http_client: str) -> None:
+    cases: list[tuple[str, Params, bytes]] = [
+        ("/ok", {"q": "a b", "city": "Zürich"}, b"/ok?q=a+b&city=Z%C3%BCrich"),
+        ("/ok", [("k", "1"), ("k", "2")], b"/ok?k=1&k=2"),
+        ("/ok", (("k", "x/y"), ("k", "*~'")), b"/ok?k=x%2Fy&k=%2A~%27"),
+        ("/ok?page=1", {"q": "a b"}, b"/ok?page=1&q=a+b"),
+        ("/ok?", {"q": "1"}, b"/ok?q=1"),
+        ("/ok#top", {"q": "1"}, b"/ok?q=1"),  # the fragment stays in the client
+    ]
+
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        for path, params, _ in cases:
+            answer = await client.send("GET", server.url + path, RequestOptions(params=params))
+            assert answer.status == 200, answer.error
+        sent = [head.split(b" ")[1] for head in server.requests]
+        assert sent == [line for _, _, line in cases]
+
+    on_the_wire(http_client, scenario)
+
+
+def test_a_cookie_set_by_a_redirect_goes_with_the_next_hop(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        landed = await client.send("POST", server.url + "/login", RequestOptions(data=b"x"))
+        assert (landed.status, landed.body, landed.redirected) == (200, b"ok", True)
+        assert landed.final_url == server.url + "/ok"
+        hop = server.requests[-1]
+        assert hop.startswith(b"GET /ok ")  # 302 after a POST: a GET
+        assert b"\r\ncookie: s=1\r\n" in hop.lower()
+        assert server.connections == 1  # the redirect's body was read: its connection kept
+
+    on_the_wire(http_client, scenario)
+
+
+def test_a_task_s_credentials_stay_with_their_origin(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        mine = {"Authorization": "Bearer t", "Cookie": "c=1", "X-Other": "kept"}
+        async with wire_server() as other:
+            url = f"{server.url}/away?to={other.url}/ok"
+            landed = await client.send("GET", url, RequestOptions(headers=mine))
+            assert (landed.status, landed.final_url) == (200, other.url + "/ok")
+            there = other.requests[-1].lower()
+        assert b"bearer t" in server.requests[-1].lower()
+        assert (b"bearer t" in there, b"c=1" in there, b"x-other: kept" in there) == (
+            False,
+            False,
+            True,
+        )
+
+    on_the_wire(http_client, scenario)
+
+
 def test_cookies_set_together_are_all_sent_back(http_client: str) -> None:
     async def scenario(client: HttpClient, server: WireServer) -> None:
         await get(client, server, "/cookies")
@@ -204,5 +290,14 @@ def test_line_breaks_in_a_header_never_reach_the_wire(http_client: str) -> None:
         assert (await get(client, server, "/ok")).status == 200
         assert len(server.requests) == 1
         assert b"Injected" not in server.requests[0]
+
+    on_the_wire(http_client, scenario)
+
+
+def test_an_invalid_url_is_a_failure_with_the_same_text(http_client: str) -> None:
+    async def scenario(client: HttpClient, server: WireServer) -> None:
+        for url in ("http://127.0.0.1:99999/", "ftp://127.0.0.1/", "http://[::1/"):
+            failed = await client.send("GET", url, RequestOptions())
+            assert (failed.status, failed.error) == (0, f"invalid url: {url}")
 
     on_the_wire(http_client, scenario)

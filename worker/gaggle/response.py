@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json as jsonlib
-from collections.abc import Mapping
 from typing import Any
 
-from gaggle.http.seam import Exchange
+from gaggle.http.seam import Exchange, Headers
 from gaggle.metrics.record import RequestRecord
 
 
@@ -29,7 +28,8 @@ class Response:
         return self._exchange.status
 
     @property
-    def headers(self) -> Mapping[str, str]:
+    def headers(self) -> Headers:
+        """Case-insensitive; ``getall`` reads every value of a repeated header (Set-Cookie)."""
         return self._exchange.headers
 
     @property

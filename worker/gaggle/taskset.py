@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar, overload
 
-from gaggle.http.seam import RequestOptions
+from gaggle.http.seam import Params, RequestOptions
 from gaggle.response import Response
 from gaggle.wait import WaitTime
 
@@ -156,7 +156,7 @@ class TaskSet:
         *,
         name: str | None = None,
         headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
+        params: Params | None = None,
         data: Any = None,
         json: Any = None,
         timeout: float | None = None,

@@ -3,7 +3,14 @@
 from gaggle.http.aiohttp_client import AiohttpClient
 from gaggle.http.httptools_client import HttptoolsClient
 from gaggle.http.reqwest_client import ReqwestClient
-from gaggle.http.seam import DEFAULT_TIMEOUT, ClientFactory, Exchange, HttpClient, RequestOptions
+from gaggle.http.seam import (
+    DEFAULT_TIMEOUT,
+    ClientFactory,
+    Exchange,
+    Headers,
+    HttpClient,
+    RequestOptions,
+)
 
 # --http-client and TaskSet.client name one of these (config.HTTP_CLIENTS lists the same names)
 CLIENTS: dict[str, ClientFactory] = {
@@ -18,6 +25,7 @@ __all__ = [
     "AiohttpClient",
     "ClientFactory",
     "Exchange",
+    "Headers",
     "HttpClient",
     "HttptoolsClient",
     "RequestOptions",

@@ -2,7 +2,7 @@
 
 httptools wraps llhttp, Node's parser: its callbacks fill an ``Answer`` as bytes arrive, and a
 request's future resolves when the message is complete. One request at a time per connection
-(no pipelining); the client keeps the pool. Failures raise ``Failure`` with aiohttp's texts.
+(no pipelining); the client keeps the pool. Failures raise the seam's ``NoResponse``.
 """
 
 from __future__ import annotations
@@ -11,16 +11,23 @@ import asyncio
 import socket
 import ssl
 import zlib
-from collections.abc import Iterator, Mapping
 
 import httptools
 
-from gaggle.http.seam import Exchange
-
-
-class Failure(Exception):
-    """No response; ``str(error)`` is the failure's record text."""
-
+from gaggle.http.seam import (
+    PAYLOAD_INCOMPLETE,
+    SERVER_DISCONNECTED,
+    TIMEOUT,
+    Exchange,
+    Headers,
+    NoResponse,
+    connect_error,
+    connection_error,
+    dns_error,
+    invalid_response,
+    os_reason,
+    tls_error,
+)
 
 _tls: ssl.SSLContext | None = None
 
@@ -42,16 +49,13 @@ async def connect(origin: tuple[str, str, int], deadline: float) -> Connection:
         async with asyncio.timeout_at(deadline):
             await loop.create_connection(lambda: connection, host, port, ssl=tls)
     except TimeoutError:
-        raise Failure("timeout") from None
+        raise NoResponse(TIMEOUT) from None
     except socket.gaierror:
-        raise Failure(f"dns error: {host}") from None
+        raise NoResponse(dns_error(host)) from None
     except ssl.SSLCertVerificationError:
-        raise Failure(f"tls error: {host}:{port}: certificate verify failed") from None
-    except ConnectionRefusedError:
-        raise Failure(f"connect error: {host}:{port}: connection refused") from None
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise Failure(f"connect error: {host}:{port}: {reason}") from None
+        raise NoResponse(tls_error(host, port)) from None
+    except OSError as error:  # ConnectionRefusedError among them
+        raise NoResponse(connect_error(host, port, os_reason(error))) from None
     return connection
 
 
@@ -95,7 +99,7 @@ def _decoded(body: bytes, encoding: bytes) -> bytes:
             except zlib.error:
                 return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
     except zlib.error:
-        raise Failure("response payload incomplete") from None
+        raise NoResponse(PAYLOAD_INCOMPLETE) from None
     return body
 
 
@@ -140,13 +144,13 @@ class Connection(asyncio.Protocol):
             self._answer = _NO_ANSWER  # an idle user keeps no body alive
 
     def _time_out(self) -> None:
-        self._fail("timeout")
+        self._fail(TIMEOUT)
         self.close()
 
     def _fail(self, text: str) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
-            waiter.set_exception(Failure(text))
+            waiter.set_exception(NoResponse(text))
 
     def close(self) -> None:
         self.closed = True
@@ -165,10 +169,10 @@ class Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._fail("invalid response: upgrade not supported")
+            self._fail(invalid_response("upgrade not supported"))
             self.close()
         except httptools.HttpParserError as error:  # _Unsolicited included: no waiter then
-            self._fail(f"invalid response: {error}")
+            self._fail(invalid_response(str(error)))
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -180,11 +184,11 @@ class Connection(asyncio.Protocol):
         if answer.status and not answer.keep_alive and self._reads_to_close():
             waiter.set_result(answer)  # a body delimited by the end of the connection
         elif isinstance(exc, OSError) and exc.strerror:
-            self._fail(f"connection error: {exc.strerror}")
+            self._fail(connection_error(exc.strerror))
         elif not self._received:
-            self._fail("server disconnected")
+            self._fail(SERVER_DISCONNECTED)
         else:
-            self._fail("response payload incomplete")
+            self._fail(PAYLOAD_INCOMPLETE)
 
     def _reads_to_close(self) -> bool:
         return not any(
@@ -237,37 +241,3 @@ class Connection(asyncio.Protocol):
             self.closed = True
             if self._transport is not None:
                 self._transport.close()
-
-
-class Headers(Mapping[str, str]):
-    """Response headers as received; lookups ignore case; repeated names read the first."""
-
-    __slots__ = ("_raw",)
-
-    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        self._raw = raw
-
-    def __getitem__(self, key: str) -> str:
-        wanted = key.lower().encode("latin-1")
-        for name, value in self._raw:
-            if name.lower() == wanted:
-                return value.decode("latin-1")
-        raise KeyError(key)
-
-    def __iter__(self) -> Iterator[str]:
-        seen: set[bytes] = set()
-        for name, _ in self._raw:
-            if name.lower() not in seen:
-                seen.add(name.lower())
-                yield name.decode("latin-1")
-
-    def __len__(self) -> int:
-        return len({name.lower() for name, _ in self._raw})
-
-    def getall(self, key: str) -> list[str]:
-        """Every value of a repeated header (Set-Cookie, say), as aiohttp's ``getall``."""
-        wanted = key.lower().encode("latin-1")
-        return [value.decode("latin-1") for name, value in self._raw if name.lower() == wanted]
-
-    def __repr__(self) -> str:
-        return f"Headers({dict(self)!r})"

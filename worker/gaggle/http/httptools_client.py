@@ -6,9 +6,9 @@ section), and a load generator is made of requests. Here a request is one cached
 one ``transport.write`` and llhttp's callbacks; an idle user holds only its socket and a small
 parser — no session, connector or client object per user as aiohttp and reqwest need (≈ 28 and
 55 KB per idle user). It keeps the user-facing behaviour of the other two: each user has its
-own keep-alive connections and cookie jar (reqwest's cookie_store rules, made on the first
+own keep-alive connections and cookie jar (``cookies``: reqwest's store, made on the first
 Set-Cookie), redirects are followed by ``redirects.follow``, TLS verifies against the system's
-CAs (``SSL_CERT_FILE`` included), gzip/deflate bodies are decoded, and failures get aiohttp's
+CAs (``SSL_CERT_FILE`` included), gzip/deflate bodies are decoded, and failures get the seam's
 texts. What it does not do: HTTP/2, proxies, sending `Expect: 100-continue`, streaming bodies.
 """
 
@@ -20,13 +20,20 @@ from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from functools import lru_cache
 from typing import NamedTuple
-from urllib.parse import unquote, urlencode, urlsplit
+from urllib.parse import unquote, urlsplit
 
-from pyreqwest.cookie import CookieStore
-
-from gaggle.http.http1 import Answer, Connection, Failure, connect
-from gaggle.http.redirects import REDIRECT_STATUSES, HopFailed, follow
-from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions, encode_body
+from gaggle.http.cookies import CookieJar, cookie_header, new_cookie_jar
+from gaggle.http.http1 import Answer, Connection, connect
+from gaggle.http.redirects import REDIRECT_STATUSES, follow
+from gaggle.http.seam import (
+    DEFAULT_TIMEOUT,
+    Exchange,
+    NoResponse,
+    RequestOptions,
+    encode_body,
+    encode_params,
+    invalid_url,
+)
 
 USER_AGENT = "gaggle-httptools"
 _Origin = tuple[str, str, int]  # scheme, host, port: one keep-alive pool each
@@ -44,14 +51,17 @@ class _Target(NamedTuple):
 
 @lru_cache(maxsize=4096)
 def _target(url: str) -> _Target:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed [IPv6] host
+        raise NoResponse(invalid_url(url)) from None
     scheme, host = parts.scheme, parts.hostname
     if scheme not in ("http", "https") or not host:
-        raise Failure(f"invalid url: {url}")
+        raise NoResponse(invalid_url(url))
     try:
         port = parts.port or (443 if scheme == "https" else 80)
     except ValueError:
-        raise Failure(f"invalid url: {url}") from None
+        raise NoResponse(invalid_url(url)) from None
     netloc = parts.netloc.rpartition("@")[2]
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     defaults = [("Host", netloc), ("User-Agent", USER_AGENT), ("Accept", "*/*")]
@@ -65,7 +75,7 @@ def _target(url: str) -> _Target:
             (name.lower(), f"{name}: {value}\r\n".encode("ascii")) for name, value in defaults
         )
     except UnicodeEncodeError:
-        raise Failure(f"invalid url: {url}") from None
+        raise NoResponse(invalid_url(url)) from None
     return _Target((scheme, host, port), line, lines, line + b"".join(v for _, v in lines))
 
 
@@ -76,27 +86,17 @@ class HttptoolsClient:
 
     def __init__(self) -> None:
         self._idle: dict[_Origin, list[Connection]] = {}
-        self._cookies: CookieStore | None = None
+        self._cookies: CookieJar | None = None
 
     async def send(self, method: str, url: str, options: RequestOptions) -> Exchange:
-        target = url
-        if options.params:
-            target += ("&" if "?" in url else "?") + urlencode(options.params)
+        target = encode_params(url, options.params)
         try:
             answer = await self._exchange(method, target, options, True, options.timeout)
             if options.allow_redirects and answer.status in REDIRECT_STATUSES:
-                return await follow(self._hop, method, url, target, options, answer)
+                return await follow(self._exchange, method, url, target, options, answer)
             return answer.finish(target, False)
-        except Failure as failure:
+        except NoResponse as failure:
             return Exchange(status=0, final_url=url, error=str(failure))
-
-    async def _hop(
-        self, method: str, url: str, options: RequestOptions, body: bool, timeout: float
-    ) -> Answer:
-        try:
-            return await self._exchange(method, url, options, body, timeout)
-        except Failure as failure:
-            raise HopFailed(str(failure)) from failure
 
     async def _exchange(
         self, method: str, url: str, options: RequestOptions, body: bool, timeout: float | None
@@ -114,9 +114,8 @@ class HttptoolsClient:
         if content_type:
             request.append(b"Content-Type: %s\r\n" % content_type.encode())
         if self._cookies is not None and "cookie" not in names:  # a task's Cookie wins, as reqwest
-            cookies = self._cookies.matches(url)
-            if cookies:
-                cookie = "; ".join(c.stripped() for c in cookies)
+            cookie = cookie_header(self._cookies, url)
+            if cookie:
                 request.append(f"Cookie: {cookie}\r\n".encode("latin-1"))
         if payload or method in ("POST", "PUT", "PATCH"):
             request.append(b"Content-Length: %d\r\n" % len(payload))
@@ -130,7 +129,7 @@ class HttptoolsClient:
         if answer.keep_alive and not connection.closed:
             self._idle.setdefault(target.origin, []).append(connection)
         if answer.set_cookies:
-            jar = self._cookies = self._cookies or CookieStore()
+            jar = self._cookies = self._cookies or new_cookie_jar()
             for value in answer.set_cookies:
                 jar.insert(value, url)
         return answer

@@ -1,11 +1,12 @@
-"""Following redirects in the engine, for clients whose responses hide the redirect chain.
+"""Following redirects above the seam, the same way for every client.
 
-pyreqwest's responses carry neither the final URL nor the redirect history, which the requests
-log (``final_url``, ``redirected``) and ``--sticky-follow`` need, and the httptools client has no
-redirect logic of its own, so both ask ``next_hop`` what to do with each 3xx and let ``follow``
-walk the chain. The rules are aiohttp's (and browsers'): 303, and 301/302 after a POST, turn
-into a body-less GET; 307/308 resend the request as it was; the ``MAX_REDIRECTS``-th redirect
-response fails the request; Authorization is not sent on to another origin.
+Each client sends one request at a time and lets ``follow`` walk the chain: pyreqwest's
+responses carry neither the final URL nor the redirect history, which the requests log
+(``final_url``, ``redirected``) and ``--sticky-follow`` need, httptools has no redirect logic of
+its own, and aiohttp's would be a second set of rules to keep equal. The rules are aiohttp's
+(and browsers'): 303, and 301/302 after a POST, turn into a body-less GET; 307/308 resend the
+request as it was; the ``MAX_REDIRECTS``-th redirect response fails the request; a task's
+Authorization, Proxy-Authorization and Cookie headers are not sent on to another origin.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from collections.abc import Awaitable
 from typing import NamedTuple, Protocol
 from urllib.parse import urljoin, urlsplit
 
-from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions
+from gaggle.http.seam import (
+    DEFAULT_TIMEOUT,
+    TIMEOUT,
+    TOO_MANY_REDIRECTS,
+    Exchange,
+    NoResponse,
+    RequestOptions,
+)
 
 MAX_REDIRECTS = 10  # aiohttp's default: at most 10 requests per redirect chain
 REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
@@ -25,10 +33,6 @@ class Hop(NamedTuple):
     method: str
     url: str
     keep_body: bool
-
-
-class HopFailed(Exception):
-    """A request of the chain got no response; ``str(error)`` is the failure's record text."""
 
 
 class Answer(Protocol):
@@ -43,6 +47,8 @@ class Answer(Protocol):
 
 
 class SendHop(Protocol):
+    """Sends one request of the chain; raises ``NoResponse`` when it gets no answer."""
+
     def __call__(
         self, method: str, url: str, options: RequestOptions, body: bool, timeout: float
     ) -> Awaitable[Answer]: ...
@@ -75,16 +81,16 @@ async def follow(
             return await answer.exchange(target, hops > 0)
         hops += 1
         if hops >= MAX_REDIRECTS:  # aiohttp's count: 10 responses, none of them final
-            return Exchange(status=0, final_url=url, error="too many redirects")
+            return Exchange(status=0, final_url=url, error=TOO_MANY_REDIRECTS)
         method, target, body = hop.method, hop.url, body and hop.keep_body
         remaining = deadline - time.perf_counter()
         if remaining <= 0:
-            return Exchange(status=0, final_url=url, error="timeout")
+            return Exchange(status=0, final_url=url, error=TIMEOUT)
         if options.headers and _origin(target) != origin:
-            options = _without_authorization(options)
+            options = _for_another_origin(options)
         try:
             answer = await send(method, target, options, body, remaining)
-        except HopFailed as failure:
+        except NoResponse as failure:
             return Exchange(status=0, final_url=url, error=str(failure))
 
 
@@ -93,8 +99,12 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _without_authorization(options: RequestOptions) -> RequestOptions:
-    headers = {k: v for k, v in (options.headers or {}).items() if k.lower() != "authorization"}
+_ORIGIN_BOUND = frozenset(("authorization", "proxy-authorization", "cookie"))
+
+
+def _for_another_origin(options: RequestOptions) -> RequestOptions:
+    """The options without the task's credentials (the jar's cookies still go where they may)."""
+    headers = {k: v for k, v in (options.headers or {}).items() if k.lower() not in _ORIGIN_BOUND}
     return RequestOptions(
         headers, None, options.data, options.json, options.timeout, options.allow_redirects
     )

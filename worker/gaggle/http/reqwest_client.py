@@ -10,15 +10,15 @@ keeps reqwest from loading the store: it never carries https (``_client`` routes
 test checks that an unknown CA fails). Custom CAs come from ``SSL_CERT_FILE``, as for aiohttp.
 
 reqwest's responses expose neither the final URL nor the redirect chain, so redirects are
-followed here (``redirects.next_hop``) and transport errors become aiohttp's texts.
+followed here (``redirects.follow``) and transport errors become the seam's failure texts.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Iterator, Mapping
+from collections.abc import Awaitable, Iterator
 from datetime import timedelta
-from typing import Any
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from pyreqwest.client import Client, ClientBuilder
@@ -32,11 +32,29 @@ from pyreqwest.exceptions import (
     ReadError,
     RequestTimeoutError,
 )
-from pyreqwest.http import HeaderMap, Url
+from pyreqwest.http import HeaderMap
 from pyreqwest.response import Response
 
-from gaggle.http.redirects import REDIRECT_STATUSES, HopFailed, follow
-from gaggle.http.seam import DEFAULT_TIMEOUT, Exchange, RequestOptions, encode_body
+from gaggle.http.redirects import REDIRECT_STATUSES, follow
+from gaggle.http.seam import (
+    CONNECTION_REFUSED,
+    DEFAULT_TIMEOUT,
+    PAYLOAD_INCOMPLETE,
+    SERVER_DISCONNECTED,
+    TIMEOUT,
+    Exchange,
+    Headers,
+    NoResponse,
+    RequestOptions,
+    connect_error,
+    connection_error,
+    dns_error,
+    encode_body,
+    encode_params,
+    invalid_url,
+    tls_error,
+    unexpected_error,
+)
 
 _TIMEOUT = timedelta(seconds=DEFAULT_TIMEOUT)
 _OS_ERROR = re.compile(r" \(os error \d+\)$")
@@ -58,7 +76,7 @@ class ReqwestClient:
         return self._tls or self._build(plain=False)
 
     def _build(self, plain: bool) -> Client:
-        if self._cookies is None:
+        if self._cookies is None:  # reqwest's own store, which cookies.py lends to httptools
             self._cookies = CookieStore()
         builder = (
             ClientBuilder()
@@ -75,15 +93,14 @@ class ReqwestClient:
         return client
 
     async def send(self, method: str, url: str, options: RequestOptions) -> Exchange:
-        target = url if not options.params else str(Url.parse_with_params(url, options.params))
+        target = encode_params(url, options.params)
         try:
             response = await self._send(method, target, options, True, options.timeout)
             if options.allow_redirects and response.status in REDIRECT_STATUSES:
                 return await follow(self._hop, method, url, target, options, _Answer(response))
             body = await response.bytes()
-            return Exchange(
-                response.status, target, False, Headers(response.headers), body.to_bytes()
-            )
+            headers = Headers(_Lines(response.headers))
+            return Exchange(response.status, target, False, headers, body.to_bytes())
         except (PyreqwestError, ValueError) as error:  # ValueError: a URL reqwest cannot parse
             return Exchange(status=0, final_url=url, error=describe_error(error, target))
 
@@ -109,7 +126,7 @@ class ReqwestClient:
         try:
             return _Answer(await self._send(method, url, options, body, timeout))
         except (PyreqwestError, ValueError) as error:
-            raise HopFailed(describe_error(error, url)) from error
+            raise NoResponse(describe_error(error, url)) from error
 
     async def close(self) -> None:
         for client in (self._plain, self._tls):
@@ -136,61 +153,61 @@ class _Answer:
     async def exchange(self, url: str, redirected: bool) -> Exchange:
         response = self._response
         body = (await response.bytes()).to_bytes()
-        return Exchange(response.status, url, redirected, Headers(response.headers), body)
+        headers = Headers(_Lines(response.headers))
+        return Exchange(response.status, url, redirected, headers, body)
 
 
-class Headers(Mapping[str, str]):
-    """Response headers: lookups ignore case (reqwest's map); names list in HTTP/1 title case,
-    as aiohttp shows them, since reqwest keeps them lowercase (e.g. in the debug log)."""
+class _Lines:
+    """reqwest's header map as the lines ``Headers`` reads, names in HTTP/1 title case
+    (``Content-Type``) as nearly every server spells them: reqwest lowers names and keeps no
+    record of how the server wrote them. Converted when first read, so a response whose headers
+    nobody reads costs no copy; pyreqwest hands out visible ASCII only, which latin-1 encodes."""
 
-    __slots__ = ("_map",)
+    __slots__ = ("_lines", "_map")
 
     def __init__(self, headers: HeaderMap) -> None:
         self._map = headers
+        self._lines: list[tuple[bytes, bytes]] | None = None
 
-    def __getitem__(self, key: str) -> str:
-        return self._map[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._map.get(key, default)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._map
-
-    def __iter__(self) -> Iterator[str]:
-        return ("-".join(part.capitalize() for part in key.split("-")) for key in self._map)
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
+        lines = self._lines
+        if lines is None:
+            items = self._map.items()
+            lines = self._lines = [(_title_case(k), v.encode("latin-1")) for k, v in items]
+        return iter(lines)
 
     def __len__(self) -> int:
         return len(self._map)
 
-    def __repr__(self) -> str:
-        return f"Headers({dict(self)!r})"
+
+@lru_cache(maxsize=1024)
+def _title_case(name: str) -> bytes:
+    return "-".join(part.capitalize() for part in name.split("-")).encode("latin-1")
 
 
 def describe_error(error: BaseException, url: str) -> str:
-    """The same short text the aiohttp client gives for the same failure (see its module)."""
+    """The seam's text for the failure: the one the other clients give for the same failure."""
     if isinstance(error, RequestTimeoutError):
-        return "timeout"
+        return TIMEOUT
     if isinstance(error, BuilderError) or not isinstance(error, PyreqwestError):
-        return f"invalid url: {url}"  # what reqwest refused to send, or could not parse
+        return invalid_url(url)  # what reqwest refused to send, or could not parse
     causes = _causes(error)
     if isinstance(error, ConnectError) and "client error (Connect)" in causes:
         host, port = _host_port(url)
         if "dns error" in causes:
-            return f"dns error: {host}"
+            return dns_error(host)
         if any(cause.startswith("invalid peer certificate") for cause in causes):
-            return f"tls error: {host}:{port}: certificate verify failed"
-        return f"connect error: {host}:{port}: {_reason(causes[-1])}"
+            return tls_error(host, port)
+        return connect_error(host, port, _reason(causes[-1]))
     if isinstance(error, NetworkError):
         if "connection closed before message completed" in causes:
-            return "server disconnected"
+            return SERVER_DISCONNECTED
         if isinstance(error, ReadError) and not _OS_ERROR.search(causes[-1] if causes else ""):
-            return "response payload incomplete"
-        return f"connection error: {_reason(causes[-1]) if causes else 'unknown'}"
+            return PAYLOAD_INCOMPLETE
+        return connection_error(_reason(causes[-1]) if causes else "unknown")
     if isinstance(error, BodyDecodeError):
-        return "response payload incomplete"
-    text = str(error)
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+        return PAYLOAD_INCOMPLETE
+    return unexpected_error(error)
 
 
 def _causes(error: BaseException) -> list[str]:
@@ -199,9 +216,9 @@ def _causes(error: BaseException) -> list[str]:
 
 
 def _reason(message: str) -> str:
-    """``Connection refused (os error 111)`` → aiohttp's wording for the same OS error."""
+    """``Connection refused (os error 111)`` → the seam's wording for the same OS error."""
     reason = _OS_ERROR.sub("", message)
-    return "connection refused" if reason == "Connection refused" else reason
+    return CONNECTION_REFUSED if reason == "Connection refused" else reason
 
 
 def _host_port(url: str) -> tuple[str, int]:

@@ -103,6 +103,9 @@ KOPF: dict[Rule, str] = {
     ("gaggle.dev", "loadtests", "patch"): "AnnotationsProgressStorage",
     ("gaggle.dev", "loadtests/status", "patch"): "patch.status",  # a status subresource
     ("", "events", "create"): "kopf.info(",  # core v1 Events
+    # kopf.adopt sets blockOwnerDeletion on each child's ownerReference, which
+    # OwnerReferencesPermissionEnforcement allows only to who may update the owner's finalizers
+    ("gaggle.dev", "loadtests/finalizers", "update"): "kopf.adopt(",
 }
 # The Kubernetes client's API classes the operator's module may use, and their groups.
 API_GROUPS = {client.CoreV1Api: "", client.RbacAuthorizationV1Api: "rbac.authorization.k8s.io"}
@@ -353,7 +356,7 @@ def test_the_values_schema_refuses_bad_values(value: str, error: str) -> None:
 
 def manager_pod() -> dict[str, Any]:
     (loadtest,) = documents(EXAMPLE.read_text())
-    return children.manager_pod("simple", "ns", parse_spec(loadtest["spec"], "x"), "0")
+    return children.manager_pod("simple", "ns", parse_spec(loadtest["spec"], "x"), "0", "uid")
 
 
 MONITORS = [
@@ -494,7 +497,7 @@ def test_the_image_is_multi_stage_non_root_and_runs_the_packages_commands() -> N
         e.name for e in distribution("kopf").entry_points if e.group == "console_scripts"
     }
     spec = {"script": {"path": "/t.py"}, "host": "http://h", "users": 1, "runTime": 1}
-    worker = children.worker_pod("simple", "ns", parse_spec(spec, "x"), "0", 0)
+    worker = children.worker_pod("simple", "ns", parse_spec(spec, "x"), "0", 0, "uid")
     commands = {
         entrypoint[0],
         manager_pod()["spec"]["containers"][0]["command"][0],

@@ -18,7 +18,7 @@ from tests.test_operator_spec import spec
 
 def test_the_manager_runs_the_gaggle_the_spec_describes() -> None:
     parsed = parse_spec(spec(workers={"replicas": 3}))
-    pod = manager_pod("web", "team-a", parsed, run="1")
+    pod = manager_pod("web", "team-a", parsed, run="1", uid="0123456789ab")
     (container,) = pod["spec"]["containers"]
     assert container["command"] == ["gaggle-operator"]
     args = container["args"]
@@ -35,13 +35,13 @@ def test_the_manager_runs_the_gaggle_the_spec_describes() -> None:
 
 def test_workers_join_the_managers_service_with_the_token() -> None:
     parsed = parse_spec(spec(workers={"replicas": 2}, spread=True))
-    pod = worker_pod("web", "team-a", parsed, run="1", index=1)
+    pod = worker_pod("web", "team-a", parsed, run="1", index=1, uid="0123456789ab")
     (container,) = pod["spec"]["containers"]
     assert pod["metadata"]["name"] == "web-worker-1"
     assert container["args"][container["args"].index("--manager-host") + 1] == (
         "web-manager.team-a.svc")  # fmt: skip
     token = next(e for e in container["env"] if e["name"] == "GAGGLE_TOKEN")
-    assert token["valueFrom"]["secretKeyRef"] == {"name": "web-token", "key": "token"}
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "web-token-01234567", "key": "token"}
     assert pod["spec"]["automountServiceAccountToken"] is False
     assert "podAntiAffinity" in pod["spec"]["affinity"]
     service = manager_service("web", run="1")
@@ -57,7 +57,7 @@ def test_pods_are_locked_down_unless_the_template_says_otherwise() -> None:
                 "spec": {"nodeSelector": {"pool": "load"},
                          "containers": [{"name": "gaggle", "resources": {"limits": {"cpu": "2"}}},
                                         {"name": "sidecar", "image": "busybox"}]}}  # fmt: skip
-    pod = worker_pod("web", "ns", parse_spec(spec(workers={"template": template})), "1", 0)
+    pod = worker_pod("web", "ns", parse_spec(spec(workers={"template": template})), "1", 0, "u")
     gaggle, sidecar = pod["spec"]["containers"]
     assert gaggle["resources"] == {"limits": {"cpu": "2"}}
     assert gaggle["securityContext"]["readOnlyRootFilesystem"] is True  # kept under the overlay

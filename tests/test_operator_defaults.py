@@ -134,9 +134,9 @@ def resources(pod: dict[str, Any]) -> dict[str, Any]:
 
 def test_pods_get_the_default_resources_of_their_role() -> None:
     parsed = parse_spec(spec(), defaults=DEFAULTS)
-    assert resources(worker_pod("web", "ns", parsed, "1", 0)) == WORKER
-    assert resources(manager_pod("web", "ns", parsed, "1")) == MANAGER
-    assert resources(worker_pod("web", "ns", parse_spec(spec()), "1", 0)) == {}
+    assert resources(worker_pod("web", "ns", parsed, "1", 0, "uid")) == WORKER
+    assert resources(manager_pod("web", "ns", parsed, "1", "uid")) == MANAGER
+    assert resources(worker_pod("web", "ns", parse_spec(spec()), "1", 0, "uid")) == {}
 
 
 def test_a_template_overlays_the_default_resources_field_by_field() -> None:
@@ -144,13 +144,13 @@ def test_a_template_overlays_the_default_resources_field_by_field() -> None:
         {"name": "gaggle", "resources": {"limits": {"memory": "2Gi", "cpu": "4"}}},
         {"name": "sidecar", "image": "busybox"}]}}  # fmt: skip
     parsed = parse_spec(spec(workers={"template": template}), defaults=DEFAULTS)
-    pod = worker_pod("web", "ns", parsed, "1", 0)
+    pod = worker_pod("web", "ns", parsed, "1", 0, "uid")
     assert resources(pod) == {"requests": {"cpu": "500m", "memory": "256Mi"},
                               "limits": {"memory": "2Gi", "cpu": "4"}}  # fmt: skip
     assert [c["name"] for c in pod["spec"]["containers"]] == ["gaggle", "sidecar"]
     assert "resources" not in pod["spec"]["containers"][1]  # defaults are for ours only
     # the manager's template is its own: the workers' changes nothing there
-    assert resources(manager_pod("web", "ns", parsed, "1")) == MANAGER
+    assert resources(manager_pod("web", "ns", parsed, "1", "uid")) == MANAGER
 
 
 def test_a_template_that_would_put_a_request_over_its_limit_is_refused() -> None:

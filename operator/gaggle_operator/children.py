@@ -28,7 +28,6 @@ def names(loadtest: str) -> dict[str, str]:
     """Every child's name, derived from the LoadTest's (the operator finds them again by name)."""
     return {
         "script": f"{loadtest}-script",
-        "token": f"{loadtest}-token",
         "service": f"{loadtest}-manager",
         "account": f"{loadtest}-manager",
         "manager": f"{loadtest}-manager",
@@ -59,11 +58,18 @@ def script_config_map(loadtest: str, spec: LoadTestSpec) -> Manifest | None:
     }
 
 
-def token_secret(loadtest: str, token: str) -> Manifest:
+def token_name(loadtest: str, uid: str) -> str:
+    """The gRPC token's Secret, named for the LoadTest's uid: the operator may not read Secrets
+    (a cluster-wide get would read them all), so it cannot tell whose a Secret of a taken name
+    is — a LoadTest deleted and re-created at once would find its predecessor's."""
+    return f"{loadtest}-token-{uid[:8]}"
+
+
+def token_secret(loadtest: str, uid: str, token: str) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": {"name": names(loadtest)["token"]},
+        "metadata": {"name": token_name(loadtest, uid)},
         "type": "Opaque",
         "stringData": {TOKEN_KEY: token},
     }
@@ -166,10 +172,10 @@ def _volumes(loadtest: str, spec: LoadTestSpec) -> tuple[list[Manifest], list[Ma
 
 
 def _pod(
-    loadtest: str, spec: LoadTestSpec, role: str, name: str, run: str, command: list[str]
+    loadtest: str, uid: str, spec: LoadTestSpec, role: str, name: str, run: str, command: list[str]
 ) -> Manifest:
     volumes, mounts = _volumes(loadtest, spec)
-    token = {"secretKeyRef": {"name": names(loadtest)["token"], "key": TOKEN_KEY}}
+    token = {"secretKeyRef": {"name": token_name(loadtest, uid), "key": TOKEN_KEY}}
     container: Manifest = {
         "name": CONTAINER,
         "image": spec.image,
@@ -212,7 +218,7 @@ def _pod(
     return dict(overlay(pod, template))
 
 
-def manager_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str) -> Manifest:
+def manager_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str, uid: str) -> Manifest:
     abort = ["--abort-on-fail"] if spec.abort_on_fail else []
     command = [  # a line per thought, each flag beside its value
         *("gaggle-operator", "manage", "--loadtest", loadtest, "--namespace", namespace, *abort),
@@ -220,7 +226,7 @@ def manager_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str) -> 
         *("--manager-bind-host", "0.0.0.0", "--metrics-bind", f"0.0.0.0:{METRICS_PORT}"),
         *spec.gaggle_args(),
     ]
-    pod = _pod(loadtest, spec, "manager", names(loadtest)["manager"], run, command)
+    pod = _pod(loadtest, uid, spec, "manager", names(loadtest)["manager"], run, command)
     pod["spec"].setdefault("serviceAccountName", names(loadtest)["account"])
     ports = [
         {"name": "grpc", "containerPort": GRPC_PORT},
@@ -230,14 +236,17 @@ def manager_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str) -> 
     return pod
 
 
-def worker_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str, index: int) -> Manifest:
+def worker_pod(
+    loadtest: str, namespace: str, spec: LoadTestSpec, run: str, index: int, uid: str
+) -> Manifest:
     manager = f"{names(loadtest)['service']}.{namespace}.svc"
     command = [
         *("gaggle", "run", spec.script.file(), "--worker", "--manager-host", manager),
         *("--manager-port", str(GRPC_PORT), "--join-timeout", str(spec.ready_timeout)),
         "--leave-on-sigterm",  # a deleted or evicted pod leaves; the LoadTest goes on
     ]
-    pod = _pod(loadtest, spec, "worker", f"{names(loadtest)['worker']}-{index}", run, command)
+    name = f"{names(loadtest)['worker']}-{index}"
+    pod = _pod(loadtest, uid, spec, "worker", name, run, command)
     pod["spec"]["automountServiceAccountToken"] = False  # workers never talk to Kubernetes
     if spec.spread:
         term = {

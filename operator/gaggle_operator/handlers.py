@@ -65,9 +65,18 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = 20  # INFO and up become Events
 
 
-def _fail(body: Body, patch: kopf.Patch, phase: str, reason: str, message: str) -> None:
-    status = body.get("status", {})
-    conditions = set_condition(status.get("conditions", []), "Completed", "False", reason, message)
+def _fail(
+    body: Body,
+    patch: kopf.Patch,
+    phase: str,
+    reason: str,
+    message: str,
+    conditions: list[Any] | None = None,
+) -> None:
+    """End the run in ``phase`` with why, in the status and as a Warning Event."""
+    if conditions is None:
+        conditions = body.get("status", {}).get("conditions", [])
+    conditions = set_condition(conditions, "Completed", "False", reason, message)
     patch.status.update(
         phase=phase, reason=reason, message=message, endTime=now(), conditions=conditions
     )
@@ -94,17 +103,30 @@ def _spec(body: Body, patch: kopf.Patch) -> LoadTestSpec | None:
 
 
 def _manifests(body: Body, spec: LoadTestSpec, run: str) -> list[Manifest]:
-    name, namespace = body["metadata"]["name"], body["metadata"]["namespace"]
+    name, namespace, uid = (body["metadata"][key] for key in ("name", "namespace", "uid"))
     made: list[Manifest | None] = [
-        children.token_secret(name, secrets.token_urlsafe(24)),
+        children.token_secret(name, uid, secrets.token_urlsafe(24)),
         children.script_config_map(name, spec),
         children.summary_config_map(name),
         *children.manager_rbac(name),
         children.manager_service(name, run),
-        children.manager_pod(name, namespace, spec, run),
-        *(children.worker_pod(name, namespace, spec, run, i) for i in range(spec.replicas)),
+        children.manager_pod(name, namespace, spec, run, uid),
+        *(children.worker_pod(name, namespace, spec, run, i, uid) for i in range(spec.replicas)),
     ]
     return [m for m in made if m is not None]
+
+
+def _create_children(body: Body, spec: LoadTestSpec, run: str) -> int:
+    """Create what is missing; how many objects were created."""
+    namespace, script = body["metadata"]["namespace"], children.names(body["metadata"]["name"])
+    created = 0
+    for manifest in _manifests(body, spec, run):
+        kopf.adopt(manifest, owner=body)
+        if manifest["metadata"]["name"] == script["script"]:
+            kube.create_or_update(manifest, namespace)  # a rerun may bring a new script
+        else:
+            created += kube.create(manifest, namespace)
+    return created
 
 
 def launch(body: Body, patch: kopf.Patch, logger: Any) -> None:
@@ -121,13 +143,6 @@ def launch(body: Body, patch: kopf.Patch, logger: Any) -> None:
         )
         kopf.warn(body, reason="ConfigMapNotFound", message=message)
         return
-    created = 0
-    for manifest in _manifests(body, spec, run):
-        kopf.adopt(manifest, owner=body)
-        if manifest["metadata"]["name"] == children.names(body["metadata"]["name"])["script"]:
-            kube.create_or_update(manifest, namespace)  # a rerun may bring a new script
-        else:
-            created += kube.create(manifest, namespace)
     conditions = set_condition(
         body.get("status", {}).get("conditions", []),
         "Validated",
@@ -135,6 +150,21 @@ def launch(body: Body, patch: kopf.Patch, logger: Any) -> None:
         "SpecValid",
         "the spec is valid",
     )
+    try:
+        created = _create_children(body, spec, run)
+    except kube.Refused as refused:
+        # Final: a quota, LimitRange, Pod Security, a webhook or RBAC said no. What was created
+        # stays for the owner's deletion; the pods already made stop.
+        message = f"the API server refused {refused.kind} {refused.name}: {refused.words}"
+        conditions = set_condition(conditions, "ResourcesCreated", "False", "CreateFailed", message)
+        _stop(namespace, body["metadata"]["name"], body["metadata"]["uid"])
+        _fail(body, patch, "Failed", "CreateFailed", message, conditions)
+        return
+    except kube.Occupied as occupied:
+        message = f"waiting: {occupied}"
+        conditions = set_condition(conditions, "ResourcesCreated", "False", "NameTaken", message)
+        patch.status.update(phase="Pending", conditions=conditions)
+        raise kopf.TemporaryError(message, delay=3) from None
     conditions = set_condition(
         conditions,
         "ResourcesCreated",
@@ -176,8 +206,9 @@ def resumed(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
 def updated(body: Body, old: Any, new: Any, patch: kopf.Patch, **_: Any) -> None:
     status = body.get("status", {})
     if (old or {}).get("runId") != (new or {}).get("runId"):
-        for pod in kube.pods(body["metadata"]["namespace"], body["metadata"]["name"]):
-            kube.delete("Pod", pod["metadata"]["name"], body["metadata"]["namespace"])
+        metadata = body["metadata"]
+        for pod in kube.pods(metadata["namespace"], metadata["name"], metadata["uid"]):
+            kube.delete("Pod", pod["metadata"]["name"], metadata["namespace"])
         patch.status.update(
             phase="Pending", summary=None, live=None, verdict=None, thresholds=None, cleanedUp=None
         )
@@ -192,13 +223,20 @@ def updated(body: Body, old: Any, new: Any, patch: kopf.Patch, **_: Any) -> None
         kopf.warn(body, reason="SpecChangeRefused", message=message)
 
 
-@kopf.timer(GROUP, VERSION, PLURAL, interval=TICK)
+def watched(body: Body, **_: Any) -> bool:
+    """Whether the timer still has work: a run to follow, or a cleanup to do. kopf holds its
+    finalizer on a LoadTest only while this is true, so a finished one is deleted (alone, or
+    with its namespace) without waiting for an operator that may be gone."""
+    return body.get("status", {}).get("phase") not in FINAL or _cleanup_due(body) is not None
+
+
+@kopf.timer(GROUP, VERSION, PLURAL, interval=TICK, when=watched)
 def watch(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
     status = body.get("status", {})
     phase = status.get("phase")
-    namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
+    namespace, name, uid = (body["metadata"][key] for key in ("namespace", "name", "uid"))
     if phase == "Pending":
-        if not kube.pods(namespace, name):  # the previous run's pods are gone: run again
+        if not kube.pods(namespace, name, uid):  # the previous run's pods are gone: run again
             launch(body, patch, logger)
         return
     if phase in FINAL:
@@ -206,7 +244,7 @@ def watch(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
         return
     if phase not in ("WaitingForWorkers", "Running"):
         return
-    pods = kube.pods(namespace, name)
+    pods = kube.pods(namespace, name, uid)
     workers = [p for p in pods if role(p) == "worker"]
     manager = next((p for p in pods if role(p) == "manager"), None)
     failed = failed_pods(pods)
@@ -216,7 +254,15 @@ def watch(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
         failedPods=failed, conditions=conditions, workers={"ready": sum(map(is_ready, workers))}
     )
     spec = body.get("spec", {})
-    end = ending(manager) if manager is not None else None
+    if manager is None:  # created before the phase was written: deleted, evicted, node lost
+        message = (
+            f"the manager pod {children.names(name)['manager']} is gone (deleted, evicted or "
+            "its node lost); its workers stop with it"
+        )
+        _stop(namespace, name, uid)
+        _fail(body, patch, "Failed", "ManagerLost", message, conditions)
+        return
+    end = ending(manager)
     if end is not None:
         _finished(body, patch, end.exit_code, end.reason, conditions)
         return
@@ -235,12 +281,12 @@ def watch(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
         message = (
             f"{connected}/{desired} worker(s) connected after {timeout} s ({describe(failed)})"
         )
-        _stop(namespace, name)
+        _stop(namespace, name, uid)
         _fail(body, patch, "Failed", "WorkersNotReady", message)
         return
     deadline = spec.get("activeDeadlineSeconds")
     if deadline and _age(status.get("startTime")) > deadline:
-        _stop(namespace, name)
+        _stop(namespace, name, uid)
         _fail(body, patch, "Failed", "DeadlineExceeded", f"still running after {deadline} s")
 
 
@@ -264,44 +310,55 @@ def _finished(body: Body, patch: kopf.Patch, code: int, reason: str, conditions:
         patch.status.update(phase=phase, endTime=now(), conditions=conditions)
         kopf.info(body, reason=phase, message=f"{message}; verdict {status.get('verdict', 'n/a')}")
         return
-    _stop(body["metadata"]["namespace"], body["metadata"]["name"])
+    _stop(body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"])
     _fail(body, patch, "Failed", "ManagerFailed", f"the manager exited {code} ({reason})")
 
 
-def _stop(namespace: str, name: str, everything: bool = False) -> None:
+def _stop(namespace: str, name: str, uid: str, everything: bool = False) -> None:
     """Delete the pods still running (load stops); ended ones stay for `kubectl logs`."""
-    for pod in kube.pods(namespace, name):
+    for pod in kube.pods(namespace, name, uid):
         if everything or ending(pod) is None:
             kube.delete("Pod", pod["metadata"]["name"], namespace)
 
 
-def _cleanup(body: Body, patch: kopf.Patch) -> None:
-    """After the run: the spec's cleanup policy and TTL, each defaulting to the operator's."""
+def _cleanup_due(body: Body) -> tuple[str, float] | None:
+    """(policy, ttl) when a finished run's children are still to be deleted; None otherwise."""
     status = body.get("status", {})
     if status.get("cleanedUp"):
-        return
+        return None
     try:
         policy, ttl = cleanup_of(dict(body.get("spec", {})), DEFAULTS)
     except SpecError:  # refused at creation: nothing was created
-        return
+        return None
     if policy == "Never":
-        return
+        return None
     succeeded = status.get("phase") == "Succeeded" and status.get("verdict") != "Failed"
     if policy == "OnSuccess" and not succeeded:
+        return None
+    return policy, ttl
+
+
+def _cleanup(body: Body, patch: kopf.Patch) -> None:
+    """After the run: the spec's cleanup policy and TTL, each defaulting to the operator's."""
+    due = _cleanup_due(body)
+    if due is None:
         return
+    policy, ttl = due
+    status = body.get("status", {})
     if _age(status.get("endTime")) < ttl:
         return
     namespace, name = body["metadata"]["namespace"], body["metadata"]["name"]
-    _stop(namespace, name, everything=True)
+    uid = body["metadata"]["uid"]
+    _stop(namespace, name, uid, everything=True)
     made = children.names(name)
     for kind, key in (
         ("Service", "service"),
         ("ConfigMap", "script"),
-        ("Secret", "token"),
         ("RoleBinding", "account"),
         ("Role", "account"),
         ("ServiceAccount", "account"),
     ):
         kube.delete(kind, made[key], namespace)
+    kube.delete("Secret", children.token_name(name, uid), namespace)
     patch.status["cleanedUp"] = True
     kopf.info(body, reason="CleanedUp", message=f"children deleted ({policy}); the summary stays")

@@ -32,7 +32,9 @@ from tests.cluster.cluster import Cluster
 def cluster() -> Iterator[Cluster]:
     # not under pytest's 0700 basetemp: pods run as uid 10001 and read their volumes here
     workdir = Path(tempfile.mkdtemp(prefix="gaggle-cluster-"))
-    local = Cluster(workdir)
+    # OwnerReferencesPermissionEnforcement, as OpenShift has it on: a child whose ownerReference
+    # blocks its owner's deletion needs update on the owner's finalizers (finding 11).
+    local = Cluster(workdir, admission=("OwnerReferencesPermissionEnforcement",))
     try:
         local.start()
         yield local

@@ -333,6 +333,11 @@ def mount_script(
             if source.is_file():  # a single file (subPath): bound straight from its source
                 staged.append((mount, source, True))
                 continue
+            # Mount points of the volumes mounted beneath this one are made in its source, as
+            # the kubelet's MakeNestedMountpoints does for ConfigMap, Secret and projected
+            # volumes (and runc in writable ones): a read-only volume cannot get them later.
+            for inner in _beneath(Path(mount["mountPath"]), targets):
+                lines.append(f"mkdir -p {_q(source / inner)}")
             held = stage / str(i)
             lines += [f"mkdir -p {_q(held)}", f"mount --bind {_q(source)} {_q(held)}"]
             staged.append((mount, held, False))
@@ -361,6 +366,11 @@ def mount_script(
     for i, path in enumerate(hidden):
         lines += [f"mkdir -p {_q(path)}", f"mount --bind {_q(stage / f'image-{i}')} {_q(path)}"]
     return "\n".join(lines), created
+
+
+def _beneath(target: Path, targets: list[Path]) -> list[Path]:
+    """The other mount targets under ``target``, relative to it."""
+    return [other.relative_to(target) for other in targets if target in other.parents]
 
 
 def _q(path: Path) -> str:

@@ -37,7 +37,10 @@ def load_module(path_text: str) -> ModuleType:
         raise TestDefinitionError(f"test file {path_text!r} cannot be loaded")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    sys.path.insert(0, str(path.parent))  # helper modules beside the test import as usual
+    # Helper modules beside the test import as usual: beside it as given, not beside what a link
+    # points to (a kubelet's ConfigMap file is a link into ..data/; the helpers sit beside it).
+    folder = str(Path(path_text).expanduser().absolute().parent)
+    sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except SyntaxError as error:
@@ -51,7 +54,7 @@ def load_module(path_text: str) -> ModuleType:
             f"{type(error).__name__}: {error}"
         ) from None
     finally:
-        if sys.path and sys.path[0] == str(path.parent):
+        if sys.path and sys.path[0] == folder:
             sys.path.pop(0)
     return module
 

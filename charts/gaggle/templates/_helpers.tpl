@@ -42,7 +42,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 RBAC, the same rules as deploy/operator.yaml (a test compares them). Cluster-scoped: what kopf
 watches outside any namespace. Namespaced: what the operator does to a LoadTest and its children;
 get on loadtests and loadtests/status and patch on configmaps are held because the manager's Role
-grants them, and RBAC lets the operator grant only what it holds itself.
+grants them, and RBAC lets the operator grant only what it holds itself; update on
+loadtests/finalizers lets its children's ownerReferences block the owner's deletion
+(OwnerReferencesPermissionEnforcement, on in OpenShift, refuses them otherwise); get on a child's
+kind tells whose an existing one of a taken name is — not on Secrets, which it never reads.
 */}}
 {{- define "gaggle.clusterRules" -}}
 - apiGroups: [apiextensions.k8s.io]
@@ -60,16 +63,22 @@ grants them, and RBAC lets the operator grant only what it holds itself.
 - apiGroups: [gaggle.dev]
   resources: [loadtests/status]
   verbs: [get, patch]
+- apiGroups: [gaggle.dev]
+  resources: [loadtests/finalizers]
+  verbs: [update]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list, create, delete]
+  verbs: [get, list, create, delete]
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, create, delete, patch]
 - apiGroups: [""]
-  resources: [services, secrets, serviceaccounts]
+  resources: [services, serviceaccounts]
+  verbs: [get, create, delete]
+- apiGroups: [""]
+  resources: [secrets]
   verbs: [create, delete]
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
-  verbs: [create, delete]
+  verbs: [get, create, delete]
 {{- end -}}

@@ -1,0 +1,171 @@
+"""A LoadTest never hangs without a phase: what the real API server refuses, and children that
+vanish, end in ``Failed`` with a reason, the API server's own words and a Warning Event
+(operator-hardening; finding numbers as in ../shared/reviews/operator-on-a-real-cluster.md).
+
+On the test cluster (tests/cluster: the real control plane and our node), with the operator on
+the host as ``kopf run``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import Target
+from tests.operator_harness import (
+    FINAL,
+    Operator,
+    loadtest,
+    story,
+    wait_for_phase,
+    wait_until_no_pod_runs,
+)
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def warnings(kubectl: Any, name: str) -> dict[str, str]:
+    """The LoadTest's Warning Events: reason → message (what `kubectl describe lt` shows)."""
+    events = kubectl.json("get", "events", "--field-selector", f"involvedObject.name={name}")
+    return {e["reason"]: e["message"] for e in events["items"] if e["type"] == "Warning"}
+
+
+def test_finding_1_names_and_run_ids_children_cannot_carry_are_refused_by_the_crd(
+    kubectl: Any, operator: Operator
+) -> None:
+    """A Service name is a DNS-1035 label and a label value at most 63 characters: the CRD
+    refuses, at `kubectl apply`, what would make the API server refuse a child later."""
+    for name in ("api.v2", "1k-users", "a" * 56):
+        refused = kubectl("apply", "-f", "-", input=loadtest(name, "http://h"), check=False)
+        assert refused.returncode != 0, name
+        assert "metadata.name" in refused.stderr, refused.stderr
+        assert "55" in refused.stderr, refused.stderr
+    for run_id in ("2025-06-01T10:00:00Z", "rerun 2", "r" * 64):
+        text = loadtest("web", "http://h", runId=run_id)
+        refused = kubectl("apply", "-f", "-", input=text, check=False)
+        assert refused.returncode != 0, run_id
+        assert "spec.runId" in refused.stderr, refused.stderr
+    # the longest name and a numeric runId (YAML's `runId: 2`) are accepted
+    accepted = kubectl(
+        "apply", "--dry-run=server", "-f", "-", input=loadtest("a" * 55, "http://h", runId=2)
+    )
+    assert accepted.returncode == 0
+
+
+def test_finding_2_an_admission_refusal_fails_the_run_with_the_api_servers_words(
+    kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
+) -> None:
+    """A compute quota refuses pods without limits (403 "failed quota"): not a silent retry."""
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "compute"},
+        "spec": {"hard": {"limits.cpu": "4", "limits.memory": "4Gi"}},
+    }
+    kubectl.apply(yaml.safe_dump(quota))
+    _, url = bridge_target
+    kubectl.apply(loadtest("quota", url))
+    status = wait_for_phase(kubectl, "quota", FINAL, operator)
+    assert status["phase"] == "Failed", story(kubectl, operator)
+    assert status["reason"] == "CreateFailed"
+    assert "failed quota: compute" in status["message"], status["message"]
+    assert "quota-manager" in status["message"]  # which child
+    created = next(c for c in status["conditions"] if c["type"] == "ResourcesCreated")
+    assert created["status"] == "False"
+    assert "failed quota" in warnings(kubectl, "quota")["CreateFailed"]
+    wait_until_no_pod_runs(kubectl, operator)
+
+
+def test_finding_4_a_loadtest_recreated_at_once_runs_with_children_of_its_own(
+    kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
+) -> None:
+    """`kubectl delete && kubectl apply`: the garbage collector removes the old children while
+    the new LoadTest is being created; a 409 on one of those is not "mine"."""
+    target, url = bridge_target
+    kubectl.apply(loadtest("again", url, runTime="30s"))
+    wait_for_phase(kubectl, "again", ("Running", *FINAL), operator)
+    old_uid = kubectl.json("get", "loadtest", "again")["metadata"]["uid"]
+    kubectl("delete", "loadtest", "again", "--wait=true", timeout=60)
+    kubectl.apply(loadtest("again", url, runTime="2s"))
+    status = wait_for_phase(kubectl, "again", FINAL, operator)
+    assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, operator)}"
+    uid = kubectl.json("get", "loadtest", "again")["metadata"]["uid"]
+    assert uid != old_uid
+    for kind in ("pods", "services", "secrets", "configmaps", "serviceaccounts"):
+        for item in kubectl.json("get", kind, "-l", "gaggle.dev/loadtest=again")["items"]:
+            owners = [o["uid"] for o in item["metadata"].get("ownerReferences", [])]
+            assert owners == [uid], (kind, item["metadata"]["name"], owners)
+    assert status["summary"]["requests"] > 0
+    target.reset()
+
+
+def test_finding_9_a_deleted_manager_pod_fails_the_run_as_manager_lost(
+    kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
+) -> None:
+    _, url = bridge_target
+    kubectl.apply(loadtest("lost", url, runTime="60s"))
+    wait_for_phase(kubectl, "lost", ("Running", *FINAL), operator)
+    kubectl("delete", "pod", "lost-manager", "--grace-period=1", "--wait=true", timeout=60)
+    status = wait_for_phase(kubectl, "lost", FINAL, operator)
+    assert status["phase"] == "Failed", story(kubectl, operator)
+    assert status["reason"] == "ManagerLost", status
+    assert "lost-manager" in status["message"]
+    assert "ManagerLost" in warnings(kubectl, "lost")
+    wait_until_no_pod_runs(kubectl, operator)
+
+
+HELPED = """
+from gaggle import TaskSet, task, constant
+from helpers.paths import LANDING
+
+class Helped(TaskSet):
+    wait_time = constant(0.05)
+
+    @task
+    async def index(self) -> None:
+        await self.get(LANDING)
+"""
+
+
+def test_finding_8_helper_modules_import_from_the_kubelets_configmap_layout(
+    kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
+) -> None:
+    """A ConfigMap volume's files are links into ``..data`` → a timestamped folder: the script's
+    folder as mounted, not the link's target, is where ``helpers/`` sits."""
+    target, url = bridge_target
+    kubectl("create", "configmap", "script", "--from-literal", f"loadtest.py={HELPED}")
+    kubectl(
+        "create",
+        "configmap",
+        "helpers",
+        "--from-literal",
+        "__init__.py=",
+        "--from-literal",
+        "paths.py=LANDING = '/landing'\n",
+    )
+    body = yaml.safe_load(loadtest("helped", url))
+    body["spec"]["script"] = {"configMap": {"name": "script", "key": "loadtest.py"}}
+    body["spec"]["extraConfigMaps"] = [{"name": "helpers"}]  # at /gaggle/script/helpers
+    kubectl.apply(yaml.safe_dump(body))
+    status = wait_for_phase(kubectl, "helped", FINAL, operator)
+    assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, operator)}"
+    assert status["summary"]["requests"] == target.counts()["GET /landing 200"] > 0
+
+
+def test_finding_5_a_finished_loadtest_carries_no_finalizer_and_deletes_without_an_operator(
+    kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
+) -> None:
+    """kopf holds a finalizer while a timer watches a LoadTest; a finished one needs no
+    watching, so `kubectl delete` (or deleting its namespace) must not wait for an operator."""
+    _, url = bridge_target
+    kubectl.apply(loadtest("done", url, cleanup={"policy": "Never"}))
+    assert wait_for_phase(kubectl, "done", FINAL, operator)["phase"] == "Succeeded"
+    deadline = time.monotonic() + 30
+    while kubectl.json("get", "loadtest", "done")["metadata"].get("finalizers"):
+        assert time.monotonic() < deadline, story(kubectl, operator)
+        time.sleep(0.5)
+    operator.stop()
+    kubectl("delete", "loadtest", "done", "--wait=true", timeout=30)
+    assert kubectl("get", "loadtest", "done", check=False).returncode != 0

@@ -147,7 +147,7 @@ def test_the_operator_module_is_parsed_for_the_calls_it_makes() -> None:
 
 
 def test_the_cluster_role_grants_what_the_operator_calls_and_nothing_else() -> None:
-    granted = rules(find(deployed(), "ClusterRole"))
+    granted = rules(find(deployed(), "ClusterRole", "gaggle-operator"))
     assert needed() - granted == set(), "calls the ClusterRole does not allow"
     assert granted - needed() == set(), "grants no call needs"
 
@@ -157,7 +157,8 @@ def test_the_cluster_role_grants_what_the_operator_calls_and_nothing_else() -> N
 
 def test_the_operator_deployment_runs_kopf_as_non_root_with_a_liveness_probe() -> None:
     objects = deployed()
-    kinds = ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment"]
+    kinds = ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
+    kinds += ["ClusterRole", "ClusterRole", "Deployment"]  # namespace users' edit and view
     assert [o["kind"] for o in objects] == kinds
     deployment = find(objects, "Deployment")
     assert deployment["spec"]["replicas"] == 1
@@ -222,7 +223,10 @@ def test_by_default_the_chart_renders_what_deploy_holds() -> None:
     assert {(o["kind"], o["metadata"]["name"]) for o in chart} == {
         (o["kind"], o["metadata"]["name"]) for o in deployed() if o["kind"] != "Namespace"
     } | {("CustomResourceDefinition", "loadtests.gaggle.dev")}
-    assert rules(find(chart, "ClusterRole")) == rules(find(deployed(), "ClusterRole"))
+    for role in ("gaggle-operator", "gaggle-loadtests-edit", "gaggle-loadtests-view"):
+        assert rules(find(chart, "ClusterRole", role)) == rules(
+            find(deployed(), "ClusterRole", role)
+        )
     subjects = find(deployed(), "ClusterRoleBinding")["subjects"]
     assert find(chart, "ClusterRoleBinding")["subjects"] == subjects
     ours, theirs = find(chart, "Deployment")["spec"], find(deployed(), "Deployment")["spec"]
@@ -297,7 +301,7 @@ def test_watched_namespaces_get_flags_and_a_role_each() -> None:
     for binding in bindings:
         assert binding["roleRef"]["kind"] == "Role"
         assert binding["subjects"][0]["namespace"] == "gaggle-system"
-    cluster_role = find(chart, "ClusterRole")
+    cluster_role = find(chart, "ClusterRole", "gaggle-operator")
     assert {r for r in rules(cluster_role) if r[1] not in ("customresourcedefinitions",)} == {
         ("", "namespaces", "list"), ("", "namespaces", "watch")}  # fmt: skip
     # per namespace, the same grants as cluster-wide

@@ -379,6 +379,25 @@ def test_the_installed_operator_runs_as_its_deployment_says_and_rbac_holds_it(
     assert allowed.returncode == 0, allowed.stderr
 
 
+def test_finding_12_namespace_users_with_edit_or_view_may_use_loadtests(
+    cluster: Cluster, namespace: str, kubectl: Any, operator: Installed, tmp_path: Path
+) -> None:
+    """The built-in edit and view roles cover LoadTests through the chart's aggregated
+    ClusterRoles: a developer with `edit` in a namespace creates one, a `view` user reads it."""
+    for user, role in (("dev", "edit"), ("watcher", "view")):
+        kubectl(
+            "create", "rolebinding", f"{user}-{role}", f"--clusterrole={role}", f"--user={user}"
+        )
+    dev = kubectl.as_user(cluster.kubeconfig_for("dev", (), namespace))
+    watcher = kubectl.as_user(cluster.kubeconfig_for("watcher", (), namespace))
+    made = dev("apply", "-f", "-", input=loadtest("mine", "http://h"), check=False)
+    assert made.returncode == 0, made.stderr
+    assert dev("delete", "loadtest", "mine", "--wait=false", check=False).returncode == 0
+    assert watcher("get", "loadtests", check=False).returncode == 0
+    refused = watcher("apply", "-f", "-", input=loadtest("theirs", "http://h"), check=False)
+    assert 'cannot create resource "loadtests"' in refused.stderr, refused.stderr
+
+
 def _descends(pid: int, ancestor: int) -> bool:
     while pid > 1:
         if pid == ancestor:

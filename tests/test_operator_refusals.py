@@ -169,3 +169,21 @@ def test_finding_5_a_finished_loadtest_carries_no_finalizer_and_deletes_without_
     operator.stop()
     kubectl("delete", "loadtest", "done", "--wait=true", timeout=30)
     assert kubectl("get", "loadtest", "done", check=False).returncode != 0
+
+
+def test_finding_16_an_inline_script_too_big_for_the_annotations_is_refused_at_apply(
+    kubectl: Any, operator: Operator
+) -> None:
+    """kopf keeps the spec in an annotation, and client-side apply a second copy: all
+    annotations may hold 256 KiB, so an inline script over 64 KiB is refused up front."""
+    script = "# filler\n" * 8000  # 72 KB
+    refused = kubectl(
+        "apply",
+        "-f",
+        "-",
+        input=loadtest("big", "http://h", script={"inline": script}),
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "spec.script.inline" in refused.stderr, refused.stderr
+    assert "configMap" in refused.stderr

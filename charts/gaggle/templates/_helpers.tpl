@@ -82,3 +82,20 @@ kind tells whose an existing one of a taken name is — not on Secrets, which it
   resources: [roles, rolebindings]
   verbs: [get, create, delete]
 {{- end -}}
+
+
+{{/* What namespace users get through the aggregated roles (the same in deploy/operator.yaml). */}}
+{{- define "gaggle.editRules" -}}
+- apiGroups: [gaggle.dev]
+  resources: [loadtests]
+  verbs: [get, list, watch, create, update, patch, delete, deletecollection]
+- apiGroups: [gaggle.dev]
+  resources: [loadtests/status]
+  verbs: [get, list, watch]
+{{- end -}}
+
+{{- define "gaggle.viewRules" -}}
+- apiGroups: [gaggle.dev]
+  resources: [loadtests, loadtests/status]
+  verbs: [get, list, watch]
+{{- end -}}

@@ -140,15 +140,13 @@ def test_pods_get_the_default_resources_of_their_role() -> None:
 
 
 def test_a_template_overlays_the_default_resources_field_by_field() -> None:
-    template = {"spec": {"containers": [
-        {"name": "gaggle", "resources": {"limits": {"memory": "2Gi", "cpu": "4"}}},
-        {"name": "sidecar", "image": "busybox"}]}}  # fmt: skip
+    limits = {"limits": {"memory": "2Gi", "cpu": "4"}}
+    template = {"spec": {"containers": [{"name": "gaggle", "resources": limits}]}}
     parsed = parse_spec(spec(workers={"template": template}), defaults=DEFAULTS)
     pod = worker_pod("web", "ns", parsed, "1", 0, "uid")
     assert resources(pod) == {"requests": {"cpu": "500m", "memory": "256Mi"},
                               "limits": {"memory": "2Gi", "cpu": "4"}}  # fmt: skip
-    assert [c["name"] for c in pod["spec"]["containers"]] == ["gaggle", "sidecar"]
-    assert "resources" not in pod["spec"]["containers"][1]  # defaults are for ours only
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["gaggle"]
     # the manager's template is its own: the workers' changes nothing there
     assert resources(manager_pod("web", "ns", parsed, "1", "uid")) == MANAGER
 

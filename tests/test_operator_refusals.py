@@ -187,3 +187,49 @@ def test_finding_16_an_inline_script_too_big_for_the_annotations_is_refused_at_a
     assert refused.returncode != 0
     assert "spec.script.inline" in refused.stderr, refused.stderr
     assert "configMap" in refused.stderr
+
+
+UNSAFE = {
+    "workers.template.spec.hostNetwork": {"workers": {"template": {"spec": {"hostNetwork": True}}}},
+    "manager.template.spec.serviceAccountName": {
+        "manager": {"template": {"spec": {"serviceAccountName": "deployer"}}}
+    },
+    "workers.template.spec.volumes": {
+        "workers": {
+            "template": {"spec": {"volumes": [{"name": "root", "hostPath": {"path": "/"}}]}}
+        }
+    },
+    "workers.template.spec.containers[gaggle].securityContext": {
+        "workers": {
+            "template": {
+                "spec": {
+                    "containers": [{"name": "gaggle", "securityContext": {"privileged": True}}]
+                }
+            }
+        }
+    },
+    "workers.template.spec.containers[miner]": {
+        "workers": {"template": {"spec": {"containers": [{"name": "miner", "image": "x"}]}}}
+    },
+}
+
+
+def test_finding_10_a_pod_template_may_not_make_privileged_pods_or_borrow_accounts(
+    kubectl: Any, operator: Operator
+) -> None:
+    """Who may create LoadTests need not be allowed to create pods: the templates are an
+    allow-list (scheduling, resources, env, labels...), and anything else is refused by name."""
+    for i, (field, spec) in enumerate(UNSAFE.items()):
+        name = f"unsafe-{i}"
+        body = yaml.safe_load(loadtest(name, "http://127.0.0.1:9"))
+        body["spec"] = {
+            **body["spec"],
+            **spec,
+            "workers": {"replicas": 1, **spec.get("workers", {})},
+        }
+        kubectl.apply(yaml.safe_dump(body))
+        status = wait_for_phase(kubectl, name, FINAL, operator)
+        assert (status["phase"], status.get("reason")) == ("Failed", "InvalidSpec"), status
+        assert field in status["message"], (field, status["message"])
+        assert "may set only" in status["message"]
+    assert kubectl.json("get", "pods")["items"] == []  # nothing was created

@@ -21,6 +21,7 @@ from gaggle.config import ConfigError, build_config
 from gaggle.option_table import OPERATOR_KEYS, OPTIONS_BY_NAME
 from gaggle.options import parse_run_args
 from gaggle.thresholds import OPERATORS, ThresholdError, parse_threshold
+from gaggle_operator import pod_policy
 from gaggle_operator.defaults import CLEANUP_POLICIES, CONTAINER, Defaults, resources_problem
 from gaggle_operator.overlay import overlay
 
@@ -269,6 +270,10 @@ def _template(spec: dict[str, Any], path: str, role: str, defaults: Defaults) ->
     checked: first the template's own, then the mix (a template's ``limits.cpu: 250m`` under a
     default ``requests.cpu: 500m`` is a pod Kubernetes refuses)."""
     template = _get(spec, path, dict, {})
+    try:
+        pod_policy.check(template, path)
+    except pod_policy.Refused as refused:
+        raise SpecError(refused.field, refused.value, refused.why) from None
     merged: dict[str, Any] = overlay(defaults.template(role), template)
     where = f"{path}.spec.containers[{CONTAINER}].resources"
     own, mixed = _resources(template), _resources(merged)

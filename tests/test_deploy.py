@@ -146,6 +146,23 @@ def test_the_operator_module_is_parsed_for_the_calls_it_makes() -> None:
     assert ("rbac.authorization.k8s.io", "rolebindings", "delete") in calls
 
 
+def manager_calls() -> set[Rule]:
+    """(group, resource, verb) of what the manager pod calls (gaggle_operator.manage)."""
+    text = (ROOT / "operator" / "gaggle_operator" / "manage.py").read_text()
+    calls = {
+        "patch_namespaced_custom_object_status": ("gaggle.dev", "loadtests/status", "patch"),
+        "patch_namespaced_config_map": ("", "configmaps", "patch"),
+    }
+    assert re.findall(r"\.(\w+_namespaced_\w+)\b", text) == list(calls), "a call to map here"
+    return set(calls.values())
+
+
+def test_finding_19_the_managers_role_grants_what_it_calls_and_nothing_else() -> None:
+    role = find(children.manager_rbac("web"), "Role")
+    assert rules(role) == manager_calls()
+    assert all(rule["resourceNames"] for rule in role["rules"])  # its own objects only
+
+
 def test_the_cluster_role_grants_what_the_operator_calls_and_nothing_else() -> None:
     granted = rules(find(deployed(), "ClusterRole", "gaggle-operator"))
     assert needed() - granted == set(), "calls the ClusterRole does not allow"

@@ -103,8 +103,8 @@ def manager_service(loadtest: str, run: str) -> Manifest:
 
 
 def manager_rbac(loadtest: str) -> list[Manifest]:
-    """The manager may read its LoadTest and patch its status, and patch its summary ConfigMap:
-    nothing else (least privilege; the operator owns everything the manager does not)."""
+    """The manager may patch its LoadTest's status and its summary ConfigMap: what it calls
+    (manage.py, merge patches need no read), nothing else; the operator owns the rest."""
     account = names(loadtest)["account"]
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": account}},
@@ -115,21 +115,15 @@ def manager_rbac(loadtest: str) -> list[Manifest]:
             "rules": [
                 {
                     "apiGroups": [GROUP],
-                    "resources": [PLURAL],
-                    "resourceNames": [loadtest],
-                    "verbs": ["get"],
-                },
-                {
-                    "apiGroups": [GROUP],
                     "resources": [f"{PLURAL}/status"],
                     "resourceNames": [loadtest],
-                    "verbs": ["get", "patch"],
+                    "verbs": ["patch"],
                 },
                 {
                     "apiGroups": [""],
                     "resources": ["configmaps"],
                     "resourceNames": [names(loadtest)["summary"]],
-                    "verbs": ["get", "patch"],
+                    "verbs": ["patch"],
                 },
             ],
         },

@@ -41,8 +41,8 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{/*
 RBAC, the same rules as deploy/operator.yaml (a test compares them). Cluster-scoped: what kopf
 watches outside any namespace. Namespaced: what the operator does to a LoadTest and its children;
-get on loadtests and loadtests/status and patch on configmaps are held because the manager's Role
-grants them, and RBAC lets the operator grant only what it holds itself; update on
+patch on loadtests/status and configmaps is also what the manager's Role grants, which RBAC lets
+the operator grant only because it holds it; update on
 loadtests/finalizers lets its children's ownerReferences block the owner's deletion
 (OwnerReferencesPermissionEnforcement, on in OpenShift, refuses them otherwise); get on a child's
 kind tells whose an existing one of a taken name is — not on Secrets, which it never reads.
@@ -59,10 +59,10 @@ kind tells whose an existing one of a taken name is — not on Secrets, which it
   verbs: [create]
 - apiGroups: [gaggle.dev]
   resources: [loadtests]
-  verbs: [get, list, watch, patch]
+  verbs: [list, watch, patch]
 - apiGroups: [gaggle.dev]
   resources: [loadtests/status]
-  verbs: [get, patch]
+  verbs: [patch]
 - apiGroups: [gaggle.dev]
   resources: [loadtests/finalizers]
   verbs: [update]

@@ -13,6 +13,7 @@ import ast
 import json
 import re
 import subprocess
+import textwrap
 import tomllib
 from importlib.metadata import distribution
 from pathlib import Path
@@ -51,9 +52,14 @@ def run_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]
 
 
 def render(
-    *sets: str, release: str = "gaggle", namespace: str = "gaggle-system", values: str = ""
+    *sets: str,
+    release: str = "gaggle",
+    namespace: str = "gaggle-system",
+    values: str = "",
+    api_versions: tuple[str, ...] = (),
 ) -> str:
     flags = [f for s in sets for f in ("--set", s)]
+    flags += [f for api in api_versions for f in ("--api-versions", api)]  # what a cluster serves
     if values:  # a values file's text (its numbers reach the templates as floats)
         flags += ["--values", "-"]
     return subprocess_stdout(
@@ -391,7 +397,10 @@ def test_monitors_scrape_the_managers_with_the_loadtest_label(
     kind: str, endpoints: str, meta: str
 ) -> None:
     key = kind[0].lower() + kind[1:]
-    chart = documents(render(f"{key}.enabled=true", f"{key}.labels.release=prom"))
+    served = (f"monitoring.coreos.com/v1/{kind}",)  # the Prometheus Operator's CRDs
+    chart = documents(
+        render(f"{key}.enabled=true", f"{key}.labels.release=prom", api_versions=served)
+    )
     monitor = find(chart, kind)
     assert monitor["metadata"]["labels"]["release"] == "prom"
     assert monitor["spec"]["namespaceSelector"] == {"any": True}
@@ -407,7 +416,13 @@ def test_monitors_scrape_the_managers_with_the_loadtest_label(
     (source,) = relabel["sourceLabels"]
     label = re.sub(r"[^a-zA-Z0-9_]", "_", "gaggle.dev/loadtest")
     assert source == f"__meta_kubernetes_{meta}_label_{label}"
-    watched = find(documents(render(f"{key}.enabled=true", "watchNamespaces={a}")), kind)
+    # finding 18: the run label from the pod, which a rerun's new pods carry (the Service is
+    # created once, with the first run's labels)
+    relabel = next(r for r in endpoint["relabelings"] if r["targetLabel"] == "run")
+    assert relabel["sourceLabels"] == ["__meta_kubernetes_pod_label_gaggle_dev_run"]
+    watched = find(
+        documents(render(f"{key}.enabled=true", "watchNamespaces={a}", api_versions=served)), kind
+    )
     assert watched["spec"]["namespaceSelector"] == {"matchNames": ["a"]}
     assert kind not in [o["kind"] for o in documents(render())]
 
@@ -543,3 +558,31 @@ def test_the_build_context_holds_what_the_dockerfile_copies() -> None:
             path = source.rstrip("/")
             assert (ROOT / path).exists(), source
             assert not any(Path(path).match(pattern) for pattern in ignored), (source, ignored)
+
+
+@pytest.mark.parametrize("key", ["podMonitor", "serviceMonitor"])
+def test_finding_24_a_monitor_without_the_prometheus_operator_is_refused_naming_the_value(
+    cluster: Cluster, namespace: str, key: str
+) -> None:
+    """The test cluster serves no monitoring.coreos.com: `helm install` says which value needs
+    what, instead of the API server's "no matches for kind"."""
+    done = subprocess.run(
+        [str(helm()), "--kubeconfig", str(cluster.kubeconfig), "install", "probe", str(CHART),
+         "--namespace", namespace, "--dry-run=server", "--set", "installCRDs=false",
+         "--set", f"{key}.enabled=true"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert f"{key}.enabled" in done.stderr, done.stderr
+    assert "monitoring.coreos.com/v1" in done.stderr
+    assert "Prometheus Operator" in done.stderr
+
+
+def test_finding_24_the_notes_name_no_file_of_a_git_checkout() -> None:
+    """NOTES.txt is read where only the packaged chart is: it shows a LoadTest to apply."""
+    notes = (CHART / "templates" / "NOTES.txt").read_text()
+    assert "deploy/" not in notes
+    example = notes.split("<<'EOF'\n", 1)[1].split("\n  EOF", 1)[0]
+    (loadtest,) = documents(textwrap.dedent(example))
+    assert loadtest["kind"] == "LoadTest"
+    parse_spec(loadtest["spec"], "x")  # a spec the operator takes

@@ -154,7 +154,7 @@ def test_finding_8_helper_modules_import_from_the_kubelets_configmap_layout(
     assert status["summary"]["requests"] == target.counts()["GET /landing 200"] > 0
 
 
-def test_finding_5_a_finished_loadtest_carries_no_finalizer_and_deletes_without_an_operator(
+def test_finding_5_and_21_a_finished_loadtest_holds_no_finalizer_nor_a_timer(
     kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
 ) -> None:
     """kopf holds a finalizer while a timer watches a LoadTest; a finished one needs no
@@ -166,6 +166,11 @@ def test_finding_5_a_finished_loadtest_carries_no_finalizer_and_deletes_without_
     while kubectl.json("get", "loadtest", "done")["metadata"].get("finalizers"):
         assert time.monotonic() < deadline, story(kubectl, operator)
         time.sleep(0.5)
+    # finding 21: nor does a timer look at it every tick any more (the operator's TICK is 1 s)
+    timer = f"[{kubectl.namespace}/done] Timer 'watch'"
+    looked = operator.read().count(timer)
+    time.sleep(3)
+    assert operator.read().count(timer) == looked, "a finished LoadTest is still looked at"
     operator.stop()
     kubectl("delete", "loadtest", "done", "--wait=true", timeout=30)
     assert kubectl("get", "loadtest", "done", check=False).returncode != 0

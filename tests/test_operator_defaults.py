@@ -92,6 +92,8 @@ def test_what_is_not_a_quantity_is_none(text: object) -> None:
          "GAGGLE_TTL_SECONDS_AFTER_FINISHED: '-1' is not allowed; use a whole number of seconds"),
         (env(TTL_SECONDS_AFTER_FINISHED="1h"), "GAGGLE_TTL_SECONDS_AFTER_FINISHED: '1h' is not"),
         (env(TTL_SECONDS_AFTER_FINISHED="2.5"), "GAGGLE_TTL_SECONDS_AFTER_FINISHED: '2.5' is not"),
+        (env(IMAGE_PULL_SECRETS="regcred,My Secret"),
+         "GAGGLE_IMAGE_PULL_SECRETS: 'regcred,My Secret' is not allowed; use Secret names"),
     ],
 )  # fmt: skip
 def test_a_bad_default_is_refused_naming_the_variable_and_value(

@@ -8,16 +8,19 @@ the host as ``kopf run``."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from tests.cluster.cluster import Cluster
 from tests.conftest import Target
 from tests.operator_harness import (
     FINAL,
     Operator,
     loadtest,
+    operating,
     story,
     wait_for_phase,
     wait_until_no_pod_runs,
@@ -238,3 +241,28 @@ def test_finding_10_a_pod_template_may_not_make_privileged_pods_or_borrow_accoun
         assert field in status["message"], (field, status["message"])
         assert "may set only" in status["message"]
     assert kubectl.json("get", "pods")["items"] == []  # nothing was created
+
+
+def test_finding_23_an_operator_wide_pull_secret_reaches_every_pod_of_every_loadtest(
+    cluster: Cluster,
+    namespace: str,
+    kubectl: Any,
+    tmp_path: Path,
+    bridge_target: tuple[Target, str],
+) -> None:
+    """A private registry: the chart's defaults.imagePullSecrets (GAGGLE_IMAGE_PULL_SECRETS) are
+    the manager's and workers' pull secrets, beside any a LoadTest's template names."""
+    _, url = bridge_target
+    env = {"GAGGLE_IMAGE_PULL_SECRETS": "regcred,mirror"}
+    with operating(cluster, namespace, kubectl, tmp_path / "operator.log", env) as running:
+        extra = {"spec": {"imagePullSecrets": [{"name": "team"}]}}
+        kubectl.apply(loadtest("pulled", url, workers={"replicas": 1, "template": extra}))
+        wait_for_phase(kubectl, "pulled", ("Running", *FINAL), running)
+        secrets = {
+            pod["metadata"]["name"]: [s["name"] for s in pod["spec"].get("imagePullSecrets", [])]
+            for pod in kubectl.json("get", "pods")["items"]
+        }
+    assert secrets == {
+        "pulled-manager": ["regcred", "mirror"],
+        "pulled-worker-0": ["regcred", "mirror", "team"],
+    }

@@ -5,7 +5,9 @@
   ``resources`` (``{"requests": {"cpu": "500m"}, "limits": {"memory": "1Gi"}}``), given to the
   ``gaggle`` container of the manager / worker pods;
 - ``GAGGLE_CLEANUP_POLICY``: ``Never`` (the default), ``OnSuccess`` or ``Always``;
-- ``GAGGLE_TTL_SECONDS_AFTER_FINISHED``: a whole number ≥ 0 (the default 0).
+- ``GAGGLE_TTL_SECONDS_AFTER_FINISHED``: a whole number ≥ 0 (the default 0);
+- ``GAGGLE_IMAGE_PULL_SECRETS``: Secret names, comma-separated: every manager and worker pod
+  pulls its image with them (a private registry), beside any its LoadTest's template names.
 
 Unset or empty means "no default". Precedence: the LoadTest always wins. Its ``template``
 overlays ours field by field (a template's ``limits.cpu`` replaces only our ``limits.cpu``; our
@@ -36,6 +38,8 @@ MANAGER_RESOURCES = "GAGGLE_MANAGER_RESOURCES"
 WORKER_RESOURCES = "GAGGLE_WORKER_RESOURCES"
 CLEANUP_POLICY = "GAGGLE_CLEANUP_POLICY"
 TTL_SECONDS = "GAGGLE_TTL_SECONDS_AFTER_FINISHED"
+PULL_SECRETS = "GAGGLE_IMAGE_PULL_SECRETS"
+_SECRET_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")  # a DNS-1123 subdomain
 CLEANUP_POLICIES = ("Never", "OnSuccess", "Always")
 CONTAINER = "gaggle"  # the container the defaults go to (children.CONTAINER names it too)
 Resources = dict[str, dict[str, str]]
@@ -87,13 +91,18 @@ class Defaults:
     worker_resources: Resources = field(default_factory=dict)
     cleanup_policy: str = "Never"
     cleanup_ttl: int = 0
+    image_pull_secrets: tuple[str, ...] = ()
 
     def template(self, role: str) -> dict[str, Any]:
-        """A pod template giving our container the role's default resources ({} when none)."""
+        """A pod template with the role's default resources and the pull secrets ({} when
+        there are none)."""
         resources = self.manager_resources if role == "manager" else self.worker_resources
-        if not resources:
-            return {}
-        return {"spec": {"containers": [{"name": CONTAINER, "resources": resources}]}}
+        spec: dict[str, Any] = {}
+        if resources:
+            spec["containers"] = [{"name": CONTAINER, "resources": resources}]
+        if self.image_pull_secrets:
+            spec["imagePullSecrets"] = [{"name": name} for name in self.image_pull_secrets]
+        return {"spec": spec} if spec else {}
 
 
 def quantity(value: object) -> Decimal | None:
@@ -182,10 +191,20 @@ def from_env(env: Mapping[str, str]) -> Defaults:
         return text if text.strip() else None
 
     manager, worker = given(MANAGER_RESOURCES), given(WORKER_RESOURCES)
-    policy, ttl = given(CLEANUP_POLICY), given(TTL_SECONDS)
+    policy, ttl, pull = given(CLEANUP_POLICY), given(TTL_SECONDS), given(PULL_SECRETS)
     return Defaults(
         manager_resources=parse_resources(MANAGER_RESOURCES, manager) if manager else {},
         worker_resources=parse_resources(WORKER_RESOURCES, worker) if worker else {},
         cleanup_policy=parse_policy(CLEANUP_POLICY, policy) if policy else "Never",
         cleanup_ttl=parse_ttl(TTL_SECONDS, ttl) if ttl else 0,
+        image_pull_secrets=parse_secret_names(PULL_SECRETS, pull) if pull else (),
     )
+
+
+def parse_secret_names(variable: str, text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(","))
+    for name in names:
+        if not _SECRET_NAME.fullmatch(name):
+            allowed = "use Secret names (lowercase letters, digits, '-', '.'), comma-separated"
+            raise DefaultsError(variable, text, allowed)
+    return names

@@ -66,3 +66,14 @@ report-assets:
 		cp "$$tmp/package/LICENSE" $(ASSETS)/uPlot.LICENSE && \
 		node -p "require('$$tmp/package/package.json').version" > $(ASSETS)/uPlot.version && \
 		echo "uPlot $$(cat $(ASSETS)/uPlot.version) in $(ASSETS)"
+
+# The one image of the operator, the manager and the workers, tagged as the chart deploys it
+# (its appVersion is the package's version). Push it to your registry and install the chart with
+# --set image.registry=... (see README, "Run on Kubernetes"); `make image-kind` loads it into kind.
+VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' worker/gaggle/_version.py)
+IMAGE ?= ghcr.io/gaggle-dev/gaggle:$(VERSION)
+image:
+	docker build -t $(IMAGE) .
+
+image-kind: image
+	kind load docker-image $(IMAGE)

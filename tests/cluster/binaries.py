@@ -34,6 +34,7 @@ KUBERNETES = "v1.37.2"
 STAGING = "v0.37.2"  # the staging modules' version for KUBERNETES
 ETCD = "v3.6.16"
 COREDNS = "v1.15.0"
+ACTIONLINT = "v1.7.12"  # not the cluster's: the linter of .github/workflows, a Go module too
 GO_DIRECTIVE = "1.26.0"
 RELEASED = "2026-10-27T12:01:04Z"  # KUBERNETES' date on the module proxy, as its buildDate
 
@@ -42,7 +43,7 @@ ROOT = CACHE / "k8s" / KUBERNETES
 BIN = ROOT / "bin"
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
-NAMES = (*KUBE_COMMANDS, "etcd", "coredns")
+NAMES = (*KUBE_COMMANDS, "etcd", "coredns", "actionlint")
 
 NO_GO = (
     "Go is not installed (no `go` on PATH, nor /usr/local/go/bin/go): the cluster tests build "
@@ -156,6 +157,14 @@ def _coredns_module(folder: Path) -> list[str]:
     return ["github.com/coredns/coredns"]
 
 
+def _actionlint_module(folder: Path) -> list[str]:
+    (folder / "go.mod").write_text(
+        f"module gaggle.test/actionlint\n\ngo {GO_DIRECTIVE}\n\n"
+        f"require github.com/rhysd/actionlint {ACTIONLINT}\n"
+    )
+    return ["github.com/rhysd/actionlint/cmd/actionlint"]
+
+
 def _download_gomod(module: str, version: str, folder: Path) -> str:
     """The go.mod of ``module@version`` from the module proxy (through Go's module cache)."""
     out = subprocess.run(
@@ -195,6 +204,7 @@ BUILDS = (
     Build("k8s.io/kubernetes", KUBERNETES, KUBE_COMMANDS, _kubernetes_module, _version_flags()),
     Build("go.etcd.io/etcd/server/v3", ETCD, ("etcd",), _etcd_module),
     Build("github.com/coredns/coredns", COREDNS, ("coredns",), _coredns_module),
+    Build("github.com/rhysd/actionlint", ACTIONLINT, ("actionlint",), _actionlint_module),
 )
 
 

@@ -173,11 +173,14 @@ def launch(body: Body, patch: kopf.Patch, logger: Any) -> None:
         f"{created} object(s) created for run {run}",
     )
     desired = spec.replicas
+    status = body.get("status", {})
+    # a resumed launch of the same run keeps its start: the timeouts count from there
+    resumed = status.get("phase") == "WaitingForWorkers" and status.get("runId") == run
     patch.status.update(
         phase="WaitingForWorkers",
         runId=run,
         observedGeneration=body["metadata"].get("generation"),
-        startTime=now(),
+        startTime=status.get("startTime") if resumed and status.get("startTime") else now(),
         endTime=None,
         reason=None,
         message=None,
@@ -197,8 +200,13 @@ def created(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 def resumed(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
-    """A restarted operator creates only what is missing, and only before the run started."""
-    if body.get("status", {}).get("phase") in (None, "Pending", "WaitingForWorkers"):
+    """A restarted operator creates only what is missing, and only before the run started; a
+    rerun whose last run's pods are still going waits for them, as the timer does."""
+    phase = body.get("status", {}).get("phase")
+    metadata = body["metadata"]
+    if phase == "Pending" and kube.pods(metadata["namespace"], metadata["name"], metadata["uid"]):
+        return  # the timer launches once they are gone (else their ending would count as ours)
+    if phase in (None, "Pending", "WaitingForWorkers"):
         launch(body, patch, logger)
 
 

@@ -1,4 +1,5 @@
-"""A LoadTest never hangs without a phase: what the real API server refuses, and children that
+"""The operator-hardening findings, each proven on the test cluster. Above all, a LoadTest never
+hangs without a phase: what the real API server refuses, and children that
 vanish, end in ``Failed`` with a reason, the API server's own words and a Warning Event
 (operator-hardening; finding numbers as in ../shared/reviews/operator-on-a-real-cluster.md).
 
@@ -266,3 +267,41 @@ def test_finding_23_an_operator_wide_pull_secret_reaches_every_pod_of_every_load
         "pulled-manager": ["regcred", "mirror"],
         "pulled-worker-0": ["regcred", "mirror", "team"],
     }
+
+
+def test_finding_17_a_restarted_operator_keeps_the_runs_start_time(
+    kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
+) -> None:
+    """readyTimeoutSeconds and activeDeadlineSeconds count from startTime: a restart of the
+    operator while workers are awaited must not move it (and so extend them)."""
+    _, url = bridge_target
+    idle = {
+        "spec": {
+            "containers": [
+                {
+                    "name": "gaggle",
+                    "command": ["python"],
+                    "args": ["-c", "import time; time.sleep(120)"],
+                }
+            ]
+        }
+    }
+    kubectl.apply(
+        loadtest(
+            "waiting",
+            url,
+            workers={"replicas": 1, "template": idle},
+            startPolicy={"readyTimeoutSeconds": 600},
+        )
+    )
+    status = wait_for_phase(kubectl, "waiting", ("WaitingForWorkers",), operator)
+    started = status["startTime"]
+    time.sleep(1.1)  # startTime has a resolution of seconds
+    operator.restart()
+    deadline = time.monotonic() + 30
+    while "Resuming is processed" not in operator.read():
+        assert time.monotonic() < deadline, story(kubectl, operator)
+        time.sleep(0.2)
+    status = kubectl.json("get", "loadtest", "waiting")["status"]
+    assert status["phase"] == "WaitingForWorkers"
+    assert status["startTime"] == started

@@ -9,6 +9,7 @@ the host as ``kopf run``."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import yaml
 from tests.cluster.cluster import Cluster
 from tests.conftest import Target
 from tests.operator_harness import (
+    CRD,
     FINAL,
     Operator,
     loadtest,
@@ -305,3 +307,35 @@ def test_finding_17_a_restarted_operator_keeps_the_runs_start_time(
     status = kubectl.json("get", "loadtest", "waiting")["status"]
     assert status["phase"] == "WaitingForWorkers"
     assert status["startTime"] == started
+
+
+def schema_fields(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """(dotted path, schema) of every field under ``node``; an array's items as ``path[]``."""
+    for name, child in (node.get("properties") or {}).items():
+        where = f"{path}.{name}" if path else name
+        yield where, child
+        yield from schema_fields(child, where)
+    if "items" in node:
+        yield f"{path}[]", node["items"]
+        yield from schema_fields(node["items"], path)
+
+
+def test_kubectl_explain_describes_every_field_of_the_spec(
+    kubectl: Any, operator: Operator
+) -> None:
+    """`kubectl explain loadtest.spec.<field>` answers for every field, from the CRD's own
+    descriptions (the real API server publishes them in its OpenAPI)."""
+    crd = yaml.safe_load(CRD.read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    fields = dict(schema_fields(schema["properties"]["spec"], "spec"))
+    assert [path for path, node in fields.items() if not node.get("description")] == []
+    deadline = time.monotonic() + 30  # a new CRD reaches the API server's OpenAPI in seconds
+    while kubectl("explain", "loadtests.spec", check=False).returncode != 0:
+        assert time.monotonic() < deadline, "the CRD never reached kubectl explain"
+        time.sleep(0.5)
+    for path, node in fields.items():
+        if path.endswith("[]"):
+            continue  # explained with its array
+        explained = kubectl("explain", f"loadtests.{path}").stdout
+        first_words = " ".join(node["description"].split()[:4])
+        assert first_words in " ".join(explained.split()), (path, explained)

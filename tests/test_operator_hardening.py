@@ -28,6 +28,7 @@ from tests.operator_harness import (
     wait_for_phase,
     wait_until_no_pod_runs,
 )
+from tests.webhook import sidecar_injector
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -339,3 +340,32 @@ def test_kubectl_explain_describes_every_field_of_the_spec(
         explained = kubectl("explain", f"loadtests.{path}").stdout
         first_words = " ".join(node["description"].split()[:4])
         assert first_words in " ".join(explained.split()), (path, explained)
+
+
+@pytest.mark.parametrize("honour_opt_out", [True, False], ids=["opted-out", "injected"])
+def test_finding_3_a_mesh_sidecar_neither_hangs_nor_decides_the_run(
+    cluster: Cluster,
+    namespace: str,
+    kubectl: Any,
+    operator: Operator,
+    bridge_target: tuple[Target, str],
+    honour_opt_out: bool,
+) -> None:
+    """A mutating webhook adds a proxy container, as a mesh's does. The pods opt out of
+    injection by default (Istio's and Linkerd's annotations), and where a webhook injects
+    anyway, the run ends when the gaggle container does — not when the pod's phase says."""
+    target, url = bridge_target
+    with sidecar_injector(cluster, namespace, honour_opt_out) as injected:
+        kubectl.apply(loadtest("meshed", url))
+        status = wait_for_phase(kubectl, "meshed", FINAL, operator)
+    assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, operator)}"
+    assert status["summary"]["requests"] == sum(target.counts().values()) > 0
+    pods = {p["metadata"]["name"]: p for p in kubectl.json("get", "pods")["items"]}
+    for pod in pods.values():
+        annotations = pod["metadata"]["annotations"]
+        assert annotations["sidecar.istio.io/inject"] == "false"
+        assert annotations["linkerd.io/inject"] == "disabled"
+    if honour_opt_out:
+        assert injected == []
+    else:
+        assert sorted(injected) == sorted(pods)  # every pod got the proxy, and still it ended

@@ -24,6 +24,11 @@ WORK_DIR = "/gaggle/work"
 Manifest = dict[str, Any]
 
 
+# A mesh's sidecar outlives the run (the pod stays Running) and its proxy sits between the
+# workers and the manager: the pods opt out of injection unless a template's annotations say so.
+NO_MESH = {"sidecar.istio.io/inject": "false", "linkerd.io/inject": "disabled"}
+
+
 def names(loadtest: str) -> dict[str, str]:
     """Every child's name, derived from the LoadTest's (the operator finds them again by name)."""
     return {
@@ -194,7 +199,11 @@ def _pod(
     pod: Manifest = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "labels": labels(loadtest, role, run)},
+        "metadata": {
+            "name": name,
+            "labels": labels(loadtest, role, run),
+            "annotations": dict(NO_MESH),
+        },
         "spec": {
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 30,

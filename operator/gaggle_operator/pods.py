@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+CONTAINER = "gaggle"  # the container whose end is the pod's (children.CONTAINER)
 MAX_FAILED_PODS = 10
 WAITING_TROUBLE = {
     "ImagePullBackOff",
@@ -33,14 +34,19 @@ def role(pod: dict[str, Any]) -> str:
 
 
 def ending(pod: dict[str, Any]) -> Ending | None:
-    if pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
+    """How the pod's ``gaggle`` container ended, whatever else runs beside it: a mesh's sidecar
+    keeps the pod Running after the run, and one sorted before ``gaggle`` must not lend it its
+    exit code. None while it runs."""
+    status = pod.get("status", {})
+    ours = [c for c in status.get("containerStatuses", []) if c.get("name") == CONTAINER]
+    terminated = ours[0].get("state", {}).get("terminated") if ours else None
+    if terminated:
+        return Ending(int(terminated.get("exitCode", 0)), str(terminated.get("reason", "")))
+    phase = status.get("phase")
+    if phase not in ("Succeeded", "Failed"):
         return None
-    for container in pod.get("status", {}).get("containerStatuses", []):
-        terminated = container.get("state", {}).get("terminated")
-        if terminated:
-            return Ending(int(terminated.get("exitCode", 0)), str(terminated.get("reason", "")))
-    phase = pod["status"]["phase"]
-    return Ending(0 if phase == "Succeeded" else 1, str(pod["status"].get("reason", phase)))
+    # ended without our container's state (e.g. evicted before it started)
+    return Ending(0 if phase == "Succeeded" else 1, str(status.get("reason", phase)))
 
 
 def is_ready(pod: dict[str, Any]) -> bool:

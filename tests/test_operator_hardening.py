@@ -369,3 +369,38 @@ def test_finding_3_a_mesh_sidecar_neither_hangs_nor_decides_the_run(
         assert injected == []
     else:
         assert sorted(injected) == sorted(pods)  # every pod got the proxy, and still it ended
+
+
+def test_finding_7_workers_join_a_manager_that_starts_75_s_after_them(
+    cluster: Cluster, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
+) -> None:
+    """The manager pod waits 75 s for a node (an image pull, an autoscaler), its workers don't:
+    they meet refused connections on the Service's ClusterIP, which gRPC retries within 3 s. A
+    headless Service has no DNS record until then, and gRPC backs re-resolution off (attempts at
+    about 43, 70, 113 s): past this run's 100 s ready timeout. At 60 s both ways join in time
+    (tried: a headless Service joined at about 70 s)."""
+    target, url = bridge_target
+    label = f"gaggle.dev/late-{kubectl.namespace}"
+    late = {"template": {"spec": {"nodeSelector": {label: "yes"}}}}
+    kubectl.apply(loadtest("late", url, manager=late, startPolicy={"readyTimeoutSeconds": 100}))
+    deadline = time.monotonic() + 60
+    while (
+        sum(
+            p["status"].get("phase") == "Running"
+            and p["metadata"]["name"].startswith("late-worker")
+            for p in kubectl.json("get", "pods")["items"]
+        )
+        < 2
+    ):
+        assert time.monotonic() < deadline, story(kubectl, operator)
+        time.sleep(0.5)
+    time.sleep(75)  # the workers try the manager all this while
+    assert kubectl.json("get", "pod", "late-manager")["status"]["phase"] == "Pending"
+    cluster.kubectl("label", "node", "gaggle-node", f"{label}=yes")
+    try:
+        status = wait_for_phase(kubectl, "late", FINAL, operator)
+    finally:
+        cluster.kubectl("label", "node", "gaggle-node", f"{label}-")
+    assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, operator)}"
+    served = target.counts()
+    assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"]

@@ -28,33 +28,7 @@ from tests.conftest import (
     wait_for_count,
     write_test,
 )
-
-STEADY = """
-from gaggle import TaskSet, task, constant
-
-class Steady(TaskSet):
-    wait_time = constant(0.02)
-
-    @task
-    async def index(self) -> None:
-        await self.get("/")
-"""
-
-LINGERING = """
-import asyncio
-from gaggle import TaskSet, task, constant
-
-class Lingering(TaskSet):
-    wait_time = constant(0.05)
-
-    @task
-    async def index(self) -> None:
-        await self.get("/")
-
-    @task(on_stop=True)
-    async def linger(self) -> None:
-        await asyncio.sleep(60)
-"""
+from tests.test_cli import HANGING_STOP, PLAIN
 
 
 def requests_total(page: str) -> float:
@@ -69,7 +43,7 @@ def requests_total(page: str) -> float:
 def test_a_worker_scraped_for_its_own_metrics_still_ships_every_request(
     target: Target, tmp_path: Path
 ) -> None:
-    test = write_test(tmp_path, STEADY)
+    test = write_test(tmp_path, PLAIN)
     tasksets = load_tasksets(test)
     port, worker_metrics = free_port(), free_port()
     options = {"host": target.url, "users": 4, "hatch_rate": 100, "run_time": 3}
@@ -110,7 +84,7 @@ def test_a_worker_scraped_for_its_own_metrics_still_ships_every_request(
 
 
 def test_a_second_ctrl_c_on_the_manager_exits_at_once(target: Target, tmp_path: Path) -> None:
-    test, port = write_test(tmp_path, LINGERING), free_port()
+    test, port = write_test(tmp_path, HANGING_STOP), free_port()
     manager = spawn_gaggle(
         "run", test, "--manager", "--expect-workers", "1", "--manager-bind-host", "127.0.0.1",
         "--manager-bind-port", str(port), "--host", target.url, "-u", "2", "-r", "100",

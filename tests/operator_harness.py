@@ -36,24 +36,34 @@ FINAL = ("Succeeded", "Failed", "Aborted")
 
 
 class Operator:
-    """``kopf run -m gaggle_operator.handlers`` for one namespace; ``restart()`` as a crash
-    and a new pod would; ``log`` is what it printed; ``env`` adds to (or replaces) its
-    environment, as the Deployment's env does."""
+    """``gaggle-operator run`` (kopf behind its Lease, as the Deployment runs it) for one
+    namespace, its Lease in that namespace; ``restart()`` as a crash and a new pod would (the
+    same identity, so it need not wait out its own Lease); ``log`` is what it printed; ``env``
+    adds to (or replaces) its environment, as the Deployment's env does."""
 
     def __init__(
-        self, cluster: Cluster, namespace: str, log: Path, env: dict[str, str] | None = None
+        self,
+        cluster: Cluster,
+        namespace: str,
+        log: Path,
+        env: dict[str, str] | None = None,
+        identity: str = "operator-0",
+        lease_seconds: float = 15,
     ) -> None:
         self.cluster, self.namespace, self.log = cluster, namespace, log
         self.env = dict(env or {})
+        self.identity, self.lease_seconds = identity, lease_seconds
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig),
-               "GAGGLE_IMAGE": "gaggle:test", "GAGGLE_OPERATOR_TICK": "1", **self.env}  # fmt: skip
+               "GAGGLE_IMAGE": "gaggle:test", "GAGGLE_OPERATOR_TICK": "1",
+               "POD_NAME": self.identity, **self.env}  # fmt: skip
         with self.log.open("a") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "kopf", "run", "--standalone", "--namespace",
-                 self.namespace, "-m", "gaggle_operator.handlers"],
+                [sys.executable, "-m", "gaggle_operator", "run", "--namespace", self.namespace,
+                 "--lease-namespace", self.namespace, "--lease-seconds", str(self.lease_seconds),
+                 "--health-port", "0"],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
             )  # fmt: skip
 
@@ -149,9 +159,11 @@ class Installed:
         return done
 
     def install(self, *sets: str) -> None:
-        watched = "{" + ",".join(self.watched) + "}"
-        flags = ["--set", "installCRDs=false", "--set", f"watchNamespaces={watched}",
-                 "--set", "image.tag=test", *(f for s in sets for f in ("--set", s))]  # fmt: skip
+        watched = "{" + ",".join(self.watched) + "}"  # none: the chart's default, every one
+        flags = ["--set", "installCRDs=false", "--set", "image.tag=test",
+                 *(f for s in sets for f in ("--set", s))]  # fmt: skip
+        if self.watched:
+            flags += ["--set", f"watchNamespaces={watched}"]
         if self.values:
             flags += ["--values", "-"]
         self.helm("install", self.release, str(ROOT / "charts" / "gaggle"), *flags,

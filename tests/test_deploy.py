@@ -175,13 +175,35 @@ def test_the_cluster_role_grants_what_the_operator_calls_and_nothing_else() -> N
     assert granted - needed() == set(), "grants no call needs"
 
 
+def lease_calls() -> set[Rule]:
+    """(group, resource, verb) of the election's calls (gaggle_operator.lease)."""
+    text = (ROOT / "operator" / "gaggle_operator" / "lease.py").read_text()
+    verbs = set(re.findall(r"\.(\w+)_namespaced_lease\b", text))
+    assert verbs == {"create", "read", "replace"}, "a call to map here"
+    return {("coordination.k8s.io", "leases", VERBS[verb]) for verb in verbs}
+
+
+def test_finding_25_the_leader_role_grants_what_the_election_calls_on_its_lease_only() -> None:
+    for objects in (deployed(), documents(render())):
+        role = find(objects, "Role", "gaggle-operator-leader")
+        assert role["metadata"]["namespace"] == "gaggle-system"
+        assert rules(role) == lease_calls()
+        container = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        lease = next(a.split("=", 1)[1] for a in container["args"] if a.startswith("--lease="))
+        for rule in role["rules"]:  # create cannot be narrowed by name; the rest is
+            assert rule["verbs"] == ["create"] or rule["resourceNames"] == [lease], rule
+        binding = find(objects, "RoleBinding", "gaggle-operator-leader")
+        assert binding["subjects"] == find(objects, "ClusterRoleBinding")["subjects"]
+
+
 # -- deploy/ -------------------------------------------------------------------------------------
 
 
-def test_the_operator_deployment_runs_kopf_as_non_root_with_a_liveness_probe() -> None:
+def test_the_operator_deployment_runs_the_operator_as_non_root_with_a_liveness_probe() -> None:
     objects = deployed()
     kinds = ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding"]
-    kinds += ["ClusterRole", "ClusterRole", "Deployment"]  # namespace users' edit and view
+    kinds += ["ClusterRole", "ClusterRole"]  # namespace users' edit and view
+    kinds += ["Role", "RoleBinding", "Deployment"]  # the Lease
     assert [o["kind"] for o in objects] == kinds
     deployment = find(objects, "Deployment")
     assert deployment["spec"]["replicas"] == 1
@@ -191,8 +213,8 @@ def test_the_operator_deployment_runs_kopf_as_non_root_with_a_liveness_probe() -
     assert pod["securityContext"]["runAsNonRoot"] is True
     (container,) = pod["containers"]
     assert container["command"] + container["args"] == [
-        "kopf", "run", "--standalone", "--all-namespaces",
-        "--liveness=http://0.0.0.0:8080/healthz", "-m", "gaggle_operator.handlers"]  # fmt: skip
+        "gaggle-operator", "run", "--all-namespaces", "--health-port=8080",
+        "--lease=gaggle-operator"]  # fmt: skip
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {"name": "health", "containerPort": 8080} in container["ports"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
@@ -317,9 +339,10 @@ def test_watched_namespaces_get_flags_and_a_role_each() -> None:
     assert "--namespace=team-a" in args
     assert "--namespace=team-b" in args
     assert "--all-namespaces" not in args
-    roles = [o for o in chart if o["kind"] == "Role"]
+    leader = "gaggle-operator-leader"  # the Lease's, in the operator's namespace
+    roles = [o for o in chart if o["kind"] == "Role" and o["metadata"]["name"] != leader]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
-    bindings = [o for o in chart if o["kind"] == "RoleBinding"]
+    bindings = [o for o in chart if o["kind"] == "RoleBinding" and o["metadata"]["name"] != leader]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for binding in bindings:
         assert binding["roleRef"]["kind"] == "Role"
@@ -358,7 +381,7 @@ def test_image_and_the_load_tests_image_are_set_from_values() -> None:
     ("value", "error"),
     [
         ("replicaCount=x", "at '/replicaCount': got string, want integer"),
-        ("replicaCount=2", "at '/replicaCount'"),
+        ("replicaCount=4", "at '/replicaCount'"),
         ("image.pullPolicy=Sometimes", "at '/image/pullPolicy': value must be one of"),
         ("watchNamespaces={Not_A_Namespace}", "at '/watchNamespaces/0'"),
         ("replicas=1", "additional properties 'replicas' not allowed"),
@@ -529,9 +552,7 @@ def test_the_image_is_multi_stage_non_root_and_runs_the_packages_commands() -> N
     entrypoint = json.loads([args for op, args in steps if op == "ENTRYPOINT"][-1])
     assert entrypoint == ["gaggle"]
     # every command the image runs is a console script the installed wheels provide
-    scripts = set(PYPROJECT["project"]["scripts"]) | {
-        e.name for e in distribution("kopf").entry_points if e.group == "console_scripts"
-    }
+    scripts = set(PYPROJECT["project"]["scripts"])
     spec = {"script": {"path": "/t.py"}, "host": "http://h", "users": 1, "runTime": 1}
     worker = children.worker_pod("simple", "ns", parse_spec(spec, "x"), "0", 0, "uid")
     commands = {
@@ -540,7 +561,7 @@ def test_the_image_is_multi_stage_non_root_and_runs_the_packages_commands() -> N
         worker["spec"]["containers"][0]["command"][0],
         find(deployed(), "Deployment")["spec"]["template"]["spec"]["containers"][0]["command"][0],
     }
-    assert commands == {"gaggle", "gaggle-operator", "kopf"}
+    assert commands == {"gaggle", "gaggle-operator"}
     assert commands <= scripts
 
 

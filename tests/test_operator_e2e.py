@@ -347,15 +347,22 @@ def test_the_installed_operator_runs_as_its_deployment_says_and_rbac_holds_it(
     assert cluster.kubelet is not None
     run = next(r for r in cluster.kubelet.runs.values() if r.name == pod["metadata"]["name"])
     leader = run.processes["operator"].pid
-    kopf = [
+    operating = [
         proc
         for proc in Path("/proc").iterdir()
         if proc.name.isdigit()
         and _descends(int(proc.name), leader)
-        and b"kopf" in (proc / "cmdline").read_bytes()
+        and b"gaggle-operator\x00run" in (proc / "cmdline").read_bytes()
     ]
-    assert kopf, "no kopf process under the operator's container"
-    assert "Uid:\t10001\t10001\t10001\t10001" in (kopf[0] / "status").read_text()
+    assert operating, "no `gaggle-operator run` under the operator's container"
+    assert "Uid:\t10001\t10001\t10001\t10001" in (operating[0] / "status").read_text()
+    # it holds its release's Lease, named for its pod (the downward API's POD_NAME)
+    deadline = time.monotonic() + 30
+    while f"holding Lease {operator.namespace}/{operator.name}" not in operator.read():
+        assert time.monotonic() < deadline, operator.read()
+        time.sleep(0.3)
+    lease = operator.kubectl.json("get", "lease", operator.name)
+    assert lease["spec"]["holderIdentity"] == pod["metadata"]["name"]
     # the real API server holds it to its role: it may not read Secrets of other namespaces,
     # nor Nodes, which its ClusterRole does not grant
     account = f"system:serviceaccount:{operator.namespace}:{operator.name}"

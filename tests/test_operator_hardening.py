@@ -4,11 +4,13 @@ vanish, end in ``Failed`` with a reason, the API server's own words and a Warnin
 (operator-hardening; finding numbers as in ../shared/reviews/operator-on-a-real-cluster.md).
 
 On the test cluster (tests/cluster: the real control plane and our node), with the operator on
-the host as ``kopf run``."""
+the host as ``gaggle-operator run`` (kopf behind its Lease), unless a test installs the chart."""
 
 from __future__ import annotations
 
+import socket
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +18,14 @@ from typing import Any
 import pytest
 import yaml
 
+from gaggle.ports import GRPC_PORT, METRICS_PORT
 from tests.cluster.cluster import Cluster
 from tests.conftest import Target
 from tests.operator_harness import (
     CRD,
     FINAL,
     Operator,
+    installing,
     loadtest,
     operating,
     story,
@@ -404,3 +408,104 @@ def test_finding_7_workers_join_a_manager_that_starts_75_s_after_them(
     assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, operator)}"
     served = target.counts()
     assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"]
+
+
+def lease_holder(kubectl: Any) -> str:
+    found = kubectl("get", "lease", "gaggle-operator", "-o", "json", check=False)
+    if found.returncode != 0:
+        return ""
+    spec = yaml.safe_load(found.stdout).get("spec") or {}
+    return str(spec.get("holderIdentity") or "")
+
+
+def wait_for_holder(kubectl: Any, identity: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while lease_holder(kubectl) != identity:
+        assert time.monotonic() < deadline, f"Lease held by {lease_holder(kubectl)!r}"
+        time.sleep(0.3)
+
+
+def test_finding_25_of_two_operators_only_the_lease_holder_acts_and_the_other_takes_over(
+    cluster: Cluster,
+    namespace: str,
+    kubectl: Any,
+    tmp_path: Path,
+    bridge_target: tuple[Target, str],
+) -> None:
+    """Two operators at once (an evicted pod and its replacement): one holds the Lease and acts,
+    the other stands by; killed without a word, the holder is replaced once its Lease runs out;
+    stopped cleanly, it hands the Lease back. (Before: two `kopf run --standalone` both handled
+    every LoadTest, each creating the children and posting the Events.)"""
+    _, url = bridge_target
+    kubectl("apply", "-f", str(CRD))
+    kubectl("wait", "--for", "condition=established", "crd/loadtests.gaggle.dev", "--timeout=20s")
+    first, second = (Operator(cluster, namespace, tmp_path / n, identity=n, lease_seconds=6)
+                     for n in "ab")  # fmt: skip
+    first.start()
+    try:
+        wait_for_holder(kubectl, "a", timeout=30)
+        second.start()
+        deadline = time.monotonic() + 30
+        while "standing by: Lease" not in second.read():
+            assert time.monotonic() < deadline, second.read()
+            time.sleep(0.2)
+        kubectl.apply(loadtest("one", url))
+        status = wait_for_phase(kubectl, "one", FINAL, first)
+        assert status["phase"] == "Succeeded", story(kubectl, first)
+        assert f"[{namespace}/one]" in first.read()
+        assert f"[{namespace}/one]" not in second.read(), second.read()
+
+        first.stop(kill=True)  # no release: the standby waits the Lease out
+        wait_for_holder(kubectl, "b", timeout=30)
+        kubectl.apply(loadtest("two", url))
+        status = wait_for_phase(kubectl, "two", FINAL, second)
+        assert status["phase"] == "Succeeded", story(kubectl, second)
+        assert f"[{namespace}/two]" in second.read()
+    finally:
+        if second.process is None:
+            second.start()
+        kubectl("delete", "loadtests", "--all", "--timeout=30s", check=False)
+        first.stop()
+        second.stop()
+    assert lease_holder(kubectl) == "", "a clean stop hands the Lease back"
+
+
+def test_finding_22_the_manager_answers_on_its_pods_ipv6_address_too(
+    cluster: Cluster, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
+) -> None:
+    """On an IPv6-only cluster a pod's address is v6: the manager must listen on every address
+    of both families (it bound 0.0.0.0, IPv4 only, and refused this connection)."""
+    _, url = bridge_target
+    kubectl.apply(loadtest("six", url, runTime="30s"))
+    wait_for_phase(kubectl, "six", ("Running", *FINAL), operator)
+    pod_ip = kubectl.json("get", "pod", "six-manager")["status"]["podIP"]
+    address = cluster.net.pod_ipv6(pod_ip)
+    with socket.create_connection((address, GRPC_PORT), timeout=5):
+        pass  # gRPC's port accepts: workers of an IPv6-only cluster would join
+    with urllib.request.urlopen(f"http://[{address}]:{METRICS_PORT}/metrics", timeout=5) as page:
+        assert b"gaggle_requests_total" in page.read()
+    with urllib.request.urlopen(f"http://{pod_ip}:{METRICS_PORT}/metrics", timeout=5) as page:
+        assert page.status == 200  # and IPv4 still
+    kubectl("delete", "loadtest", "six", "--wait=true", timeout=60)
+
+
+def test_finding_13_the_chart_installed_cluster_wide_runs_a_loadtest_in_any_namespace(
+    cluster: Cluster, kubectl: Any, bridge_target: tuple[Target, str]
+) -> None:
+    """The Deployment as shipped, in its `--all-namespaces` mode (the e2e tests install it
+    watching namespaces): a pod on our node as uid 10001, in-cluster credentials, RBAC from the
+    ClusterRole alone; a LoadTest in a namespace nobody named runs to an exact summary."""
+    target, url = bridge_target
+    kubectl("apply", "-f", str(CRD))
+    kubectl("wait", "--for", "condition=established", "crd/loadtests.gaggle.dev", "--timeout=20s")
+    others = kubectl.json("get", "loadtests", "--all-namespaces")["items"]
+    assert not others, "another test's LoadTests would be this operator's too"
+    with installing(cluster, [], kubectl) as release:
+        container = release.kubectl.json("get", "deployment", release.name)["spec"]["template"]
+        assert "--all-namespaces" in container["spec"]["containers"][0]["args"]
+        kubectl.apply(loadtest("anywhere", url))
+        status = wait_for_phase(kubectl, "anywhere", FINAL, release)
+        assert status["phase"] == "Succeeded", story(kubectl, release)
+        served = target.counts()
+        assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"]
+        kubectl("delete", "loadtest", "anywhere", "--wait=true", timeout=60)

@@ -98,6 +98,30 @@ def test_standalone_metrics_bind(target: Target, tmp_path: Path) -> None:
     assert code == 0, err
 
 
+def test_metrics_bind_on_every_address_answers_ipv4_and_ipv6(
+    target: Target, tmp_path: Path
+) -> None:
+    """`[::]:PORT` is every address of both families on one port (an IPv6-only cluster reaches
+    a pod on v6; finding 22), as Go reads it: not IPv6 alone, as a plain bind of `::` would be."""
+    port = free_port()
+    process = spawn_gaggle(
+        "run", write(tmp_path, QUIET), "--host", target.url, "-u", "1", "-r", "100",
+        "--metrics-bind", f"[::]:{port}",
+    )  # fmt: skip
+    try:
+        settle(target, "GET /status/500 500", 1)
+        for host in ("127.0.0.1", "[::1]"):
+            with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as page:
+                assert b"gaggle_requests_total" in page.read(), host
+        process.terminate()
+        code, err = finish(process)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert code == 0, err
+    assert f"metrics on http://[::]:{port}/metrics" in err
+
+
 def test_manager_metrics_cover_every_worker(target: Target, tmp_path: Path) -> None:
     test, grpc_port, metrics_port = write(tmp_path, QUIET), free_port(), free_port()
     manager = start_manager(test, target, grpc_port, users=6, metrics_port=metrics_port)

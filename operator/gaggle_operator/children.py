@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gaggle.ports import GRPC_PORT, METRICS_PORT
+from gaggle.ports import EVERY_ADDRESS, GRPC_PORT, METRICS_PORT
 from gaggle_operator.defaults import CONTAINER
 from gaggle_operator.overlay import overlay
 from gaggle_operator.spec import SCRIPT_DIR, LoadTestSpec
@@ -226,7 +226,8 @@ def manager_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str, uid
     command = [  # a line per thought, each flag beside its value
         *("gaggle-operator", "manage", "--loadtest", loadtest, "--namespace", namespace, *abort),
         *("--", "run", spec.script.file(), "--manager", "--expect-workers", str(spec.replicas)),
-        *("--manager-bind-host", "0.0.0.0", "--metrics-bind", f"0.0.0.0:{METRICS_PORT}"),
+        # every address, IPv4 and IPv6: on an IPv6-only cluster the pod's address is v6
+        *("--manager-bind-host", EVERY_ADDRESS, "--metrics-bind", f"[::]:{METRICS_PORT}"),
         *spec.gaggle_args(),
     ]
     pod = _pod(loadtest, uid, spec, "manager", names(loadtest)["manager"], run, command)

@@ -1,7 +1,7 @@
 """``gaggle-operator``: the operator image's second command (``gaggle`` is the first).
 
-``gaggle-operator manage ...`` runs in a LoadTest's manager pod. The operator itself runs as
-``kopf run -m gaggle_operator.handlers --all-namespaces`` (deploy/operator.yaml).
+``gaggle-operator run --all-namespaces`` is the operator (deploy/operator.yaml): kopf behind a
+Lease (run.py). ``gaggle-operator manage ...`` runs in a LoadTest's manager pod.
 """
 
 from __future__ import annotations
@@ -9,11 +9,18 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-USAGE = "usage: gaggle-operator manage --loadtest NAME --namespace NS [--abort-on-fail] -- run ..."
+USAGE = (
+    "usage: gaggle-operator run (--all-namespaces | --namespace NS ...) [--health-port PORT] ...\n"
+    "       gaggle-operator manage --loadtest NAME --namespace NS [--abort-on-fail] -- run ..."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["run"]:
+        from gaggle_operator.run import main as run  # kopf: only when operating
+
+        return run(args[1:])
     if args[:1] == ["manage"]:
         from gaggle_operator.manage import main as manage  # kubernetes: only when managing
 

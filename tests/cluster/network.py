@@ -10,6 +10,11 @@ on the host: a packet to a Service address that no rule of the service proxy (``
 translated is refused on the host, never routed off the machine. There is no NAT towards any
 other interface.
 
+Each pod also gets an IPv6 address, ``fd67:<id>::<n>`` (the bridge holds ``fd67:<id>::1``), on
+the same link. The cluster is single-stack IPv4 as the API server sees it (``podIP`` and the
+Services are v4; no kubelet we know reports both unless the cluster is dual-stack): the v6
+address is there so that a test can show what an IPv6-only cluster would reach (``pod_ipv6``).
+
 Each pod's ``/etc/netns/<netns>/`` holds what a kubelet writes for a container, and ``ip netns
 exec`` puts it over ``/etc``: a ``resolv.conf`` naming the cluster DNS with the search path
 ``<ns>.svc.cluster.local svc.cluster.local cluster.local`` and ``ndots:5`` (dnsPolicy
@@ -179,6 +184,15 @@ class Network:
         """The cluster's staging folder for pods' bind mounts (outside /tmp)."""
         return STATE / "stage" / self.cid
 
+    @property
+    def ipv6_prefix(self) -> str:
+        """The pods' IPv6 network (a unique-local /64 named for the cluster), ending in ``::``."""
+        return f"fd67:{self.cid}::"
+
+    def pod_ipv6(self, pod_ip: str) -> str:
+        """The IPv6 address of the pod whose (v4) IP this is."""
+        return f"{self.ipv6_prefix}{int(pod_ip.rsplit('.', 1)[1]):x}"
+
     def service_ip(self, last: int) -> str:
         return self.service_range.rsplit(".", 1)[0] + f".{last}"
 
@@ -212,6 +226,7 @@ class Network:
         # send to a dead address for up to a minute (seen: the operator's API calls hung).
         ip("link", "set", self.bridge, "address", f"02:67:67:{self.cid[:2]}:{self.cid[2:]}:01")
         ip("addr", "add", f"{self.host_ip}/24", "dev", self.bridge)
+        ip("addr", "add", f"{self.ipv6_prefix}1/64", "dev", self.bridge, "nodad")
         ip("link", "set", self.bridge, "up")
         # a Service address no rule translates is refused here, never routed anywhere
         ip("route", "add", "prohibit", self.service_range)
@@ -233,6 +248,7 @@ class Network:
         ip(*inner, "link", "set", "eth0", "up")
         ip(*inner, "link", "set", "lo", "up")
         ip(*inner, "route", "add", "default", "via", self.host_ip)
+        ip(*inner, "addr", "add", f"{self.ipv6_prefix}{index:x}/64", "dev", "eth0", "nodad")
         etc = NETNS_ETC / netns
         etc.mkdir(parents=True, exist_ok=True)
         (etc / "resolv.conf").write_text(resolv_conf(pod, dns_ip))

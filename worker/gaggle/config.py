@@ -269,7 +269,8 @@ class RunConfig:
         per_worker="own",  # the manager's endpoint; a worker may serve its own
         help=f"serve Prometheus /metrics and /summary (manager default: 0.0.0.0:{METRICS_PORT})",
         doc="serve Prometheus `/metrics` and `/summary` ([below](#prometheus); a manager's "
-        f"default: `0.0.0.0:{METRICS_PORT}`)",
+        f"default: `0.0.0.0:{METRICS_PORT}`; `[::]:{METRICS_PORT}` is every address, IPv4 "
+        "and IPv6)",
         spec=OPERATOR,
     )
     report_file: str | None = option(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from gaggle.ports import METRICS_PORT
+from gaggle.ports import METRICS_PORT, join_host_port, split_host_port
 from gaggle.thresholds import Threshold, ThresholdError, parse_threshold
 
 T = TypeVar("T")
@@ -164,11 +164,14 @@ def thresholds(option: str, value: object) -> tuple[str, ...]:
 
 
 def validate_bind(option: str, value: object) -> str:
-    allowed = f"use HOST:PORT, e.g. 0.0.0.0:{METRICS_PORT} or 127.0.0.1:0 (any free port)"
-    host, _, port = str(value).strip().rpartition(":")
-    if not host or not port.isdigit() or int(port) > 65535 or " " in host:
+    allowed = (
+        f"use HOST:PORT, e.g. 0.0.0.0:{METRICS_PORT}, [::]:{METRICS_PORT} (every address, IPv4 "
+        "and IPv6) or 127.0.0.1:0 (any free port)"
+    )
+    host, port = split_host_port(str(value))
+    if not host or not port.isdigit() or int(port) > 65535 or " " in host or "[" in host:
         raise ConfigError(option, value, allowed)
-    return f"{host}:{int(port)}"
+    return join_host_port(host, int(port))
 
 
 # --- Gaggle-mode options ----------------------------------------------------------------------

@@ -53,7 +53,8 @@ class RoleOptions:
         spec=OPERATOR,
         metavar="HOST",
         help="manager listens on (default: 0.0.0.0)",
-        doc="the address the manager listens on (default `0.0.0.0`)",
+        doc="the address the manager listens on (default `0.0.0.0`; `::` is every address, "
+        "IPv4 and IPv6)",
     )
     manager_bind_port: int = option(
         "--manager-bind-port",

@@ -31,6 +31,7 @@ from gaggle.distributed.rules import rules_difference
 from gaggle.distributed.security import server_credentials, token_matches, warn_if_open
 from gaggle.distributed.split import Share, split_users
 from gaggle.option_table import PER_WORKER_KEYS
+from gaggle.ports import join_host_port
 from gaggle.session import RunPlan, Session
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
@@ -269,7 +270,7 @@ class Manager(Session, wire_grpc.GaggleServicer):
         config, role = self.plan.config, self.role
         server = grpc.aio.server()
         wire_grpc.add_GaggleServicer_to_server(self, server)
-        address = f"{role.bind_host}:{role.bind_port}"
+        address = join_host_port(role.bind_host, role.bind_port)  # [::]: both families
         credentials = server_credentials(role)
         try:
             if credentials is None:
@@ -279,7 +280,7 @@ class Manager(Session, wire_grpc.GaggleServicer):
         except RuntimeError as error:
             reason = f"cannot listen on {address} ({error})"
             raise ConfigError("--manager-bind-port", role.bind_port, reason) from None
-        address = f"{role.bind_host}:{self.port}"
+        address = join_host_port(role.bind_host, self.port)
         warn_if_open(role)
         await server.start()
         heartbeats = asyncio.ensure_future(self._heartbeats())

@@ -27,6 +27,7 @@ from gaggle.metrics.aggregate import task_label
 from gaggle.metrics.histogram import bucket_bounds
 from gaggle.metrics.source import Source
 from gaggle.metrics.stats import Stats
+from gaggle.ports import EVERY_ADDRESS, every_address_socket, join_host_port, split_host_port
 
 log = logging.getLogger("gaggle")
 
@@ -131,8 +132,8 @@ def summary(source: Source) -> dict[str, Any]:
 
 
 def parse_bind(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host or "0.0.0.0", int(port)
+    host, port = split_host_port(text)
+    return host or EVERY_ADDRESS, int(port)
 
 
 async def serve(bind: str, source: Source) -> tuple[web.AppRunner, int]:
@@ -154,11 +155,14 @@ async def serve(bind: str, source: Source) -> tuple[web.AppRunner, int]:
     await runner.setup()
     host, port = parse_bind(bind)
     try:
-        await web.TCPSite(runner, host, port).start()
+        if host == EVERY_ADDRESS:
+            await web.SockSite(runner, every_address_socket(port)).start()
+        else:
+            await web.TCPSite(runner, host, port).start()
     except OSError as error:
         await runner.cleanup()
         reason = error.strerror or str(error)
         raise ConfigError("--metrics-bind", bind, f"cannot listen there ({reason})") from None
     actual = int(runner.addresses[0][1]) if runner.addresses else port
-    log.warning("metrics on http://%s:%d/metrics and /summary", host, actual)
+    log.warning("metrics on http://%s/metrics and /summary", join_host_port(host, actual))
     return runner, actual

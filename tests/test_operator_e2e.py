@@ -11,6 +11,8 @@ in their own network and mount namespaces with the project's venv in place of th
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import subprocess
 import time
@@ -108,6 +110,11 @@ def test_a_loadtest_runs_to_an_exact_summary_and_verdict(
     assert status["summary"]["failures"] == 0
     assert status["workers"]["desired"] == 2
     assert status["workers"]["lost"] == 0
+    # the HTML report, written in the pod's read-only-root container, outlives it (finding 15)
+    assert status["report"]["kept"] is True, status["report"]
+    path = "jsonpath={.binaryData.report\\.html\\.gz}"  # README's command
+    kept = kubectl("get", "cm", "web-summary", "-o", path).stdout
+    assert b"GET /landing" in gzip.decompress(base64.b64decode(kept))
     conditions = {c["type"]: c["status"] for c in status["conditions"]}
     assert conditions | {"Validated": "True", "ResourcesCreated": "True", "Completed": "True",
                          "ThresholdsPassed": "True"} == conditions  # fmt: skip

@@ -8,6 +8,8 @@ kubeconfig rather than its in-cluster ServiceAccount."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import os
 import subprocess
@@ -19,6 +21,7 @@ from typing import Any
 import yaml
 
 from gaggle_operator.children import summary_config_map
+from gaggle_operator.manage import kept_report
 from tests.cluster.cluster import Cluster
 from tests.conftest import ROOT, Target, finish, free_port, kill_leftovers, write_test
 from tests.test_gaggle_mode import TEST, start_worker
@@ -73,8 +76,17 @@ def test_the_manager_writes_live_figures_then_an_exact_summary_and_verdict(
     assert rules["requests(GET /) > 10"]["passed"] is True
     assert rules["requests(GET /) > 10"]["observed"] == served["GET / 200"]
     assert rules["p99 < 0.001"]["passed"] is False
-    full = json.loads(kubectl.json("get", "configmap", "web-summary")["data"]["summary.json"])
+    kept = kubectl.json("get", "configmap", "web-summary")
+    full = json.loads(kept["data"]["summary.json"])
     assert full["summary"] == summary
+    # finding 15: the HTML report outlives the pod, gzipped in the same ConfigMap
+    said = status["report"]
+    assert (said["kept"], said["configMap"], said["key"]) == (True, "web-summary", "report.html.gz")
+    packed = base64.b64decode(kept["binaryData"][said["key"]])
+    assert len(packed) == said["bytes"]
+    page = gzip.decompress(packed)
+    assert b"<html" in page
+    assert b"/landing" in page
     assert {(r["method"], r["name"]) for r in full["requests"]} == {
         ("GET", "/"),
         ("GET", "/landing"),
@@ -97,3 +109,20 @@ def spawn_operator(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
         [sys.executable, "-m", "gaggle_operator", *args], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, cwd=ROOT, env={**os.environ, **env},
     )  # fmt: skip
+
+
+def test_finding_15_a_report_too_big_for_the_config_map_is_said_so_not_half_kept(
+    tmp_path: Path,
+) -> None:
+    report = tmp_path / "report.html"
+    report.write_bytes(os.urandom(300_000))  # random: gzip cannot shrink it
+    binary, said = kept_report(str(report), "web", room=200_000)
+    assert binary == {}
+    assert said["kept"] is False
+    assert "report.html is 300" in said["why"]
+    assert "more than the 200000 left in ConfigMap web-summary" in said["why"]
+    binary, said = kept_report(str(report), "web", room=500_000)
+    assert said == {"kept": True, "configMap": "web-summary", "key": "report.html.gz",
+                    "bytes": len(base64.b64decode(binary["report.html.gz"]))}  # fmt: skip
+    assert gzip.decompress(base64.b64decode(binary["report.html.gz"])) == report.read_bytes()
+    assert kept_report(str(tmp_path / "none.html"), "web", room=1)[1]["kept"] is False

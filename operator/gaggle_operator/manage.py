@@ -2,7 +2,8 @@
 
 It runs the gaggle manager exactly as ``gaggle run --manager`` does and writes what it sees into
 its LoadTest's status: ``live`` figures every few seconds, then ``summary``, ``thresholds`` and
-``verdict`` (the full JSON summary goes to the summary ConfigMap). Why the manager and not the
+``verdict`` (the full JSON summary goes to the summary ConfigMap, and so does the report, gzipped,
+when it fits: a pod's files go with it). Why the manager and not the
 operator: it holds the merged numbers, and it writes the final ones before it exits, whether or not
 the operator is running at that moment. Its ServiceAccount may patch only this LoadTest's status
 and its summary ConfigMap. A status write that fails is logged and retried; it never stops the run.
@@ -12,12 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import gzip
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from kubernetes import client, config
@@ -36,6 +42,7 @@ from gaggle_operator.status import live, summary, verdicts
 log = logging.getLogger("gaggle")
 LIVE_INTERVAL = 3.0
 SUMMARY_LIMIT = 900_000  # bytes: a ConfigMap holds at most 1 MiB
+CONFIG_MAP_LIMIT = 1_000_000  # what the summary and the report together may take of that MiB
 
 
 class StatusWriter:
@@ -55,9 +62,28 @@ class StatusWriter:
             GROUP, VERSION, self.namespace, PLURAL, self.loadtest, {"status": body}
         )
 
-    def summary_file(self, text: str) -> None:
-        body = {"data": {"summary.json": text}}
+    def summary_file(self, text: str, binary: dict[str, str]) -> None:
+        body = {"data": {"summary.json": text}, "binaryData": binary}
         self.core.patch_namespaced_config_map(names(self.loadtest)["summary"], self.namespace, body)
+
+
+def kept_report(path: str, loadtest: str, room: int) -> tuple[dict[str, str], dict[str, Any]]:
+    """The report file, gzipped, as the summary ConfigMap's binaryData, and what status says of
+    it (where it is, or why it is not there). ``room``: bytes left in the ConfigMap."""
+    key = Path(path).name + ".gz"
+    try:
+        packed = gzip.compress(Path(path).read_bytes(), mtime=0)
+    except OSError as error:
+        return {}, {"kept": False, "why": f"the manager could not read {path}: {error.strerror}"}
+    encoded = base64.b64encode(packed).decode()
+    if len(encoded) > room:
+        why = (
+            f"{path} is {len(packed)} bytes gzipped ({len(encoded)} in base64), more than the "
+            f"{room} left in ConfigMap {names(loadtest)['summary']} (a ConfigMap holds 1 MiB)"
+        )
+        return {}, {"kept": False, "why": why}
+    where = {"configMap": names(loadtest)["summary"], "key": key, "bytes": len(packed)}
+    return {key: encoded}, {"kept": True, **where}
 
 
 async def _write(what: str, call: Any, *args: Any, attempts: int = 1) -> bool:
@@ -116,17 +142,34 @@ def _summary_file(result: RunResult, final: dict[str, Any]) -> str:
     return text
 
 
-async def manage(manager: Manager, writer: StatusWriter, abort_rules: list[Threshold]) -> RunResult:
-    """Run the manager, writing live status; stop it when one of ``abort_rules`` fails."""
+async def manage(
+    manager: Manager, writer: StatusWriter, abort_rules: list[Threshold], report: str | None
+) -> RunResult:
+    """Run the manager, writing live status; stop it when one of ``abort_rules`` fails. Then the
+    final status, and the summary ConfigMap with the report file (``report``) when it fits."""
     reporter = asyncio.ensure_future(_report_live(manager, writer, abort_rules))
     try:
         result = await manager.run()
     finally:
         reporter.cancel()
     final = _final(result, manager)
+    text = _summary_file(result, final)
+    binary: dict[str, str] = {}
+    if report is not None:
+        binary, final["report"] = kept_report(report, writer.loadtest, CONFIG_MAP_LIMIT - len(text))
     await _write("final status", writer.status, final, attempts=6)
-    await _write("summary ConfigMap", writer.summary_file, _summary_file(result, final), attempts=3)
+    await _write("summary ConfigMap", writer.summary_file, text, binary, attempts=3)
     return result
+
+
+def _with_report_file(gaggle_args: list[str]) -> tuple[list[str], str, bool]:
+    """The run's flags with a report file unless they name one (then that file is kept); the
+    path; and whether it is ours to remove (in $TMPDIR: the pod's work dir)."""
+    given = getattr(build_parser().parse_args(gaggle_args), "report_file", None)
+    if given:
+        return gaggle_args, str(given), False
+    path = os.path.join(tempfile.mkdtemp(prefix="gaggle-report-"), "report.html")
+    return [*gaggle_args, "--report-file", path], path, True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -141,6 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     gaggle_args = args.gaggle[1:] if args.gaggle[:1] == ["--"] else args.gaggle
     try:
+        gaggle_args, report, ours = _with_report_file(gaggle_args)
         command = read_run_command(build_parser().parse_args(gaggle_args))
         if command.role.kind is not RoleKind.MANAGER:
             raise ConfigError("--manager", False, "the manager pod runs `run FILE --manager ...`")
@@ -152,7 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     writer = StatusWriter(args.loadtest, args.namespace)
     abort_rules = plan.config.threshold_rules if args.abort_on_fail else []
     try:
-        result = run_on_best_loop(manage(manager, writer, abort_rules))
+        result = run_on_best_loop(manage(manager, writer, abort_rules, report))
     except Aborted:
         return EXIT_ABORTED
+    finally:
+        if ours:
+            shutil.rmtree(Path(report).parent, ignore_errors=True)
     return 0 if result.passed else EXIT_THRESHOLDS

@@ -114,7 +114,8 @@ KOPF: dict[Rule, str] = {
     ("gaggle.dev", "loadtests/finalizers", "update"): "kopf.adopt(",
 }
 # The Kubernetes client's API classes the operator's module may use, and their groups.
-API_GROUPS = {client.CoreV1Api: "", client.RbacAuthorizationV1Api: "rbac.authorization.k8s.io"}
+API_GROUPS = {client.CoreV1Api: "", client.RbacAuthorizationV1Api: "rbac.authorization.k8s.io",
+              client.NetworkingV1Api: "networking.k8s.io"}  # fmt: skip
 VERBS = {"create": "create", "delete": "delete", "list": "list", "read": "get",
          "patch": "patch", "replace": "update"}  # fmt: skip
 
@@ -132,7 +133,8 @@ def kube_calls() -> set[Rule]:
         assert isinstance(node, ast.Attribute)
         groups = [g for api, g in API_GROUPS.items() if hasattr(api, node.attr)]
         assert len(groups) == 1, f"{node.attr}: add its API class to API_GROUPS"
-        resource = match.group(2).replace("_", "") + "s"  # config_map → configmaps
+        kind = match.group(2).replace("_", "")  # config_map → configmaps
+        resource = kind[:-1] + "ies" if kind.endswith("y") else kind + "s"  # networkpolicies
         calls.add((groups[0], resource, VERBS[match.group(1)]))
     return calls
 

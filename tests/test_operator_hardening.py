@@ -509,3 +509,33 @@ def test_finding_13_the_chart_installed_cluster_wide_runs_a_loadtest_in_any_name
         served = target.counts()
         assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"]
         kubectl("delete", "loadtest", "anywhere", "--wait=true", timeout=60)
+
+
+DENY_INGRESS = """
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny-ingress}
+spec: {podSelector: {}, policyTypes: [Ingress]}
+"""
+
+
+def test_finding_14_under_a_default_deny_policy_a_loadtest_runs_with_its_own_network_policy(
+    kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
+) -> None:
+    """A namespace that denies all ingress (the node's policy agent enforces it): the workers
+    cannot reach the manager and the run fails WorkersNotReady; with `networkPolicy.enabled`
+    the operator's NetworkPolicy admits the LoadTest's own traffic, and the run is exact."""
+    target, url = bridge_target
+    kubectl.apply(DENY_INGRESS)
+    kubectl.apply(loadtest("fenced", url, startPolicy={"readyTimeoutSeconds": 8}))
+    status = wait_for_phase(kubectl, "fenced", FINAL, operator)
+    assert (status["phase"], status["reason"]) == ("Failed", "WorkersNotReady"), status
+    assert "0/2" in status["message"], status["message"]
+    wait_until_no_pod_runs(kubectl, operator)
+    kubectl.apply(loadtest("let-in", url, networkPolicy={"enabled": True}))
+    status = wait_for_phase(kubectl, "let-in", FINAL, operator)
+    assert status["phase"] == "Succeeded", story(kubectl, operator)
+    served = target.counts()
+    assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"] > 0
+    made = kubectl.json("get", "networkpolicy", "let-in-network")
+    assert made["metadata"]["ownerReferences"][0]["name"] == "let-in"

@@ -38,6 +38,7 @@ def names(loadtest: str) -> dict[str, str]:
         "manager": f"{loadtest}-manager",
         "worker": f"{loadtest}-worker",
         "summary": f"{loadtest}-summary",
+        "policy": f"{loadtest}-network",
     }
 
 
@@ -140,6 +141,29 @@ def manager_rbac(loadtest: str) -> list[Manifest]:
             "subjects": [{"kind": "ServiceAccount", "name": account}],
         },
     ]
+
+
+def network_policy(loadtest: str, spec: LoadTestSpec, run: str) -> Manifest | None:
+    """With ``networkPolicy.enabled``: let the LoadTest's pods reach each other (workers join
+    the manager's gRPC port) and anyone, or ``metricsFrom``, scrape the metrics port, where a
+    default-deny policy would drop it. Ingress only: declaring Egress would isolate the pods'
+    egress, and the target and the API server are the namespace owner's to allow."""
+    if not spec.network_policy:
+        return None
+    own = {"matchLabels": {"gaggle.dev/loadtest": loadtest}}
+    metrics: Manifest = {"ports": [{"protocol": "TCP", "port": METRICS_PORT}]}
+    if spec.metrics_from is not None:
+        metrics["from"] = list(spec.metrics_from)
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": names(loadtest)["policy"], "labels": labels(loadtest, "network", run)},
+        "spec": {
+            "podSelector": own,
+            "policyTypes": ["Ingress"],
+            "ingress": [{"from": [{"podSelector": own}]}, metrics],
+        },
+    }
 
 
 def summary_config_map(loadtest: str) -> Manifest:

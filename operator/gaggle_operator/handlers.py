@@ -109,6 +109,7 @@ def _manifests(body: Body, spec: LoadTestSpec, run: str) -> list[Manifest]:
         children.script_config_map(name, spec),
         children.summary_config_map(name),
         *children.manager_rbac(name),
+        children.network_policy(name, spec, run),  # before the pods, whose traffic it admits
         children.manager_service(name, run),
         children.manager_pod(name, namespace, spec, run, uid),
         *(children.worker_pod(name, namespace, spec, run, i, uid) for i in range(spec.replicas)),
@@ -365,6 +366,7 @@ def _cleanup(body: Body, patch: kopf.Patch) -> None:
         ("RoleBinding", "account"),
         ("Role", "account"),
         ("ServiceAccount", "account"),
+        ("NetworkPolicy", "policy"),
     ):
         kube.delete(kind, made[key], namespace)
     kube.delete("Secret", children.token_name(name, uid), namespace)

@@ -66,7 +66,9 @@ def api() -> client.ApiClient:
 
 def _creator(kind: str) -> Any:
     core, rbac = client.CoreV1Api(api()), client.RbacAuthorizationV1Api(api())
+    network = client.NetworkingV1Api(api())
     return {
+        "NetworkPolicy": network.create_namespaced_network_policy,
         "ConfigMap": core.create_namespaced_config_map,
         "Secret": core.create_namespaced_secret,
         "Service": core.create_namespaced_service,
@@ -79,7 +81,9 @@ def _creator(kind: str) -> Any:
 
 def _reader(kind: str) -> Any:
     core, rbac = client.CoreV1Api(api()), client.RbacAuthorizationV1Api(api())
+    network = client.NetworkingV1Api(api())
     return {
+        "NetworkPolicy": network.read_namespaced_network_policy,
         "ConfigMap": core.read_namespaced_config_map,
         "Service": core.read_namespaced_service,
         "ServiceAccount": core.read_namespaced_service_account,
@@ -91,7 +95,9 @@ def _reader(kind: str) -> Any:
 
 def _deleter(kind: str) -> Any:
     core, rbac = client.CoreV1Api(api()), client.RbacAuthorizationV1Api(api())
+    network = client.NetworkingV1Api(api())
     return {
+        "NetworkPolicy": network.delete_namespaced_network_policy,
         "ConfigMap": core.delete_namespaced_config_map,
         "Secret": core.delete_namespaced_secret,
         "Service": core.delete_namespaced_service,

@@ -63,8 +63,11 @@ SPEC_FIELDS = frozenset(
         "cleanup.policy",
         "cleanup.ttlSecondsAfterFinished",
         "runId",
+        "networkPolicy.enabled",
+        "networkPolicy.metricsFrom",
     }
 )
+PEER_KEYS = ("podSelector", "namespaceSelector", "ipBlock")
 
 
 class SpecError(ValueError):
@@ -115,6 +118,8 @@ class LoadTestSpec:
     cleanup_policy: str = "Never"
     cleanup_ttl: int = 0
     run_id: str = ""
+    network_policy: bool = False
+    metrics_from: tuple[dict[str, Any], ...] | None = None  # None: from anywhere
 
     def gaggle_args(self) -> list[str]:
         """The load options for ``gaggle run`` on the manager (workers take them from it)."""
@@ -287,6 +292,17 @@ def _template(spec: dict[str, Any], path: str, role: str, defaults: Defaults) ->
     return merged
 
 
+def _metrics_from(spec: dict[str, Any]) -> tuple[dict[str, Any], ...] | None:
+    peers = _get(spec, "networkPolicy.metricsFrom", list, None)
+    if peers is None:
+        return None
+    for i, peer in enumerate(peers):
+        if not isinstance(peer, dict) or not peer or set(peer) - set(PEER_KEYS):
+            allowed = "use a NetworkPolicy peer: " + ", ".join(PEER_KEYS)
+            raise SpecError(f"networkPolicy.metricsFrom[{i}]", peer, allowed)
+    return tuple(peers)
+
+
 def parse_spec(
     spec: dict[str, Any], default_image: str = "", defaults: Defaults | None = None
 ) -> LoadTestSpec:
@@ -343,4 +359,6 @@ def parse_spec(
         cleanup_policy=cleanup,
         cleanup_ttl=ttl,
         run_id=str(_get(spec, "runId", (str, int), "")),
+        network_policy=_get(spec, "networkPolicy.enabled", bool, False),
+        metrics_from=_metrics_from(spec),
     )

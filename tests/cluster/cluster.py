@@ -1,4 +1,5 @@
-"""The test cluster as one object: the real control plane, CoreDNS, our node and service proxy.
+"""The test cluster as one object: the real control plane, CoreDNS, our node, its service proxy
+and its NetworkPolicy agent.
 
     cluster = Cluster(workdir)          # Cluster(workdir, admission=("OwnerReferences…",))
     cluster.start()                     # ≤ 30 s once the binaries are built
@@ -8,9 +9,10 @@
 ``start`` needs root (network namespaces, running pods as their user) and Go (the binaries are
 built on first use, see ``binaries``); without them it raises with the reason. The API server
 listens on the bridge address (``url``); ``kubeconfig`` is cluster-admin; ``kubeconfig_for``
-acts as anybody; ``requests_by`` reads the audit log. The node and the service proxy run on an
-event loop in a thread of this process; etcd, the Kubernetes components and CoreDNS are child
-processes, recorded so that a later cluster ends them if this process is killed.
+acts as anybody; ``requests_by`` reads the audit log. The node, the service proxy and the policy
+agent run on an event loop in a thread of this process; etcd, the Kubernetes components and
+CoreDNS are child processes, recorded so that a later cluster ends them if this process is
+killed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tests.cluster import binaries, dns, network
 from tests.cluster.client import Client
 from tests.cluster.controlplane import Component, ControlPlane, free_port
 from tests.cluster.kubelet import Kubelet
+from tests.cluster.netpol import Agent
 from tests.cluster.network import Network
 from tests.cluster.node import NODE
 from tests.cluster.services import ServiceProxy
@@ -51,6 +54,7 @@ class Cluster:
         self.coredns: Component | None = None
         self.kubelet: Kubelet | None = None
         self.proxy: ServiceProxy | None = None
+        self.policy: Agent | None = None
         self.loop = asyncio.new_event_loop()
         self.thread: threading.Thread | None = None
         self._clients: list[Client] = []
@@ -149,6 +153,7 @@ class Cluster:
         self.net.started(self.coredns.process.pid, str(binaries.BIN))
         node = pki.issue("node", f"system:node:{NODE}", ("system:nodes",))
         proxy = pki.issue("kube-proxy", "system:kube-proxy")
+        agent = pki.issue("policy-agent", "system:gaggle-policy-agent", ("system:masters",))
         serving = pki.issue("kubelet", NODE, server_ips=(self.host_ip,), server_names=(NODE,))
         self.thread = threading.Thread(
             target=self.loop.run_forever, name="gaggle-node", daemon=True
@@ -161,6 +166,13 @@ class Cluster:
                 self._client(proxy.cert, proxy.key), self.net.service_range, self._namespaces
             )
             await self.proxy.start()
+            self.policy = Agent(
+                self._client(agent.cert, agent.key),
+                (self.host_ip, f"{self.net.ipv6_prefix}1"),
+                self._netns_of,
+                lambda ip: (ip, self.net.pod_ipv6(ip)),
+            )
+            await self.policy.start()
             self.kubelet = Kubelet(
                 node_client,
                 self.net,
@@ -171,6 +183,7 @@ class Cluster:
                 self.net.service_ip(10),
             )
             self.kubelet.on_attach.append(self.proxy.attach)
+            self.kubelet.on_attach.append(self.policy.attach)
             await self.kubelet.start()
 
         self.run(up(), timeout=max(deadline - time.monotonic(), 1))
@@ -185,6 +198,11 @@ class Cluster:
 
     def _namespaces(self) -> list[str]:
         return list(self.net.pods)
+
+    def _netns_of(self, pod_ip: str) -> str | None:
+        """The network namespace holding this pod IP now (network.attach names it so)."""
+        name = f"gg-{self.net.cid}-{pod_ip.rsplit('.', 1)[1]}"
+        return name if name in self.net.pods else None
 
     def _wait_ready(self, deadline: float) -> None:
         """Until the node is Ready, the default ServiceAccount exists and DNS answers."""
@@ -247,6 +265,8 @@ class Cluster:
                     await self.kubelet.stop()
                 if self.proxy is not None:
                     await self.proxy.stop()
+                if self.policy is not None:
+                    await self.policy.stop()
                 for client in self._clients:
                     await client.close()
 

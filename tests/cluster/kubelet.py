@@ -71,7 +71,7 @@ class Kubelet:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.port = 0
         self._runner: Any = None  # the HTTPS endpoint's (see endpoint)
-        self.on_attach: list[Any] = []  # callbacks (netns) -> awaitable, e.g. the service proxy
+        self.on_attach: list[Any] = []  # callbacks (netns, pod, ip) -> awaitable: proxy, policy
 
     @property
     def host_ip(self) -> str:
@@ -181,10 +181,11 @@ class Kubelet:
 
         self._spawn(post())
 
-    async def attached(self, netns: str) -> None:
-        """A pod's network namespace exists: let the service proxy write its rules there."""
+    async def attached(self, netns: str, pod: Obj, ip: str) -> None:
+        """A pod's network namespace exists: let the service proxy and the policy agent write
+        their rules there, before its containers start."""
         for callback in self.on_attach:
-            await callback(netns)
+            await callback(netns, pod, ip)
 
     # -- tokens, volumes and Service variables --------------------------------------------------
 

@@ -116,7 +116,7 @@ class PodRun:
         self.folder.chmod(0o755)
         net = self.kubelet.net
         self.netns, self.ip = await asyncio.to_thread(net.attach, self.pod, self.kubelet.dns_ip)
-        await self.kubelet.attached(self.netns)
+        await self.kubelet.attached(self.netns, self.pod, self.ip)
         await self.report()
         while True:
             try:

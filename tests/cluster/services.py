@@ -191,7 +191,7 @@ class ServiceProxy:
                 if error:
                     self.errors.append(f"{netns or 'host'}: {error}")
 
-    async def attach(self, netns: str) -> None:
+    async def attach(self, netns: str, *_: Any) -> None:
         """A new pod's namespace: the current rules, before its containers start."""
         async with self._lock:
             error = await asyncio.to_thread(apply, self.script, netns)

@@ -81,6 +81,9 @@ kind tells whose an existing one of a taken name is — not on Secrets, which it
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
   verbs: [get, create, delete]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, create, delete]
 {{- end -}}
 
 

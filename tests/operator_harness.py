@@ -159,6 +159,9 @@ class Installed:
         return done
 
     def install(self, *sets: str) -> None:
+        self.install_chart(ROOT / "charts" / "gaggle", *sets)
+
+    def install_chart(self, chart: Path, *sets: str) -> None:
         watched = "{" + ",".join(self.watched) + "}"  # none: the chart's default, every one
         flags = ["--set", "installCRDs=false", "--set", "image.tag=test",
                  *(f for s in sets for f in ("--set", s))]  # fmt: skip
@@ -166,7 +169,7 @@ class Installed:
             flags += ["--set", f"watchNamespaces={watched}"]
         if self.values:
             flags += ["--values", "-"]
-        self.helm("install", self.release, str(ROOT / "charts" / "gaggle"), *flags,
+        self.helm("install", self.release, str(chart), *flags,
                   "--create-namespace", "--wait", "--timeout", "120s",
                   input=self.values or None)  # fmt: skip
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from gaggle_operator.children import METRICS_PORT
 from tests.cluster import binaries
@@ -41,6 +42,7 @@ from tests.prometheus import query, running_prometheus
 from tests.test_dashboard import wait_for_scrapes
 from tests.test_deploy import documents, operator_env, render
 from tests.test_gaggle_mode import TEST
+from tests.test_operator_crd import CRD
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -424,35 +426,74 @@ def _descends(pid: int, ancestor: int) -> bool:
     return False
 
 
-def test_helm_upgrade_rolls_the_operator_and_uninstall_removes_it(
-    cluster: Cluster, unwatched: tuple[str, Kubectl], bridge_target: tuple[Target, str]
+# The chart as released before this one (chart 0.1.0: `kopf run --standalone`, no Lease), from
+# the repository's history: `helm upgrade` from it must carry a running LoadTest to its end.
+PREVIOUS_CHART = ("0.1.0", "f577be93c589573a4d5e1e8a06dc8eb700ad71e8")
+
+
+def previous_chart(folder: Path) -> Path:
+    version, commit = PREVIOUS_CHART
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "charts/gaggle"],
+                             capture_output=True, timeout=60, check=True)  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True, timeout=60)
+    chart = folder / "charts" / "gaggle"
+    assert yaml.safe_load((chart / "Chart.yaml").read_text())["version"] == version
+    return chart
+
+
+def test_helm_upgrade_from_the_previous_chart_keeps_a_run_going_and_uninstall_removes_it(
+    cluster: Cluster,
+    unwatched: tuple[str, Kubectl],
+    bridge_target: tuple[Target, str],
+    tmp_path: Path,
 ) -> None:
-    _, url = bridge_target
+    """Installed from chart 0.1.0, a LoadTest running, then `helm upgrade` to this chart: the
+    new operator (behind its Lease) resumes the run, which ends exact. The CRD, applied apart
+    with kubectl, is left alone though this release now says installCRDs=true (finding 24:
+    before, Helm refused the install on the CRD's ownership)."""
+    target, url = bridge_target
     namespace, kubectl = unwatched
-    with installing(cluster, namespace, kubectl) as release:
+    kubectl("apply", "-f", str(CRD))  # as a cluster admin would, apart from Helm
+    kubectl("wait", "--for", "condition=established", "crd/loadtests.gaggle.dev", "--timeout=20s")
+    crd_before = kubectl.json("get", "crd", "loadtests.gaggle.dev")["metadata"]
+    assert "meta.helm.sh/release-name" not in (crd_before.get("annotations") or {})
+    release = Installed(cluster, [namespace], kubectl)
+    release.install_chart(previous_chart(tmp_path))
+    try:
         first = release.pod()
         assert first is not None
-        chart = str(ROOT / "charts" / "gaggle")
-        release.helm("upgrade", release.release, chart, "--reuse-values", "--set",
-                     "defaults.cleanup.policy=Always", "--wait", "--timeout", "120s")  # fmt: skip
+        kubectl.apply(loadtest("across", url, runTime="25s"))
+        wait_for_phase(kubectl, "across", ("Running",), release)
+        running_since = time.monotonic()
+        upgraded = release.helm(
+            "upgrade", release.release, str(ROOT / "charts" / "gaggle"), "--reuse-values",
+            "--set", "installCRDs=true", "--set", "defaults.cleanup.policy=Always",
+            "--wait", "--timeout", "120s",
+        )  # fmt: skip
+        assert time.monotonic() - running_since < 25, "the run ended before the new operator"
+        assert "already installed outside Helm: this release left it" in upgraded.stdout
         second = release.pod()
         assert second is not None
         assert second["metadata"]["uid"] != first["metadata"]["uid"]
-        env = {e["name"]: e.get("value") for e in second["spec"]["containers"][0]["env"]}
-        assert env["GAGGLE_CLEANUP_POLICY"] == "Always"
-        kubectl.apply(loadtest("after", url, runTime="2s"))
-        status = wait_for_phase(kubectl, "after", FINAL, release)
+        assert second["spec"]["containers"][0]["command"] == ["gaggle-operator"]
+        status = wait_for_phase(kubectl, "across", FINAL, release)
         assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, release)}"
+        served = target.counts()
+        assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"]
+        crd_after = kubectl.json("get", "crd", "loadtests.gaggle.dev")["metadata"]
+        assert crd_after.get("annotations") == crd_before.get("annotations")
         history = release.helm("history", release.release, "-o", "json").stdout
-        assert len(json.loads(history)) == 2
+        assert [r["chart"] for r in json.loads(history)] == ["gaggle-0.1.0", "gaggle-0.2.0"]
         secrets = release.kubectl.json("get", "secrets", "-l", "owner=helm")["items"]
         assert len(secrets) == 2  # helm keeps its releases in Secrets
-        kubectl("delete", "loadtest", "after", "--timeout=30s")  # while its operator runs
-        release.uninstall()
-        assert release.kubectl.json("get", "deployments")["items"] == []
-        deadline = time.monotonic() + 60  # the garbage collector takes the pod after
-        while release.kubectl.json("get", "pods")["items"]:
-            assert time.monotonic() < deadline, "the operator's pod outlived its release"
-            time.sleep(0.5)
-        assert release.kubectl.json("get", "secrets", "-l", "owner=helm")["items"] == []
-        assert not kubectl("get", "clusterrole", release.name, "--ignore-not-found").stdout
+        kubectl("delete", "loadtest", "across", "--timeout=30s")  # while its operator runs
+    finally:
+        release.uninstall(check=False)
+    assert release.kubectl.json("get", "deployments")["items"] == []
+    deadline = time.monotonic() + 60  # the garbage collector takes the pod after
+    while release.kubectl.json("get", "pods")["items"]:
+        assert time.monotonic() < deadline, "the operator's pod outlived its release"
+        time.sleep(0.5)
+    assert release.kubectl.json("get", "secrets", "-l", "owner=helm")["items"] == []
+    assert not kubectl("get", "clusterrole", release.name, "--ignore-not-found").stdout
+    assert kubectl.json("get", "crd", "loadtests.gaggle.dev")  # never the release's to delete

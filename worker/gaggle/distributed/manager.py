@@ -225,6 +225,8 @@ class Manager(Session, wire_grpc.GaggleServicer):
         return True
 
     def waiting_for(self) -> str:
+        if self.started:
+            return "starting"  # all joined; the common start instant is a moment away
         return f"waiting for workers ({len(self.workers)}/{self.role.expect_workers})"
 
     def worker_counts(self) -> tuple[int, int]:

@@ -323,7 +323,7 @@ class Session:
             status_codes=config.status_codes,
             task_metrics=not config.no_task_metrics,
         )
-        with self.plan.console:  # one write: the live panel is redrawn once, not per table
+        with self.plan.console:  # one write: the panel moves below the tables at once, no flicker
             print_tables(self.plan.console, metrics, options)
 
     def _start_run_timer(self) -> None:

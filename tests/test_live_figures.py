@@ -199,6 +199,8 @@ def test_which_view_a_run_gets() -> None:
     assert isinstance(open_view(config, terminal, owns_output=True), TerminalPanel)
     assert isinstance(open_view(config, log, owns_output=True), StatusLines)
     assert isinstance(open_view(config, terminal, owns_output=False), StatusLines)  # a worker
+    verbose = build_config({"verbose": 1})  # logs on the terminal: lines, not a panel under them
+    assert isinstance(open_view(verbose, terminal, owns_output=True), StatusLines)
     for quiet in ({"only_summary": True}, {"no_live": True}, {"no_metrics": True}):
         assert isinstance(open_view(build_config(quiet), terminal, owns_output=True), NoView)
     assert isinstance(open_view(build_config({"no_live": True}), log, owns_output=False), NoView)

@@ -6,8 +6,9 @@
   the width before rich sees it) and is erased when the run ends, so the final tables follow on a
   clean screen. Whatever is printed meanwhile — running tables, the hatch message, logs — goes
   above it: ``Live`` redirects stdout (and stderr when that is the terminal too).
-- Elsewhere (CI, a pipe, ``kubectl logs``) and on a worker: one plain line every
-  ``--status-every`` seconds (default 10), which a log keeps readable.
+- Elsewhere (CI, a pipe, ``kubectl logs``), on a worker, and with ``-v`` (the terminal shows
+  logs then): one plain line every ``--status-every`` seconds (default 10), which a log keeps
+  readable.
 - ``--only-summary``, ``--no-live`` and ``--no-metrics``: neither.
 
 The session calls ``keep_showing``; its work is one reading a second, never per request.
@@ -176,7 +177,8 @@ def open_view(config: RunConfig, console: Console, *, owns_output: bool) -> View
         return StatusLines(console, config.status_every, role="worker")
     if config.only_summary:
         return NoView()
-    if console.is_terminal and not console.is_dumb_terminal:
+    # With -v the terminal shows logs, and the panel would be redrawn under every line of them
+    if console.is_terminal and not console.is_dumb_terminal and not config.verbose:
         return TerminalPanel(console)
     return StatusLines(console, config.status_every)
 

@@ -211,3 +211,36 @@ def test_status_every_takes_a_duration_of_a_second_or_more() -> None:
     assert build_config({}).status_every == 10
     with pytest.raises(ConfigError, match="--status-every"):
         build_config({"status_every": "0.5"})
+
+
+class Writes(io.StringIO):
+    """A terminal's file that keeps each write apart."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_each_frame_reaches_the_terminal_in_one_write_and_closing_erases_it() -> None:
+    """No flicker: the old frame's erasure and the new frame are one write, never two."""
+    file = Writes()
+    panel = TerminalPanel(Console(file=file, width=80, force_terminal=True, color_system=None))
+    panel.show(figures())
+    panel.show(figures(requests=12_345_999))
+    frames = [w for w in file.writes if "│ requests" in w]
+    assert len(frames) == 2
+    assert "12,345,678" in frames[0]
+    assert "\x1b[1A" in frames[1]  # moves up over the old frame…
+    assert "\x1b[2K" in frames[1]  # …erases it…
+    assert "12,345,999" in frames[1]  # …and draws the new one, in the same write
+    drawn = len(file.writes)
+    panel.close()
+    closing = "".join(file.writes[drawn:])
+    assert closing.endswith("\x1b[2K")  # erased last (the pty tests check the screen after it)

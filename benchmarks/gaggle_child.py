@@ -5,7 +5,12 @@ figures come from Gaggle's own ``RunResult``: total requests over the run's dura
 from the start of hatching (``no_reset_metrics``) to the moment every user has stopped.
 
     python benchmarks/gaggle_child.py --host http://127.0.0.1:8080 --users 50 --seconds 15 \
-        --out result.json [--http-client httptools] [--wait 10] [--profile profile.txt]
+        --out result.json [--http-client httptools] [--wait 10] [--profile profile.txt] \
+        [--live-view on|off]
+
+Without ``--live-view`` it prints only the summary. ``--live-view on`` prints what ``gaggle run``
+prints, the live view included when stdout is a terminal (``live_view.py`` runs it on a pty);
+``off`` the same with ``--no-live``.
 
 ``hatch_seconds`` in the result is how long launching every user took (the runner's
 ``on_hatched``), first requests included, since they share the event loop with the launching.
@@ -20,17 +25,22 @@ import json
 import pstats
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gaggle import Attack, RunResult, TaskSet, constant, task
 from gaggle.console import run_on_best_loop
+from gaggle.report.live import TerminalPanel
+from gaggle.report.status import FigureSampler
 from gaggle.runner import Runner
 
 # throughput.py starts this file with -P: benchmarks/gaggle.py would shadow the gaggle package.
 # Its sibling target.py is found after the package, from the end of the path.
 sys.path.append(str(Path(__file__).resolve().parent))
 from target import raise_nofile_limit
+
+T = TypeVar("T")
 
 
 class Bench(TaskSet):
@@ -60,10 +70,32 @@ def summarize(result: RunResult, hatch_seconds: float) -> dict[str, Any]:
         "errors": dict(errors),
         "peak_rss_kb": peak_rss_kb(),
         "hatch_seconds": hatch_seconds,
+        "cpu_seconds": time.process_time() - CPU_AT_START[0],  # the run's, start-up left out
+        "view_cpu_seconds": VIEW_CPU[0],
     }
 
 
 HATCH: list[float] = []  # [start, all users launched] in perf_counter seconds
+CPU_AT_START = [0.0]
+VIEW_CPU = [0.0]  # CPU seconds spent reading figures and drawing the panel (--live-view on)
+
+
+def time_the_view() -> None:
+    """Count the CPU time of the live view's once-a-second work (its reading and its drawing):
+    a figure that the noise of a shared machine does not drown, unlike a throughput ratio."""
+
+    def timed(method: Callable[..., T]) -> Callable[..., T]:
+        def wrapper(*args: Any, **kwargs: Any) -> T:
+            started = time.thread_time()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                VIEW_CPU[0] += time.thread_time() - started
+
+        return wrapper
+
+    FigureSampler.sample = timed(FigureSampler.sample)  # type: ignore[method-assign]
+    TerminalPanel.show = timed(TerminalPanel.show)  # type: ignore[method-assign]
 
 
 def run(args: argparse.Namespace) -> RunResult:
@@ -75,12 +107,16 @@ def run(args: argparse.Namespace) -> RunResult:
         "hatch_rate": args.hatch_rate,
         "run_time": args.seconds,
         "no_reset_metrics": True,
-        "only_summary": True,
+        "only_summary": args.live_view is None,
+        "no_live": args.live_view == "off",
         "http_client": args.http_client,
     }
+    if args.live_view == "on":
+        time_the_view()
     plan = Attack(Bench).plan(options)
     plan.on_hatched = lambda: HATCH.append(time.perf_counter())
     HATCH.append(time.perf_counter())
+    CPU_AT_START[0] = time.process_time()
     return run_on_best_loop(Runner(plan).run())
 
 
@@ -93,6 +129,7 @@ def main() -> None:
     parser.add_argument("--wait", type=float, default=0.0, help="constant pause after each task")
     parser.add_argument("--http-client", default="httptools", help="httptools, reqwest or aiohttp")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--live-view", choices=("on", "off"), help="print as gaggle run does")
     parser.add_argument("--profile", type=Path, help="run under cProfile; write the top 25 here")
     args = parser.parse_args()
     raise_nofile_limit()

@@ -29,6 +29,7 @@ from gaggle.converters import (
     path,
     rate,
     report_path,
+    status_interval,
     thresholds,
     validate_bind,
     validate_host,
@@ -169,6 +170,28 @@ class RunConfig:
         group=METRICS,
         help="print only the final summary",
         doc="print only the final tables",
+    )
+    no_live: bool = option(
+        "--no-live",
+        default=False,
+        action="store_true",
+        group=METRICS,
+        per_worker="same",
+        help="no live panel on a terminal and no status lines elsewhere",
+        doc="no [live view](#the-live-view-and-the-status-line) on a terminal, no status lines "
+        "elsewhere",
+    )
+    status_every: float = option(
+        "--status-every",
+        default=10.0,
+        convert=status_interval,
+        group=METRICS,
+        metavar="TIME",
+        per_worker="same",
+        help="when stdout is not a terminal, and on a worker: a status line every TIME "
+        "(default: 10s)",
+        doc="when stdout is not a terminal, and on a worker: a status line every TIME (default: "
+        "`10s`, at least `1s`)",
     )
     requests_file: str | None = option(
         "-m",

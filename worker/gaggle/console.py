@@ -48,6 +48,17 @@ def make_console() -> Console:
     return console
 
 
+class CurrentStderr:
+    """Whatever ``sys.stderr`` is when a record is written: while the live view runs on a
+    terminal, rich swaps in a proxy that prints above the panel instead of through it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def setup_logging(config: RunConfig) -> None:
     """Console level from -v (warnings by default), file level from -g (info by default)."""
     logger = logging.getLogger("gaggle")
@@ -55,7 +66,7 @@ def setup_logging(config: RunConfig) -> None:
     logger.propagate = False
     formatter = logging.Formatter("%(asctime)s [%(levelname)5s] %(message)s", "%H:%M:%S")
     console_level = max(logging.DEBUG, logging.WARNING - 10 * config.verbose)
-    stream = logging.StreamHandler(sys.stderr)
+    stream = logging.StreamHandler(CurrentStderr())
     stream.setLevel(console_level)
     stream.setFormatter(formatter)
     logger.addHandler(stream)

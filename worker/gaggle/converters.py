@@ -70,6 +70,14 @@ def parse_duration(option: str, value: object) -> float:
     return seconds
 
 
+def status_interval(option: str, value: object) -> float:
+    """A duration of at least one second: the live view reads its figures once a second."""
+    seconds = parse_duration(option, value)
+    if seconds < 1:
+        raise ConfigError(option, value, "use a duration of at least 1s, e.g. 10s or 1m")
+    return seconds
+
+
 def whole(minimum: int) -> Callable[[str, object], int]:
     """A whole number ≥ ``minimum``, from an int or its text."""
 

@@ -22,6 +22,8 @@ class Default(enum.Enum):
     NO_METRICS = "no_metrics"
     NO_TASK_METRICS = "no_task_metrics"
     ONLY_SUMMARY = "only_summary"
+    NO_LIVE = "no_live"
+    STATUS_EVERY = "status_every"
     REQUESTS_FILE = "requests_file"
     REQUESTS_FORMAT = "requests_format"
     DEBUG_FILE = "debug_file"

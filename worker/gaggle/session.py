@@ -4,9 +4,10 @@ Locust's Runner is one base that LocalRunner and MasterRunner specialise; this i
 (``runner.Runner``: users on this loop; ``distributed.manager.Manager``: workers over gRPC) only
 says how the load is driven (``_drive``), how many users run, and how to give up at once. The rest
 is written here, once: the -R report and /metrics opened before any load, running tables, the
-reset when every user has hatched (which is also when the run time starts counting, unless
---no-reset-metrics), the final tables, the threshold verdicts, and signals — the first Ctrl-C or
-SIGTERM stops gracefully, the second ends the run at once (exit 130), on a manager too.
+live view (a panel on a terminal, status lines elsewhere: ``report.live``), the reset when every
+user has hatched (which is also when the run time starts counting, unless --no-reset-metrics),
+the final tables, the threshold verdicts, and signals — the first Ctrl-C or SIGTERM stops
+gracefully, the second ends the run at once (exit 130), on a manager too.
 
 The numbers have one owner, a ``Tally``: the session reads it (tables, Prometheus, the report's
 timeline, status) and resets it at the hatch, and nothing else takes from it.
@@ -29,8 +30,10 @@ from rich.console import Console
 from gaggle.config import RunConfig
 from gaggle.metrics.aggregate import Metrics, TaskNames
 from gaggle.metrics.source import Source
+from gaggle.report.live import NoView, View, keep_showing, open_view
 from gaggle.report.prometheus import serve
 from gaggle.report.recorder import NoReport, Report, open_report
+from gaggle.report.status import FigureSampler, LiveInputs, Progress, RunSoFar
 from gaggle.report.tables import TableOptions, print_tables, print_verdicts
 from gaggle.stop import StopSignal
 from gaggle.taskset import TaskSet
@@ -111,6 +114,7 @@ class Session:
         self.stopping = StopSignal()
         self.hatch_metrics: Metrics | None = None
         self.metrics_started = time.perf_counter()  # what the tables' and rules' seconds count
+        self.load_started: float | None = None  # the first user's start (a manager: planned)
         self.hatched_all = False
         self.task_names: TaskNames = [
             (ts.__name__, [t.name for t in ts.tasks]) for ts in plan.tasksets
@@ -138,6 +142,14 @@ class Session:
 
     def loop_lags(self) -> dict[int, float]:
         return {}
+
+    def has_workers(self) -> bool:
+        """A manager: the live view shows its workers."""
+        return False
+
+    def waiting_for(self) -> str:
+        """What the run waits for before its first user starts (the live view's label)."""
+        return "starting"
 
     def _stopping(self, reason: str) -> None:
         """Called once, when the run starts stopping (a manager tells its workers)."""
@@ -182,6 +194,35 @@ class Session:
             loop_lags=self.loop_lags,
         )
 
+    def progress(self) -> Progress:
+        """How far the run is, for the live view. The run time counts from the hatch (or the
+        first user with --no-reset-metrics); a staged test plan would say its stage here."""
+        config, now = self.plan.config, time.perf_counter()
+        if self.load_started is None or now < self.load_started:
+            return Progress(0.0, config.run_time, self.waiting_for())
+        counting = self.hatched_all or config.no_reset_metrics
+        elapsed = now - self.metrics_started if counting else 0.0
+        if self.stopping.is_set():
+            label = "stopping"
+        else:
+            label = "running" if self.hatched_all else "hatching"
+        return Progress(elapsed, config.run_time, label)
+
+    def _load_seconds(self) -> float:
+        if self.load_started is None:
+            return 0.0
+        return max(0.0, time.perf_counter() - self.load_started)
+
+    def live_inputs(self) -> LiveInputs:
+        return LiveInputs(
+            progress=self.progress,
+            users_running=self.users_running,
+            users_target=self.plan.config.users,
+            run_so_far=RunSoFar(self.tally.metrics, lambda: self.hatch_metrics),
+            load_seconds=self._load_seconds,
+            workers=self.worker_counts if self.has_workers() else None,
+        )
+
     def measured(self) -> tuple[Metrics, float]:
         """The metrics the verdict will judge so far, and the seconds they cover."""
         return self.tally.metrics(), max(1e-9, time.perf_counter() - self.metrics_started)
@@ -199,11 +240,13 @@ class Session:
         # A bad -R path refuses here, before any load; a worker's manager reports.
         report = open_report(config, plan.hosts, self.source()) if plan.owns_output else NoReport()
         endpoint: web.AppRunner | None = None
+        view = open_view(config, plan.console, owns_output=plan.owns_output)
         self._install_signals()
         try:
             if config.metrics_bind:  # may refuse (a port in use): before any load too
                 endpoint, _ = await serve(config.metrics_bind, self.source())
             self._start_running_tables()
+            self._start_view(view)
             self._driving = asyncio.ensure_future(self._drive())
             try:
                 ran = await self._driving
@@ -216,6 +259,7 @@ class Session:
         finally:
             for timer in self._timers:
                 timer.cancel()
+            view.close()  # erased before the final tables print
             report.close()
             self._remove_signals()
             if endpoint is not None:
@@ -242,7 +286,7 @@ class Session:
 
     def _clock_starts(self, at: float) -> None:
         """The load starts at ``at``: with --no-reset-metrics, so do the tables and run time."""
-        self.metrics_started = at
+        self.metrics_started = self.load_started = at
         if self.plan.config.no_reset_metrics:
             self._start_run_timer()
 
@@ -279,7 +323,8 @@ class Session:
             status_codes=config.status_codes,
             task_metrics=not config.no_task_metrics,
         )
-        print_tables(self.plan.console, metrics, options)
+        with self.plan.console:  # one write: the panel moves below the tables at once, no flicker
+            print_tables(self.plan.console, metrics, options)
 
     def _start_run_timer(self) -> None:
         run_time = self.plan.config.run_time
@@ -288,6 +333,12 @@ class Session:
         remaining = max(0.0, self.metrics_started + run_time - time.perf_counter())
         loop = asyncio.get_running_loop()
         self._timers.append(loop.call_later(remaining, self.stop, "run time elapsed"))
+
+    def _start_view(self, view: View) -> None:
+        if isinstance(view, NoView):
+            return  # nobody looks: no readings either
+        sampler = FigureSampler(self.live_inputs())
+        self._timers.append(asyncio.get_running_loop().create_task(keep_showing(view, sampler)))
 
     def _start_running_tables(self) -> None:
         config = self.plan.config

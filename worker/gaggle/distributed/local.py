@@ -73,6 +73,7 @@ async def run_local(
                 "--manager-port",
                 str(port),
                 *worker_flags(options, index),
+                "--no-live",  # its output goes nowhere: no status lines to make
             ]
             workers.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, env=environment))
 

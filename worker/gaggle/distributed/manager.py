@@ -222,6 +222,14 @@ class Manager(Session, wire_grpc.GaggleServicer):
     def users_running(self) -> int:
         return sum(w.users_running for w in self.workers if not w.done)
 
+    def has_workers(self) -> bool:
+        return True
+
+    def waiting_for(self) -> str:
+        if self.started:
+            return "starting"  # all joined; the common start instant is a moment away
+        return f"waiting for workers ({len(self.workers)}/{self.role.expect_workers})"
+
     def worker_counts(self) -> tuple[int, int]:
         return (sum(1 for w in self.workers if not w.done), self.lost)
 

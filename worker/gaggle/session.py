@@ -32,6 +32,7 @@ from gaggle.metrics.source import Source
 from gaggle.report.prometheus import serve
 from gaggle.report.recorder import NoReport, Report, open_report
 from gaggle.report.tables import TableOptions, print_tables, print_verdicts
+from gaggle.shape import LoadShape
 from gaggle.stop import StopSignal
 from gaggle.taskset import TaskSet
 from gaggle.thresholds import Threshold, Verdict, evaluate
@@ -57,6 +58,7 @@ class RunPlan:
     first_user: int = 0
     owns_output: bool = True
     on_hatched: Callable[[], None] | None = None
+    shape: type[LoadShape] | None = None  # its ticks drive the users (gaggle.shape)
 
 
 @dataclass(slots=True)
@@ -120,6 +122,7 @@ class Session:
         self._driving: asyncio.Future[bool] | None = None
         self._ended_at: float | None = None
         self._timers: list[asyncio.TimerHandle | asyncio.Task[None]] = []
+        self.stage_marks: list[tuple[float, str]] = []  # (epoch seconds, label) of each stage
 
     # --- what a role says -------------------------------------------------------------------
     async def _drive(self) -> bool:
@@ -130,6 +133,10 @@ class Session:
         raise NotImplementedError
 
     def users_in_result(self) -> int:
+        return self.plan.config.users
+
+    def users_target(self) -> int:
+        """Users the load asks for now (a plan's or shape's, or -u)."""
         return self.plan.config.users
 
     def worker_counts(self) -> tuple[int, int]:
@@ -180,6 +187,8 @@ class Session:
             workers=self.worker_counts,
             task_names=lambda: self.task_names,
             loop_lags=self.loop_lags,
+            users_target=self.users_target,
+            stages=lambda: self.stage_marks,
         )
 
     def measured(self) -> tuple[Metrics, float]:
@@ -246,11 +255,22 @@ class Session:
         if self.plan.config.no_reset_metrics:
             self._start_run_timer()
 
-    def hatched(self) -> None:
+    # --- what a driver tells the run (gaggle.drive.Driven) -----------------------------------
+    def stage_began(self, label: str, users: int) -> None:
+        """A plan's or shape's stage starts: the report's timeline marks it."""
+        log.info("%s", label)
+        self.stage_marks.append((time.time(), label))
+
+    def stage_reached(self, users: int) -> None:
+        """A stage's users all run; the first time is the hatch (and the reset)."""
+        self.hatched(users)
+
+    def hatched(self, users: int | None = None) -> None:
         """Every user is running: print the tables so far and reset (unless
         --no-reset-metrics); the run time counts from here."""
         if self.hatched_all:
             return
+        users = self.plan.config.users if users is None else users
         self.hatched_all = True
         if self.plan.on_hatched is not None:
             self.plan.on_hatched()
@@ -258,14 +278,13 @@ class Session:
             return
         config, console = self.plan.config, self.plan.console
         if config.no_reset_metrics:
-            console.print(f"All {config.users} users hatched.")
+            console.print(f"All {users} users hatched.")
             return
         now = time.perf_counter()
         if not (config.no_metrics or config.only_summary):
             self.print_tables(self.tally.metrics(), now - self.metrics_started)
         console.print(
-            f"\nAll {config.users} users hatched, "
-            "resetting metrics (disable with --no-reset-metrics).\n"
+            f"\nAll {users} users hatched, resetting metrics (disable with --no-reset-metrics).\n"
         )
         self.hatch_metrics = self.tally.reset()
         self.metrics_started = now

@@ -68,6 +68,15 @@ class Runner(Session):
     def _stopping(self, reason: str) -> None:
         self.pool.stop_all(reason)
 
+    def adjust(self, start: list[int], stop: list[int]) -> None:
+        """A manager's plan: stop the users in ``stop``, start users in ``start`` (slots)."""
+        for slot in stop:
+            self.pool.stop(slot)
+        if self.stopping.is_set():
+            return
+        for slot in start:
+            self.pool.start(slot)
+
     async def _drive(self) -> bool:
         self._open_logs()
         failure: TestDefinitionError | None = None
@@ -108,14 +117,13 @@ class Runner(Session):
         """--iterations: when every user has run its passes the run is over (unless the run
         time or a signal came first)."""
         iterations = self.plan.config.iterations
-        finished = asyncio.ensure_future(self.pool.wait())
-        stopped = asyncio.ensure_future(self.stopping.wait())
-        await asyncio.wait([finished, stopped], return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
-        if finished.done():
-            self.stop(f"every user ran its {iterations} iteration(s)")
-        else:
-            finished.cancel()
+        if self.pool.tasks:  # asyncio.wait, not gather: giving up on it cancels no user
+            stopped = asyncio.ensure_future(self.stopping.wait())
+            users_done = asyncio.ensure_future(asyncio.wait(self.pool.tasks))
+            await asyncio.wait([stopped, users_done], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            users_done.cancel()
+        self.stop(f"every user ran its {iterations} iteration(s)")  # unless stopped already
 
     async def _hatch(self) -> bool:
         plan = self.plan

@@ -187,7 +187,8 @@ def render_html(data: dict[str, Any]) -> str:
             else []
         ),
         "<h2>Over time</h2>",
-        f'<p class="note">One point per {step} s; the dashed line is the metrics reset. '
+        f'<p class="note">One point per {step} s; the dashed line is the metrics reset, a '
+        "thin gold line the start of a test plan's or load shape's stage. "
         "Drag to zoom, double-click to zoom out.</p>",
         '<div class="chart" id="chart-rps"></div>',
         '<div class="chart" id="chart-latency"></div>',

@@ -129,6 +129,8 @@ def _timeline(timeline: Timeline) -> dict[str, Any]:
             ],
             "omitted": len(timeline.omitted),
         },
+        # where each stage of a test plan or load shape began (the charts draw a line there)
+        "stages": [{"at": round(at, 3), "label": label} for at, label in timeline.stages()],
     }
 
 

@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.source import Source
 from gaggle.plan import PlanStage, parse_stages
 from gaggle.report.prometheus import GaggleCollector
-from tests.conftest import Target, run_gaggle, write_test
+from tests.conftest import ROOT, Target, run_gaggle, write_test
 
 PAGES = """
 from gaggle import TaskSet, task, constant
@@ -336,3 +339,26 @@ def test_prometheus_shows_the_users_the_load_asks_for() -> None:
     families = {family.name: family for family in GaggleCollector(source).collect()}
     assert families["gaggle_users_target"].samples[0].value == 5
     assert families["gaggle_users"].samples[0].value == 3
+
+
+# --- the documented examples ----------------------------------------------------------------------
+def test_the_staged_plan_example_runs_with_a_plan_of_its_own(target: Target) -> None:
+    example = str(ROOT / "examples" / "staged_plan.py")
+    result = subprocess.run(
+        [sys.executable, example, "--host", target.url, "--test-plan", "2,0.2s;0,0.2s",
+         "--only-summary"],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    served = target.counts()
+    assert served["POST /login 302"] == 2  # both users of the plan logged in
+    assert served["GET /logout 404"] == 2  # and ran their on_stop task when the plan ended
+
+
+def test_the_readme_load_shape_is_found_and_checked(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
+    spike = next(block for block in blocks if "class Spike(LoadShape)" in block)
+    result = run_gaggle("run", write_test(tmp_path, spike, "spike.py"), "--list")
+    assert result.returncode == 0, result.stderr
+    assert "load shape: Spike (a tick every 1 s)" in result.stdout

@@ -277,7 +277,9 @@ def test_the_report_marks_each_stage(target: Target, tmp_path: Path) -> None:
     report = tmp_path / "report.json"
     run(Attack(Pages), quiet(), host=target.url, test_plan="1,0;2,0.2s;0,0",
         report_file=str(report))  # fmt: skip
-    stages = json.loads(report.read_text())["timeline"]["stages"]
+    data = json.loads(report.read_text())
+    assert data["run"]["test_plan"] == "1,0;2,0.2;0,0"
+    stages = data["timeline"]["stages"]
     assert [stage["label"].split(" (")[0] for stage in stages] == ["stage 1", "stage 2", "stage 3"]
     assert stages == sorted(stages, key=lambda stage: stage["at"])
 
@@ -290,7 +292,7 @@ class UpAndDown(LoadShape):
         if elapsed_seconds < 0.4:
             return Stage(users=3, hatch_rate=100)
         if elapsed_seconds < 0.8:
-            return Stage(users=1, hatch_rate=100)
+            return Stage(users=1, hatch_rate=10)  # 0.1 s apart: the order is plain
         return None
 
 
@@ -327,9 +329,7 @@ def test_a_bad_tick_mid_run_ends_the_run_with_exit_2(target: Target, tmp_path: P
                         "--only-summary", timeout=30)  # fmt: skip
     assert result.returncode == 2, result.stderr
     message = result.stderr.strip().splitlines()[-1]
-    assert message.startswith("gaggle: error: load shape Flaky.tick(0.3") or message.startswith(
-        "gaggle: error: load shape Flaky.tick(0.4"
-    ), message
+    assert message.startswith("gaggle: error: load shape Flaky.tick("), message  # (0.3) or so
     assert "returned 2 (int)" in message
     assert target.counts()["GET /landing 200"] == 2  # its users stopped gracefully
 

@@ -5,8 +5,10 @@ Locust's Runner is one base that LocalRunner and MasterRunner specialise; this i
 says how the load is driven (``_drive``), how many users run, and how to give up at once. The rest
 is written here, once: the -R report and /metrics opened before any load, running tables, the
 reset when every user has hatched (which is also when the run time starts counting, unless
---no-reset-metrics), the final tables, the threshold verdicts, and signals — the first Ctrl-C or
-SIGTERM stops gracefully, the second ends the run at once (exit 130), on a manager too.
+--no-reset-metrics; under a test plan or load shape, when a stage's users first all run), the
+stage marks of the report's timeline, the final tables, the threshold verdicts, and signals —
+the first Ctrl-C or SIGTERM stops gracefully, the second ends the run at once (exit 130), on a
+manager too.
 
 The numbers have one owner, a ``Tally``: the session reads it (tables, Prometheus, the report's
 timeline, status) and resets it at the hatch, and nothing else takes from it.

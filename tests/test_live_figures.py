@@ -109,7 +109,7 @@ def test_the_sampler_reads_rates_percentiles_and_the_top_three_errors() -> None:
         LiveInputs(
             progress=lambda: Progress(3, 10, "running"),
             users_running=lambda: 4,
-            users_target=5,
+            users_target=lambda: 5,
             run_so_far=lambda: (run.stats, errors),
             load_seconds=lambda: 2.0,
             workers=lambda: (2, 1),

@@ -91,3 +91,28 @@ def test_the_readme_shows_a_small_screenshot_of_a_report() -> None:
     assert shot.startswith(b"\x89PNG")
     assert len(shot) < 200_000
     assert "](docs/report.png)" in (ROOT / "README.md").read_text()
+
+
+# Pixels of the stage lines' gold (#c9a227) in each chart.
+GOLD = """(() => Array.from(document.querySelectorAll(".chart canvas")).map(c => {
+  const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (Math.abs(d[i] - 201) < 25 && Math.abs(d[i + 1] - 162) < 25 && d[i + 2] < 90) n++;
+  }
+  return n;
+}))()"""
+
+
+def test_the_report_draws_a_line_where_each_stage_began(target: Target, tmp_path: Path) -> None:
+    report, plain = tmp_path / "report.html", tmp_path / "plain.html"
+    test = write_test(tmp_path, SHOP)
+    staged = run_gaggle("run", test, "--host", target.url, "--test-plan", "2,1s;2,1s;0,0.5s",
+                        "-R", str(report))  # fmt: skip
+    steady = run_gaggle("run", test, "--host", target.url, "-u", "2", "-r", "2", "-t", "2.5",
+                        "-R", str(plain))  # fmt: skip
+    assert staged.returncode == steady.returncode == 0, staged.stderr + steady.stderr
+    page = open_page(report.as_uri(), GOLD)
+    assert page.errors == []
+    assert min(page.value[:3]) > 20, page.value  # three stage lines across each chart
+    assert open_page(plain.as_uri(), GOLD).value[:3] == [0, 0, 0]  # and none without a plan

@@ -17,6 +17,7 @@ from gaggle.attack import Attack
 from gaggle.config import ConfigError, Default, RunConfig
 from gaggle.response import Response
 from gaggle.session import RunResult
+from gaggle.shape import LoadShape, Stage
 from gaggle.taskset import TaskSet, TestDefinitionError, task
 from gaggle.wait import between, constant, pacing
 
@@ -24,9 +25,11 @@ __all__ = [
     "Attack",
     "ConfigError",
     "Default",
+    "LoadShape",
     "Response",
     "RunConfig",
     "RunResult",
+    "Stage",
     "TaskSet",
     "TestDefinitionError",
     "__version__",

@@ -14,6 +14,7 @@ from typing import Any
 from rich.console import Console
 
 from gaggle.config import (
+    CONVERTERS,
     HTTP_CLIENTS,
     ConfigError,
     Default,
@@ -32,7 +33,10 @@ from gaggle.console import (
 from gaggle.options import parse_run_args
 from gaggle.runner import Runner
 from gaggle.session import Aborted, RunPlan, RunResult
+from gaggle.shape import LoadShape, validate_shape
 from gaggle.taskset import TaskSet, TestDefinitionError
+
+STEADY_KEYS = ("users", "hatch_rate", "run_time", "iterations", "test_plan")  # a shape's to say
 
 
 def validate_tasksets(tasksets: Sequence[type[TaskSet]]) -> list[type[TaskSet]]:
@@ -65,6 +69,22 @@ def validate_tasksets(tasksets: Sequence[type[TaskSet]]) -> list[type[TaskSet]]:
     return list(tasksets)
 
 
+def check_shape_alone(shape: type[LoadShape], *layers: dict[str, object]) -> None:
+    """A load shape says the users, their rate and the end: an option that says so too is
+    refused rather than silently ignored (Locust ignores it)."""
+    for key in STEADY_KEYS:
+        for layer in layers:
+            if layer.get(key) is not None:
+                flag = CONVERTERS[key][0]
+                raise ConfigError(
+                    flag,
+                    layer[key],
+                    "",
+                    f"{flag} does not go with the load shape {shape.__name__}: its tick says "
+                    "the users, their rate and when the run ends; leave the option out",
+                )
+
+
 def resolve_hosts(config: RunConfig, tasksets: Sequence[type[TaskSet]]) -> list[str]:
     hosts: list[str] = []
     for ts in tasksets:
@@ -90,6 +110,12 @@ class Attack:
     def __init__(self, *tasksets: type[TaskSet]) -> None:
         self.tasksets: list[type[TaskSet]] = list(tasksets)
         self.defaults: dict[str, object] = {}
+        self.shape: type[LoadShape] | None = None
+
+    def set_load_shape(self, shape: type[LoadShape] | None) -> Attack:
+        """Let ``shape``'s ticks drive the users instead of -u/-r/-t or a --test-plan."""
+        self.shape = shape
+        return self
 
     def register_taskset(self, taskset: type[TaskSet]) -> Attack:
         self.tasksets.append(taskset)
@@ -115,6 +141,9 @@ class Attack:
     ) -> RunPlan:
         """Validate everything; raises ConfigError or TestDefinitionError."""
         tasksets = validate_tasksets(self.tasksets)
+        if self.shape is not None:
+            check_shape_alone(self.shape, self.defaults, options or {})
+            validate_shape(self.shape)
         config = build_config(self.defaults, options or {})
         return RunPlan(
             config=config,
@@ -122,6 +151,7 @@ class Attack:
             hosts=resolve_hosts(config, tasksets),
             console=console or make_console(),
             seed=seed,
+            shape=self.shape,
         )
 
     async def run_async(
@@ -141,7 +171,7 @@ class Attack:
         try:
             options, listing = parse_run_args(argv, prog=prog)
             if listing:
-                print_rules(self.tasksets)
+                print_rules(self.tasksets, self.shape)
                 raise SystemExit(0)
             plan = self.plan(options)
         except (ConfigError, TestDefinitionError) as error:
@@ -151,5 +181,5 @@ class Attack:
             return run_on_best_loop(Runner(plan).run())
         except Aborted:
             raise SystemExit(EXIT_ABORTED) from None
-        except ConfigError as error:  # found when acting on it: a port in use, an unwritable -R
-            fail(prog, str(error))
+        except (ConfigError, TestDefinitionError) as error:  # found when acting on it: a port
+            fail(prog, str(error))  # in use, an unwritable -R, a load shape's bad tick

@@ -27,12 +27,13 @@ from gaggle.distributed.manager import Manager
 from gaggle.distributed.role import Role, RoleKind, role_from
 from gaggle.distributed.rules import file_hash, rules_hash, rules_json
 from gaggle.distributed.worker import Worker, WorkerError
-from gaggle.loader import load_tasksets
+from gaggle.loader import load_test
 from gaggle.option_table import PER_WORKER_KEYS
 from gaggle.options import add_run_options, given_options, split_gaggle_options
 from gaggle.ports import METRICS_PORT
 from gaggle.runner import Runner
 from gaggle.session import Aborted, RunPlan
+from gaggle.shape import LoadShape
 from gaggle.taskset import TaskSet, TestDefinitionError
 
 log = logging.getLogger("gaggle")
@@ -62,9 +63,10 @@ class RunCommand:
     role: Role
     tasksets: list[type[TaskSet]]
     listing: bool  # --list
+    shape: type[LoadShape] | None = None  # the test file's LoadShape: it drives the users
 
     def plan(self) -> RunPlan:
-        return Attack(*self.tasksets).plan(self.options)
+        return Attack(*self.tasksets).set_load_shape(self.shape).plan(self.options)
 
     def rules(self) -> tuple[str, str]:
         """What a manager and its workers compare (the hash, and the rules it hashes)."""
@@ -77,15 +79,15 @@ def read_run_command(namespace: argparse.Namespace) -> RunCommand:
     role = role_from(split_gaggle_options(options))
     if role.kind is RoleKind.MANAGER:
         options.setdefault("metrics_bind", f"0.0.0.0:{METRICS_PORT}")
-    tasksets = load_tasksets(namespace.file)
-    return RunCommand(namespace.file, options, role, tasksets, bool(namespace.list))
+    tasksets, shape = load_test(namespace.file)
+    return RunCommand(namespace.file, options, role, tasksets, bool(namespace.list), shape)
 
 
 def run_command(namespace: argparse.Namespace) -> int:
     try:
         command = read_run_command(namespace)
         if command.listing:
-            print_rules(Attack(*command.tasksets).tasksets)
+            print_rules(Attack(*command.tasksets).tasksets, command.shape)
             return 0
         if command.role.kind is RoleKind.WORKER:
             return run_worker(command)
@@ -95,8 +97,8 @@ def run_command(namespace: argparse.Namespace) -> int:
     setup_logging(plan.config)
     try:
         return run_role(command, plan)
-    except ConfigError as error:  # found only when acting on it, e.g. a port already in use
-        fail("gaggle", str(error))
+    except (ConfigError, TestDefinitionError) as error:  # found only when acting on it: a port
+        fail("gaggle", str(error))  # already in use, a load shape's bad tick mid-run
 
 
 def run_role(command: RunCommand, plan: RunPlan) -> int:

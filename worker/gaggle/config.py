@@ -37,6 +37,7 @@ from gaggle.converters import (
 )
 from gaggle.default_keys import Default  # written from RunConfig's fields (make options)
 from gaggle.option import ADVANCED, METRICS, OPERATOR, option, options_of
+from gaggle.plan import PlanStage, plan_text, stages
 from gaggle.ports import METRICS_PORT
 from gaggle.thresholds import Threshold, parse_threshold
 
@@ -102,6 +103,24 @@ class RunConfig:
         help="stop after 30s, 20m, 3h, 1h30m…",
         doc="stop after `30s`, `20m`, `3h`, `1h30m` or seconds (default: until Ctrl-C)",
         spec="runTime",
+    )
+    test_plan: str | None = option(
+        "--test-plan",
+        default=None,  # canonical text (gaggle.plan); None: -u/-r/-t say the load
+        convert=optional(plan_text),
+        metavar="PLAN",
+        help="stages USERS,DURATION;… e.g. 10,1m;10,5m;0,30s (instead of -u/-r/-t)",
+        doc="stages `USERS,DURATION;…`, e.g. `10,1m;10,5m;0,30s`: each goes linearly to USERS "
+        "over DURATION; the run ends with the plan ([below](#staged-plans)); not with -u/-r/-t",
+    )
+    iterations: int = option(
+        "--iterations",
+        default=0,  # 0: users loop until the run stops
+        convert=whole(1),
+        metavar="N",
+        help="each user runs its task cycle N times, then stops; the run ends when all have",
+        doc="each user runs its task cycle N times, runs its `on_stop` tasks and stops; the run "
+        "ends when all have, or at `-t` ([below](#iterations))",
     )
     log_level: int = option(
         "-g",
@@ -323,6 +342,11 @@ class RunConfig:
     def threshold_rules(self) -> list[Threshold]:
         return [parse_threshold(text) for text in self.thresholds]
 
+    @property
+    def plan_stages(self) -> tuple[PlanStage, ...]:
+        """--test-plan's stages; none when -u/-r/-t say the load."""
+        return stages(self.test_plan) if self.test_plan else ()
+
 
 RUN_OPTIONS = options_of(RunConfig)
 
@@ -333,17 +357,58 @@ CONVERTERS: dict[str, tuple[str, Callable[[object], Any]]] = {
 }
 
 
+STEADY_KEYS = ("users", "hatch_rate", "run_time")  # what a --test-plan replaces
+
+
+def _plan_or_steady(layers: list[dict[str, object]]) -> None:
+    """A plan and -u/-r/-t in one layer contradict each other; across layers the later one wins
+    (a command line's ``-u`` over a program's default plan, or its plan over a default ``-u``)."""
+    plan_at = max((i for i, layer in enumerate(layers) if "test_plan" in layer), default=-1)
+    if plan_at < 0:
+        return
+    for index, layer in enumerate(layers):
+        steady = [key for key in STEADY_KEYS if key in layer]
+        if index == plan_at and steady:
+            flag = CONVERTERS[steady[0]][0]
+            raise ConfigError(
+                "--test-plan",
+                layer["test_plan"],
+                "",
+                f"--test-plan and {flag} do not go together: the plan says the users, their "
+                "rate and the run time; give one or the other",
+            )
+        if index == plan_at and "iterations" in layer:
+            raise ConfigError(
+                "--test-plan",
+                layer["test_plan"],
+                "",
+                "--test-plan and --iterations do not go together: the plan ends the run, "
+                "iterations end each user; give one or the other",
+            )
+        if index < plan_at:
+            for key in (*STEADY_KEYS, "iterations"):
+                layer.pop(key, None)
+        elif index > plan_at and (steady or "iterations" in layer):
+            for earlier in layers[: plan_at + 1]:
+                earlier.pop("test_plan", None)
+            return
+
+
 def build_config(*layers: Mapping[str, object]) -> RunConfig:
     """Merge layers (later wins; a None value means "not set") and validate every value."""
+    given = [{k: v for k, v in layer.items() if v is not None} for layer in layers]
+    _plan_or_steady(given)
     merged: dict[str, object] = {}
-    for layer in layers:
-        merged.update({k: v for k, v in layer.items() if v is not None})
+    for layer in given:
+        merged.update(layer)
     values: dict[str, Any] = {}
     for name, raw in merged.items():
         if name not in CONVERTERS:
             raise ConfigError("option", name, "use one of: " + ", ".join(sorted(CONVERTERS)))
         values[name] = CONVERTERS[name][1](raw)
     config = RunConfig(**values)
-    if config.users == 0:
+    if config.test_plan:  # the users a plan's report and result name: its peak
+        config = replace(config, users=max(stage.users for stage in config.plan_stages))
+    elif config.users == 0:
         config = replace(config, users=os.cpu_count() or 1)
     return config

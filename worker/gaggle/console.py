@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TypeVar
 from rich.console import Console
 
 from gaggle.config import RunConfig
+from gaggle.shape import LoadShape
 from gaggle.taskset import TaskSet, describe_rules
 
 T = TypeVar("T")
@@ -28,8 +29,9 @@ def fail(prog: str, message: str) -> NoReturn:
     raise SystemExit(EXIT_BAD_INPUT)
 
 
-def print_rules(tasksets: Sequence[type[TaskSet]]) -> None:
-    """``--list``: task sets and their tasks, in the order tables show them."""
+def print_rules(tasksets: Sequence[type[TaskSet]], shape: type[LoadShape] | None = None) -> None:
+    """``--list``: task sets and their tasks, in the order tables show them, and the load
+    shape that drives the users."""
     for ts_index, rules in enumerate(describe_rules(list(tasksets))):
         wait = f", wait {rules['wait_time']}" if rules["wait_time"] else ""
         print(f"{ts_index + 1}: {rules['name']} (weight {rules['weight']}{wait})")
@@ -39,6 +41,8 @@ def print_rules(tasksets: Sequence[type[TaskSet]]) -> None:
                 flags.append(f"sequence {task['sequence']}")
             extra = f" [{', '.join(flags)}]" if flags else ""
             print(f"    {task_index + 1}: {task['name']} (weight {task['weight']}){extra}")
+    if shape is not None:
+        print(f"load shape: {shape.__name__} (a tick every {shape.tick_interval:g} s)")
 
 
 def make_console() -> Console:

@@ -44,12 +44,12 @@ def optional(convert: Callable[[str, object], T]) -> Callable[[str, object], T |
 
 
 # --- run options ------------------------------------------------------------------------------
-_DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+)s)?$")
+_DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$")
 
 
 def parse_duration(option: str, value: object) -> float:
     """``30s``, ``20m``, ``3h``, ``1h30m`` or a number of seconds."""
-    allowed = "use a duration such as 30s, 20m, 3h, 1h30m or a number of seconds ≥ 0"
+    allowed = "use a duration such as 30s, 20m, 3h, 1h30m, 0.5s or a number of seconds ≥ 0"
     if isinstance(value, bool):
         raise ConfigError(option, value, allowed)
     if isinstance(value, int | float):
@@ -63,8 +63,8 @@ def parse_duration(option: str, value: object) -> float:
         match = _DURATION.match(text)
         if not text or match is None:
             raise ConfigError(option, value, allowed) from None
-        parts = {k: int(v) for k, v in match.groupdict(default="0").items()}
-        return float(parts["h"] * 3600 + parts["m"] * 60 + parts["s"])
+        parts = {k: float(v) for k, v in match.groupdict(default="0").items()}
+        return parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
     if seconds < 0 or seconds != seconds:
         raise ConfigError(option, value, allowed)
     return seconds

@@ -14,6 +14,8 @@ class Default(enum.Enum):
     USERS = "users"
     HATCH_RATE = "hatch_rate"
     RUN_TIME = "run_time"
+    TEST_PLAN = "test_plan"
+    ITERATIONS = "iterations"
     LOG_LEVEL = "log_level"
     LOG_FILE = "log_file"
     VERBOSE = "verbose"

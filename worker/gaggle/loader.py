@@ -13,6 +13,7 @@ import traceback
 from pathlib import Path
 from types import ModuleType
 
+from gaggle.shape import LoadShape
 from gaggle.taskset import TaskSet, TestDefinitionError
 
 
@@ -76,5 +77,30 @@ def find_tasksets(module: ModuleType, path_text: str) -> list[type[TaskSet]]:
     return found
 
 
+def find_shape(module: ModuleType, path_text: str) -> type[LoadShape] | None:
+    """The file's own LoadShape subclass, if it defines one; two are refused (which one would
+    drive the run?)."""
+    found = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, LoadShape)
+        and value.__module__ == module.__name__
+    ]
+    if len(found) > 1:
+        names = " and ".join(shape.__name__ for shape in found)
+        raise TestDefinitionError(
+            f"{path_text} defines {len(found)} load shapes ({names}); a run follows one: "
+            "keep one LoadShape subclass in the file"
+        )
+    return found[0] if found else None
+
+
 def load_tasksets(path_text: str) -> list[type[TaskSet]]:
     return find_tasksets(load_module(path_text), path_text)
+
+
+def load_test(path_text: str) -> tuple[list[type[TaskSet]], type[LoadShape] | None]:
+    """A test file's task sets and its load shape (None when -u/-r/-t or a plan say the load)."""
+    module = load_module(path_text)
+    return find_tasksets(module, path_text), find_shape(module, path_text)

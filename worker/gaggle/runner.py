@@ -4,7 +4,9 @@ The flow is the seed's: users start at the hatch rate; once all are running the 
 the tables so far and resets the metrics (unless --no-reset-metrics), which is also when the run
 time starts counting; at the end — run time over, Ctrl-C or SIGTERM — users finish the request in
 flight, run their on_stop tasks, and the summary is printed. A second Ctrl-C ends at once. All of
-that but the users is ``session.Session``'s, shared with the manager.
+that but the users is ``session.Session``'s, shared with the manager. A --test-plan or a load
+shape moves the users instead (``gaggle.drive``), and with --iterations the run is over when
+every user has run its passes.
 """
 
 from __future__ import annotations
@@ -14,14 +16,15 @@ import logging
 import random
 
 from gaggle.context import RunContext
-from gaggle.http import CLIENTS
+from gaggle.drive import follow_plan, follow_shape
 from gaggle.metrics.aggregate import Aggregator, Metrics, NullAggregator
 from gaggle.metrics.ledger import Ledger
+from gaggle.pool import UserPool
 from gaggle.report.logs import BufferedLog, open_debug_log, open_requests_log
-from gaggle.scheduler import allocate, hatch
+from gaggle.scheduler import hatch
 from gaggle.session import RunPlan, Session
+from gaggle.taskset import TestDefinitionError
 from gaggle.throttle import Throttle
-from gaggle.user import TaskPlan, User, run_user
 
 log = logging.getLogger("gaggle")
 
@@ -44,54 +47,93 @@ class Runner(Session):
             throttle=Throttle(config.throttle_requests) if config.throttle_requests else None,
         )
         self.metrics_started = self.ctx.started
-        self.users: list[asyncio.Task[None]] = []
+        self.driven = bool(config.test_plan or plan.shape)  # a plan or shape moves the users
+        self.pool = UserPool(self.ctx, plan.tasksets, plan.hosts, random.Random(plan.seed))
+        self.ready = asyncio.Event()  # the logs are open: users may start (a worker's adjust)
         self.logs: list[BufferedLog] = []
 
     def users_running(self) -> int:
-        return sum(1 for task in self.users if not task.done())
+        return self.pool.alive()
 
     def users_in_result(self) -> int:
-        return len(self.users)
+        return self.pool.started
+
+    def users_target(self) -> int:
+        return self.pool.target if self.driven else self.plan.config.users
 
     def take_delta(self) -> Metrics:
         """A worker's next delta for its manager: what its users did since the last one."""
         return self.ledger.take_delta()
 
+    def _stopping(self, reason: str) -> None:
+        self.pool.stop_all(reason)
+
+    def adjust(self, start: list[int], stop: list[int]) -> None:
+        """A manager's plan: stop the users in ``stop``, start users in ``start`` (slots)."""
+        for slot in stop:
+            self.pool.stop(slot)
+        if self.stopping.is_set():
+            return
+        for slot in start:
+            self.pool.start(slot)
+
     async def _drive(self) -> bool:
         self._open_logs()
+        failure: TestDefinitionError | None = None
         try:
             self._clock_starts(self.ctx.started)
-            if await self._hatch():
-                self.hatched()
+            self.ready.set()
+            try:
+                await self._follow()
+            except TestDefinitionError as error:  # a load shape's bad tick: end the run
+                failure = error
+                self.stop(str(error))
             await self.stopping.wait()
             log.info("stopping (%s); waiting for users to exit", self.stop_reason)
-            if self.users:
-                await asyncio.gather(*self.users, return_exceptions=True)
+            await self.pool.wait()
         finally:
             await self._close_logs()
+        if failure is not None:
+            raise failure
         return True
 
+    async def _follow(self) -> None:
+        """Drive the users: the test plan, the load shape, or -u at -r (a manager's worker
+        hatches its share, then the manager's adjustments move it)."""
+        config, shape = self.plan.config, self.plan.shape
+        if config.test_plan:
+            await follow_plan(config.plan_stages, self.pool, self.stopping, self)
+            self.stop("the test plan is over")
+        elif shape is not None:
+            await follow_shape(shape, self.pool, self.stopping, self)
+            self.stop(f"the load shape {shape.__name__} ended")
+        else:
+            if await self._hatch():
+                self.hatched()
+            if config.iterations:
+                await self._iterations_done()
+
+    async def _iterations_done(self) -> None:
+        """--iterations: when every user has run its passes the run is over (unless the run
+        time or a signal came first)."""
+        iterations = self.plan.config.iterations
+        if self.pool.tasks:  # asyncio.wait, not gather: giving up on it cancels no user
+            stopped = asyncio.ensure_future(self.stopping.wait())
+            users_done = asyncio.ensure_future(asyncio.wait(self.pool.tasks))
+            await asyncio.wait([stopped, users_done], return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            users_done.cancel()
+        self.stop(f"every user ran its {iterations} iteration(s)")  # unless stopped already
+
     async def _hatch(self) -> bool:
-        plan, ctx = self.plan, self.ctx
+        plan = self.plan
         config = plan.config
-        rng = random.Random(plan.seed)
-        weights = [ts.weight for ts in plan.tasksets]
-        # Allocation order is global: a worker's users continue the gaggle's sequence.
-        allocation = allocate(plan.first_user + config.users, weights, config.scheduler, rng)
-        allocation = allocation[plan.first_user :]
-        task_plans = [TaskPlan(ts) for ts in plan.tasksets]
-        clients = [CLIENTS[ts.client or config.http_client] for ts in plan.tasksets]
-        loop = asyncio.get_running_loop()
-
-        def launch(index: int) -> None:
-            ts_index = allocation[index]
-            taskset = plan.tasksets[ts_index]
-            user_index = plan.first_user + index
-            log.info("launching user %d from %s...", user_index + 1, taskset.__name__)
-            user = User(ctx, user_index, ts_index, plan.hosts[ts_index], clients[ts_index]())
-            self.users.append(loop.create_task(run_user(ctx, taskset, task_plans[ts_index], user)))
-
-        launched = await hatch(config.users, config.hatch_rate, ctx.stop, launch)
+        launched = await hatch(
+            config.users,
+            config.hatch_rate,
+            self.ctx.stop,
+            lambda index: self.pool.start(plan.first_user + index),
+        )
         log.info("launched %d users...", launched)
         return launched == config.users
 

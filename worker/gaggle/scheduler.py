@@ -45,7 +45,7 @@ def allocate(
 
 
 async def hatch(
-    users: int, hatch_rate: float, stop: StopSignal, launch: Callable[[int], None]
+    users: int, hatch_rate: float, stop: StopSignal, launch: Callable[[int], object]
 ) -> int:
     """Call ``launch(i)`` for each user on schedule; return how many were launched."""
     started = time.monotonic()

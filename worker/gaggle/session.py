@@ -5,9 +5,10 @@ Locust's Runner is one base that LocalRunner and MasterRunner specialise; this i
 says how the load is driven (``_drive``), how many users run, and how to give up at once. The rest
 is written here, once: the -R report and /metrics opened before any load, running tables, the
 live view (a panel on a terminal, status lines elsewhere: ``report.live``), the reset when every
-user has hatched (which is also when the run time starts counting, unless --no-reset-metrics),
-the final tables, the threshold verdicts, and signals — the first Ctrl-C or SIGTERM stops
-gracefully, the second ends the run at once (exit 130), on a manager too.
+user has hatched (which is also when the run time starts counting, unless --no-reset-metrics;
+under a test plan or load shape, when a stage's users first all run), the stage marks of the
+report's timeline, the final tables, the threshold verdicts, and signals — the first Ctrl-C or
+SIGTERM stops gracefully, the second ends the run at once (exit 130), on a manager too.
 
 The numbers have one owner, a ``Tally``: the session reads it (tables, Prometheus, the report's
 timeline, status) and resets it at the hatch, and nothing else takes from it.
@@ -35,6 +36,7 @@ from gaggle.report.prometheus import serve
 from gaggle.report.recorder import NoReport, Report, open_report
 from gaggle.report.status import FigureSampler, LiveInputs, Progress, RunSoFar
 from gaggle.report.tables import TableOptions, print_tables, print_verdicts
+from gaggle.shape import LoadShape
 from gaggle.stop import StopSignal
 from gaggle.taskset import TaskSet
 from gaggle.thresholds import Threshold, Verdict, evaluate
@@ -60,6 +62,7 @@ class RunPlan:
     first_user: int = 0
     owns_output: bool = True
     on_hatched: Callable[[], None] | None = None
+    shape: type[LoadShape] | None = None  # its ticks drive the users (gaggle.shape)
 
 
 @dataclass(slots=True)
@@ -124,6 +127,7 @@ class Session:
         self._driving: asyncio.Future[bool] | None = None
         self._ended_at: float | None = None
         self._timers: list[asyncio.TimerHandle | asyncio.Task[None]] = []
+        self.stage_marks: list[tuple[float, str]] = []  # (epoch seconds, label) of each stage
 
     # --- what a role says -------------------------------------------------------------------
     async def _drive(self) -> bool:
@@ -134,6 +138,10 @@ class Session:
         raise NotImplementedError
 
     def users_in_result(self) -> int:
+        return self.plan.config.users
+
+    def users_target(self) -> int:
+        """Users the load asks for now (a plan's or shape's, or -u)."""
         return self.plan.config.users
 
     def worker_counts(self) -> tuple[int, int]:
@@ -192,6 +200,8 @@ class Session:
             workers=self.worker_counts,
             task_names=lambda: self.task_names,
             loop_lags=self.loop_lags,
+            users_target=self.users_target,
+            stages=lambda: self.stage_marks,
         )
 
     def progress(self) -> Progress:
@@ -200,6 +210,14 @@ class Session:
         config, now = self.plan.config, time.perf_counter()
         if self.load_started is None or now < self.load_started:
             return Progress(0.0, config.run_time, self.waiting_for())
+        if config.test_plan or self.plan.shape is not None:  # the plan's time, its stage's name
+            total = sum(stage.seconds for stage in config.plan_stages)  # a shape's: unknown, 0
+            label = (
+                "stopping"
+                if self.stopping.is_set()
+                else (self.stage_marks[-1][1] if self.stage_marks else "starting")
+            )
+            return Progress(now - self.load_started, total, label)
         counting = self.hatched_all or config.no_reset_metrics
         elapsed = now - self.metrics_started if counting else 0.0
         if self.stopping.is_set():
@@ -217,7 +235,7 @@ class Session:
         return LiveInputs(
             progress=self.progress,
             users_running=self.users_running,
-            users_target=self.plan.config.users,
+            users_target=self.users_target,
             run_so_far=RunSoFar(self.tally.metrics, lambda: self.hatch_metrics),
             load_seconds=self._load_seconds,
             workers=self.worker_counts if self.has_workers() else None,
@@ -290,11 +308,22 @@ class Session:
         if self.plan.config.no_reset_metrics:
             self._start_run_timer()
 
-    def hatched(self) -> None:
+    # --- what a driver tells the run (gaggle.drive.Driven) -----------------------------------
+    def stage_began(self, label: str, users: int) -> None:
+        """A plan's or shape's stage starts: the report's timeline marks it."""
+        log.info("%s", label)
+        self.stage_marks.append((time.time(), label))
+
+    def stage_reached(self, users: int) -> None:
+        """A stage's users all run; the first time is the hatch (and the reset)."""
+        self.hatched(users)
+
+    def hatched(self, users: int | None = None) -> None:
         """Every user is running: print the tables so far and reset (unless
         --no-reset-metrics); the run time counts from here."""
         if self.hatched_all:
             return
+        users = self.plan.config.users if users is None else users
         self.hatched_all = True
         if self.plan.on_hatched is not None:
             self.plan.on_hatched()
@@ -302,14 +331,13 @@ class Session:
             return
         config, console = self.plan.config, self.plan.console
         if config.no_reset_metrics:
-            console.print(f"All {config.users} users hatched.")
+            console.print(f"All {users} users hatched.")
             return
         now = time.perf_counter()
         if not (config.no_metrics or config.only_summary):
             self.print_tables(self.tally.metrics(), now - self.metrics_started)
         console.print(
-            f"\nAll {config.users} users hatched, "
-            "resetting metrics (disable with --no-reset-metrics).\n"
+            f"\nAll {users} users hatched, resetting metrics (disable with --no-reset-metrics).\n"
         )
         self.hatch_metrics = self.tally.reset()
         self.metrics_started = now

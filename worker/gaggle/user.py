@@ -1,8 +1,10 @@
-"""A simulated user: runs one TaskSet instance's tasks in a loop until the run stops.
+"""A simulated user: runs one TaskSet instance's tasks in a loop until it is stopped.
 
 Per request the hot path is: a clock read, the client's send, one record into the aggregator and
 an append to the requests log when one is open. Tasks that raise are counted as failed and the
-user goes on; a stopping run lets the request in flight finish, then runs the on_stop tasks.
+user goes on; a stopping user lets the request in flight finish, then runs its on_stop tasks.
+Each user has its own stop signal — a plan that lowers the users stops some, the run's stop
+stops them all — and with --iterations N a user stops by itself after N passes of its cycle.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from gaggle.context import RunContext
 from gaggle.http.seam import HttpClient, RequestOptions
 from gaggle.metrics.record import RequestRecord, TaskRecord
 from gaggle.response import Response
+from gaggle.stop import StopSignal
 from gaggle.taskset import TaskSet, TaskSpec
 
 YIELD_EVERY = 8  # tasks run without a pause between two explicit turns of the event loop
@@ -69,6 +72,7 @@ class User:
         "base_url",
         "ctx",
         "may_request_while_stopping",
+        "stop",
         "task_failed",
         "taskset_index",
         "unyielded",
@@ -90,17 +94,18 @@ class User:
         self.task_failed = False
         self.unyielded = 0  # tasks run since this user last gave the event loop a turn
         self.may_request_while_stopping = False
+        self.stop = StopSignal()  # set by the run's stop, or to stop this user alone
         self._client = client
 
     async def request(
         self, method: str, path: str, name: str | None, options: RequestOptions
     ) -> Response:
         ctx = self.ctx
-        if ctx.stop.is_set() and not self.may_request_while_stopping:
+        if self.stop.is_set() and not self.may_request_while_stopping:
             raise StopRequested
         if ctx.throttle is not None:
             await ctx.throttle.acquire()
-            if ctx.stop.is_set() and not self.may_request_while_stopping:
+            if self.stop.is_set() and not self.may_request_while_stopping:
                 raise StopRequested
         if path.startswith(("http://", "https://")):
             url = path
@@ -173,20 +178,22 @@ class User:
 
 
 async def run_user(ctx: RunContext, taskset: type[TaskSet], plan: TaskPlan, user: User) -> None:
-    """Run one user to the end: on_start tasks, the loop until stopped, then on_stop tasks."""
+    """Run one user to the end: on_start tasks, the loop until stopped (or --iterations
+    passes of it), then on_stop tasks."""
     instance = taskset.__new__(taskset)
     instance._gaggle = user
-    stop = ctx.stop
+    stop = user.stop
     wait_time = taskset.wait_time
+    iterations_left = ctx.config.iterations or -1  # -1: no limit
     try:
         taskset.__init__(instance)
         for index, spec in plan.on_start:
             if stop.is_set():
                 break
             await _pause(ctx, user, wait_time, await _run_task(ctx, user, instance, index, spec))
-        while not stop.is_set():
+        while not stop.is_set() and iterations_left != 0:
             cycle = plan.cycle()
-            if not cycle:
+            if not cycle and iterations_left < 0:
                 await stop.wait()
             for index, spec in cycle:
                 if stop.is_set():
@@ -194,6 +201,7 @@ async def run_user(ctx: RunContext, taskset: type[TaskSet], plan: TaskPlan, user
                 await _pause(
                     ctx, user, wait_time, await _run_task(ctx, user, instance, index, spec)
                 )
+            iterations_left -= 1 if iterations_left > 0 else 0
         user.may_request_while_stopping = True
         for index, spec in plan.on_stop:
             await _run_task(ctx, user, instance, index, spec)
@@ -206,7 +214,7 @@ async def run_user(ctx: RunContext, taskset: type[TaskSet], plan: TaskPlan, user
 async def _pause(ctx: RunContext, user: User, wait_time: Any, task_seconds: float) -> None:
     delay = wait_time(task_seconds) if wait_time is not None else 0.0
     if delay > 0:
-        await ctx.stop.sleep(delay)
+        await user.stop.sleep(delay)
         return
     # A task with no I/O must not starve the other users, but a turn of the loop per task
     # costs every task that did wait on the network: give it every YIELD_EVERY tasks.

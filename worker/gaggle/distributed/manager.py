@@ -25,14 +25,17 @@ import grpc
 
 from gaggle._version import __version__
 from gaggle.config import ConfigError, RunConfig
+from gaggle.distributed.crowd import WorkerCrowd
 from gaggle.distributed.protocol import HEARTBEAT_INTERVAL, PROTOCOL_VERSION, WORKER_SILENCE
 from gaggle.distributed.role import Role
 from gaggle.distributed.rules import rules_difference
 from gaggle.distributed.security import server_credentials, token_matches, warn_if_open
 from gaggle.distributed.split import Share, split_users
+from gaggle.drive import follow_plan, follow_shape
 from gaggle.option_table import PER_WORKER_KEYS
 from gaggle.ports import join_host_port
 from gaggle.session import RunPlan, Session
+from gaggle.taskset import TestDefinitionError
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 
@@ -75,6 +78,9 @@ class Manager(Session, wire_grpc.GaggleServicer):
         self.started = False
         self.port = role.bind_port
         self.on_listening: Callable[[int], None] | None = None  # told the port once bound
+        # A --test-plan or load shape is driven here; workers start and stop users as told.
+        self.driven = bool(plan.config.test_plan or plan.shape)
+        self.crowd = WorkerCrowd(self._running_workers, self._adjust)
 
     # --- the stream -----------------------------------------------------------------------
     async def Join(  # noqa: N802 - the name comes from the .proto
@@ -190,6 +196,7 @@ class Manager(Session, wire_grpc.GaggleServicer):
                 self.lost += 1
                 log.warning("worker %d left; a worker that joins takes its users", link.index + 1)
                 link.outbox.put_nowait(None)
+                self.crowd.lose(link)
                 self._check_hatched()
             self._check_done()
 
@@ -203,16 +210,45 @@ class Manager(Session, wire_grpc.GaggleServicer):
             time.monotonic() - link.last_delta_at,
         )
         link.outbox.put_nowait(None)  # end its stream: a silent worker that wakes up must stop
+        self.crowd.lose(link)  # a driven plan's users go on on the others
         self._check_hatched()  # a worker lost while hatching must not hold the others' reset
         self._check_done()
 
     def _check_hatched(self) -> None:
+        """Every worker hatched its share: the hatch. A driven plan says when instead."""
+        if self.driven:
+            return
         if not self.hatched_all and all(w.hatched or w.done for w in self.workers):
             self.hatched()
 
     def _check_done(self) -> None:
         if self.workers and all(w.done for w in self.workers):
+            iterations = self.plan.config.iterations
+            if iterations and self.started and not self.stop_reason:
+                self.stopping.set(f"every user ran its {iterations} iteration(s)")
             self.all_done.set()
+
+    # --- a driven plan ------------------------------------------------------------------------
+    def _running_workers(self) -> list[WorkerLink]:
+        return [w for w in self.workers if w.share is not None and not w.done]
+
+    def _adjust(self, link: WorkerLink, start: list[int], stop: list[int]) -> None:
+        adjust = wire.Adjust(start=start, stop=stop)
+        link.outbox.put_nowait(wire.ManagerMessage(adjust=adjust))
+
+    def users_target(self) -> int:
+        return self.crowd.target if self.driven else self.plan.config.users
+
+    async def _follow(self) -> None:
+        """Drive the plan or shape from the common start instant; the run ends with it."""
+        await self.stopping.sleep(START_DELAY)
+        config, shape = self.plan.config, self.plan.shape
+        if config.test_plan:
+            await follow_plan(config.plan_stages, self.crowd, self.stopping, self)
+            self.stop("the test plan is over")
+        elif shape is not None:
+            await follow_shape(shape, self.crowd, self.stopping, self)
+            self.stop(f"the load shape {shape.__name__} ended")
 
     # --- the run ----------------------------------------------------------------------------
     @property
@@ -261,7 +297,7 @@ class Manager(Session, wire_grpc.GaggleServicer):
         config = {
             key: value
             for key, value in dataclasses.asdict(self.plan.config).items()
-            if key not in PER_WORKER_KEYS and value != getattr(defaults, key)
+            if key not in PER_WORKER_KEYS and key != "test_plan" and value != getattr(defaults, key)
         }
         return wire.ManagerMessage(
             start=wire.Start(
@@ -306,17 +342,27 @@ class Manager(Session, wire_grpc.GaggleServicer):
                 return False  # nothing ran: no tables, no verdict
             self._clock_starts(time.perf_counter() + START_DELAY)
             self.started = True
+            users = 0 if self.driven else config.users  # a driven plan adds them as it goes
             for link, share in zip(
                 self.workers,
-                split_users(config.users, config.hatch_rate, len(self.workers)),
+                split_users(users, config.hatch_rate, len(self.workers)),
                 strict=True,
             ):
                 link.share = share
                 link.outbox.put_nowait(self._start_message(share))
+            failure: TestDefinitionError | None = None
+            if self.driven:
+                try:
+                    await self._follow()
+                except TestDefinitionError as error:  # a load shape's bad tick: end the run
+                    failure = error
+                    self.stop(str(error))
             await self.all_done.wait()
             self.ended()
             for link in self.workers:
                 link.outbox.put_nowait(None)
+            if failure is not None:
+                raise failure
             return True
         finally:
             heartbeats.cancel()

@@ -161,6 +161,9 @@ class Worker:
         while (message := await self._next()) is not None:
             if message.HasField("stop"):
                 runner.stop(f"manager: {message.stop.reason}")
+            elif message.HasField("adjust"):
+                await runner.ready.wait()  # users start once the logs are open
+                runner.adjust(list(message.adjust.start), list(message.adjust.stop))
         if self.link.error or not runner.stopping.is_set():
             # Nobody is left to count or stop this load: end it now, on_stop tasks included.
             self.manager_lost = self.link.error or "the stream closed"

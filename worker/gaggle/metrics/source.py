@@ -20,3 +20,5 @@ class Source:
     workers: Callable[[], tuple[int, int]] = lambda: (0, 0)  # (connected, lost)
     task_names: Callable[[], TaskNames] = lambda: []
     loop_lags: Callable[[], dict[int, float]] = lambda: {}  # worker number → seconds
+    users_target: Callable[[], int] | None = None  # users the load asks for (None: = users)
+    stages: Callable[[], list[tuple[float, str]]] = lambda: []  # (epoch seconds, label)

@@ -76,8 +76,12 @@ def overview(run: dict[str, Any]) -> str:
         ("Host", _e(run["host"])),
         ("Mode", _e(run["mode"])),
         ("Users", _count(run["users"])),
-        ("Hatch rate", f"{readable(run['hatch_rate'])} users/s"),
-        ("Run time", run_time),
+        *(
+            [("Test plan", f"<code>{_e(run['test_plan'])}</code> (users, seconds per stage)")]
+            if run.get("test_plan")
+            else [("Hatch rate", f"{readable(run['hatch_rate'])} users/s"), ("Run time", run_time)]
+        ),
+        *([("Iterations", _count(run["iterations"]))] if run.get("iterations") else []),
         ("Workers", workers),
         ("Started", _e(run["started"])),
         ("Ended", _e(run["ended"])),
@@ -187,7 +191,8 @@ def render_html(data: dict[str, Any]) -> str:
             else []
         ),
         "<h2>Over time</h2>",
-        f'<p class="note">One point per {step} s; the dashed line is the metrics reset. '
+        f'<p class="note">One point per {step} s; the dashed line is the metrics reset, a '
+        "thin gold line the start of a test plan's or load shape's stage. "
         "Drag to zoom, double-click to zoom out.</p>",
         '<div class="chart" id="chart-rps"></div>',
         '<div class="chart" id="chart-latency"></div>',

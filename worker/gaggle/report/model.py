@@ -41,6 +41,8 @@ class RunFacts:
     workers: int  # 0 for a standalone run
     workers_lost: int
     version: str
+    test_plan: str | None = None  # canonical (seconds); None: -u at -r, or a load shape
+    iterations: int = 0  # per user; 0: until the run stops
 
 
 def instant(epoch: float) -> str:
@@ -82,6 +84,8 @@ def _run(facts: RunFacts) -> dict[str, Any]:
         "workers": facts.workers,
         "workers_lost": facts.workers_lost,
         "gaggle_version": facts.version,
+        "test_plan": facts.test_plan,
+        "iterations": facts.iterations,
     }
 
 
@@ -129,6 +133,8 @@ def _timeline(timeline: Timeline) -> dict[str, Any]:
             ],
             "omitted": len(timeline.omitted),
         },
+        # where each stage of a test plan or load shape began (the charts draw a line there)
+        "stages": [{"at": round(at, 3), "label": label} for at, label in timeline.stages()],
     }
 
 

@@ -107,7 +107,14 @@ class GaggleCollector(Collector):
         yield failures
         yield latency
         yield tasks
-        yield GaugeMetricFamily("gaggle_users", "Users running.", value=self.source.users())
+        users = self.source.users()
+        yield GaugeMetricFamily("gaggle_users", "Users running.", value=users)
+        target = self.source.users_target
+        yield GaugeMetricFamily(
+            "gaggle_users_target",
+            "Users the load asks for now (-u, or a test plan's or load shape's current stage).",
+            value=target() if target is not None else users,
+        )
         yield GaugeMetricFamily("gaggle_workers_connected", "Workers connected.", value=connected)
         yield CounterMetricFamily("gaggle_workers_lost", "Workers lost mid-run.", value=lost)
         lag = GaugeMetricFamily(

@@ -121,6 +121,8 @@ class Report:
             workers=self.timeline.max_workers,
             workers_lost=self.source.workers()[1],
             version=__version__,
+            test_plan=self.config.test_plan,
+            iterations=self.config.iterations,
         )
         data = build_report(
             facts, result.metrics, result.task_names, self.timeline, result.verdicts

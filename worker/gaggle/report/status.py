@@ -61,7 +61,7 @@ class LiveInputs:
 
     progress: Callable[[], Progress]
     users_running: Callable[[], int]
-    users_target: int
+    users_target: Callable[[], int]  # a plan's or shape's moves
     # aggregated request stats and error counts since the first user (the hatch reset undone)
     run_so_far: Callable[[], tuple[Stats, dict[str, int]]]
     load_seconds: Callable[[], float]  # since the first user started; 0 before
@@ -118,7 +118,7 @@ class FigureSampler:
         top = sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_ERRORS]
         return Figures(
             progress=inputs.progress(),
-            users_target=inputs.users_target,
+            users_target=inputs.users_target(),
             users_running=inputs.users_running(),
             requests=stats.count,
             rate_now=window.last_rate(),

@@ -199,6 +199,10 @@ class Timeline:
                 self._previous[key] = (stats.count, stats.fail_count, dict(counts))
         return rows
 
+    def stages(self) -> list[tuple[float, str]]:
+        """(epoch seconds, label) of each stage the run's plan or shape began."""
+        return list(self.source.stages())
+
     def finish(self) -> None:
         """A last sample (the run's final partial second), then close the pending points."""
         self.sample()

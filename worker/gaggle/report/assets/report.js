@@ -36,6 +36,25 @@
     }] } };
   }
 
+  // A test plan's or load shape's stages: a thin line where each began, its label on hover.
+  function stageLines() {
+    return { hooks: { draw: [function (u) {
+      var ctx = u.ctx;
+      ctx.save();
+      ctx.strokeStyle = "#c9a227";
+      ctx.lineWidth = 1;
+      (timeline.stages || []).forEach(function (stage) {
+        var x = u.valToPos(stage.at, "x", true);
+        if (!(x >= u.bbox.left && x <= u.bbox.left + u.bbox.width)) { return; }
+        ctx.beginPath();
+        ctx.moveTo(x, u.bbox.top);
+        ctx.lineTo(x, u.bbox.top + u.bbox.height);
+        ctx.stroke();
+      });
+      ctx.restore();
+    }] } };
+  }
+
   function draw(id, title, unit, labels, xs, columns) {
     var el = document.getElementById(id);
     el.textContent = "";
@@ -46,7 +65,7 @@
       title: title,
       width: widthOf(el),
       height: HEIGHT,
-      plugins: [resetLine()],
+      plugins: [resetLine(), stageLines()],
       scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.05 : 1]; } } },
       axes: [{ incrs: TIME_STEPS }, { label: unit, size: 64 }],
       series: series

@@ -539,3 +539,23 @@ def test_finding_14_under_a_default_deny_policy_a_loadtest_runs_with_its_own_net
     assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"] > 0
     made = kubectl.json("get", "networkpolicy", "let-in-network")
     assert made["metadata"]["ownerReferences"][0]["name"] == "let-in"
+
+
+def test_twenty_workers_start_together_and_the_summary_is_exact(
+    kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
+) -> None:
+    """Beyond the review: 20 worker pods on our node. The manager starts the load only when all
+    have joined (each runs its share of 40 users), and the merged summary is what the target
+    served."""
+    target, url = bridge_target
+    spec = {"users": 40, "hatchRate": 400, "runTime": "3s", "workers": {"replicas": 20}}
+    kubectl.apply(loadtest("crowd", url, **spec))
+    status = wait_for_phase(kubectl, "crowd", FINAL, operator)
+    assert status["phase"] == "Succeeded", story(kubectl, operator)
+    assert status["workers"]["desired"] == 20
+    assert (status["workers"]["connected"], status["workers"]["lost"]) == (20, 0), status
+    served = target.counts()
+    assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"] > 0
+    workers = kubectl.json("get", "pods", "-l", "gaggle.dev/loadtest=crowd,gaggle.dev/role=worker")
+    phases = [pod["status"]["phase"] for pod in workers["items"]]
+    assert phases == ["Succeeded"] * 20, phases

@@ -26,6 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["tests.cluster.fixtures", "tests.operator_harness"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under xdist (``make test``: -n 2 --dist loadgroup) every test of the one test cluster,
+    and the cluster's own tests, run in one worker in file order: one cluster per machine at a
+    time (two interfere through host-level mount points), and a module's release is shared."""
+    for item in items:
+        uses_cluster = "cluster" in getattr(item, "fixturenames", ())
+        if uses_cluster or item.path.name.startswith("test_cluster_"):
+            item.add_marker(pytest.mark.xdist_group("cluster"))
+
+
 @dataclass
 class Target:
     port: int

@@ -37,7 +37,7 @@ from gaggle.converters import (
 )
 from gaggle.default_keys import Default  # written from RunConfig's fields (make options)
 from gaggle.option import ADVANCED, METRICS, OPERATOR, option, options_of
-from gaggle.plan import PlanStage, plan_text, stages
+from gaggle.plan import PlanStage, plan_or_steady, plan_text, stages
 from gaggle.ports import METRICS_PORT
 from gaggle.thresholds import Threshold, parse_threshold
 
@@ -357,47 +357,10 @@ CONVERTERS: dict[str, tuple[str, Callable[[object], Any]]] = {
 }
 
 
-STEADY_KEYS = ("users", "hatch_rate", "run_time")  # what a --test-plan replaces
-
-
-def _plan_or_steady(layers: list[dict[str, object]]) -> None:
-    """A plan and -u/-r/-t in one layer contradict each other; across layers the later one wins
-    (a command line's ``-u`` over a program's default plan, or its plan over a default ``-u``)."""
-    plan_at = max((i for i, layer in enumerate(layers) if "test_plan" in layer), default=-1)
-    if plan_at < 0:
-        return
-    for index, layer in enumerate(layers):
-        steady = [key for key in STEADY_KEYS if key in layer]
-        if index == plan_at and steady:
-            flag = CONVERTERS[steady[0]][0]
-            raise ConfigError(
-                "--test-plan",
-                layer["test_plan"],
-                "",
-                f"--test-plan and {flag} do not go together: the plan says the users, their "
-                "rate and the run time; give one or the other",
-            )
-        if index == plan_at and "iterations" in layer:
-            raise ConfigError(
-                "--test-plan",
-                layer["test_plan"],
-                "",
-                "--test-plan and --iterations do not go together: the plan ends the run, "
-                "iterations end each user; give one or the other",
-            )
-        if index < plan_at:
-            for key in (*STEADY_KEYS, "iterations"):
-                layer.pop(key, None)
-        elif index > plan_at and (steady or "iterations" in layer):
-            for earlier in layers[: plan_at + 1]:
-                earlier.pop("test_plan", None)
-            return
-
-
 def build_config(*layers: Mapping[str, object]) -> RunConfig:
     """Merge layers (later wins; a None value means "not set") and validate every value."""
     given = [{k: v for k, v in layer.items() if v is not None} for layer in layers]
-    _plan_or_steady(given)
+    plan_or_steady(given, lambda key: CONVERTERS[key][0])
     merged: dict[str, object] = {}
     for layer in given:
         merged.update(layer)

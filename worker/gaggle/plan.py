@@ -12,6 +12,7 @@ until that exists such a stage is refused as malformed, like any other.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gaggle.converters import ConfigError, parse_duration
@@ -74,3 +75,40 @@ def first_full_stage(plan: tuple[PlanStage, ...]) -> int | None:
     """The index of the first stage that ends with users running: the metrics reset at its
     end, the moment the plan has first brought up the users it asked for."""
     return next((index for index, stage in enumerate(plan) if stage.users > 0), None)
+
+
+STEADY_KEYS = ("users", "hatch_rate", "run_time")  # what a --test-plan replaces
+
+
+def plan_or_steady(layers: list[dict[str, object]], flag_of: Callable[[str], str]) -> None:
+    """A plan and -u/-r/-t in one layer contradict each other; across layers the later one wins
+    (a command line's ``-u`` over a program's default plan, or its plan over a default ``-u``)."""
+    plan_at = max((i for i, layer in enumerate(layers) if "test_plan" in layer), default=-1)
+    if plan_at < 0:
+        return
+    for index, layer in enumerate(layers):
+        steady = [key for key in STEADY_KEYS if key in layer]
+        if index == plan_at and steady:
+            flag = flag_of(steady[0])
+            raise ConfigError(
+                "--test-plan",
+                layer["test_plan"],
+                "",
+                f"--test-plan and {flag} do not go together: the plan says the users, their "
+                "rate and the run time; give one or the other",
+            )
+        if index == plan_at and "iterations" in layer:
+            raise ConfigError(
+                "--test-plan",
+                layer["test_plan"],
+                "",
+                "--test-plan and --iterations do not go together: the plan ends the run, "
+                "iterations end each user; give one or the other",
+            )
+        if index < plan_at:
+            for key in (*STEADY_KEYS, "iterations"):
+                layer.pop(key, None)
+        elif index > plan_at and (steady or "iterations" in layer):
+            for earlier in layers[: plan_at + 1]:
+                earlier.pop("test_plan", None)
+            return

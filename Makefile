@@ -34,10 +34,10 @@ importlint: $(STAMP)
 cluster-binaries: $(STAMP)
 	$(BIN)/python -m tests.cluster.binaries > /dev/null
 
-# Two pytest workers: the test cluster's tests all go to one of them, in order (tests/conftest.py
-# puts them in one xdist group); the other runs the rest meanwhile.
+# Two pytest processes at once: the test cluster's tests in one, in order, the rest in the other
+# (tools/run_tests.py says why); each prints its slowest tests.
 unit: $(STAMP) cluster-binaries
-	$(BIN)/pytest -n 2 --dist loadgroup --durations=25
+	$(BIN)/python tools/run_tests.py
 
 test: lint typecheck importlint unit
 

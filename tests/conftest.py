@@ -27,13 +27,14 @@ pytest_plugins = ["tests.cluster.fixtures", "tests.operator_harness"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under xdist (``make test``: -n 2 --dist loadgroup) every test of the one test cluster,
-    and the cluster's own tests, run in one worker in file order: one cluster per machine at a
-    time (two interfere through host-level mount points), and a module's release is shared."""
+    """Mark every test of the one test cluster, and the cluster's own tests, ``cluster``:
+    ``make test`` runs them in one pytest process, in file order, beside another running the
+    rest (tools/run_tests.py). One cluster per machine at a time: two interfere through
+    host-level mount points."""
     for item in items:
         uses_cluster = "cluster" in getattr(item, "fixturenames", ())
         if uses_cluster or item.path.name.startswith("test_cluster_"):
-            item.add_marker(pytest.mark.xdist_group("cluster"))
+            item.add_marker(pytest.mark.cluster)
 
 
 @dataclass

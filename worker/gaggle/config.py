@@ -111,6 +111,7 @@ class RunConfig:
         convert=optional(plan_text),
         metavar="PLAN",
         help="stages USERS,DURATION;… e.g. 10,1m;10,5m;0,30s (instead of -u/-r/-t)",
+        spec="plan",
         doc="stages `USERS,DURATION;…`, e.g. `10,1m;10,5m;0,30s`: each goes linearly to USERS "
         "over DURATION; the run ends with the plan ([below](#staged-plans)); not with -u/-r/-t",
     )

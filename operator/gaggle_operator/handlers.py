@@ -229,10 +229,7 @@ def updated(body: Body, old: Any, new: Any, patch: kopf.Patch, **_: Any) -> None
         _change_live(body, old or {}, new or {}, patch)
         return
     if status.get("phase") not in FINAL:
-        message = (
-            "the spec changed during a run; change spec.runId to run it again (a Running "
-            "test takes " + ", ".join(sorted(relay.LIVE_FIELDS)) + " alone)"
-        )
+        message = f"the spec changed during a run; change spec.runId to run it again ({relay.LIVE})"
         conditions = set_condition(
             status.get("conditions", []), "SpecChangeRefused", "True", "RunInProgress", message
         )

@@ -32,6 +32,7 @@ from gaggle.ports import METRICS_PORT
 from gaggle_operator.children import names
 
 LIVE_FIELDS = frozenset({"users", "hatchRate", "runTime", "plan"})
+LIVE = "a Running test takes hatchRate, plan, runTime and users alone"  # why others are refused
 KEY = os.environ.get("GAGGLE_OPERATOR_KEY", "").encode() or secrets.token_bytes(32)
 TIMEOUT = 5.0  # seconds for one call: a handler must not hang on an unreachable manager
 Body = dict[str, Any]

@@ -8,8 +8,7 @@ live view (a panel on a terminal, status lines elsewhere: ``report.live``), the 
 user has hatched (which is also when the run time starts counting, unless --no-reset-metrics;
 under a test plan or load shape, when a stage's users first all run), the stage marks of the
 report's timeline, the control API's steering (``gaggle.control``), the final tables, the
-threshold verdicts, and signals — the first Ctrl-C or
-SIGTERM stops gracefully, the second ends the run at once (exit 130), on a manager too.
+threshold verdicts, and signals (``stop.SignalHandlers``: the second Ctrl-C exits 130).
 
 The numbers have one owner, a ``Tally``: the session reads it (tables, Prometheus, the report's
 timeline, status) and resets it at the hatch, and nothing else takes from it.
@@ -101,17 +100,6 @@ class Tally(Protocol):
         ...
 
 
-def judge(plan: RunPlan, metrics: Metrics, duration: float) -> list[Verdict]:
-    """Evaluate the --threshold rules on the measured metrics and print the verdicts."""
-    verdicts = evaluate(plan.config.threshold_rules, metrics, duration)
-    if not plan.config.no_metrics:
-        print_verdicts(plan.console, verdicts)
-    for verdict in verdicts:
-        if not verdict.passed:
-            log.warning("threshold failed: %s (observed %s)", verdict.expression, verdict.observed)
-    return verdicts
-
-
 class Session:
     def __init__(self, plan: RunPlan, tally: Tally) -> None:
         self.plan, self.tally = plan, tally
@@ -164,8 +152,7 @@ class Session:
     def _stopping(self, reason: str) -> None:
         """Called once, when the run starts stopping (a manager tells its workers)."""
 
-    def user_crowd(self) -> Crowd:
-        """The users a plan, a shape or the control API moves."""
+    def user_crowd(self) -> Crowd:  # the users a plan, a shape or the control API moves
         raise NotImplementedError
 
     def take_over(self) -> None:
@@ -177,8 +164,7 @@ class Session:
             return f"the run has not started yet ({self.waiting_for()})"
         return ""
 
-    def worker_users(self) -> dict[int, int]:
-        """Users each worker is asked to run (worker number → users); none outside Gaggle mode."""
+    def worker_users(self) -> dict[int, int]:  # worker number → users asked; none standalone
         return {}
 
     # --- what anyone may ask ----------------------------------------------------------------
@@ -226,7 +212,7 @@ class Session:
 
     def progress(self) -> Progress:
         """How far the run is, for the live view. The run time counts from the hatch (or the
-        first user with --no-reset-metrics); a staged test plan would say its stage here."""
+        first user with --no-reset-metrics); a plan says its stage."""
         config, now = self.plan.config, time.perf_counter()
         if self.load_started is None or now < self.load_started:
             return Progress(0.0, config.run_time, self.waiting_for())
@@ -315,11 +301,15 @@ class Session:
 
     def _finish(self, report: Report | NoReport, ran: bool) -> RunResult:
         duration = self.ended() - self.metrics_started if ran else 0.0
-        owns = self.plan.owns_output
+        owns, config = self.plan.owns_output, self.plan.config
         metrics = self.tally.metrics() if owns else Metrics()
-        if owns and ran and not self.plan.config.no_metrics:
-            log.info("printing metrics after %.0f seconds...", duration)
-            self.print_tables(metrics, duration)
+        verdicts: list[Verdict] = []
+        if owns and ran:  # the tables, then the --threshold rules on the measured metrics
+            if not config.no_metrics:
+                log.info("printing metrics after %.0f seconds...", duration)
+                self.print_tables(metrics, duration)
+            verdicts = evaluate(config.threshold_rules, metrics, duration)
+            print_verdicts(self.plan.console, verdicts, shown=not config.no_metrics)
         result = RunResult(
             metrics=metrics,
             duration=duration,
@@ -327,7 +317,7 @@ class Session:
             stopped_by=self.stop_reason,
             hatch_metrics=self.hatch_metrics,
             task_names=self.task_names,
-            verdicts=judge(self.plan, metrics, duration) if owns and ran else [],
+            verdicts=verdicts,
         )
         return report.finish(result) if ran else result  # nothing ran: nothing to report
 

@@ -19,14 +19,17 @@ from rich.console import Console
 
 from gaggle import Attack, RunResult
 from gaggle.cli import build_parser, read_run_command
+from gaggle.config import build_config
+from gaggle.control import Steering
 from gaggle.distributed.manager import Manager
 from gaggle.distributed.role import Role, RoleKind
 from gaggle.distributed.rules import rules_hash, rules_json
 from gaggle.loader import load_tasksets
 from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.source import Source
-from gaggle.report.control_api import Answer
+from gaggle.report.control_api import Answer, ControlError
 from gaggle.report.prometheus import serve
+from gaggle.stop import StopSignal
 from tests.conftest import Target, finish, free_port, kill_leftovers, spawn_gaggle, write_test
 from tests.test_load_plans import PAGES, Pages, counted
 
@@ -355,3 +358,32 @@ def test_two_workers_get_added_users_on_the_fewest_and_lose_them_from_the_most(
     served = target.counts()
     assert counted(result) == served  # the merged totals are exactly what the target served
     assert served["GET /start 404"] == served["GET /landing 200"] == 7
+
+
+def test_no_change_but_a_stop_is_taken_once_the_run_stops() -> None:
+    """Checked on the steering itself: end to end, a stopped run's port closes within moments."""
+
+    class Stopped:
+        def __init__(self) -> None:
+            self.stopping = StopSignal()
+
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"a refused change called {name}")
+
+    async def refusals() -> list[tuple[int, str]]:
+        run = Stopped()
+        run.stopping.set("enough")
+        steering = Steering(run, build_config({"users": 2}), None)
+        changes: list[Callable[[], Answer]] = [
+            lambda: steering.set_users(5, None),
+            lambda: steering.set_plan("1,1s"),
+            lambda: steering.set_run_time(10),
+        ]
+        seen = []
+        for change in changes:
+            with pytest.raises(ControlError) as refused:
+                change()
+            seen.append((refused.value.status, refused.value.allowed))
+        return seen
+
+    assert asyncio.run(refusals()) == [(409, "the run is stopping (enough)")] * 3

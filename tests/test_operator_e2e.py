@@ -266,6 +266,43 @@ def test_a_new_run_id_runs_the_test_again_with_the_new_script(
     assert status["summary"]["requests"] == served["GET /about/ 200"] + second_landings
 
 
+def test_patching_a_running_loadtest_changes_the_running_test(
+    namespace: str, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
+) -> None:
+    """users, then runTime, patched on a Running LoadTest: the operator relays each to its
+    manager's control API (the Service's metrics port, the LoadTest's token), records it in
+    status.changes and an Event; another field stays refused; the totals stay exact."""
+    target, url = bridge_target
+    kubectl.apply(loadtest("web", url, users=2, runTime="60s"))
+    wait_for_phase(kubectl, "web", ("Running", *FINAL), operator)
+    kubectl("patch", "lt", "web", "--type", "merge", "-p", '{"spec":{"users":6}}')
+    deadline = time.monotonic() + 20
+    while True:  # the manager writes status.live every 3 s
+        status = kubectl.json("get", "loadtest", "web").get("status", {})
+        if status.get("live", {}).get("users") == 6:
+            break
+        assert status.get("phase") == "Running", f"{status}\n{story(kubectl, operator)}"
+        assert time.monotonic() < deadline, f"{status}\n{story(kubectl, operator)}"
+        time.sleep(0.5)
+    kubectl("patch", "lt", "web", "--type", "merge", "-p", '{"spec":{"throttleRequests":5}}')
+    kubectl("patch", "lt", "web", "--type", "merge", "-p", '{"spec":{"runTime":"1s"}}')
+    status = wait_for_phase(kubectl, "web", FINAL, operator)
+    assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, operator)}"
+    assert status["summary"]["stoppedBy"] == "run time elapsed"  # not the 60 s it began with
+    assert [(c["change"], c["result"]) for c in status["changes"]] == [
+        ("users 2 → 6", "applied"),
+        ("runTime 60s → 1s", "applied"),
+    ]
+    conditions = {c["type"]: c["reason"] for c in status["conditions"]}
+    assert conditions["SpecChangeRefused"] == "RunInProgress"  # throttleRequests: not live
+    events = kubectl.json("get", "events", "--field-selector", "involvedObject.name=web")
+    live = [e["message"] for e in events["items"] if e["reason"] == "LiveChange"]
+    assert sorted(live) == ["runTime 60s → 1s", "users 2 → 6"], live
+    served = target.counts()  # resetMetrics false: the summary counts the whole run
+    assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"]
+    assert served["GET /landing 200"] == 6  # 2 users, 4 added: each ran its on_stop once
+
+
 def test_a_real_prometheus_scrapes_the_manager_pod(
     namespace: str, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str],
     tmp_path: Path,

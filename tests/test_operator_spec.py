@@ -104,3 +104,20 @@ def test_a_bad_field_is_named_with_its_value_and_what_is_allowed(
     with pytest.raises(SpecError) as caught:
         parse_spec(spec(**changes))
     assert message in str(caught.value)
+
+
+def test_a_plan_instead_of_users_and_run_time_becomes_the_managers_test_plan() -> None:
+    parsed = parse_spec(spec(users=None, hatchRate=None, runTime=None, plan="10,1m;10,5m;0,30s"))
+    assert parsed.plan == "10,60;10,300;0,30"
+    assert (parsed.users, parsed.run_time) == (10, 390.0)  # its peak and its length
+    assert parsed.gaggle_args()[:4] == ["--host", parsed.host, "--test-plan", parsed.plan]
+    values, _ = parse_run_args(parsed.gaggle_args())
+    assert values["test_plan"] == parsed.plan
+    assert "users" not in values
+    with pytest.raises(SpecError, match=r"^spec\.plan: '10,1m' is not allowed; give plan or "
+                                        r"users, runTime, not both"):  # fmt: skip
+        parse_spec(spec(hatchRate=None, plan="10,1m"))
+    with pytest.raises(SpecError, match=r"^spec\.plan: '10,1m;x' is not allowed; use USERS"):
+        parse_spec(spec(users=None, hatchRate=None, runTime=None, plan="10,1m;x"))
+    with pytest.raises(SpecError, match="--test-plan is set by the operator"):
+        parse_spec(spec(args=["--test-plan", "1,1s"]))

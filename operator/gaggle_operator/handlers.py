@@ -9,8 +9,9 @@
   abortOnFail stopped it) or ``Failed`` with its reason. Workers not all connected within
   ``startPolicy.readyTimeoutSeconds``, or ``activeDeadlineSeconds`` passed → ``Failed`` with
   which pods and why, and the pods are deleted. After the run: the cleanup policy.
-- update: a new ``spec.runId`` runs the test again; other spec changes during a run are refused
-  with a condition, not silently applied.
+- update: a new ``spec.runId`` runs the test again; ``users``, ``hatchRate``, ``runTime`` or
+  ``plan`` of a Running test are relayed to its manager's control API (relay.py); other spec
+  changes during a run are refused with a condition, not silently applied.
 
 The manager writes ``live``, ``summary``, ``thresholds``, ``verdict`` and ``workers.connected/
 lost``; the operator writes everything else. Run as ``kopf run -m gaggle_operator.handlers``.
@@ -24,7 +25,6 @@ handles anything, with one line naming the variable and its value (why: see defa
 from __future__ import annotations
 
 import os
-import secrets
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +32,7 @@ import kopf
 
 from gaggle._version import __version__
 from gaggle.console import EXIT_THRESHOLDS
-from gaggle_operator import children, defaults, kube
+from gaggle_operator import children, defaults, kube, relay
 from gaggle_operator.conditions import now, set_condition
 from gaggle_operator.pods import describe, ending, failed_pods, is_ready, role
 from gaggle_operator.spec import LoadTestSpec, SpecError, cleanup_of, parse_spec
@@ -45,6 +45,7 @@ try:
 except defaults.DefaultsError as error:
     raise SystemExit(f"gaggle operator: {error}") from None
 FINAL = ("Succeeded", "Failed", "Aborted")
+CHANGES_KEPT = 50  # status.changes: the latest live changes
 Body = kopf.Body
 Manifest = dict[str, Any]
 
@@ -105,7 +106,7 @@ def _spec(body: Body, patch: kopf.Patch) -> LoadTestSpec | None:
 def _manifests(body: Body, spec: LoadTestSpec, run: str) -> list[Manifest]:
     name, namespace, uid = (body["metadata"][key] for key in ("name", "namespace", "uid"))
     made: list[Manifest | None] = [
-        children.token_secret(name, uid, secrets.token_urlsafe(24)),
+        children.token_secret(name, uid, relay.token_for(uid)),  # the operator can call too
         children.script_config_map(name, spec),
         children.summary_config_map(name),
         *children.manager_rbac(name),
@@ -223,13 +224,36 @@ def updated(body: Body, old: Any, new: Any, patch: kopf.Patch, **_: Any) -> None
         )
         kopf.info(body, reason="Rerun", message=f"runId changed to {new.get('runId')!r}")
         return
+    changed = relay.changed_fields(old, new)
+    if status.get("phase") == "Running" and changed and changed <= relay.LIVE_FIELDS:
+        _change_live(body, old or {}, new or {}, patch)
+        return
     if status.get("phase") not in FINAL:
-        message = "the spec changed during a run; change spec.runId to run it again"
+        message = f"the spec changed during a run; change spec.runId to run it again ({relay.LIVE})"
         conditions = set_condition(
             status.get("conditions", []), "SpecChangeRefused", "True", "RunInProgress", message
         )
         patch.status["conditions"] = conditions
         kopf.warn(body, reason="SpecChangeRefused", message=message)
+
+
+def _change_live(body: Body, old: Any, new: Any, patch: kopf.Patch) -> None:
+    """users, hatchRate, runTime or plan of a Running LoadTest: its manager's control API
+    changes the running test (gaggle_operator.relay); each change is an Event and an entry of
+    ``status.changes``."""
+    metadata, status = body["metadata"], body.get("status", {})
+    try:
+        parse_spec(dict(new), DEFAULT_IMAGE, DEFAULTS)
+    except SpecError as error:  # the run goes on as it was
+        kopf.warn(body, reason="SpecChangeRefused", message=str(error))
+        return
+    base = relay.manager_url(metadata["name"], metadata["namespace"])
+    outcomes = relay.relay(base, relay.token_for(metadata["uid"]), dict(old), dict(new))
+    for outcome in outcomes:
+        event = kopf.warn if outcome.error else kopf.info
+        event(body, reason=outcome.reason, message=outcome.message)
+    records = [outcome.record(now()) for outcome in outcomes]
+    patch.status["changes"] = [*status.get("changes", []), *records][-CHANGES_KEPT:]
 
 
 def watched(body: Body, **_: Any) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 from gaggle.config import ConfigError, build_config
 from gaggle.option_table import OPERATOR_KEYS, OPTIONS_BY_NAME
 from gaggle.options import parse_run_args
+from gaggle.plan import stages
 from gaggle.thresholds import OPERATORS, ThresholdError, parse_threshold
 from gaggle_operator import pod_policy
 from gaggle_operator.defaults import CLEANUP_POLICIES, CONTAINER, Defaults, resources_problem
@@ -43,6 +44,7 @@ SPEC_FIELDS = frozenset(
         "users",
         "hatchRate",
         "runTime",
+        "plan",
         "throttleRequests",
         "statusCodes",
         "resetMetrics",
@@ -120,11 +122,15 @@ class LoadTestSpec:
     run_id: str = ""
     network_policy: bool = False
     metrics_from: tuple[dict[str, Any], ...] | None = None  # None: from anywhere
+    plan: str | None = None  # --test-plan, canonical; then users is its peak, run_time its length
 
     def gaggle_args(self) -> list[str]:
         """The load options for ``gaggle run`` on the manager (workers take them from it)."""
-        args = ["--host", self.host, "-u", str(self.users), "-r", f"{self.hatch_rate:g}"]
-        args += ["-t", f"{self.run_time:g}"]
+        if self.plan:
+            args = ["--host", self.host, "--test-plan", self.plan]
+        else:
+            args = ["--host", self.host, "-u", str(self.users), "-r", f"{self.hatch_rate:g}"]
+            args += ["-t", f"{self.run_time:g}"]
         if self.throttle_requests:
             args += ["--throttle-requests", str(self.throttle_requests)]
         if self.status_codes:
@@ -303,6 +309,31 @@ def _metrics_from(spec: dict[str, Any]) -> tuple[dict[str, Any], ...] | None:
     return tuple(peers)
 
 
+def _load(spec: dict[str, Any]) -> tuple[str | None, int, float, float]:
+    """(plan, users, run time, hatch rate): a ``plan``, or ``users`` and ``runTime`` (and
+    ``hatchRate``), never both: the plan says the users, their rate and the end."""
+    text = _get(spec, "plan", str)
+    if text is not None:
+        steady = [key for key in ("users", "hatchRate", "runTime") if spec.get(key) is not None]
+        if steady:
+            why = f"give plan or {', '.join(steady)}, not both: the plan says the users, their "
+            raise SpecError("plan", text, why + "rate and the end")
+        plan: str = _engine("test_plan", text)
+        steps = stages(plan)
+        return plan, max(step.users for step in steps), sum(step.seconds for step in steps), 1.0
+    users = _get(spec, "users", int)
+    if users is None:
+        raise SpecError("users", None, "give the number of users (a whole number ≥ 1), or a plan")
+    run_time = _get(spec, "runTime", (str, int))
+    if run_time is None:
+        raise SpecError("runTime", None, "give a run time such as 30s, 10m or 1h30m")
+    run_seconds = _engine("run_time", run_time)
+    if not run_seconds > 0:
+        raise SpecError("runTime", run_time, "use a run time > 0, e.g. 30s, 10m or 1h30m")
+    hatch_rate = _engine("hatch_rate", _get(spec, "hatchRate", (int, float), 1))
+    return None, _engine("users", users), run_seconds, hatch_rate
+
+
 def parse_spec(
     spec: dict[str, Any], default_image: str = "", defaults: Defaults | None = None
 ) -> LoadTestSpec:
@@ -313,15 +344,7 @@ def parse_spec(
     host = _engine("host", _get(spec, "host", str))
     if host is None:
         raise SpecError("host", None, "give the URL to load test, e.g. http://my-service:8080")
-    users = _get(spec, "users", int)
-    if users is None:
-        raise SpecError("users", None, "give the number of users (a whole number ≥ 1)")
-    run_time = _get(spec, "runTime", (str, int))
-    if run_time is None:
-        raise SpecError("runTime", None, "give a run time such as 30s, 10m or 1h30m")
-    run_seconds = _engine("run_time", run_time)
-    if not run_seconds > 0:
-        raise SpecError("runTime", run_time, "use a run time > 0, e.g. 30s, 10m or 1h30m")
+    plan, users, run_seconds, hatch_rate = _load(spec)
     policy = _get(spec, "imagePullPolicy", str, "IfNotPresent")
     if policy not in PULL_POLICIES:
         raise SpecError("imagePullPolicy", policy, "use one of " + ", ".join(PULL_POLICIES))
@@ -338,9 +361,10 @@ def parse_spec(
     return LoadTestSpec(
         script=script,
         host=host,
-        users=_engine("users", users),
+        users=users,
         run_time=run_seconds,
-        hatch_rate=_engine("hatch_rate", _get(spec, "hatchRate", (int, float), 1)),
+        hatch_rate=hatch_rate,
+        plan=plan,
         throttle_requests=_positive(spec, "throttleRequests", None),
         status_codes=_get(spec, "statusCodes", bool, False),
         reset_metrics=_get(spec, "resetMetrics", bool, True),

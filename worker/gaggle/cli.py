@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -77,8 +78,12 @@ def read_run_command(namespace: argparse.Namespace) -> RunCommand:
     """Raises ConfigError or TestDefinitionError, naming the option or the test's problem."""
     options = given_options(namespace)
     role = role_from(split_gaggle_options(options))
+    if os.environ.get("GAGGLE_CONTROL_TOKEN"):
+        options.setdefault("control_token", os.environ["GAGGLE_CONTROL_TOKEN"])
     if role.kind is RoleKind.MANAGER:
         options.setdefault("metrics_bind", f"0.0.0.0:{METRICS_PORT}")
+        if role.token:  # who may join may steer: the operator's manager pod relies on this
+            options.setdefault("control_token", role.token)
     tasksets, shape = load_test(namespace.file)
     return RunCommand(namespace.file, options, role, tasksets, bool(namespace.list), shape)
 

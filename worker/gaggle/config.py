@@ -30,6 +30,7 @@ from gaggle.converters import (
     rate,
     report_path,
     status_interval,
+    text,
     thresholds,
     validate_bind,
     validate_host,
@@ -110,6 +111,7 @@ class RunConfig:
         convert=optional(plan_text),
         metavar="PLAN",
         help="stages USERS,DURATION;… e.g. 10,1m;10,5m;0,30s (instead of -u/-r/-t)",
+        spec="plan",
         doc="stages `USERS,DURATION;…`, e.g. `10,1m;10,5m;0,30s`: each goes linearly to USERS "
         "over DURATION; the run ends with the plan ([below](#staged-plans)); not with -u/-r/-t",
     )
@@ -313,6 +315,20 @@ class RunConfig:
         doc="serve Prometheus `/metrics` and `/summary` ([below](#prometheus); a manager's "
         f"default: `0.0.0.0:{METRICS_PORT}`; `[::]:{METRICS_PORT}` is every address, IPv4 "
         "and IPv6)",
+        spec=OPERATOR,
+    )
+    control_token: str = option(
+        "--control-token",
+        default="",  # then $GAGGLE_CONTROL_TOKEN; a manager's: its --gaggle-token (gaggle.cli)
+        convert=text,
+        group=ADVANCED,
+        metavar="TOKEN",
+        per_worker="own",  # the manager's secret: never sent to its workers
+        help="the bearer token the control API on --metrics-bind requires (default: "
+        "$GAGGLE_CONTROL_TOKEN; a manager: its --gaggle-token)",
+        doc="the bearer token the [control API](#changing-a-running-test) on `--metrics-bind` "
+        "requires (default `$GAGGLE_CONTROL_TOKEN`; a manager: its `--gaggle-token`); without "
+        "one the API answers only on a loopback bind",
         spec=OPERATOR,
     )
     report_file: str | None = option(

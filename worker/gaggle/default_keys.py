@@ -37,5 +37,6 @@ class Default(enum.Enum):
     SCHEDULER = "scheduler"
     HTTP_CLIENT = "http_client"
     METRICS_BIND = "metrics_bind"
+    CONTROL_TOKEN = "control_token"
     REPORT_FILE = "report_file"
     THRESHOLDS = "thresholds"

@@ -6,6 +6,7 @@ operator's Services and Pods all read them from here), and how a listening addre
 ``[::]:port``: on an IPv6-only cluster a pod's address is v6, so ``0.0.0.0`` (IPv4 only) would
 leave the manager unreachable there (operator-hardening, finding 22)."""
 
+import ipaddress
 import socket
 
 GRPC_PORT = 5115  # the manager's gRPC port, which workers join (--manager-bind-port/--manager-port)
@@ -46,3 +47,13 @@ def every_address_socket(port: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach ``host`` (a manager without a token, the control API)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -16,14 +16,12 @@ import logging
 import random
 
 from gaggle.context import RunContext
-from gaggle.drive import follow_plan, follow_shape
 from gaggle.metrics.aggregate import Aggregator, Metrics, NullAggregator
 from gaggle.metrics.ledger import Ledger
 from gaggle.pool import UserPool
 from gaggle.report.logs import BufferedLog, open_debug_log, open_requests_log
 from gaggle.scheduler import hatch
 from gaggle.session import RunPlan, Session
-from gaggle.taskset import TestDefinitionError
 from gaggle.throttle import Throttle
 
 log = logging.getLogger("gaggle")
@@ -61,6 +59,12 @@ class Runner(Session):
     def users_target(self) -> int:
         return self.pool.target if self.driven else self.plan.config.users
 
+    def user_crowd(self) -> UserPool:
+        return self.pool
+
+    def take_over(self) -> None:
+        self.driven = True  # the target is the pool's from now on, not -u
+
     def take_delta(self) -> Metrics:
         """A worker's next delta for its manager: what its users did since the last one."""
         return self.ledger.take_delta()
@@ -79,39 +83,38 @@ class Runner(Session):
 
     async def _drive(self) -> bool:
         self._open_logs()
-        failure: TestDefinitionError | None = None
         try:
             self._clock_starts(self.ctx.started)
             self.ready.set()
-            try:
-                await self._follow()
-            except TestDefinitionError as error:  # a load shape's bad tick: end the run
-                failure = error
-                self.stop(str(error))
+            self._follow()
             await self.stopping.wait()
+            self.steering.close()  # the stop moves every user now
             log.info("stopping (%s); waiting for users to exit", self.stop_reason)
             await self.pool.wait()
         finally:
             await self._close_logs()
+        failure = self.steering.failure  # a load shape's bad tick ended the run
         if failure is not None:
             raise failure
         return True
 
-    async def _follow(self) -> None:
+    def _follow(self) -> None:
         """Drive the users: the test plan, the load shape, or -u at -r (a manager's worker
-        hatches its share, then the manager's adjustments move it)."""
+        hatches its share, then the manager's adjustments move it). The control API may
+        replace the driver later (gaggle.control)."""
         config, shape = self.plan.config, self.plan.shape
         if config.test_plan:
-            await follow_plan(config.plan_stages, self.pool, self.stopping, self)
-            self.stop("the test plan is over")
+            self.steering.begin_plan()
         elif shape is not None:
-            await follow_shape(shape, self.pool, self.stopping, self)
-            self.stop(f"the load shape {shape.__name__} ended")
+            self.steering.begin_shape(shape)
         else:
-            if await self._hatch():
-                self.hatched()
-            if config.iterations:
-                await self._iterations_done()
+            self.steering.begin(self._steady())
+
+    async def _steady(self) -> None:
+        if await self._hatch():
+            self.hatched()
+        if self.plan.config.iterations:
+            await self._iterations_done()
 
     async def _iterations_done(self) -> None:
         """--iterations: when every user has run its passes the run is over (unless the run

@@ -7,8 +7,8 @@ is written here, once: the -R report and /metrics opened before any load, runnin
 live view (a panel on a terminal, status lines elsewhere: ``report.live``), the reset when every
 user has hatched (which is also when the run time starts counting, unless --no-reset-metrics;
 under a test plan or load shape, when a stage's users first all run), the stage marks of the
-report's timeline, the final tables, the threshold verdicts, and signals — the first Ctrl-C or
-SIGTERM stops gracefully, the second ends the run at once (exit 130), on a manager too.
+report's timeline, the control API's steering (``gaggle.control``), the final tables, the
+threshold verdicts, and signals (``stop.SignalHandlers``: the second Ctrl-C exits 130).
 
 The numbers have one owner, a ``Tally``: the session reads it (tables, Prometheus, the report's
 timeline, status) and resets it at the hatch, and nothing else takes from it.
@@ -17,13 +17,13 @@ timeline, status) and resets it at the hatch, and nothing else takes from it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import time
 
 from aiohttp import web
 
+from gaggle.control import Steering
+from gaggle.drive import Crowd
 from gaggle.metrics.aggregate import Metrics, TaskNames
 from gaggle.metrics.source import Source
 from gaggle.report.live import NoView, View, keep_showing, open_view
@@ -32,23 +32,12 @@ from gaggle.report.recorder import NoReport, Report, open_report
 from gaggle.report.status import FigureSampler, LiveInputs, Progress, RunSoFar
 from gaggle.report.tables import TableOptions, print_tables, print_verdicts
 from gaggle.run_model import Aborted, RunPlan, RunResult, Tally
-from gaggle.stop import StopSignal
+from gaggle.stop import SignalHandlers, StopSignal, every_interval
 from gaggle.thresholds import Threshold, Verdict, evaluate
 
-__all__ = ["Aborted", "RunPlan", "RunResult", "Session", "Tally", "judge"]
+__all__ = ["Aborted", "RunPlan", "RunResult", "Session", "Tally"]
 
 log = logging.getLogger("gaggle")
-
-
-def judge(plan: RunPlan, metrics: Metrics, duration: float) -> list[Verdict]:
-    """Evaluate the --threshold rules on the measured metrics and print the verdicts."""
-    verdicts = evaluate(plan.config.threshold_rules, metrics, duration)
-    if not plan.config.no_metrics:
-        print_verdicts(plan.console, verdicts)
-    for verdict in verdicts:
-        if not verdict.passed:
-            log.warning("threshold failed: %s (observed %s)", verdict.expression, verdict.observed)
-    return verdicts
 
 
 class Session:
@@ -62,12 +51,13 @@ class Session:
         self.task_names: TaskNames = [
             (ts.__name__, [t.name for t in ts.tasks]) for ts in plan.tasksets
         ]
-        self._interrupts = 0
         self._aborted = False
         self._driving: asyncio.Future[bool] | None = None
         self._ended_at: float | None = None
         self._timers: list[asyncio.TimerHandle | asyncio.Task[None]] = []
         self.stage_marks: list[tuple[float, str]] = []  # (epoch seconds, label) of each stage
+        self.signals = SignalHandlers(self.stop, self.abort)
+        self.steering = Steering(self, plan.config, plan.shape)  # the control API's
 
     # --- what a role says -------------------------------------------------------------------
     async def _drive(self) -> bool:
@@ -101,6 +91,21 @@ class Session:
 
     def _stopping(self, reason: str) -> None:
         """Called once, when the run starts stopping (a manager tells its workers)."""
+
+    def user_crowd(self) -> Crowd:  # the users a plan, a shape or the control API moves
+        raise NotImplementedError
+
+    def take_over(self) -> None:
+        """The control API moves the users from now on (a role that hatched them adopts them)."""
+
+    def steering_refused(self) -> str:
+        """Why the control API cannot move the users now; "" when it can."""
+        if self.load_started is None or time.perf_counter() < self.load_started:
+            return f"the run has not started yet ({self.waiting_for()})"
+        return ""
+
+    def worker_users(self) -> dict[int, int]:  # worker number → users asked; none standalone
+        return {}
 
     # --- what anyone may ask ----------------------------------------------------------------
     def stop(self, reason: str) -> None:
@@ -142,29 +147,35 @@ class Session:
             loop_lags=self.loop_lags,
             users_target=self.users_target,
             stages=lambda: self.stage_marks,
+            changes=lambda: [(c.at, c.what, c.text) for c in self.steering.changes],
         )
 
     def progress(self) -> Progress:
         """How far the run is, for the live view. The run time counts from the hatch (or the
-        first user with --no-reset-metrics); a staged test plan would say its stage here."""
+        first user with --no-reset-metrics); a plan says its stage."""
         config, now = self.plan.config, time.perf_counter()
         if self.load_started is None or now < self.load_started:
             return Progress(0.0, config.run_time, self.waiting_for())
+        # the control API may have moved the end; else it is the plan's or -t, exactly
+        remaining = self.steering.remaining() if self.steering.end_changed else None
         if config.test_plan or self.plan.shape is not None:  # the plan's time, its stage's name
-            total = sum(stage.seconds for stage in config.plan_stages)  # a shape's: unknown, 0
+            elapsed = now - self.load_started
+            planned = sum(stage.seconds for stage in config.plan_stages)  # a shape's: unknown, 0
+            total = planned if remaining is None else elapsed + remaining
             label = (
                 "stopping"
                 if self.stopping.is_set()
                 else (self.stage_marks[-1][1] if self.stage_marks else "starting")
             )
-            return Progress(now - self.load_started, total, label)
+            return Progress(elapsed, total, label)
         counting = self.hatched_all or config.no_reset_metrics
         elapsed = now - self.metrics_started if counting else 0.0
+        total = config.run_time if remaining is None or not counting else elapsed + remaining
         if self.stopping.is_set():
             label = "stopping"
         else:
             label = "running" if self.hatched_all else "hatching"
-        return Progress(elapsed, config.run_time, label)
+        return Progress(elapsed, total, label)
 
     def _load_seconds(self) -> float:
         if self.load_started is None:
@@ -199,10 +210,13 @@ class Session:
         report = open_report(config, plan.hosts, self.source()) if plan.owns_output else NoReport()
         endpoint: web.AppRunner | None = None
         view = open_view(config, plan.console, owns_output=plan.owns_output)
-        self._install_signals()
+        self.signals.install()
         try:
             if config.metrics_bind:  # may refuse (a port in use): before any load too
-                endpoint, _ = await serve(config.metrics_bind, self.source())
+                controls = self.steering if plan.owns_output else None  # a worker obeys its manager
+                endpoint, _ = await serve(
+                    config.metrics_bind, self.source(), controls, config.control_token
+                )
             self._start_running_tables()
             self._start_view(view)
             self._driving = asyncio.ensure_future(self._drive())
@@ -217,20 +231,25 @@ class Session:
         finally:
             for timer in self._timers:
                 timer.cancel()
+            self.steering.close()
             view.close()  # erased before the final tables print
             report.close()
-            self._remove_signals()
+            self.signals.remove()
             if endpoint is not None:
                 await endpoint.cleanup()
         return self._finish(report, ran)
 
     def _finish(self, report: Report | NoReport, ran: bool) -> RunResult:
         duration = self.ended() - self.metrics_started if ran else 0.0
-        owns = self.plan.owns_output
+        owns, config = self.plan.owns_output, self.plan.config
         metrics = self.tally.metrics() if owns else Metrics()
-        if owns and ran and not self.plan.config.no_metrics:
-            log.info("printing metrics after %.0f seconds...", duration)
-            self.print_tables(metrics, duration)
+        verdicts: list[Verdict] = []
+        if owns and ran:  # the tables, then the --threshold rules on the measured metrics
+            if not config.no_metrics:
+                log.info("printing metrics after %.0f seconds...", duration)
+                self.print_tables(metrics, duration)
+            verdicts = evaluate(config.threshold_rules, metrics, duration)
+            print_verdicts(self.plan.console, verdicts, shown=not config.no_metrics)
         result = RunResult(
             metrics=metrics,
             duration=duration,
@@ -238,7 +257,7 @@ class Session:
             stopped_by=self.stop_reason,
             hatch_metrics=self.hatch_metrics,
             task_names=self.task_names,
-            verdicts=judge(self.plan, metrics, duration) if owns and ran else [],
+            verdicts=verdicts,
         )
         return report.finish(result) if ran else result  # nothing ran: nothing to report
 
@@ -298,9 +317,9 @@ class Session:
         run_time = self.plan.config.run_time
         if run_time <= 0:
             return
-        remaining = max(0.0, self.metrics_started + run_time - time.perf_counter())
-        loop = asyncio.get_running_loop()
-        self._timers.append(loop.call_later(remaining, self.stop, "run time elapsed"))
+        self.steering.run_time_starts(
+            max(0.0, self.metrics_started + run_time - time.perf_counter())
+        )
 
     def _start_view(self, view: View) -> None:
         if isinstance(view, NoView):
@@ -313,41 +332,9 @@ class Session:
         if not self.plan.owns_output or config.only_summary or config.no_metrics:
             return
         if config.running_metrics > 0:
-            task = asyncio.get_running_loop().create_task(self._running_tables())
-            self._timers.append(task)
 
-    async def _running_tables(self) -> None:
-        """Every --running-metrics seconds on a fixed grid: printing takes time, and a loop
-        that slept the interval after each print would drift later with every table."""
-        every = self.plan.config.running_metrics
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        while True:
-            next_at += every
-            await self.stopping.sleep(max(0.0, next_at - loop.time()))
-            if self.stopping.is_set():
-                return
-            self.print_tables(self.tally.metrics(), time.perf_counter() - self.metrics_started)
+            def print_now() -> None:
+                self.print_tables(self.tally.metrics(), time.perf_counter() - self.metrics_started)
 
-    # --- signals ----------------------------------------------------------------------------
-    def _install_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, self._on_signal, signum)
-
-    def _remove_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(signum)
-
-    def _on_signal(self, signum: int) -> None:
-        self._interrupts += 1
-        name = signal.Signals(signum).name
-        if self._interrupts == 1:
-            log.warning("caught %s, stopping... (again to exit at once)", name)
-            self.stop(f"caught {name}")
-            return
-        log.warning("caught %s again, exiting now", name)
-        self.abort(f"caught {name} again")
+            tables = every_interval(config.running_metrics, self.stopping, print_now)
+            self._timers.append(asyncio.get_running_loop().create_task(tables))

@@ -8,6 +8,12 @@ a stopping run wait for the longest pause (15 s in the seed's example); a future
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+
+log = logging.getLogger("gaggle")
 
 
 class StopSignal:
@@ -52,3 +58,47 @@ class StopSignal:
 def _wake(sleeper: asyncio.Future[None]) -> None:
     if not sleeper.done():
         sleeper.set_result(None)
+
+
+class SignalHandlers:
+    """Ctrl-C and SIGTERM on the running loop: the first stops gracefully, the second ends the
+    run at once (exit 130), on a manager too."""
+
+    def __init__(self, stop: Callable[[str], None], abort: Callable[[str], None]) -> None:
+        self._stop, self._abort = stop, abort
+        self._interrupts = 0
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, self._on_signal, signum)
+
+    def remove(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signum)
+
+    def _on_signal(self, signum: int) -> None:
+        self._interrupts += 1
+        name = signal.Signals(signum).name
+        if self._interrupts == 1:
+            log.warning("caught %s, stopping... (again to exit at once)", name)
+            self._stop(f"caught {name}")
+            return
+        log.warning("caught %s again, exiting now", name)
+        self._abort(f"caught {name} again")
+
+
+async def every_interval(seconds: float, stop: StopSignal, act: Callable[[], None]) -> None:
+    """``act()`` every ``seconds`` until ``stop``, on a fixed grid: acting takes time (printing
+    the running tables), and a loop that slept the interval after each act would drift later."""
+    loop = asyncio.get_running_loop()
+    next_at = loop.time()
+    while True:
+        next_at += seconds
+        await stop.sleep(max(0.0, next_at - loop.time()))
+        if stop.is_set():
+            return
+        act()

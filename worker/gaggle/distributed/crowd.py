@@ -10,7 +10,7 @@ workers even. Each resize sends every changed worker one ``Adjust``.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Generic, TypeVar
 
 Link = TypeVar("Link", bound=Hashable)
@@ -59,6 +59,15 @@ class WorkerCrowd(Generic[Link]):
         for link in links:
             if link in starts or link in stops:
                 self._send(link, starts.get(link, []), stops.get(link, []))
+
+    def adopt(self, link: Link, slots: Iterable[int]) -> None:
+        """Users a worker runs already (the share it hatched): the crowd moves them from now on,
+        the lowest free slots being those no worker runs."""
+        for slot in slots:
+            self.owner[slot] = link
+            self.slots.setdefault(link, set()).add(slot)
+            self._next_slot = max(self._next_slot, slot + 1)
+        self._free = sorted(set(range(self._next_slot)) - set(self.owner))  # a sorted heap
 
     def lose(self, link: Link) -> None:
         """A worker is gone: its users start again on the others (its numbers so far count)."""

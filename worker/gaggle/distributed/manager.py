@@ -31,11 +31,9 @@ from gaggle.distributed.role import Role
 from gaggle.distributed.rules import rules_difference
 from gaggle.distributed.security import server_credentials, token_matches, warn_if_open
 from gaggle.distributed.split import Share, split_users
-from gaggle.drive import follow_plan, follow_shape
 from gaggle.option_table import PER_WORKER_KEYS
 from gaggle.ports import join_host_port
 from gaggle.session import RunPlan, Session
-from gaggle.taskset import TestDefinitionError
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 
@@ -239,16 +237,41 @@ class Manager(Session, wire_grpc.GaggleServicer):
     def users_target(self) -> int:
         return self.crowd.target if self.driven else self.plan.config.users
 
-    async def _follow(self) -> None:
+    def user_crowd(self) -> WorkerCrowd[WorkerLink]:
+        return self.crowd
+
+    def worker_users(self) -> dict[int, int]:
+        if self.driven:
+            return {w.index + 1: self.crowd.count(w) for w in self._running_workers()}
+        return {w.index + 1: w.share.users for w in self._running_workers() if w.share}
+
+    def steering_refused(self) -> str:
+        refused = super().steering_refused()
+        if refused or self.driven or self.hatched_all:
+            return refused
+        # Which of a hatching share's users already run only its worker knows: wait for it.
+        return "the workers are still hatching their users; change them once all have hatched"
+
+    def take_over(self) -> None:
+        """The shares the workers hatched become the crowd's slots, so the control API can
+        add users to the workers with the fewest and take them from those with the most."""
+        if self.driven:
+            return
+        for link in self._running_workers():
+            if link.share is not None:
+                first = link.share.first_user
+                self.crowd.adopt(link, range(first, first + link.share.users))
+                # a worker that replaces it later gets the crowd's users, not this share again
+                link.share = dataclasses.replace(link.share, users=0)
+        self.driven = True
+
+    def _follow(self) -> None:
         """Drive the plan or shape from the common start instant; the run ends with it."""
-        await self.stopping.sleep(START_DELAY)
         config, shape = self.plan.config, self.plan.shape
         if config.test_plan:
-            await follow_plan(config.plan_stages, self.crowd, self.stopping, self)
-            self.stop("the test plan is over")
+            self.steering.begin_plan(delay=START_DELAY)
         elif shape is not None:
-            await follow_shape(shape, self.crowd, self.stopping, self)
-            self.stop(f"the load shape {shape.__name__} ended")
+            self.steering.begin_shape(shape, delay=START_DELAY)
 
     # --- the run ----------------------------------------------------------------------------
     @property
@@ -350,19 +373,14 @@ class Manager(Session, wire_grpc.GaggleServicer):
             ):
                 link.share = share
                 link.outbox.put_nowait(self._start_message(share))
-            failure: TestDefinitionError | None = None
-            if self.driven:
-                try:
-                    await self._follow()
-                except TestDefinitionError as error:  # a load shape's bad tick: end the run
-                    failure = error
-                    self.stop(str(error))
+            self._follow()
             await self.all_done.wait()
+            self.steering.close()
             self.ended()
             for link in self.workers:
                 link.outbox.put_nowait(None)
-            if failure is not None:
-                raise failure
+            if self.steering.failure is not None:  # a load shape's bad tick ended the run
+                raise self.steering.failure
             return True
         finally:
             heartbeats.cancel()

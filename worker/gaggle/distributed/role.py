@@ -7,7 +7,6 @@ only makes sense across them: which flags go with which role, and which need eac
 from __future__ import annotations
 
 import enum
-import ipaddress
 import os
 from dataclasses import dataclass
 from typing import Any, TypedDict
@@ -83,15 +82,6 @@ def _security(flags: dict[str, object], manager: bool) -> _Security:
         tls_key=files.get("tls_key", ""),
         tls_ca=files.get("tls_ca", ""),
     )
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def role_from(flags: dict[str, object]) -> Role:

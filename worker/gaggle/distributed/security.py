@@ -13,7 +13,8 @@ import secrets
 
 import grpc
 
-from gaggle.distributed.role import Role, is_loopback
+from gaggle.distributed.role import Role
+from gaggle.ports import is_loopback
 
 log = logging.getLogger("gaggle")
 

@@ -22,3 +22,5 @@ class Source:
     loop_lags: Callable[[], dict[int, float]] = lambda: {}  # worker number → seconds
     users_target: Callable[[], int] | None = None  # users the load asks for (None: = users)
     stages: Callable[[], list[tuple[float, str]]] = lambda: []  # (epoch seconds, label)
+    # each change through the control API: (epoch seconds, what, label)
+    changes: Callable[[], list[tuple[float, str, str]]] = lambda: []

@@ -192,7 +192,8 @@ def render_html(data: dict[str, Any]) -> str:
         ),
         "<h2>Over time</h2>",
         f'<p class="note">One point per {step} s; the dashed line is the metrics reset, a '
-        "thin gold line the start of a test plan's or load shape's stage. "
+        "thin gold line the start of a test plan's or load shape's stage, a purple one a "
+        "change made through the control API. "
         "Drag to zoom, double-click to zoom out.</p>",
         '<div class="chart" id="chart-rps"></div>',
         '<div class="chart" id="chart-latency"></div>',

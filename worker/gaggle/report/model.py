@@ -135,6 +135,11 @@ def _timeline(timeline: Timeline) -> dict[str, Any]:
         },
         # where each stage of a test plan or load shape began (the charts draw a line there)
         "stages": [{"at": round(at, 3), "label": label} for at, label in timeline.stages()],
+        # each change through the control API (users, plan, run time, stop): a line there too
+        "changes": [
+            {"at": round(at, 3), "what": what, "label": label}
+            for at, what, label in timeline.changes()
+        ],
     }
 
 

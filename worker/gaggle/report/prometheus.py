@@ -9,6 +9,7 @@ Labels come from the test's request names (never raw URLs), which bounds their c
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,7 +28,14 @@ from gaggle.metrics.aggregate import task_label
 from gaggle.metrics.histogram import bucket_bounds
 from gaggle.metrics.source import Source
 from gaggle.metrics.stats import Stats
-from gaggle.ports import EVERY_ADDRESS, every_address_socket, join_host_port, split_host_port
+from gaggle.ports import (
+    EVERY_ADDRESS,
+    every_address_socket,
+    is_loopback,
+    join_host_port,
+    split_host_port,
+)
+from gaggle.report.control_api import CHANGES, Controls, add_control_routes
 
 log = logging.getLogger("gaggle")
 
@@ -125,6 +133,15 @@ class GaggleCollector(Collector):
         for worker, seconds in sorted(self.source.loop_lags().items()):
             lag.add_metric([str(worker)], seconds)
         yield lag
+        changes = CounterMetricFamily(
+            "gaggle_control_changes",
+            "Changes made to the running test through the control API.",
+            labels=["what"],
+        )
+        made = Counter(what for _, what, _ in self.source.changes())
+        for what in CHANGES:
+            changes.add_metric([what], made[what])
+        yield changes
 
 
 def summary(source: Source) -> dict[str, Any]:
@@ -143,8 +160,11 @@ def parse_bind(text: str) -> tuple[str, int]:
     return host or EVERY_ADDRESS, int(port)
 
 
-async def serve(bind: str, source: Source) -> tuple[web.AppRunner, int]:
-    """Serve ``/metrics`` and ``/summary``; returns the runner (to clean up) and the port."""
+async def serve(
+    bind: str, source: Source, controls: Controls | None = None, token: str = ""
+) -> tuple[web.AppRunner, int]:
+    """Serve ``/metrics`` and ``/summary``, and the control API under ``/api`` when given
+    ``controls``; returns the runner (to clean up) and the port."""
     registry = CollectorRegistry()
     registry.register(GaggleCollector(source))
 
@@ -158,9 +178,11 @@ async def serve(bind: str, source: Source) -> tuple[web.AppRunner, int]:
     app = web.Application()
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/summary", summary_page)
+    host, port = parse_bind(bind)
+    if controls is not None:
+        add_control_routes(app, controls, token, loopback=is_loopback(host))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    host, port = parse_bind(bind)
     try:
         if host == EVERY_ADDRESS:
             await web.SockSite(runner, every_address_socket(port)).start()
@@ -171,5 +193,12 @@ async def serve(bind: str, source: Source) -> tuple[web.AppRunner, int]:
         reason = error.strerror or str(error)
         raise ConfigError("--metrics-bind", bind, f"cannot listen there ({reason})") from None
     actual = int(runner.addresses[0][1]) if runner.addresses else port
-    log.warning("metrics on http://%s/metrics and /summary", join_host_port(host, actual))
+    address = join_host_port(host, actual)
+    log.warning("metrics on http://%s/metrics and /summary", address)
+    if controls is not None:
+        guard = "a bearer token" if token else "loopback callers" if is_loopback(host) else ""
+        if guard:
+            log.warning("control API on http://%s/api/ (for %s)", address, guard)
+        else:
+            log.warning("control API off: %s binds beyond loopback and no token is set", address)
     return runner, actual

@@ -7,6 +7,7 @@ target does not read as 0.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from rich import box
@@ -16,6 +17,8 @@ from rich.table import Table
 from gaggle.metrics.aggregate import Metrics, TaskNames, request_order
 from gaggle.metrics.stats import Stats
 from gaggle.thresholds import Verdict
+
+log = logging.getLogger("gaggle")
 
 PERCENTILES = (0.5, 0.75, 0.98, 0.99, 0.999, 0.9999)
 PERCENTILE_LABELS = ("50%", "75%", "98%", "99%", "99.9%", "99.99%")
@@ -151,13 +154,17 @@ def print_tables(console: Console, metrics: Metrics, options: TableOptions) -> N
         console.print(table)
 
 
-def print_verdicts(console: Console, verdicts: list[Verdict]) -> None:
-    """The THRESHOLDS table: each rule, the number observed, and whether it held."""
-    if not verdicts:
-        return
-    table = _table("THRESHOLDS", "Rule", "Observed", "Result")
+def print_verdicts(console: Console, verdicts: list[Verdict], shown: bool = True) -> list[Verdict]:
+    """The THRESHOLDS table (unless not ``shown``): each rule, the number observed, and whether
+    it held; a failed rule is also a warning in the log. Returns the verdicts."""
+    if verdicts and shown:
+        table = _table("THRESHOLDS", "Rule", "Observed", "Result")
+        for verdict in verdicts:
+            observed = "no such request" if verdict.observed is None else f"{verdict.observed:,.4g}"
+            table.add_row(verdict.expression, observed, "passed" if verdict.passed else "FAILED")
+        console.print()
+        console.print(table)
     for verdict in verdicts:
-        observed = "no such request" if verdict.observed is None else f"{verdict.observed:,.4g}"
-        table.add_row(verdict.expression, observed, "passed" if verdict.passed else "FAILED")
-    console.print()
-    console.print(table)
+        if not verdict.passed:
+            log.warning("threshold failed: %s (observed %s)", verdict.expression, verdict.observed)
+    return verdicts

@@ -203,6 +203,10 @@ class Timeline:
         """(epoch seconds, label) of each stage the run's plan or shape began."""
         return list(self.source.stages())
 
+    def changes(self) -> list[tuple[float, str, str]]:
+        """(epoch seconds, what, label) of each change made through the control API."""
+        return list(self.source.changes())
+
     def finish(self) -> None:
         """A last sample (the run's final partial second), then close the pending points."""
         self.sample()

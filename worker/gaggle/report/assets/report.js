@@ -36,14 +36,15 @@
     }] } };
   }
 
-  // A test plan's or load shape's stages: a thin line where each began, its label on hover.
-  function stageLines() {
+  // A test plan's or load shape's stages (gold), and changes made through the control API
+  // (purple): a thin line where each began.
+  function markLines(marks, color) {
     return { hooks: { draw: [function (u) {
       var ctx = u.ctx;
       ctx.save();
-      ctx.strokeStyle = "#c9a227";
+      ctx.strokeStyle = color;
       ctx.lineWidth = 1;
-      (timeline.stages || []).forEach(function (stage) {
+      (marks || []).forEach(function (stage) {
         var x = u.valToPos(stage.at, "x", true);
         if (!(x >= u.bbox.left && x <= u.bbox.left + u.bbox.width)) { return; }
         ctx.beginPath();
@@ -65,7 +66,7 @@
       title: title,
       width: widthOf(el),
       height: HEIGHT,
-      plugins: [resetLine(), stageLines()],
+      plugins: [resetLine(), markLines(timeline.stages, "#c9a227"), markLines(timeline.changes, "#8e44ad")],
       scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, max > 0 ? max * 1.05 : 1]; } } },
       axes: [{ incrs: TIME_STEPS }, { label: unit, size: 64 }],
       series: series

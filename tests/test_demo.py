@@ -1,12 +1,34 @@
-"""`make demo`'s parts: the shipped demo site and the seed's simple example against it."""
+"""`make demo`'s parts: the shipped demo site, the seed's simple example against it, and the demo
+itself (examples/demo.sh: examples/shop.py against the demo shop), whose report must have data in
+every chart."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import ROOT, gaggle_command, run_gaggle
+
+DEMO_RUN_TIME = "4s"  # the demo's own is 20 s; the same site, example and options otherwise
+SHOP_REQUESTS = {
+    "GET /sign-in",
+    "POST /sign-in",
+    "GET /api/products",
+    "GET /api/products/{id}",
+    "POST /api/cart",
+    "POST /api/checkout",
+    "GET /",
+    "GET /static/app.css",
+    "GET /api/recommendations",
+    "GET /about/",
+}
+CHART_DATA = re.compile(r'<script type="application/json" id="gaggle-data">(.*?)</script>', re.S)
 
 
 def test_simple_example_runs_against_the_demo_site(tmp_path: Path) -> None:
@@ -33,3 +55,68 @@ def test_simple_example_runs_against_the_demo_site(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "POST /login" in result.stdout
     assert "20 [200]" in result.stdout  # 20 logins, each redirected to a 200 page
+
+
+def run_demo(report: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "GAGGLE_PYTHON": sys.executable,
+        "GAGGLE_DEMO_RUN_TIME": DEMO_RUN_TIME,
+        "GAGGLE_DEMO_REPORT": str(report),
+    }
+    return subprocess.run(
+        ["bash", "examples/demo.sh"], capture_output=True, text=True, timeout=90, env=env, cwd=ROOT
+    )
+
+
+def chart_data(report: Path) -> dict[str, Any]:
+    """What the HTML report's charts draw: the data embedded in the page."""
+    found = CHART_DATA.search(report.read_text())
+    assert found, "no chart data in the report"
+    data: dict[str, Any] = json.loads(found[1])
+    return data
+
+
+def full_points(timeline: dict[str, Any]) -> list[int]:
+    """The points that cover a whole sampling interval (the run's last one may be a sliver)."""
+    return [i for i, seconds in enumerate(timeline["seconds"]) if seconds >= 0.5 * timeline["step"]]
+
+
+def test_the_demo_fills_every_chart_of_its_report(tmp_path: Path) -> None:
+    report = tmp_path / "report.html"
+    result = run_demo(report)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"The report of this run: {report}" in result.stdout
+    assert f"file://{report}" in result.stdout
+    data = chart_data(report)
+    rows = {f"{r['method']} {r['name']}": r for r in data["requests"]}
+    assert set(rows) == SHOP_REQUESTS
+    # the site's deterministic failures, counted exactly: every 8th cart addition is sold out
+    # (a 200 the example's body check fails), every 6th recommendation is a 503
+    assert rows["POST /api/cart"]["fails"] == rows["POST /api/cart"]["count"] // 8 > 0
+    assert rows["POST /api/cart"]["status_codes"] == {"200": rows["POST /api/cart"]["count"]}
+    recommendations = rows["GET /api/recommendations"]
+    assert recommendations["fails"] == recommendations["count"] // 6 > 0
+    flaky = ("POST /api/cart", "GET /api/recommendations")
+    assert all(r["fails"] == 0 for name, r in rows.items() if name not in flaky), rows
+    assert data["run"]["workers"] == 0  # standalone: the users chart draws users alone
+
+    timeline = data["timeline"]
+    assert sum(timeline["requests"]) == data["requests_total"]["count"]  # the whole run
+    assert sum(timeline["failures"]) == data["requests_total"]["fails"] > 0
+    full = full_points(timeline)
+    assert len(full) >= 3, timeline["seconds"]
+    for series in ("requests", "p50_ms", "p95_ms", "p99_ms", "users"):
+        empty = [i for i in full if not timeline[series][i]]
+        assert not empty, f"{series} has no data at points {empty}: {timeline[series]}"
+
+    by_request = timeline["by_request"]
+    drawn = {f"{s['method']} {s['name']}": s for s in by_request["series"]}
+    assert set(drawn) == SHOP_REQUESTS
+    assert by_request["omitted"] == 0
+    for name, series in drawn.items():
+        for field in ("requests", "p50_ms", "p95_ms", "p99_ms"):
+            assert any(series[field]), f"{name}: no {field}"
+        assert sum(series["failures"]) == rows[name]["fails"], name
+    slowest = max(drawn, key=lambda name: max(v for v in drawn[name]["p50_ms"] if v))
+    assert slowest == "POST /api/checkout"  # the slow endpoint shows as the slow one

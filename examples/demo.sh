@@ -17,12 +17,12 @@ for _ in $(seq 100); do [ -s "$portfile" ] && break; sleep 0.1; done
 [ -s "$portfile" ] || { echo "demo site did not start" >&2; exit 1; }
 host="http://127.0.0.1:$(cat "$portfile")"
 echo "Load testing the demo shop at $host for $run_time with examples/shop.py:"
-echo "40 users, 20 started per second; 3 in 4 sign in, browse its JSON API, fill carts and check"
+echo "50 users, 25 started per second; 3 in 4 sign in, browse its JSON API, fill carts and check"
 echo "out (slow); the others read pages and recommendations (which fail now and then)."
 # --no-reset-metrics: the tables cover the whole run, sign-ins included.
-"$python" -m gaggle run examples/shop.py --host "$host" -u 40 -r 20 -t "$run_time" \
+"$python" -m gaggle run examples/shop.py --host "$host" -u 50 -r 25 -t "$run_time" \
   --no-reset-metrics --status-codes -R "$report" "$@"
 path=$(realpath "$report")
 echo
-echo "The report of this run: $path"
-echo "Open it in a browser (it needs no network): xdg-open $path, or file://$path"
+echo "The report of this run, charts and tables (it needs no network): file://$path"
+echo "Open it in a browser: xdg-open $path"

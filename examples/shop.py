@@ -1,7 +1,7 @@
 """A load test of a small shop, as a real one reads: `make demo` runs it against the demo site.
 
     gaggle demo-site --port 8080 &
-    gaggle run examples/shop.py --host http://127.0.0.1:8080 -u 40 -r 20 -t 1m -R report.html
+    gaggle run examples/shop.py --host http://127.0.0.1:8080 -u 50 -r 25 -t 1m -R report.html
 
 Three in four users are shoppers: each signs in with the one-time token the sign-in page holds,
 pages through the catalogue's JSON API, adds products to its own cart and checks out now and
@@ -25,7 +25,7 @@ PAGE_SIZE = 20
 
 class Shopper(TaskSet):
     weight = 3
-    wait_time = between(0.2, 1.0)
+    wait_time = between(0.1, 0.5)
 
     def __init__(self) -> None:
         # Per-user state: one instance per simulated user.
@@ -77,7 +77,7 @@ class Shopper(TaskSet):
 
 class Visitor(TaskSet):
     weight = 1
-    wait_time = between(0.2, 1.0)
+    wait_time = between(0.1, 0.5)
 
     @task(weight=3)
     async def home(self) -> None:

@@ -54,7 +54,7 @@ ELAPSED = re.compile(r"│ time\s+(\d+):(\d\d)/")
 STYLE = f"""
 html, body {{ margin: 0; background: {BACKGROUND}; }}
 pre {{ display: inline-block; margin: 0; padding: 14px 18px; color: {FOREGROUND};
-  font: 15px/1.25 "DejaVu Sans Mono", "Liberation Mono", monospace; }}
+  font: 15px/18px "DejaVu Sans Mono", "Liberation Mono", monospace; }}
 b {{ font-weight: bold; }}
 """
 SIZE_PROBE = """(() => { const r = document.querySelector("pre").getBoundingClientRect();

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck importlint unit cluster-binaries bench clean proto options report-assets
+.PHONY: demo test lint typecheck importlint unit cluster-binaries bench clean proto options report-assets screenshot
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
@@ -57,6 +57,11 @@ proto: $(STAMP)
 # RunConfig and RoleOptions) by this one command (tests check for drift).
 options: $(STAMP)
 	$(BIN)/python tools/generate_options.py
+
+# docs/terminal.png, the live view README's Quick start shows: the demo on a pseudo-terminal,
+# its screen replayed through pyte, drawn as HTML and screenshotted by headless Chromium.
+screenshot: $(STAMP)
+	$(BIN)/python tools/screenshot_terminal.py
 
 # The HTML report's chart library (uPlot) comes from the npm registry and ships inside the package
 # with its licence and version, so a report renders offline. This refreshes that copy.

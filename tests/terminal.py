@@ -19,7 +19,7 @@ import struct
 import subprocess
 import termios
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pyte
 
@@ -29,7 +29,10 @@ ESCAPE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07]*\x07|[()][0-9A-B]|[=>
 
 
 class PtyProcess:
-    def __init__(self, *args: str, columns: int, rows: int = 24) -> None:
+    def __init__(
+        self, *args: str, columns: int, rows: int = 24, command: Sequence[str] | None = None
+    ) -> None:
+        """``gaggle ARGS`` on the pty, or ``command`` instead when given (e.g. the demo script)."""
         self.columns, self.rows = columns, rows
         master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
@@ -37,7 +40,7 @@ class PtyProcess:
         env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
         env["TERM"] = "xterm-256color"
         self.process = subprocess.Popen(
-            gaggle_command(*args),
+            list(command) if command is not None else gaggle_command(*args),
             stdin=slave,
             stdout=slave,
             stderr=slave,

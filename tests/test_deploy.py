@@ -178,11 +178,17 @@ def test_the_cluster_role_grants_what_the_operator_calls_and_nothing_else() -> N
 
 
 def lease_calls() -> set[Rule]:
-    """(group, resource, verb) of the election's calls (gaggle_operator.lease)."""
+    """(group, resource, verb) of the election's calls (gaggle_operator.lease) and of reading or
+    making the install's key (gaggle_operator.key)."""
     text = (ROOT / "operator" / "gaggle_operator" / "lease.py").read_text()
     verbs = set(re.findall(r"\.(\w+)_namespaced_lease\b", text))
     assert verbs == {"create", "read", "replace"}, "a call to map here"
-    return {("coordination.k8s.io", "leases", VERBS[verb]) for verb in verbs}
+    key = (ROOT / "operator" / "gaggle_operator" / "key.py").read_text()
+    key_verbs = set(re.findall(r"\.(\w+)_namespaced_secret\b", key))
+    assert key_verbs == {"create", "read"}, "a call to map here"
+    return {("coordination.k8s.io", "leases", VERBS[verb]) for verb in verbs} | {
+        ("", "secrets", VERBS[verb]) for verb in key_verbs
+    }
 
 
 def test_finding_25_the_leader_role_grants_what_the_election_calls_on_its_lease_only() -> None:
@@ -193,7 +199,8 @@ def test_finding_25_the_leader_role_grants_what_the_election_calls_on_its_lease_
         container = find(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
         lease = next(a.split("=", 1)[1] for a in container["args"] if a.startswith("--lease="))
         for rule in role["rules"]:  # create cannot be narrowed by name; the rest is
-            assert rule["verbs"] == ["create"] or rule["resourceNames"] == [lease], rule
+            own = f"{lease}-key" if rule["resources"] == ["secrets"] else lease
+            assert rule["verbs"] == ["create"] or rule["resourceNames"] == [own], rule
         binding = find(objects, "RoleBinding", "gaggle-operator-leader")
         assert binding["subjects"] == find(objects, "ClusterRoleBinding")["subjects"]
 

@@ -9,9 +9,11 @@ after it started. Any other field changed with them refuses the whole change, as
 
 The token: the operator may not read Secrets (a cluster-wide get would read them all), so it
 derives each LoadTest's token from a key of its own and the LoadTest's uid (HMAC-SHA256): the
-token Secret it creates holds that, and the operator computes it again to call. The key is
-``$GAGGLE_OPERATOR_KEY``, else one made when the operator starts; then a run begun before a
-restart (or under another replica) answers 401, and the change is recorded as failed.
+token Secret it creates holds that, and the operator computes it again to call. The key is the
+install's (key.py: a Secret beside the Lease, the same for a restarted operator and for every
+replica; ``gaggle-operator run`` sets it with ``use_key``), else ``$GAGGLE_OPERATOR_KEY``, else
+one made at import (plain ``kopf run``: a run begun before a restart then answers 401, and the
+change is recorded as failed).
 """
 
 from __future__ import annotations
@@ -38,9 +40,15 @@ TIMEOUT = 5.0  # seconds for one call: a handler must not hang on an unreachable
 Body = dict[str, Any]
 
 
-def token_for(uid: str, key: bytes = KEY) -> str:
+def use_key(key: bytes) -> None:
+    """The install's key (key.py), before any LoadTest is handled."""
+    global KEY
+    KEY = key
+
+
+def token_for(uid: str, key: bytes | None = None) -> str:
     """The LoadTest's gRPC and control token: the same whenever the operator computes it."""
-    digest = hmac.new(key, uid.encode(), hashlib.sha256).digest()
+    digest = hmac.new(KEY if key is None else key, uid.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 

@@ -5,7 +5,8 @@ Why not plain ``kopf run``: with two operator pods at once (an eviction, an unre
 peering), and a standby must still answer its liveness probe. So the health endpoint is ours
 and is served from the start, on every address of both families (an IPv6-only cluster probes
 the pod's v6 address; kopf's own endpoint listens on one address of one family); kopf starts
-once this process holds the Lease and is stopped if it cannot renew it. We also hand kopf an
+once this process holds the Lease (and has read the install's key, key.py) and is stopped if
+it cannot renew it. We also hand kopf an
 identity, so it never asks ``getpass`` for a user name the image's uid may not have.
 """
 
@@ -28,6 +29,8 @@ from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
 from gaggle.ports import every_address_socket
+from gaggle_operator import relay as relay_module
+from gaggle_operator.key import operator_key
 from gaggle_operator.kube import words
 from gaggle_operator.lease import Election, Timing
 
@@ -170,11 +173,14 @@ async def operate(args: argparse.Namespace) -> int:
     try:
         if not await campaign(election, stopping):
             return 0
+        # the install's key, for the LoadTests' tokens (relay.py): the same for every replica
+        key = await asyncio.to_thread(operator_key, args.lease_namespace, f"{args.lease}-key")
+        relay_module.use_key(key)
         lost = asyncio.Event()
         keeper = asyncio.create_task(keep(election, lost))
         # kopf installs its own SIGTERM/SIGINT handlers and returns when told to stop
         kopf_stop = asyncio.Event()
-        relay = asyncio.create_task(_relay(lost, kopf_stop))
+        stopper = asyncio.create_task(_stop_when(lost, kopf_stop))
         await kopf.operator(
             standalone=True,
             clusterwide=args.all_namespaces,
@@ -183,7 +189,7 @@ async def operate(args: argparse.Namespace) -> int:
             stop_flag=kopf_stop,
         )
         keeper.cancel()
-        relay.cancel()
+        stopper.cancel()
         if lost.is_set():
             return 1
         await asyncio.to_thread(election.release)
@@ -193,7 +199,7 @@ async def operate(args: argparse.Namespace) -> int:
             await health.cleanup()
 
 
-async def _relay(lost: asyncio.Event, stop: asyncio.Event) -> None:
+async def _stop_when(lost: asyncio.Event, stop: asyncio.Event) -> None:
     await lost.wait()
     stop.set()
 

@@ -127,11 +127,24 @@ async def serve(
 ) -> None:
     runner = web.AppRunner(build_app(), access_log=None)
     await runner.setup()
-    first = web.TCPSite(runner, ADDRESSES[0], 0, backlog=4096, ssl_context=tls)
-    await first.start()
-    port = int(runner.addresses[0][1])
-    for address in (ADDRESSES[1], *also):
-        await web.TCPSite(runner, address, port, backlog=4096, ssl_context=tls).start()
+    for attempt in range(20):
+        # a free port on 127.0.0.1 may be taken on another address (a connection's local port
+        # on the cluster's bridge): then all of them again on another port
+        first = web.TCPSite(runner, ADDRESSES[0], 0, backlog=4096, ssl_context=tls)
+        await first.start()
+        port = int(runner.addresses[0][1])
+        sites = [first]
+        try:
+            for address in (ADDRESSES[1], *also):
+                site = web.TCPSite(runner, address, port, backlog=4096, ssl_context=tls)
+                await site.start()
+                sites.append(site)
+            break
+        except OSError:
+            if attempt == 19:
+                raise
+            for site in sites:
+                await site.stop()
     Path(port_file).write_text(json.dumps({"port": port}))  # noqa: ASYNC240 - once, at start
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

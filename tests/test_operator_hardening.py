@@ -552,8 +552,9 @@ def test_twenty_workers_start_together_and_the_summary_is_exact(
     kubectl.apply(loadtest("crowd", url, **spec))
     status = wait_for_phase(kubectl, "crowd", FINAL, operator)
     assert status["phase"] == "Succeeded", story(kubectl, operator)
-    assert status["workers"]["desired"] == 20
-    assert (status["workers"]["connected"], status["workers"]["lost"]) == (20, 0), status
+    assert (status["workers"]["desired"], status["workers"]["lost"]) == (20, 0), status
+    ready = next(c for c in status["conditions"] if c["type"] == "WorkersReady")
+    assert (ready["status"], ready["message"]) == ("True", "20 worker(s) connected"), ready
     served = target.counts()
     assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"] > 0
     workers = kubectl.json("get", "pods", "-l", "gaggle.dev/loadtest=crowd,gaggle.dev/role=worker")

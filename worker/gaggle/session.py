@@ -28,14 +28,18 @@ from typing import Protocol
 from aiohttp import web
 from rich.console import Console
 
+from gaggle.arrivals import rate_asked
 from gaggle.config import RunConfig
 from gaggle.metrics.aggregate import Metrics, TaskNames
 from gaggle.metrics.source import Source
+from gaggle.omission import latency_note, summary_warnings
 from gaggle.report.live import NoView, View, keep_showing, open_view
 from gaggle.report.prometheus import serve
 from gaggle.report.recorder import NoReport, Report, open_report
 from gaggle.report.status import FigureSampler, LiveInputs, Progress, RunSoFar
-from gaggle.report.tables import TableOptions, print_tables, print_verdicts
+from gaggle.report.tables import TableOptions, print_tables
+from gaggle.result import RunResult as RunResult  # re-exported: its home was here
+from gaggle.result import judge
 from gaggle.shape import LoadShape
 from gaggle.stop import StopSignal
 from gaggle.taskset import TaskSet
@@ -63,29 +67,8 @@ class RunPlan:
     owns_output: bool = True
     on_hatched: Callable[[], None] | None = None
     shape: type[LoadShape] | None = None  # its ticks drive the users (gaggle.shape)
-
-
-@dataclass(slots=True)
-class RunResult:
-    """What a run measured. ``metrics`` covers ``duration`` seconds after the reset (or the
-    whole run with --no-reset-metrics); ``hatch_metrics`` is what the reset set aside."""
-
-    metrics: Metrics
-    duration: float
-    users: int
-    stopped_by: str
-    hatch_metrics: Metrics | None = None
-    task_names: TaskNames = field(default_factory=list)
-    verdicts: list[Verdict] = field(default_factory=list)  # one per --threshold rule
-
-    @property
-    def passed(self) -> bool:
-        """Every threshold held (True when there are none)."""
-        return all(verdict.passed for verdict in self.verdicts)
-
-    def all_metrics(self) -> Metrics:
-        """Everything the run did: the hatching phase and the measured phase merged."""
-        return Metrics.combined(self.hatch_metrics, self.metrics)
+    arrival_first: int = 0  # an open model's worker starts arrivals first, first + stride, …
+    arrival_stride: int = 1
 
 
 class Tally(Protocol):
@@ -98,17 +81,6 @@ class Tally(Protocol):
     def reset(self) -> Metrics:
         """Hand over what was counted and start again from zero."""
         ...
-
-
-def judge(plan: RunPlan, metrics: Metrics, duration: float) -> list[Verdict]:
-    """Evaluate the --threshold rules on the measured metrics and print the verdicts."""
-    verdicts = evaluate(plan.config.threshold_rules, metrics, duration)
-    if not plan.config.no_metrics:
-        print_verdicts(plan.console, verdicts)
-    for verdict in verdicts:
-        if not verdict.passed:
-            log.warning("threshold failed: %s (observed %s)", verdict.expression, verdict.observed)
-    return verdicts
 
 
 class Session:
@@ -202,6 +174,7 @@ class Session:
             loop_lags=self.loop_lags,
             users_target=self.users_target,
             stages=lambda: self.stage_marks,
+            arrival_rate=lambda: rate_asked(self.plan.config, self.load_started, self.stopping),
         )
 
     def progress(self) -> Progress:
@@ -286,7 +259,8 @@ class Session:
 
     def _finish(self, report: Report | NoReport, ran: bool) -> RunResult:
         duration = self.ended() - self.metrics_started if ran else 0.0
-        owns = self.plan.owns_output
+        plan, owns = self.plan, self.plan.owns_output
+        judged = owns and ran  # the tables, verdicts and warnings are this process's to give
         metrics = self.tally.metrics() if owns else Metrics()
         if owns and ran and not self.plan.config.no_metrics:
             log.info("printing metrics after %.0f seconds...", duration)
@@ -298,15 +272,21 @@ class Session:
             stopped_by=self.stop_reason,
             hatch_metrics=self.hatch_metrics,
             task_names=self.task_names,
-            verdicts=judge(self.plan, metrics, duration) if owns and ran else [],
+            verdicts=judge(plan.config, plan.console, metrics, duration) if judged else [],
+            latency=latency_note(plan.config, plan.tasksets),
+            warnings=list(self._warnings(metrics, duration)) if judged else [],
         )
         return report.finish(result) if ran else result  # nothing ran: nothing to report
 
     def _clock_starts(self, at: float) -> None:
         """The load starts at ``at``: with --no-reset-metrics, so do the tables and run time."""
         self.metrics_started = self.load_started = at
-        if self.plan.config.no_reset_metrics:
-            self._start_run_timer()
+        if self.plan.config.no_reset_metrics and not self.plan.config.open_model:
+            self._start_run_timer()  # an open model's schedule holds its -t
+
+    def schedule_begins(self) -> None:
+        """An open model has no hatch: the tables count from the first arrival, no reset."""
+        self.hatched_all = True
 
     # --- what a driver tells the run (gaggle.drive.Driven) -----------------------------------
     def stage_began(self, label: str, users: int) -> None:
@@ -350,9 +330,16 @@ class Session:
             duration=duration,
             status_codes=config.status_codes,
             task_metrics=not config.no_task_metrics,
+            latency=latency_note(config, self.plan.tasksets),
+            warnings=self._warnings(metrics, duration),
         )
         with self.plan.console:  # one write: the panel moves below the tables at once, no flicker
             print_tables(self.plan.console, metrics, options)
+
+    def _warnings(self, metrics: Metrics, duration: float) -> tuple[str, ...]:
+        plan, hatched = self.plan, self.hatched_all
+        shaped = plan.shape is not None
+        return summary_warnings(plan.config, plan.tasksets, shaped, hatched, metrics, duration)
 
     def _start_run_timer(self) -> None:
         run_time = self.plan.config.run_time

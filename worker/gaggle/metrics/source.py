@@ -22,3 +22,4 @@ class Source:
     loop_lags: Callable[[], dict[int, float]] = lambda: {}  # worker number → seconds
     users_target: Callable[[], int] | None = None  # users the load asks for (None: = users)
     stages: Callable[[], list[tuple[float, str]]] = lambda: []  # (epoch seconds, label)
+    arrival_rate: Callable[[], float] = lambda: 0.0  # arrivals/s the open model asks for now

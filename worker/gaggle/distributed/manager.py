@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 import grpc
 
 from gaggle._version import __version__
+from gaggle.arrivals import mark_stages
 from gaggle.config import ConfigError, RunConfig
 from gaggle.distributed.crowd import WorkerCrowd
 from gaggle.distributed.protocol import HEARTBEAT_INTERVAL, PROTOCOL_VERSION, WORKER_SILENCE
 from gaggle.distributed.role import Role
 from gaggle.distributed.rules import rules_difference
 from gaggle.distributed.security import server_credentials, token_matches, warn_if_open
-from gaggle.distributed.split import Share, split_users
+from gaggle.distributed.split import Share, split_arrivals, split_users
 from gaggle.drive import follow_plan, follow_shape
 from gaggle.option_table import PER_WORKER_KEYS
 from gaggle.ports import join_host_port
@@ -216,16 +217,20 @@ class Manager(Session, wire_grpc.GaggleServicer):
 
     def _check_hatched(self) -> None:
         """Every worker hatched its share: the hatch. A driven plan says when instead."""
-        if self.driven:
+        if self.driven or self.plan.config.open_model:
             return
         if not self.hatched_all and all(w.hatched or w.done for w in self.workers):
             self.hatched()
 
     def _check_done(self) -> None:
         if self.workers and all(w.done for w in self.workers):
-            iterations = self.plan.config.iterations
-            if iterations and self.started and not self.stop_reason:
-                self.stopping.set(f"every user ran its {iterations} iteration(s)")
+            config = self.plan.config
+            if config.iterations and self.started and not self.stop_reason:
+                self.stopping.set(f"every user ran its {config.iterations} iteration(s)")
+            if config.open_model and self.started and not self.stop_reason:
+                self.stopping.set(
+                    "the test plan is over" if config.test_plan else "run time elapsed"
+                )
             self.all_done.set()
 
     # --- a driven plan ------------------------------------------------------------------------
@@ -243,12 +248,21 @@ class Manager(Session, wire_grpc.GaggleServicer):
         """Drive the plan or shape from the common start instant; the run ends with it."""
         await self.stopping.sleep(START_DELAY)
         config, shape = self.plan.config, self.plan.shape
-        if config.test_plan:
+        if config.open_model:
+            await self._follow_arrivals()
+        elif config.test_plan:
             await follow_plan(config.plan_stages, self.crowd, self.stopping, self)
             self.stop("the test plan is over")
         elif shape is not None:
             await follow_shape(shape, self.crowd, self.stopping, self)
             self.stop(f"the load shape {shape.__name__} ended")
+
+    async def _follow_arrivals(self) -> None:
+        """An open model: the workers follow the one schedule from the common instant (each its
+        every n-th arrival) and end with it, so no Stop cuts a worker's last arrivals short;
+        here the stages are marked."""
+        self.schedule_begins()
+        await mark_stages(self.plan.config.plan_stages, self.stopping, self)
 
     # --- the run ----------------------------------------------------------------------------
     @property
@@ -297,7 +311,10 @@ class Manager(Session, wire_grpc.GaggleServicer):
         config = {
             key: value
             for key, value in dataclasses.asdict(self.plan.config).items()
-            if key not in PER_WORKER_KEYS and key != "test_plan" and value != getattr(defaults, key)
+            if key not in PER_WORKER_KEYS
+            and (key != "test_plan" or self.plan.config.open_model)  # a rate plan's arrivals
+            and (key != "users" or not self.plan.config.open_model)  # the pool's bound: its own
+            and value != getattr(defaults, key)
         }
         return wire.ManagerMessage(
             start=wire.Start(
@@ -307,6 +324,8 @@ class Manager(Session, wire_grpc.GaggleServicer):
                 first_user=share.first_user,
                 hatch_rate=share.hatch_rate,
                 total_users=self.plan.config.users,
+                arrival_first=share.arrival_first,
+                arrival_stride=share.arrival_stride,
             )
         )
 
@@ -343,15 +362,16 @@ class Manager(Session, wire_grpc.GaggleServicer):
             self._clock_starts(time.perf_counter() + START_DELAY)
             self.started = True
             users = 0 if self.driven else config.users  # a driven plan adds them as it goes
-            for link, share in zip(
-                self.workers,
-                split_users(users, config.hatch_rate, len(self.workers)),
-                strict=True,
-            ):
+            shares = (
+                split_arrivals(config.max_users, len(self.workers))
+                if config.open_model
+                else split_users(users, config.hatch_rate, len(self.workers))
+            )
+            for link, share in zip(self.workers, shares, strict=True):
                 link.share = share
                 link.outbox.put_nowait(self._start_message(share))
             failure: TestDefinitionError | None = None
-            if self.driven:
+            if self.driven or config.open_model:
                 try:
                     await self._follow()
                 except TestDefinitionError as error:  # a load shape's bad tick: end the run

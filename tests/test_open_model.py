@@ -147,7 +147,7 @@ def test_four_arrivals_a_second_for_two_seconds_are_eight_iterations(target: Tar
         host=target.url,
         arrival_rate=4,
         run_time=2,
-        thresholds=("lagP99 < 50", "dropped < 1"),
+        thresholds=("lagP99 < 1000", "dropped < 1"),  # generous: a busy machine lags
     )
     metrics, served = result.all_metrics(), target.counts()
     assert metrics.scheduled == 8  # what the schedule holds: 0, 0.25 … 1.75 s
@@ -156,6 +156,7 @@ def test_four_arrivals_a_second_for_two_seconds_are_eight_iterations(target: Tar
     assert served["GET /start 404"] == result.users  # one on_start per pooled user
     assert result.stopped_by == "run time elapsed"
     assert result.passed, result.verdicts
+    assert [verdict.observed for verdict in result.verdicts][1] == 0.0
     printed = console.file.getvalue()  # type: ignore[attr-defined]
     assert "SCHEDULE" in printed
     assert "Latency: from the intended start" in printed

@@ -7,7 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from gaggle.config import build_config
+from gaggle.distributed.codec import from_delta, to_delta
+from gaggle.distributed.fold import Totals
 from gaggle.distributed.split import split_arrivals
+from gaggle.metrics.aggregate import Metrics
 from tests.conftest import Target
 from tests.test_load_plans import counted
 from tests.test_load_plans_gaggle import gaggle_run, users_in
@@ -32,6 +35,20 @@ def test_the_pool_is_split_like_users_and_the_arrivals_by_turns() -> None:
     assert [(s.arrival_first, s.arrival_stride) for s in shares] == [(0, 3), (1, 3), (2, 3)]
     # a worker without users takes no arrivals; the others share them
     assert [(s.users, s.arrival_stride) for s in split_arrivals(1, 2)] == [(1, 1), (0, 0)]
+
+
+def test_drops_and_lag_cross_the_wire_exactly() -> None:
+    metrics = Metrics()
+    metrics.dropped = 7
+    for lag_us in (120, 5_000, 1_000_000):
+        metrics.lag.record(lag_us, True)
+    delta = to_delta(metrics, 1, 0, False)
+    assert from_delta(delta) == metrics
+    totals = Totals()
+    totals.merge(delta)
+    totals.merge(to_delta(metrics, 2, 0, False))
+    folded = totals.metrics()
+    assert (folded.dropped, folded.lag.timed_count, folded.lag.max_us) == (14, 6, 1_000_000)
 
 
 def test_a_rate_plan_over_two_workers_counts_exactly(target: Target, tmp_path: Path) -> None:

@@ -181,6 +181,42 @@ def test_arrivals_without_a_free_user_are_dropped_and_counted(target: Target) ->
     assert "gaggle_arrival_rate 20.0" in page  # what the source says the schedule asks for
 
 
+def test_an_arrival_whose_user_cannot_start_is_dropped_not_lost(target: Target) -> None:
+    class Broken(TaskSet):
+        def __init__(self) -> None:
+            raise RuntimeError("no fixture")
+
+        @task
+        async def index(self) -> None:
+            await self.get("/")
+
+    result = run(Attack(Broken), host=target.url, arrival_rate=4, run_time=1)
+    metrics = result.all_metrics()
+    assert (metrics.scheduled, metrics.dropped) == (4, 4)
+    assert any("Broken.__init__: RuntimeError: no fixture" in error for error in metrics.errors)
+    assert "GET / 200" not in target.counts()
+
+
+def test_a_new_user_stopped_in_its_on_start_still_runs_its_arrival(target: Target) -> None:
+    """The run ends while the arrival's new user is in its on_start: the arrival it took still
+    runs whole, so started + dropped stays what the schedule held."""
+
+    class SlowStart(TaskSet):
+        @task(on_start=True)
+        async def warm(self) -> None:
+            await self.get("/slow?ms=400", name="/slow")
+
+        @task
+        async def index(self) -> None:
+            await self.get("/")
+
+    result = run(Attack(SlowStart), host=target.url, arrival_rate=5, run_time=0.5)
+    metrics, served = result.all_metrics(), target.counts()
+    assert metrics.scheduled == 3  # 0, 0.2, 0.4 s: each a new user (the first still warming)
+    assert served["GET / 200"] == metrics.lag.timed_count == 3
+    assert served["GET /slow 200"] == result.users == 3
+
+
 def collector_of(result: RunResult) -> CollectorRegistry:
     registry = CollectorRegistry()
     source = Source(metrics=result.all_metrics, users=lambda: 0, arrival_rate=lambda: 20.0)

@@ -112,32 +112,32 @@ class ArrivalPool:
         instance = taskset.__new__(taskset)
         instance._gaggle = user
         wait_time = taskset.wait_time
+        # An arrival taken runs whole, as k6's iterations do: the run's stop only skips pauses,
+        # so every started arrival is one pass of the cycle (a new user's on_start first).
+        user.may_request_while_stopping = True
+        due: float | None = first_due
         try:
             taskset.__init__(instance)
-            for index, spec in plan.on_start:
-                if user.stop.is_set():
-                    break
-                await pause(ctx, user, wait_time, await run_task(ctx, user, instance, index, spec))
-            due: float | None = first_due
-            while due is not None and not user.stop.is_set():
+            for position, (index, spec) in enumerate(plan.on_start):
+                seconds = await run_task(ctx, user, instance, index, spec)
+                if position < len(plan.on_start) - 1:
+                    await pause(ctx, user, wait_time, seconds)
+            while due is not None:
                 ctx.aggregator.record_lag(int(max(0.0, time.perf_counter() - due) * 1_000_000))
-                user.intended_start = due
-                # A started iteration runs to its end, as k6's do: the run's stop only skips
-                # its pauses, so each arrival that started is one whole pass of the cycle.
-                user.may_request_while_stopping = True
+                user.intended_start, due = due, None
                 cycle = plan.cycle()
                 for position, (index, spec) in enumerate(cycle):
                     seconds = await run_task(ctx, user, instance, index, spec)
                     if position < len(cycle) - 1:  # the iteration ends with its last task
                         await pause(ctx, user, wait_time, seconds)
                 user.intended_start = None  # a cycle without requests leaves none behind
-                user.may_request_while_stopping = False
                 due = await self._next_arrival(pooled)
-            user.may_request_while_stopping = True
             for index, spec in plan.on_stop:
                 await run_task(ctx, user, instance, index, spec)
         except Exception as error:  # __init__ raised: count it, the pool goes on without it
             ctx.task_failed(f"{taskset.__name__}.__init__", error)
+            if due is not None:  # the arrival it took never started: dropped, not lost
+                ctx.aggregator.record_dropped()
         finally:
             await user.close()
 

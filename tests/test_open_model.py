@@ -139,14 +139,17 @@ def test_schedule_thresholds_read_the_lag_and_the_drops() -> None:
 
 
 # --- runs against the counting target -----------------------------------------------------------
-def test_four_arrivals_a_second_for_two_seconds_are_eight_iterations(target: Target) -> None:
-    console = quiet()
+def test_four_arrivals_a_second_for_two_seconds_are_eight_iterations(
+    target: Target, tmp_path: Path
+) -> None:
+    console, report = quiet(), tmp_path / "report.html"
     result = run(
         Attack(Once),
         console,
         host=target.url,
         arrival_rate=4,
         run_time=2,
+        report_file=str(report),
         thresholds=("lagP99 < 1000", "dropped < 1"),  # generous: a busy machine lags
     )
     metrics, served = result.all_metrics(), target.counts()
@@ -160,6 +163,9 @@ def test_four_arrivals_a_second_for_two_seconds_are_eight_iterations(target: Tar
     printed = console.file.getvalue()  # type: ignore[attr-defined]
     assert "SCHEDULE" in printed
     assert "Latency: from the intended start" in printed
+    page = report.read_text()
+    assert "<h2>Schedule</h2>" in page
+    assert "<th>Arrival rate</th><td>4.000 iterations started/s</td>" in page
 
 
 def test_arrivals_without_a_free_user_are_dropped_and_counted(target: Target) -> None:

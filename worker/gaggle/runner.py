@@ -48,7 +48,8 @@ class Runner(Session):
             throttle=Throttle(config.throttle_requests) if config.throttle_requests else None,
         )
         self.metrics_started = self.ctx.started
-        self.driven = bool(config.test_plan or plan.shape)  # a plan or shape moves the users
+        # a plan of users or a shape moves the users (an open model's plan moves arrivals)
+        self.driven = bool(config.test_plan or plan.shape) and not config.open_model
         self.pool = UserPool(self.ctx, plan.tasksets, plan.hosts, random.Random(plan.seed))
         self.arrivals = ArrivalPool(  # an open model's users (idle in a closed one)
             self.ctx,

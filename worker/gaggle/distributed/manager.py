@@ -80,7 +80,7 @@ class Manager(Session, wire_grpc.GaggleServicer):
         self.port = role.bind_port
         self.on_listening: Callable[[int], None] | None = None  # told the port once bound
         # A --test-plan or load shape is driven here; workers start and stop users as told.
-        self.driven = bool(plan.config.test_plan or plan.shape)
+        self.driven = bool(plan.config.test_plan or plan.shape) and not plan.config.open_model
         self.crowd = WorkerCrowd(self._running_workers, self._adjust)
 
     # --- the stream -----------------------------------------------------------------------

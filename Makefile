@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/pip install -q -e '.[bench]' > $(VENV)/install-bench.log 2>&1 || { cat $(VENV)/install-bench.log; exit 1; }
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/live_view.py
+	$(BIN)/python benchmarks/open_model.py
 
 clean:
 	rm -rf .build .mypy_cache .pytest_cache .ruff_cache

@@ -120,7 +120,7 @@ def test_the_later_layer_chooses_between_a_plan_and_users() -> None:
 BAD_PLANS = [
     ("10,1m;x", ["stage 2", "'x'", "USERS,DURATION"]),
     ("10,1m;-1,3s", ["stage 2", "'-1,3s'", "whole number ≥ 0"]),
-    ("100/s,1m", ["stage 1", "'100/s,1m'"]),  # an open model's stage: not a closed one's
+    ("10,1m;100/s,1m", ["stage 2", "'100/s,1m'", "all USERS,DURATION"]),  # a mix of models
     ("5,soon", ["stage 1", "'5,soon'", "30s, 1m, 1h30m"]),
     ("5", ["stage 1", "'5'"]),
 ]

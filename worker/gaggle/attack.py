@@ -36,7 +36,8 @@ from gaggle.session import Aborted, RunPlan, RunResult
 from gaggle.shape import LoadShape, validate_shape
 from gaggle.taskset import TaskSet, TestDefinitionError
 
-STEADY_KEYS = ("users", "hatch_rate", "run_time", "iterations", "test_plan")  # a shape's to say
+# what a shape's ticks say instead
+STEADY_KEYS = ("users", "hatch_rate", "run_time", "iterations", "test_plan", "arrival_rate")
 
 
 def validate_tasksets(tasksets: Sequence[type[TaskSet]]) -> list[type[TaskSet]]:

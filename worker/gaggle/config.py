@@ -20,6 +20,7 @@ from gaggle.converters import (
     DEBUG_FORMATS,
     DEFAULT_HTTP_CLIENT,
     HTTP_CLIENTS,
+    LATENCIES,
     REPORT_FORMATS,
     REQUESTS_FORMATS,
     SCHEDULERS,
@@ -27,7 +28,6 @@ from gaggle.converters import (
     optional,
     parse_duration,
     path,
-    rate,
     report_path,
     status_interval,
     text,
@@ -37,8 +37,10 @@ from gaggle.converters import (
     whole,
 )
 from gaggle.default_keys import Default  # written from RunConfig's fields (make options)
+from gaggle.load_model import check_load_model
+from gaggle.load_options import LoadOptions
 from gaggle.option import ADVANCED, METRICS, OPERATOR, option, options_of
-from gaggle.plan import PlanStage, plan_or_steady, plan_text, stages
+from gaggle.plan import peak_users
 from gaggle.ports import METRICS_PORT
 from gaggle.thresholds import Threshold, parse_threshold
 
@@ -62,68 +64,11 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class RunConfig:
+class RunConfig(LoadOptions):
     """One validated value per run option. Each field is the option's one declaration (see
-    gaggle.option): the command line, ``set_default``, the converters and README come from it."""
+    gaggle.option): the command line, ``set_default``, the converters and README come from it.
+    The host and the load model's options come first, from ``LoadOptions``."""
 
-    host: str | None = option(
-        "-H",
-        "--host",
-        default=None,
-        convert=optional(validate_host),
-        metavar="URL",
-        help="host to load test, e.g. http://127.0.0.1:8080",
-        doc="host to load test (or `Default.HOST`, or a task set's `host`)",
-        spec="host",
-    )
-    users: int = option(
-        "-u",
-        "--users",
-        default=0,  # 0 until resolved: the default is the number of CPUs
-        convert=whole(1),
-        metavar="N",
-        help="concurrent users (default: number of CPUs)",
-        spec="users",
-    )
-    hatch_rate: float = option(
-        "-r",
-        "--hatch-rate",
-        default=1.0,
-        convert=rate,
-        metavar="RATE",
-        help="users started per second (default: 1)",
-        doc="users started per second, fractions allowed (default: 1)",
-        spec="hatchRate",
-    )
-    run_time: float = option(
-        "-t",
-        "--run-time",
-        default=0.0,  # seconds; 0 runs until stopped
-        convert=parse_duration,
-        metavar="TIME",
-        help="stop after 30s, 20m, 3h, 1h30m…",
-        doc="stop after `30s`, `20m`, `3h`, `1h30m` or seconds (default: until Ctrl-C)",
-        spec="runTime",
-    )
-    test_plan: str | None = option(
-        "--test-plan",
-        default=None,  # canonical text (gaggle.plan); None: -u/-r/-t say the load
-        convert=optional(plan_text),
-        metavar="PLAN",
-        help="stages USERS,DURATION;… e.g. 10,1m;10,5m;0,30s (instead of -u/-r/-t)",
-        spec="plan",
-        doc="stages `USERS,DURATION;…`, e.g. `10,1m;10,5m;0,30s`: each goes linearly to USERS "
-        "over DURATION; the run ends with the plan ([below](#staged-plans)); not with -u/-r/-t",
-    )
-    iterations: int = option(
-        "--iterations",
-        default=0,  # 0: users loop until the run stops
-        convert=whole(1),
-        metavar="N",
-        help="each user runs its task cycle N times, then stops; the run ends when all have",
-        doc="each user runs its task cycle N times, runs its `on_stop` tasks and stops; the run "
-        "ends when all have, or at `-t` ([below](#iterations))",
-    )
     log_level: int = option(
         "-g",
         "--log-level",
@@ -268,6 +213,16 @@ class RunConfig:
         doc="add a status-code table",
         spec="statusCodes",
     )
+    latency: str = option(
+        "--latency",
+        default="intended",
+        choices=LATENCIES,
+        group=METRICS,
+        help="time an arrival's (or paced task's) first request from its intended start "
+        "(default) or from its sending: service",
+        doc="`intended` (default): an arrival's or `pacing()` task's first request is timed "
+        "from when it was due, so a stall shows (wrk2); `service`: from its sending",
+    )
     throttle_requests: int = option(
         "--throttle-requests",
         default=0,  # 0: no throttle
@@ -358,11 +313,6 @@ class RunConfig:
     def threshold_rules(self) -> list[Threshold]:
         return [parse_threshold(text) for text in self.thresholds]
 
-    @property
-    def plan_stages(self) -> tuple[PlanStage, ...]:
-        """--test-plan's stages; none when -u/-r/-t say the load."""
-        return stages(self.test_plan) if self.test_plan else ()
-
 
 RUN_OPTIONS = options_of(RunConfig)
 
@@ -376,7 +326,7 @@ CONVERTERS: dict[str, tuple[str, Callable[[object], Any]]] = {
 def build_config(*layers: Mapping[str, object]) -> RunConfig:
     """Merge layers (later wins; a None value means "not set") and validate every value."""
     given = [{k: v for k, v in layer.items() if v is not None} for layer in layers]
-    plan_or_steady(given, lambda key: CONVERTERS[key][0])
+    check_load_model(given)
     merged: dict[str, object] = {}
     for layer in given:
         merged.update(layer)
@@ -386,8 +336,18 @@ def build_config(*layers: Mapping[str, object]) -> RunConfig:
             raise ConfigError("option", name, "use one of: " + ", ".join(sorted(CONVERTERS)))
         values[name] = CONVERTERS[name][1](raw)
     config = RunConfig(**values)
-    if config.test_plan:  # the users a plan's report and result name: its peak
-        config = replace(config, users=max(stage.users for stage in config.plan_stages))
+    if "max_users" in merged and not config.open_model:
+        raise ConfigError(
+            "--max-users",
+            merged["max_users"],
+            "",
+            "--max-users bounds an open model's pool: give it with --arrival-rate or a plan of "
+            "RATE/s stages (closed models say their users with -u or USERS stages)",
+        )
+    if config.open_model:  # the users a report and result name: the pool's bound
+        config = replace(config, users=config.max_users)
+    elif config.test_plan:  # the users a plan's report and result name: its peak
+        config = replace(config, users=peak_users(config.plan_stages))
     elif config.users == 0:
         config = replace(config, users=os.cpu_count() or 1)
     return config

@@ -23,6 +23,7 @@ REQUESTS_FORMATS = ("json", "csv", "raw")
 DEBUG_FORMATS = ("json", "raw")
 HTTP_CLIENTS = ("aiohttp", "httptools", "reqwest")
 DEFAULT_HTTP_CLIENT = "httptools"  # the same suite as the others; fastest and leanest (README)
+LATENCIES = ("intended", "service")  # what a request's time is measured from (--latency)
 REPORT_FORMATS = {".html": "html", ".htm": "html", ".json": "json"}  # by file extension
 
 
@@ -96,9 +97,9 @@ def whole(minimum: int) -> Callable[[str, object], int]:
     return convert
 
 
-def rate(option: str, value: object) -> float:
+def rate(option: str, value: object, allowed: str = "") -> float:
     """Users per second: a finite number > 0."""
-    allowed = "use a number > 0 (users per second; fractions allowed)"
+    allowed = allowed or "use a number > 0 (users per second; fractions allowed)"
     try:
         number = float(str(value).strip()) if not isinstance(value, bool) else -1.0
     except ValueError:
@@ -106,6 +107,11 @@ def rate(option: str, value: object) -> float:
     if not number > 0 or number == float("inf"):
         raise ConfigError(option, value, allowed)
     return number
+
+
+def arrival_rate(option: str, value: object) -> float:
+    """An open model's arrivals: iterations started per second, a finite number > 0."""
+    return rate(option, value, "use a number > 0 (iterations started per second, e.g. 50 or 0.5)")
 
 
 def choice(choices: tuple[str, ...]) -> Callable[[str, object], str]:

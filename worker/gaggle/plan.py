@@ -5,34 +5,66 @@ go linearly to USERS over DURATION; the run ends with the last stage. A plan is 
 canonical text (seconds: ``"10,60;10,300;0,30"``) so a RunConfig stays plain data that a manager
 can send its workers; ``stages()`` reads it back.
 
-The stage grammar leaves room for an open model's stages (``100/s,1m``: arrivals per second);
-until that exists such a stage is refused as malformed, like any other.
+An open model's plan has rate stages instead, ``RATE/s,DURATION`` (``"100/s,1m;500/s,5m"``):
+iterations started per second, going linearly from the previous stage's rate (0 at first), as
+k6's ramping-arrival-rate does. A plan is all users or all rates; a mix is refused naming the
+first stage of the other kind.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from gaggle.converters import ConfigError, parse_duration
 
-FORM = "use USERS,DURATION stages separated by ';', e.g. 10,1m;10,5m;0,30s"
+FORM = (
+    "use USERS,DURATION stages separated by ';', e.g. 10,1m;10,5m;0,30s (or an open model's "
+    "RATE/s,DURATION stages, e.g. 100/s,1m;500/s,5m;0/s,30s)"
+)
 _USERS = re.compile(r"^\d+$")
+_RATE = re.compile(r"^(\d+(?:\.\d+)?)/s$")
 
 
 @dataclass(frozen=True, slots=True)
 class PlanStage:
-    users: int  # where the stage ends
+    users: int  # where the stage ends (0 in a rate stage)
     seconds: float  # how long it takes to get there (0: at once)
+    rate: float | None = None  # a rate stage: iterations started per second where it ends
+
+    @property
+    def text(self) -> str:
+        """The stage as canonical text: ``10,60`` or ``100/s,60``."""
+        where = str(self.users) if self.rate is None else f"{_format_number(self.rate)}/s"
+        return f"{where},{_format_number(self.seconds)}"
 
 
-def _format_seconds(seconds: float) -> str:
+def _format_number(seconds: float) -> str:
     return str(int(seconds)) if seconds == int(seconds) else repr(seconds)
 
 
 def canonical(stages: tuple[PlanStage, ...]) -> str:
-    return ";".join(f"{stage.users},{_format_seconds(stage.seconds)}" for stage in stages)
+    return ";".join(stage.text for stage in stages)
+
+
+def is_rate_plan(stages: tuple[PlanStage, ...]) -> bool:
+    return bool(stages) and stages[0].rate is not None
+
+
+def _stage(option: str, text: str) -> PlanStage | None:
+    """One stage's text read, or None when it is malformed."""
+    where, comma, duration = text.partition(",")
+    if not comma:
+        return None
+    try:
+        seconds = parse_duration(option, duration.strip())
+    except ConfigError:
+        return None
+    where = where.strip()
+    if _USERS.match(where):
+        return PlanStage(int(where), seconds)
+    rate = _RATE.match(where)
+    return PlanStage(0, seconds, float(rate.group(1))) if rate else None
 
 
 def parse_stages(option: str, value: object) -> tuple[PlanStage, ...]:
@@ -41,23 +73,27 @@ def parse_stages(option: str, value: object) -> tuple[PlanStage, ...]:
         raise ConfigError(option, value, FORM)
     stages: list[PlanStage] = []
     for number, text in enumerate(value.strip().rstrip(";").split(";"), start=1):
-        users, comma, duration = text.strip().partition(",")
-        seconds = -1.0
-        if comma and _USERS.match(users.strip()):
-            try:
-                seconds = parse_duration(option, duration.strip())
-            except ConfigError:
-                seconds = -1.0
-        if seconds < 0:
+        stage = _stage(option, text.strip())
+        if stage is None:
             raise ConfigError(
                 option,
                 value,
                 FORM,
                 f"{option}: stage {number} {text.strip()!r} of {value!r} is not allowed; "
-                f"{FORM} (USERS a whole number ≥ 0, DURATION such as 30s, 1m, 1h30m, 0.5s "
-                "or seconds)",
+                f"{FORM} (USERS a whole number ≥ 0, RATE a number ≥ 0, DURATION such as 30s, "
+                "1m, 1h30m, 0.5s or seconds)",
             )
-        stages.append(PlanStage(int(users), seconds))
+        if stages and (stage.rate is None) != (stages[0].rate is None):
+            kinds = ("users", "rates") if stages[0].rate is None else ("rates", "users")
+            raise ConfigError(
+                option,
+                value,
+                FORM,
+                f"{option}: stage {number} {text.strip()!r} of {value!r} is not allowed; the "
+                f"plan's first stage gives {kinds[0]} and this one {kinds[1]}: a plan is all "
+                "USERS,DURATION stages (closed model) or all RATE/s,DURATION stages (open model)",
+            )
+        stages.append(stage)
     return tuple(stages)
 
 
@@ -77,38 +113,5 @@ def first_full_stage(plan: tuple[PlanStage, ...]) -> int | None:
     return next((index for index, stage in enumerate(plan) if stage.users > 0), None)
 
 
-STEADY_KEYS = ("users", "hatch_rate", "run_time")  # what a --test-plan replaces
-
-
-def plan_or_steady(layers: list[dict[str, object]], flag_of: Callable[[str], str]) -> None:
-    """A plan and -u/-r/-t in one layer contradict each other; across layers the later one wins
-    (a command line's ``-u`` over a program's default plan, or its plan over a default ``-u``)."""
-    plan_at = max((i for i, layer in enumerate(layers) if "test_plan" in layer), default=-1)
-    if plan_at < 0:
-        return
-    for index, layer in enumerate(layers):
-        steady = [key for key in STEADY_KEYS if key in layer]
-        if index == plan_at and steady:
-            flag = flag_of(steady[0])
-            raise ConfigError(
-                "--test-plan",
-                layer["test_plan"],
-                "",
-                f"--test-plan and {flag} do not go together: the plan says the users, their "
-                "rate and the run time; give one or the other",
-            )
-        if index == plan_at and "iterations" in layer:
-            raise ConfigError(
-                "--test-plan",
-                layer["test_plan"],
-                "",
-                "--test-plan and --iterations do not go together: the plan ends the run, "
-                "iterations end each user; give one or the other",
-            )
-        if index < plan_at:
-            for key in (*STEADY_KEYS, "iterations"):
-                layer.pop(key, None)
-        elif index > plan_at and (steady or "iterations" in layer):
-            for earlier in layers[: plan_at + 1]:
-                earlier.pop("test_plan", None)
-            return
+def peak_users(plan: tuple[PlanStage, ...]) -> int:
+    return max(stage.users for stage in plan)

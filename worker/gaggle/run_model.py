@@ -36,6 +36,8 @@ class RunPlan:
     owns_output: bool = True
     on_hatched: Callable[[], None] | None = None
     shape: type[LoadShape] | None = None  # its ticks drive the users (gaggle.shape)
+    arrival_first: int = 0  # an open model's worker starts arrivals first, first + stride, …
+    arrival_stride: int = 1
 
 
 @dataclass(slots=True)
@@ -50,6 +52,8 @@ class RunResult:
     hatch_metrics: Metrics | None = None
     task_names: TaskNames = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)  # one per --threshold rule
+    latency: str = ""  # which latency the response times are (the summary says it)
+    warnings: list[str] = field(default_factory=list)  # e.g. coordinated omission likely
 
     @property
     def passed(self) -> bool:

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import random
 
+from gaggle.arrivals import ArrivalPool, follow_arrivals, mark_stages
 from gaggle.context import RunContext
 from gaggle.metrics.aggregate import Aggregator, Metrics, NullAggregator
 from gaggle.metrics.ledger import Ledger
@@ -45,16 +46,25 @@ class Runner(Session):
             throttle=Throttle(config.throttle_requests) if config.throttle_requests else None,
         )
         self.metrics_started = self.ctx.started
-        self.driven = bool(config.test_plan or plan.shape)  # a plan or shape moves the users
+        # a plan of users or a shape moves the users (an open model's plan moves arrivals)
+        self.driven = bool(config.test_plan or plan.shape) and not config.open_model
         self.pool = UserPool(self.ctx, plan.tasksets, plan.hosts, random.Random(plan.seed))
+        self.arrivals = ArrivalPool(  # an open model's users (idle in a closed one)
+            self.ctx,
+            plan.tasksets,
+            plan.hosts,
+            random.Random(plan.seed),
+            config.max_users,
+            plan.first_user,
+        )
         self.ready = asyncio.Event()  # the logs are open: users may start (a worker's adjust)
         self.logs: list[BufferedLog] = []
 
     def users_running(self) -> int:
-        return self.pool.alive()
+        return self.pool.alive() + self.arrivals.alive()
 
     def users_in_result(self) -> int:
-        return self.pool.started
+        return self.pool.started + self.arrivals.started
 
     def users_target(self) -> int:
         return self.pool.target if self.driven else self.plan.config.users
@@ -71,6 +81,7 @@ class Runner(Session):
 
     def _stopping(self, reason: str) -> None:
         self.pool.stop_all(reason)
+        self.arrivals.stop_all(reason)
 
     def adjust(self, start: list[int], stop: list[int]) -> None:
         """A manager's plan: stop the users in ``stop``, start users in ``start`` (slots)."""
@@ -91,6 +102,7 @@ class Runner(Session):
             self.steering.close()  # the stop moves every user now
             log.info("stopping (%s); waiting for users to exit", self.stop_reason)
             await self.pool.wait()
+            await self.arrivals.wait()
         finally:
             await self._close_logs()
         failure = self.steering.failure  # a load shape's bad tick ended the run
@@ -103,7 +115,9 @@ class Runner(Session):
         hatches its share, then the manager's adjustments move it). The control API may
         replace the driver later (gaggle.control)."""
         config, shape = self.plan.config, self.plan.shape
-        if config.test_plan:
+        if config.open_model:
+            self.steering.begin(self._follow_arrivals())
+        elif config.test_plan:
             self.steering.begin_plan()
         elif shape is not None:
             self.steering.begin_shape(shape)
@@ -115,6 +129,20 @@ class Runner(Session):
             self.hatched()
         if self.plan.config.iterations:
             await self._iterations_done()
+
+    async def _follow_arrivals(self) -> None:
+        """The open model: arrivals on the schedule (a worker: its every n-th), then the end."""
+        config, plan = self.plan.config, self.plan
+        self.schedule_begins()
+        marks = asyncio.ensure_future(mark_stages(config.plan_stages, self.stopping, self))
+        try:
+            schedule = config.arrival_schedule()
+            await follow_arrivals(
+                schedule, self.arrivals, self.stopping, plan.arrival_first, plan.arrival_stride
+            )
+        finally:
+            marks.cancel()
+        self.stop("the test plan is over" if config.test_plan else "run time elapsed")
 
     async def _iterations_done(self) -> None:
         """--iterations: when every user has run its passes the run is over (unless the run

@@ -22,10 +22,12 @@ import time
 
 from aiohttp import web
 
+from gaggle.arrivals import rate_asked
 from gaggle.control import Steering
 from gaggle.drive import Crowd
 from gaggle.metrics.aggregate import Metrics, TaskNames
 from gaggle.metrics.source import Source
+from gaggle.omission import latency_note, summary_warnings
 from gaggle.report.live import NoView, View, keep_showing, open_view
 from gaggle.report.prometheus import serve
 from gaggle.report.recorder import NoReport, Report, open_report
@@ -102,6 +104,8 @@ class Session:
         """Why the control API cannot move the users now; "" when it can."""
         if self.load_started is None or time.perf_counter() < self.load_started:
             return f"the run has not started yet ({self.waiting_for()})"
+        if self.plan.config.open_model:  # its schedule says the load (and holds its -t)
+            return "an open model's load is its arrival schedule: only a stop changes it now"
         return ""
 
     def worker_users(self) -> dict[int, int]:  # worker number → users asked; none standalone
@@ -148,6 +152,7 @@ class Session:
             users_target=self.users_target,
             stages=lambda: self.stage_marks,
             changes=lambda: [(c.at, c.what, c.text) for c in self.steering.changes],
+            arrival_rate=lambda: rate_asked(self.plan.config, self.load_started, self.stopping),
         )
 
     def progress(self) -> Progress:
@@ -244,7 +249,9 @@ class Session:
         owns, config = self.plan.owns_output, self.plan.config
         metrics = self.tally.metrics() if owns else Metrics()
         verdicts: list[Verdict] = []
+        warnings: list[str] = []
         if owns and ran:  # the tables, then the --threshold rules on the measured metrics
+            warnings = list(self._warnings(metrics, duration))
             if not config.no_metrics:
                 log.info("printing metrics after %.0f seconds...", duration)
                 self.print_tables(metrics, duration)
@@ -258,14 +265,20 @@ class Session:
             hatch_metrics=self.hatch_metrics,
             task_names=self.task_names,
             verdicts=verdicts,
+            latency=latency_note(config, self.plan.tasksets),
+            warnings=warnings,
         )
         return report.finish(result) if ran else result  # nothing ran: nothing to report
 
     def _clock_starts(self, at: float) -> None:
         """The load starts at ``at``: with --no-reset-metrics, so do the tables and run time."""
         self.metrics_started = self.load_started = at
-        if self.plan.config.no_reset_metrics:
-            self._start_run_timer()
+        if self.plan.config.no_reset_metrics and not self.plan.config.open_model:
+            self._start_run_timer()  # an open model's schedule holds its -t
+
+    def schedule_begins(self) -> None:
+        """An open model has no hatch: the tables count from the first arrival, no reset."""
+        self.hatched_all = True
 
     # --- what a driver tells the run (gaggle.drive.Driven) -----------------------------------
     def stage_began(self, label: str, users: int) -> None:
@@ -309,9 +322,16 @@ class Session:
             duration=duration,
             status_codes=config.status_codes,
             task_metrics=not config.no_task_metrics,
+            latency=latency_note(config, self.plan.tasksets),
+            warnings=self._warnings(metrics, duration),
         )
         with self.plan.console:  # one write: the panel moves below the tables at once, no flicker
             print_tables(self.plan.console, metrics, options)
+
+    def _warnings(self, metrics: Metrics, duration: float) -> tuple[str, ...]:
+        plan, hatched = self.plan, self.hatched_all
+        shaped = plan.shape is not None
+        return summary_warnings(plan.config, plan.tasksets, shaped, hatched, metrics, duration)
 
     def _start_run_timer(self) -> None:
         run_time = self.plan.config.run_time

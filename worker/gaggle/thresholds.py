@@ -20,6 +20,8 @@ from gaggle.metrics.stats import Stats
 
 FLAG = "--threshold"
 SCALARS = ("avg", "min", "max", "failRatio", "rps", "requests", "failures")
+# the run's scheduled starts (open model, pacing): dropped arrivals, lag percentiles (ms)
+SCHEDULE_SCALARS = ("dropped", "lagMax")
 OPERATORS = {
     "<": float.__lt__,
     "<=": float.__le__,
@@ -31,9 +33,12 @@ _RULE = re.compile(
     r"(?P<op><=|>=|<|>)\s*(?P<value>[-+0-9.eE]+)\s*$"
 )
 _PERCENTILE = re.compile(r"^p(\d+(?:\.\d+)?)$")
+_LAG = re.compile(r"^lagP(\d+(?:\.\d+)?)$")
 ALLOWED = (
     "use METRIC[(REQUEST)] OP NUMBER, e.g. 'p95(GET /) < 300' or 'failRatio < 0.01'; METRIC is "
-    "pNN (e.g. p50, p99.9; ms), " + ", ".join(SCALARS) + "; OP is <, <=, > or >="
+    "pNN (e.g. p50, p99.9; ms), "
+    + ", ".join(SCALARS)
+    + ", or the schedule's dropped, lagPNN (e.g. lagP99; ms), lagMax; OP is <, <=, > or >="
 )
 
 
@@ -56,8 +61,13 @@ class Threshold:
 
     @property
     def quantile(self) -> float | None:
-        match = _PERCENTILE.match(self.metric)
+        match = _PERCENTILE.match(self.metric) or _LAG.match(self.metric)
         return float(match.group(1)) / 100 if match else None
+
+    @property
+    def on_schedule(self) -> bool:
+        """A rule on the scheduled starts (dropped, lag), not on the requests."""
+        return self.metric in SCHEDULE_SCALARS or _LAG.match(self.metric) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,10 +86,13 @@ def parse_threshold(text: object) -> Threshold:
     if match is None:
         raise ThresholdError(text)
     metric, request = match["metric"], match["request"]
-    if metric not in SCALARS and _PERCENTILE.match(metric) is None:
+    percentile = _PERCENTILE.match(metric) or _LAG.match(metric)
+    if metric not in SCALARS + SCHEDULE_SCALARS and percentile is None:
         raise ThresholdError(text, f"unknown metric {metric!r}; " + ALLOWED)
-    if _PERCENTILE.match(metric) and not 0 < float(metric[1:]) < 100:
+    if percentile and not 0 < float(percentile.group(1)) < 100:
         raise ThresholdError(text, "a percentile is between p0 and p100, e.g. p95 or p99.9")
+    if request is not None and (metric in SCHEDULE_SCALARS or _LAG.match(metric)):
+        raise ThresholdError(text, f"{metric} is the whole run's schedule: name no request")
     try:
         value = float(match["value"])
     except ValueError:
@@ -95,6 +108,12 @@ def parse_threshold(text: object) -> Threshold:
 
 def observe(threshold: Threshold, metrics: Metrics, duration: float) -> float | None:
     """The number the rule compares, or None when its request was never made."""
+    if threshold.on_schedule:
+        if threshold.metric == "dropped":
+            return float(metrics.dropped)
+        if threshold.metric == "lagMax":
+            return metrics.lag.max_us / 1000
+        return metrics.lag.percentile_us(threshold.quantile or 0.0) / 1000
     if threshold.request is None:
         stats = metrics.aggregated_requests()
     else:

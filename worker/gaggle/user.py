@@ -21,6 +21,7 @@ from gaggle.metrics.record import RequestRecord, TaskRecord
 from gaggle.response import Response
 from gaggle.stop import StopSignal
 from gaggle.taskset import TaskSet, TaskSpec
+from gaggle.wait import pacing
 
 YIELD_EVERY = 8  # tasks run without a pause between two explicit turns of the event loop
 
@@ -71,6 +72,7 @@ class User:
         "_client",
         "base_url",
         "ctx",
+        "intended_start",
         "may_request_while_stopping",
         "stop",
         "task_failed",
@@ -95,6 +97,9 @@ class User:
         self.unyielded = 0  # tasks run since this user last gave the event loop a turn
         self.may_request_while_stopping = False
         self.stop = StopSignal()  # set by the run's stop, or to stop this user alone
+        # When the next request was due (perf_counter): an arrival's instant or a pace slot.
+        # Its first request is timed from there (wrk2's correction), then it is cleared.
+        self.intended_start: float | None = None
         self._client = client
 
     async def request(
@@ -112,8 +117,16 @@ class User:
         else:
             url = self.base_url + (path if path[:1] == "/" else "/" + path)
         started = time.perf_counter()
+        intended, self.intended_start = self.intended_start, None
         exchange = await self._client.send(method, url, options)
-        response_time_us = int((time.perf_counter() - started) * 1_000_000)
+        ended = time.perf_counter()
+        if intended is None or intended > started:
+            intended_ms = None
+            response_time_us = int((ended - started) * 1_000_000)
+        else:
+            intended_ms = (intended - ctx.started) * 1000
+            timed_from = intended if ctx.config.latency == "intended" else started
+            response_time_us = int((ended - timed_from) * 1_000_000)
         status = exchange.status
         record = RequestRecord(
             ctx.elapsed_ms(started),
@@ -128,6 +141,7 @@ class User:
             False,
             self.user_index,
             exchange.error,
+            intended_ms,
         )
         ctx.aggregator.record_request(record)
         if ctx.requests_log is not None:
@@ -185,12 +199,14 @@ async def run_user(ctx: RunContext, taskset: type[TaskSet], plan: TaskPlan, user
     stop = user.stop
     wait_time = taskset.wait_time
     iterations_left = ctx.config.iterations or -1  # -1: no limit
+    pace = wait_time.seconds if isinstance(wait_time, pacing) else None
+    due: float | None = None  # the pace slot of the next task (none before the first)
     try:
         taskset.__init__(instance)
         for index, spec in plan.on_start:
             if stop.is_set():
                 break
-            await _pause(ctx, user, wait_time, await _run_task(ctx, user, instance, index, spec))
+            await pause(ctx, user, wait_time, await run_task(ctx, user, instance, index, spec))
         while not stop.is_set() and iterations_left != 0:
             cycle = plan.cycle()
             if not cycle and iterations_left < 0:
@@ -198,20 +214,32 @@ async def run_user(ctx: RunContext, taskset: type[TaskSet], plan: TaskPlan, user
             for index, spec in cycle:
                 if stop.is_set():
                     break
-                await _pause(
-                    ctx, user, wait_time, await _run_task(ctx, user, instance, index, spec)
-                )
+                due = paced_slot(ctx, user, pace, due)
+                await pause(ctx, user, wait_time, await run_task(ctx, user, instance, index, spec))
             iterations_left -= 1 if iterations_left > 0 else 0
         user.may_request_while_stopping = True
         for index, spec in plan.on_stop:
-            await _run_task(ctx, user, instance, index, spec)
+            await run_task(ctx, user, instance, index, spec)
     except Exception as error:  # __init__ raised: count it, the run goes on without this user
         ctx.task_failed(f"{taskset.__name__}.__init__", error)
     finally:
         await user.close()
 
 
-async def _pause(ctx: RunContext, user: User, wait_time: Any, task_seconds: float) -> None:
+def paced_slot(ctx: RunContext, user: User, pace: float | None, due: float | None) -> float | None:
+    """A pacing() task set: this task was due at ``due`` (the previous one's start plus the
+    pace), so its first request is timed from there and how late it began is schedule lag.
+    Returns the next task's slot."""
+    if pace is None:
+        return None
+    now = time.perf_counter()
+    if due is not None:
+        user.intended_start = due
+        ctx.aggregator.record_lag(int(max(0.0, now - due) * 1_000_000))
+    return now + pace
+
+
+async def pause(ctx: RunContext, user: User, wait_time: Any, task_seconds: float) -> None:
     delay = wait_time(task_seconds) if wait_time is not None else 0.0
     if delay > 0:
         await user.stop.sleep(delay)
@@ -224,7 +252,7 @@ async def _pause(ctx: RunContext, user: User, wait_time: Any, task_seconds: floa
         await asyncio.sleep(0)
 
 
-async def _run_task(
+async def run_task(
     ctx: RunContext, user: User, instance: TaskSet, index: int, spec: TaskSpec
 ) -> float:
     """Run one task; record it; return how long it took in seconds."""

@@ -159,6 +159,18 @@ def merge_delta(totals: Metrics, delta: wire.Delta) -> None:
                 total.merge(stats)
     for error, count in delta.errors.items():
         add_error(totals.errors, error, count)
+    merge_schedule(totals, delta)
+
+
+LAG_KEY = ("", "lag")  # the one row of a delta's schedule_lag table
+
+
+def merge_schedule(totals: Metrics, delta: wire.Delta) -> None:
+    """A delta's dropped arrivals and schedule lag, into ``totals`` (one row: no fold needed)."""
+    rows = list(decode_table(delta.schedule_lag, is_task=False))  # raises before any change
+    totals.dropped += delta.arrivals_dropped
+    for _, stats in rows:
+        totals.lag.merge(stats)
 
 
 def to_delta(metrics: Metrics, sequence: int, users_running: int, final: bool) -> wire.Delta:
@@ -167,6 +179,9 @@ def to_delta(metrics: Metrics, sequence: int, users_running: int, final: bool) -
     _encode(metrics.tasks, delta.tasks, is_task=True)
     for error, count in metrics.errors.items():
         delta.errors[error] = count
+    delta.arrivals_dropped = metrics.dropped
+    if metrics.lag.timed_count:
+        _encode({LAG_KEY: metrics.lag}, delta.schedule_lag, is_task=False)
     return delta
 
 

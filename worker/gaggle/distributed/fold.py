@@ -16,7 +16,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gaggle.distributed.codec import ENTRY_COLUMNS, ROW_COLUMNS, check_shape, table_keys
+from gaggle.distributed.codec import (
+    ENTRY_COLUMNS,
+    ROW_COLUMNS,
+    check_shape,
+    merge_schedule,
+    table_keys,
+)
 from gaggle.metrics.aggregate import MAX_DISTINCT_ERRORS, Metrics, add_error
 from gaggle.metrics.stats import NO_MIN, Stats
 from gaggle.wire import gaggle_pb2 as wire
@@ -63,6 +69,7 @@ class Totals:
     def merge(self, delta: wire.Delta) -> None:
         """Fold one delta in; a malformed one raises ValueError before anything is folded."""
         tables = [_columns(delta.requests, False), _columns(delta.tasks, True)]
+        merge_schedule(self._metrics, delta)  # lag rows are decoded (checked) before folding
         for is_task, (keys, columns) in zip((False, True), tables, strict=True):
             if keys:
                 self._fold(self._slots_of(is_task, keys), columns)

@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from gaggle._version import __version__
+from gaggle.arrivals import mark_stages
 from gaggle.config import ConfigError, RunConfig
+from gaggle.distributed.admission import why_not_join
 from gaggle.distributed.crowd import WorkerCrowd
-from gaggle.distributed.protocol import HEARTBEAT_INTERVAL, PROTOCOL_VERSION, WORKER_SILENCE
+from gaggle.distributed.protocol import HEARTBEAT_INTERVAL, WORKER_SILENCE
 from gaggle.distributed.role import Role
-from gaggle.distributed.rules import rules_difference
-from gaggle.distributed.security import server_credentials, token_matches, warn_if_open
-from gaggle.distributed.split import Share, split_users
+from gaggle.distributed.security import server_credentials, warn_if_open
+from gaggle.distributed.split import Share, split_arrivals, split_users
 from gaggle.option_table import PER_WORKER_KEYS
 from gaggle.ports import join_host_port
 from gaggle.session import RunPlan, Session
@@ -77,7 +77,7 @@ class Manager(Session, wire_grpc.GaggleServicer):
         self.port = role.bind_port
         self.on_listening: Callable[[int], None] | None = None  # told the port once bound
         # A --test-plan or load shape is driven here; workers start and stop users as told.
-        self.driven = bool(plan.config.test_plan or plan.shape)
+        self.driven = bool(plan.config.test_plan or plan.shape) and not plan.config.open_model
         self.crowd = WorkerCrowd(self._running_workers, self._adjust)
 
     # --- the stream -----------------------------------------------------------------------
@@ -139,27 +139,8 @@ class Manager(Session, wire_grpc.GaggleServicer):
         )
 
     def _check(self, hello: wire.Hello) -> str:
-        if self.role.token and not token_matches(self.role.token, hello.token):
-            return "wrong or missing token (--gaggle-token or $GAGGLE_TOKEN, as on the manager)"
-        if hello.protocol_version != PROTOCOL_VERSION:
-            return (
-                f"protocol version {hello.protocol_version} is not {PROTOCOL_VERSION} "
-                f"(worker gaggle {hello.gaggle_version}, manager gaggle {__version__})"
-            )
-        if self.stop_reason:
-            return f"the gaggle is stopping ({self.stop_reason})"
-        if not self.started and len(self.workers) >= self.role.expect_workers:
-            return f"the gaggle already has its {self.role.expect_workers} worker(s)"
-        if hello.rules_hash != self.rules_hash:
-            what = rules_difference(self.rules_json, hello.rules_json)
-            message = (
-                f"the test rules differ: manager {self.rules_hash[:12]}, worker "
-                f"{hello.rules_hash[:12]} ({what})"
-            )
-            if self.role.hash_check:
-                return message + "; run the same test file, or --no-hash-check on the manager"
-            log.warning("%s (allowed by --no-hash-check)", message)
-        return ""
+        state = (self.started, len(self.workers), self.stop_reason)
+        return why_not_join(hello, self.role, self.rules_hash, self.rules_json, *state)
 
     async def _read(self, link: WorkerLink, messages: AsyncIterator[wire.WorkerMessage]) -> None:
         async for message in messages:
@@ -214,16 +195,20 @@ class Manager(Session, wire_grpc.GaggleServicer):
 
     def _check_hatched(self) -> None:
         """Every worker hatched its share: the hatch. A driven plan says when instead."""
-        if self.driven:
+        if self.driven or self.plan.config.open_model:
             return
         if not self.hatched_all and all(w.hatched or w.done for w in self.workers):
             self.hatched()
 
     def _check_done(self) -> None:
         if self.workers and all(w.done for w in self.workers):
-            iterations = self.plan.config.iterations
-            if iterations and self.started and not self.stop_reason:
-                self.stopping.set(f"every user ran its {iterations} iteration(s)")
+            config = self.plan.config
+            if config.iterations and self.started and not self.stop_reason:
+                self.stopping.set(f"every user ran its {config.iterations} iteration(s)")
+            if config.open_model and self.started and not self.stop_reason:
+                self.stopping.set(
+                    "the test plan is over" if config.test_plan else "run time elapsed"
+                )
             self.all_done.set()
 
     # --- a driven plan ------------------------------------------------------------------------
@@ -268,10 +253,20 @@ class Manager(Session, wire_grpc.GaggleServicer):
     def _follow(self) -> None:
         """Drive the plan or shape from the common start instant; the run ends with it."""
         config, shape = self.plan.config, self.plan.shape
-        if config.test_plan:
+        if config.open_model:
+            self.steering.begin(self._follow_arrivals())
+        elif config.test_plan:
             self.steering.begin_plan(delay=START_DELAY)
         elif shape is not None:
             self.steering.begin_shape(shape, delay=START_DELAY)
+
+    async def _follow_arrivals(self) -> None:
+        """An open model: the workers follow the one schedule from the common instant (each its
+        every n-th arrival) and end with it, so no Stop cuts a worker's last arrivals short;
+        here the stages are marked."""
+        await self.stopping.sleep(START_DELAY)
+        self.schedule_begins()
+        await mark_stages(self.plan.config.plan_stages, self.stopping, self)
 
     # --- the run ----------------------------------------------------------------------------
     @property
@@ -320,7 +315,10 @@ class Manager(Session, wire_grpc.GaggleServicer):
         config = {
             key: value
             for key, value in dataclasses.asdict(self.plan.config).items()
-            if key not in PER_WORKER_KEYS and key != "test_plan" and value != getattr(defaults, key)
+            if key not in PER_WORKER_KEYS
+            and (key != "test_plan" or self.plan.config.open_model)  # a rate plan's arrivals
+            and (key != "users" or not self.plan.config.open_model)  # the pool's bound: its own
+            and value != getattr(defaults, key)
         }
         return wire.ManagerMessage(
             start=wire.Start(
@@ -330,6 +328,8 @@ class Manager(Session, wire_grpc.GaggleServicer):
                 first_user=share.first_user,
                 hatch_rate=share.hatch_rate,
                 total_users=self.plan.config.users,
+                arrival_first=share.arrival_first,
+                arrival_stride=share.arrival_stride,
             )
         )
 
@@ -366,11 +366,12 @@ class Manager(Session, wire_grpc.GaggleServicer):
             self._clock_starts(time.perf_counter() + START_DELAY)
             self.started = True
             users = 0 if self.driven else config.users  # a driven plan adds them as it goes
-            for link, share in zip(
-                self.workers,
-                split_users(users, config.hatch_rate, len(self.workers)),
-                strict=True,
-            ):
+            shares = (
+                split_arrivals(config.max_users, len(self.workers))
+                if config.open_model
+                else split_users(users, config.hatch_rate, len(self.workers))
+            )
+            for link, share in zip(self.workers, shares, strict=True):
                 link.share = share
                 link.outbox.put_nowait(self._start_message(share))
             self._follow()

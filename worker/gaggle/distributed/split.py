@@ -4,6 +4,11 @@
 of the shares before it: user indexes (and with them the task-set allocation order) are global,
 as one process would have numbered them. The hatch rate is shared in proportion to the users, so
 every worker finishes hatching at the same moment.
+
+An open model shares --max-users the same way, and its arrivals by turns: of the workers with at
+least one user, worker *i* of *n* starts arrivals *i*, *i + n*, … of the one schedule — an equal
+share of the rate (in proportion to the users, which differ by one at most), and together
+exactly the arrivals one process would have started.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ class Share:
     users: int
     first_user: int
     hatch_rate: float
+    arrival_first: int = 0
+    arrival_stride: int = 0  # 0: no arrivals (a closed model, or a worker without users)
 
 
 def split_users(users: int, hatch_rate: float, workers: int) -> list[Share]:
@@ -29,3 +36,15 @@ def split_users(users: int, hatch_rate: float, workers: int) -> list[Share]:
         shares.append(Share(count, first, hatch_rate * count / users if users else 0.0))
         first += count
     return shares
+
+
+def split_arrivals(max_users: int, workers: int) -> list[Share]:
+    """An open model's shares: the pool's bound split like users, the arrivals by turns."""
+    shares = split_users(max_users, 1.0, workers)
+    taking = sum(1 for share in shares if share.users)
+    return [
+        Share(share.users, share.first_user, 1.0, index, taking)
+        if share.users
+        else Share(0, share.first_user, 1.0)
+        for index, share in enumerate(shares)
+    ]

@@ -143,15 +143,20 @@ class Worker:
     def _plan(self, start: wire.Start) -> RunPlan:
         options = {**json.loads(start.config_json), **self.own_options}
         plan = Attack(*self.tasksets).plan(options)
-        config = dataclasses.replace(
-            plan.config, users=start.users, hatch_rate=start.hatch_rate or 1.0, run_time=0.0
-        )
+        if plan.config.open_model:  # the schedule (its -t too) ends this worker's arrivals
+            config = dataclasses.replace(plan.config, max_users=max(1, start.users))
+        else:
+            config = dataclasses.replace(
+                plan.config, users=start.users, hatch_rate=start.hatch_rate or 1.0, run_time=0.0
+            )
         return dataclasses.replace(
             plan,
             config=config,
             first_user=start.first_user,
             owns_output=False,
             on_hatched=self._on_hatched,
+            arrival_first=start.arrival_first,
+            arrival_stride=start.arrival_stride,
         )
 
     def _on_hatched(self) -> None:

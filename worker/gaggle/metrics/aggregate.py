@@ -40,20 +40,33 @@ def task_label(names: TaskNames, key: TaskKey) -> tuple[str, str]:
 
 
 class Metrics:
-    """Per-request and per-task stats plus error counts; a delta or a total alike."""
+    """Per-request and per-task stats plus error counts; a delta or a total alike.
 
-    __slots__ = ("errors", "requests", "tasks")
+    ``lag`` times how late each scheduled start began (an open model's arrival, a paced task)
+    and ``dropped`` counts the arrivals that found no free user: scheduled = started + dropped.
+    """
+
+    __slots__ = ("dropped", "errors", "lag", "requests", "tasks")
 
     def __init__(self) -> None:
         self.requests: dict[RequestKey, Stats] = {}
         self.tasks: dict[TaskKey, Stats] = {}
         self.errors: dict[str, int] = {}
+        self.lag = Stats()
+        self.dropped = 0
 
     def merge(self, other: Metrics) -> None:
         _merge_rows(self.requests, other.requests)
         _merge_rows(self.tasks, other.tasks)
         for error, count in other.errors.items():
             add_error(self.errors, error, count)
+        self.lag.merge(other.lag)
+        self.dropped += other.dropped
+
+    @property
+    def scheduled(self) -> int:
+        """Scheduled starts that came due: those that began (lag timed) and those dropped."""
+        return self.lag.timed_count + self.dropped
 
     @classmethod
     def combined(cls, *parts: Metrics | None) -> Metrics:
@@ -65,7 +78,7 @@ class Metrics:
         return total
 
     def is_empty(self) -> bool:
-        return not (self.requests or self.tasks or self.errors)
+        return not (self.requests or self.tasks or self.errors or self.scheduled)
 
     def aggregated_requests(self) -> Stats:
         total = Stats()
@@ -89,6 +102,7 @@ class Metrics:
                 {"taskset": t, "task": i, **s.to_dict()} for (t, i), s in sorted(self.tasks.items())
             ],
             "errors": dict(sorted(self.errors.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "schedule": {"dropped": self.dropped, "lag": self.lag.to_dict()},
         }
 
     @classmethod
@@ -99,6 +113,10 @@ class Metrics:
         for row in data["tasks"]:
             metrics.tasks[(int(row["taskset"]), int(row["task"]))] = Stats.from_dict(row)
         metrics.errors = {str(k): int(v) for k, v in data["errors"].items()}
+        schedule = data.get("schedule")  # absent from a summary of an older gaggle
+        if schedule is not None:
+            metrics.dropped = int(schedule["dropped"])
+            metrics.lag = Stats.from_dict(schedule["lag"])
         return metrics
 
     def __eq__(self, other: object) -> bool:
@@ -167,6 +185,14 @@ class Aggregator:
     def record_error(self, error: str) -> None:
         add_error(self._pending.errors, error)
 
+    def record_lag(self, lag_us: int) -> None:
+        """A scheduled start began ``lag_us`` after its instant."""
+        self._pending.lag.record(lag_us, True)
+
+    def record_dropped(self) -> None:
+        """An arrival came due and found no free user."""
+        self._pending.dropped += 1
+
     def drain(self) -> Metrics:
         delta, self._pending = self._pending, Metrics()
         return delta
@@ -187,4 +213,10 @@ class NullAggregator(Aggregator):
         return None
 
     def record_error(self, error: str) -> None:
+        return None
+
+    def record_lag(self, lag_us: int) -> None:
+        return None
+
+    def record_dropped(self) -> None:
         return None

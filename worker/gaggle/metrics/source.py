@@ -24,3 +24,4 @@ class Source:
     stages: Callable[[], list[tuple[float, str]]] = lambda: []  # (epoch seconds, label)
     # each change through the control API: (epoch seconds, what, label)
     changes: Callable[[], list[tuple[float, str, str]]] = lambda: []
+    arrival_rate: Callable[[], float] = lambda: 0.0  # arrivals/s the open model asks for now

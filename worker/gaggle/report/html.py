@@ -82,6 +82,13 @@ def overview(run: dict[str, Any]) -> str:
             else [("Hatch rate", f"{readable(run['hatch_rate'])} users/s"), ("Run time", run_time)]
         ),
         *([("Iterations", _count(run["iterations"]))] if run.get("iterations") else []),
+        *(
+            [("Arrival rate", f"{readable(run['arrival_rate'])} iterations started/s")]
+            if run.get("arrival_rate")
+            else []
+        ),
+        *([("Latency", _e(run["latency"]))] if run.get("latency") else []),
+        *(("Warning", f"<strong>{_e(warning)}</strong>") for warning in run.get("warnings", [])),
         ("Workers", workers),
         ("Started", _e(run["started"])),
         ("Ended", _e(run["ended"])),
@@ -112,6 +119,21 @@ def requests_table(data: dict[str, Any]) -> str:
             ]
         )
     return _table(headers, rows, "numbers")
+
+
+def schedule_table(row: dict[str, Any]) -> str:
+    """Scheduled starts: how many, how many dropped, how late the others began."""
+    headers = ["Scheduled", "Started", "Dropped", "start/s", "Lag p50 (ms)", "p99", "Max"]
+    cells = [_count(row["scheduled"]), _count(row["started"]), _count(row["dropped"])]
+    cells += [readable(row[key]) for key in ("started_rps", "lag_p50_ms", "lag_p99_ms")]
+    cells.append(readable(row["lag_max_ms"]))
+    return _table(headers, [cells], "numbers")
+
+
+def schedule_section(row: dict[str, Any] | None) -> list[str]:
+    if not row or not row["scheduled"]:
+        return []  # no arrivals, no paced tasks
+    return ["<h2>Schedule</h2>", schedule_table(row)]
 
 
 def tasks_table(tasks: list[dict[str, Any]]) -> str:
@@ -205,6 +227,7 @@ def render_html(data: dict[str, Any]) -> str:
         '<div class="chart" id="chart-requests"></div>',
         "<h2>Requests</h2>",
         requests_table(data),
+        *schedule_section(data.get("schedule")),
         "<h2>Tasks</h2>",
         tasks_table(data["tasks"]),
         "<h2>Status codes</h2>",

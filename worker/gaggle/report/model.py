@@ -43,6 +43,9 @@ class RunFacts:
     version: str
     test_plan: str | None = None  # canonical (seconds); None: -u at -r, or a load shape
     iterations: int = 0  # per user; 0: until the run stops
+    arrival_rate: float = 0.0  # --arrival-rate; 0: none (a closed model, or a rate plan)
+    latency: str = ""  # which latency the response times are (the summary's line)
+    warnings: tuple[str, ...] = ()  # e.g. coordinated omission likely
 
 
 def instant(epoch: float) -> str:
@@ -86,6 +89,23 @@ def _run(facts: RunFacts) -> dict[str, Any]:
         "gaggle_version": facts.version,
         "test_plan": facts.test_plan,
         "iterations": facts.iterations,
+        "arrival_rate": facts.arrival_rate,
+        "latency": facts.latency,
+        "warnings": list(facts.warnings),
+    }
+
+
+def schedule_row(metrics: Metrics, seconds: float) -> dict[str, Any]:
+    """Scheduled starts (an open model's arrivals, paced tasks): scheduled = started + dropped."""
+    lag = metrics.lag
+    return {
+        "scheduled": metrics.scheduled,
+        "started": lag.timed_count,
+        "dropped": metrics.dropped,
+        "started_rps": _rate(lag.timed_count, seconds),
+        "lag_p50_ms": ms(lag.percentile_us(0.5)),
+        "lag_p99_ms": ms(lag.percentile_us(0.99)),
+        "lag_max_ms": ms(lag.max_us),
     }
 
 
@@ -163,6 +183,7 @@ def build_report(
         "requests_total": stats_row(total, seconds),
         "tasks": _tasks(metrics, task_names, seconds),
         "errors": _errors(metrics.errors),
+        "schedule": schedule_row(metrics, seconds),
         "thresholds": verdict_rows(verdicts),
         "verdict": overall(verdicts),
         "timeline": _timeline(timeline),

@@ -24,7 +24,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from gaggle.config import ConfigError
-from gaggle.metrics.aggregate import task_label
+from gaggle.metrics.aggregate import Metrics, task_label
 from gaggle.metrics.histogram import bucket_bounds
 from gaggle.metrics.source import Source
 from gaggle.metrics.stats import Stats
@@ -59,10 +59,16 @@ LATENCY_BUCKETS = (
 )
 
 
-def cumulative_buckets(stats: Stats) -> list[tuple[str, float]]:
+# Upper bounds in seconds of the schedule lag's buckets: on time is well under a millisecond.
+LAG_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+
+
+def cumulative_buckets(
+    stats: Stats, bounds: tuple[float, ...] = LATENCY_BUCKETS
+) -> list[tuple[str, float]]:
     """Our fine histogram folded into Prometheus's fixed buckets (a bucket counts toward a
     bound when its highest value is within it: exact up to our 0.4% resolution)."""
-    bounds_us = [int(bound * 1_000_000) for bound in LATENCY_BUCKETS]
+    bounds_us = [int(bound * 1_000_000) for bound in bounds]
     counts = [0] * len(bounds_us)
     for index, count in stats.histogram.items():
         high = bucket_bounds(index)[1]
@@ -71,7 +77,7 @@ def cumulative_buckets(stats: Stats) -> list[tuple[str, float]]:
                 counts[position] += count
                 break
     running, buckets = 0, []
-    for seconds, count in zip(LATENCY_BUCKETS, counts, strict=True):
+    for seconds, count in zip(bounds, counts, strict=True):
         running += count
         buckets.append((repr(seconds), float(running)))
     buckets.append(("+Inf", float(stats.histogram.total)))
@@ -142,6 +148,27 @@ class GaggleCollector(Collector):
         for what in CHANGES:
             changes.add_metric([what], made[what])
         yield changes
+        yield from schedule_families(metrics, self.source.arrival_rate())
+
+
+def schedule_families(metrics: Metrics, arrival_rate: float) -> Iterator[Metric]:
+    """The open model's figures: the rate asked for, the drops, and how late starts began."""
+    yield GaugeMetricFamily(
+        "gaggle_arrival_rate",
+        "Arrivals per second the open model's schedule asks for now (0: a closed model).",
+        value=arrival_rate,
+    )
+    yield CounterMetricFamily(
+        "gaggle_arrivals_dropped",
+        "Arrivals that came due when no user was free (--max-users reached).",
+        value=metrics.dropped,
+    )
+    lag = HistogramMetricFamily(
+        "gaggle_schedule_lag_seconds",
+        "How late each scheduled start (arrival, paced task) began after its instant.",
+    )
+    lag.add_metric([], cumulative_buckets(metrics.lag, LAG_BUCKETS), metrics.lag.sum_us / 1e6)
+    yield lag
 
 
 def summary(source: Source) -> dict[str, Any]:

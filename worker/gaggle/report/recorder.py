@@ -50,6 +50,10 @@ class Outcome(Protocol):
     def task_names(self) -> TaskNames: ...
     @property
     def verdicts(self) -> list[Verdict]: ...
+    @property
+    def latency(self) -> str: ...
+    @property
+    def warnings(self) -> list[str]: ...
 
 
 R = TypeVar("R", bound=Outcome)
@@ -113,7 +117,7 @@ class Report:
             users=self.config.users,
             hatch_rate=self.config.hatch_rate,
             run_time=self.config.run_time,
-            reset_metrics=not self.config.no_reset_metrics,
+            reset_metrics=not (self.config.no_reset_metrics or self.config.open_model),
             started=self.timeline.started or self.started,
             ended=ended,
             duration=result.duration,
@@ -123,6 +127,9 @@ class Report:
             version=__version__,
             test_plan=self.config.test_plan,
             iterations=self.config.iterations,
+            arrival_rate=self.config.arrival_rate,
+            latency=result.latency,
+            warnings=tuple(result.warnings),
         )
         data = build_report(
             facts, result.metrics, result.task_names, self.timeline, result.verdicts

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from gaggle.metrics.aggregate import Metrics, TaskNames, request_order
 from gaggle.metrics.stats import Stats
@@ -30,6 +31,8 @@ class TableOptions:
     duration: float  # seconds the metrics cover, for rates
     status_codes: bool = False
     task_metrics: bool = True
+    latency: str = ""  # what the response times measure, said under the percentiles
+    warnings: tuple[str, ...] = ()  # e.g. coordinated omission likely: printed last
 
 
 def readable(value: float) -> str:
@@ -139,11 +142,38 @@ def format_status_codes(stats: Stats) -> str:
     )
 
 
+def schedule_table(metrics: Metrics, options: TableOptions) -> Table:
+    """Scheduled starts (arrivals, paced tasks): how many, dropped, and how late they began."""
+    table = _table(
+        "SCHEDULE (arrivals and paced tasks)",
+        "Scheduled",
+        "Started",
+        "Dropped",
+        "start/s",
+        "Lag p50 (ms)",
+        "p99",
+        "Max",
+    )
+    lag = metrics.lag
+    table.add_row(
+        f"{metrics.scheduled:,}",
+        f"{lag.timed_count:,}",
+        f"{metrics.dropped:,}",
+        format_rate(lag.timed_count, options.duration),
+        format_ms(lag.percentile_us(0.5)),
+        format_ms(lag.percentile_us(0.99)),
+        format_ms(lag.max_us),
+    )
+    return table
+
+
 def print_tables(console: Console, metrics: Metrics, options: TableOptions) -> None:
     tables: list[Table] = []
     if options.task_metrics and options.task_names:
         tables.extend(task_tables(metrics, options))
     tables.extend(request_tables(metrics, options))
+    if metrics.scheduled:
+        tables.append(schedule_table(metrics, options))
     if metrics.errors:
         errors = _table("ERRORS", "Error", "Count")
         for error, count in sorted(metrics.errors.items(), key=lambda kv: -kv[1])[:20]:
@@ -152,6 +182,11 @@ def print_tables(console: Console, metrics: Metrics, options: TableOptions) -> N
     for table in tables:
         console.print()
         console.print(table)
+    if options.latency:
+        console.print(f"\nLatency: {options.latency}")
+    for warning in options.warnings:
+        console.print()
+        console.print(Text(warning, style="bold"))
 
 
 def print_verdicts(console: Console, verdicts: list[Verdict], shown: bool = True) -> list[Verdict]:

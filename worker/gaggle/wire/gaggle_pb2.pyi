@@ -137,12 +137,18 @@ class Delta(_message.Message):
     HATCHED_FIELD_NUMBER: _builtins.int
     REQUESTS_FIELD_NUMBER: _builtins.int
     TASKS_FIELD_NUMBER: _builtins.int
+    ARRIVALS_DROPPED_FIELD_NUMBER: _builtins.int
+    SCHEDULE_LAG_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     users_running: _builtins.int
     final: _builtins.bool
     """the last delta before the worker leaves"""
     hatched: _builtins.bool
     """sent once, when all of this worker's users are running"""
+    arrivals_dropped: _builtins.int
+    """An open model's (and paced tasks') scheduled starts: arrivals that found no free user,
+    and one row (method "", name "lag") timing how late the others began, in microseconds.
+    """
     @_builtins.property
     def errors(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
     @_builtins.property
@@ -153,6 +159,8 @@ class Delta(_message.Message):
     def tasks(self) -> Global___Table:
         """keyed by (taskset, task)"""
 
+    @_builtins.property
+    def schedule_lag(self) -> Global___Table: ...
     def __init__(
         self,
         *,
@@ -163,10 +171,12 @@ class Delta(_message.Message):
         hatched: _builtins.bool = ...,
         requests: Global___Table | None = ...,
         tasks: Global___Table | None = ...,
+        arrivals_dropped: _builtins.int = ...,
+        schedule_lag: Global___Table | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests", "tasks", b"tasks"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests", "schedule_lag", b"schedule_lag", "tasks", b"tasks"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["errors", b"errors", "final", b"final", "hatched", b"hatched", "requests", b"requests", "sequence", b"sequence", "tasks", b"tasks", "users_running", b"users_running"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arrivals_dropped", b"arrivals_dropped", "errors", b"errors", "final", b"final", "hatched", b"hatched", "requests", b"requests", "schedule_lag", b"schedule_lag", "sequence", b"sequence", "tasks", b"tasks", "users_running", b"users_running"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -403,6 +413,8 @@ class Start(_message.Message):
     FIRST_USER_FIELD_NUMBER: _builtins.int
     HATCH_RATE_FIELD_NUMBER: _builtins.int
     TOTAL_USERS_FIELD_NUMBER: _builtins.int
+    ARRIVAL_FIRST_FIELD_NUMBER: _builtins.int
+    ARRIVAL_STRIDE_FIELD_NUMBER: _builtins.int
     start_at: _builtins.float
     config_json: _builtins.str
     """the run options set on the manager, as RunConfig fields"""
@@ -410,6 +422,12 @@ class Start(_message.Message):
     first_user: _builtins.int
     hatch_rate: _builtins.float
     total_users: _builtins.int
+    arrival_first: _builtins.int
+    """An open model: `users` is this worker's --max-users share, and it starts arrivals
+    arrival_first, arrival_first + arrival_stride, ... of the gaggle's one schedule (stride 0:
+    none, a worker without users).
+    """
+    arrival_stride: _builtins.int
     def __init__(
         self,
         *,
@@ -419,10 +437,12 @@ class Start(_message.Message):
         first_user: _builtins.int = ...,
         hatch_rate: _builtins.float = ...,
         total_users: _builtins.int = ...,
+        arrival_first: _builtins.int = ...,
+        arrival_stride: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config_json", b"config_json", "first_user", b"first_user", "hatch_rate", b"hatch_rate", "start_at", b"start_at", "total_users", b"total_users", "users", b"users"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_first", b"arrival_first", "arrival_stride", b"arrival_stride", "config_json", b"config_json", "first_user", b"first_user", "hatch_rate", b"hatch_rate", "start_at", b"start_at", "total_users", b"total_users", "users", b"users"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

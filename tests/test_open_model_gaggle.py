@@ -1,0 +1,76 @@
+"""The open model in Gaggle mode: a manager and two worker processes on 127.0.0.1 follow one
+arrival schedule, each worker its every other arrival; the merged totals — requests, drops and
+lag — equal what the target served and what the schedule held."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gaggle.config import build_config
+from gaggle.distributed.codec import from_delta, to_delta
+from gaggle.distributed.fold import Totals
+from gaggle.distributed.split import split_arrivals
+from gaggle.metrics.aggregate import Metrics
+from tests.conftest import Target
+from tests.test_load_plans import counted
+from tests.test_load_plans_gaggle import gaggle_run, users_in
+
+SLOW = """
+from gaggle import TaskSet, task
+
+class Slow(TaskSet):
+    @task(on_start=True)
+    async def hello(self) -> None:
+        await self.get("/start")
+
+    @task
+    async def slow(self) -> None:
+        await self.get("/slow?ms=250", name="/slow")
+"""
+
+
+def test_the_pool_is_split_like_users_and_the_arrivals_by_turns() -> None:
+    shares = split_arrivals(5, 3)
+    assert [(s.users, s.first_user) for s in shares] == [(2, 0), (2, 2), (1, 4)]
+    assert [(s.arrival_first, s.arrival_stride) for s in shares] == [(0, 3), (1, 3), (2, 3)]
+    # a worker without users takes no arrivals; the others share them
+    assert [(s.users, s.arrival_stride) for s in split_arrivals(1, 2)] == [(1, 1), (0, 0)]
+
+
+def test_drops_and_lag_cross_the_wire_exactly() -> None:
+    metrics = Metrics()
+    metrics.dropped = 7
+    for lag_us in (120, 5_000, 1_000_000):
+        metrics.lag.record(lag_us, True)
+    delta = to_delta(metrics, 1, 0, False)
+    assert from_delta(delta) == metrics
+    totals = Totals()
+    totals.merge(delta)
+    totals.merge(to_delta(metrics, 2, 0, False))
+    folded = totals.metrics()
+    assert (folded.dropped, folded.lag.timed_count, folded.lag.max_us) == (14, 6, 1_000_000)
+
+
+def test_a_rate_plan_over_two_workers_counts_exactly(target: Target, tmp_path: Path) -> None:
+    plan = "0/s,0;12/s,1s;12/s,1s"  # a ramp to 12/s (6 arrivals), then 12 at 12/s
+    scheduled = build_config({"test_plan": plan}).arrival_schedule().count()
+    assert scheduled == 18
+    # 4 users of 250 ms iterations serve about 16 arrivals a second: a few may be dropped
+    result, logs = gaggle_run(target, tmp_path, SLOW, 2, test_plan=plan, max_users=4)
+    metrics, served = result.all_metrics(), target.counts()
+    assert result.stopped_by == "the test plan is over"
+    assert metrics.scheduled == scheduled  # every arrival: started or dropped, none lost
+    assert served["GET /slow 200"] == metrics.lag.timed_count == scheduled - metrics.dropped
+    assert counted(result) == served  # the merged totals are what the target served
+    assert served["GET /start 404"] <= 4  # the pools grew to 2 users each at most
+    assert sorted(len(users_in(log)) >= 1 for log in logs) == [True, True]
+
+
+def test_drops_merge_exactly_over_two_workers(target: Target, tmp_path: Path) -> None:
+    result, _ = gaggle_run(target, tmp_path, SLOW, 2, arrival_rate=20, run_time=1, max_users=2)
+    metrics, served = result.all_metrics(), target.counts()
+    assert result.stopped_by == "run time elapsed"
+    assert metrics.scheduled == 20
+    assert metrics.dropped >= 5  # one user per worker serves 4 of its 10 arrivals a second
+    assert served["GET /slow 200"] == metrics.lag.timed_count == 20 - metrics.dropped
+    assert counted(result) == served

@@ -433,13 +433,13 @@ def test_finding_25_of_two_operators_only_the_lease_holder_acts_and_the_other_ta
     bridge_target: tuple[Target, str],
 ) -> None:
     """Two operators at once (an evicted pod and its replacement): one holds the Lease and acts,
-    the other stands by; killed without a word, the holder is replaced once its Lease runs out;
+    the other stands by; killed without a word, the holder is replaced once its (here 4 s) Lease runs out;
     stopped cleanly, it hands the Lease back. (Before: two `kopf run --standalone` both handled
     every LoadTest, each creating the children and posting the Events.)"""
     _, url = bridge_target
     kubectl("apply", "-f", str(CRD))
     kubectl("wait", "--for", "condition=established", "crd/loadtests.gaggle.dev", "--timeout=20s")
-    first, second = (Operator(cluster, namespace, tmp_path / n, identity=n, lease_seconds=6)
+    first, second = (Operator(cluster, namespace, tmp_path / n, identity=n, lease_seconds=4)
                      for n in "ab")  # fmt: skip
     first.start()
     try:
@@ -449,7 +449,7 @@ def test_finding_25_of_two_operators_only_the_lease_holder_acts_and_the_other_ta
         while "standing by: Lease" not in second.read():
             assert time.monotonic() < deadline, second.read()
             time.sleep(0.2)
-        kubectl.apply(loadtest("one", url))
+        kubectl.apply(loadtest("one", url, runTime="1s"))
         status = wait_for_phase(kubectl, "one", FINAL, first)
         assert status["phase"] == "Succeeded", story(kubectl, first)
         assert f"[{namespace}/one]" in first.read()
@@ -457,7 +457,7 @@ def test_finding_25_of_two_operators_only_the_lease_holder_acts_and_the_other_ta
 
         first.stop(kill=True)  # no release: the standby waits the Lease out
         wait_for_holder(kubectl, "b", timeout=30)
-        kubectl.apply(loadtest("two", url))
+        kubectl.apply(loadtest("two", url, runTime="1s"))
         status = wait_for_phase(kubectl, "two", FINAL, second)
         assert status["phase"] == "Succeeded", story(kubectl, second)
         assert f"[{namespace}/two]" in second.read()

@@ -175,6 +175,7 @@ def test_the_metrics_port_serves_the_live_page_and_its_data(target: Target, tmp_
             page = response.read().decode()
             policy = response.headers.get("Content-Type", "")
         status, data = get_json(metrics, "/live/report")
+        sections = get_json(metrics, "/live/sections")[1]
         get_json(metrics, "/api/stop", body={})
         code, err = finish(run)
     finally:
@@ -185,6 +186,9 @@ def test_the_metrics_port_serves_the_live_page_and_its_data(target: Target, tmp_
     assert status == 200
     assert data["schema"] == "gaggle-report/1"
     assert data["run"]["host"] == target.url
+    assert "<th>Updated</th>" in sections["summary"]  # not "Ended": the run goes on
+    assert "<th>Updated</th>" in page
+    assert "Aggregated" in sections["tables"]
     assert code == 0, err
 
 

@@ -65,7 +65,8 @@ def _timing_cells(row: dict[str, Any]) -> list[str]:
     return [readable(row[key]) for key in ("avg_ms", "min_ms", "max_ms")]
 
 
-def overview(run: dict[str, Any]) -> str:
+def overview(run: dict[str, Any], live: bool = False) -> str:
+    """The run's facts; on a live page the run has not ended: its "end" is the last update."""
     run_time = f"{readable(run['run_time'])} s" if run["run_time"] else "until stopped"
     measured = (
         f"{_e(run['measured_from'])} (metrics reset when all users were running)"
@@ -85,7 +86,7 @@ def overview(run: dict[str, Any]) -> str:
         *([("Iterations", _count(run["iterations"]))] if run.get("iterations") else []),
         ("Workers", workers),
         ("Started", _e(run["started"])),
-        ("Ended", _e(run["ended"])),
+        ("Updated" if live else "Ended", _e(run["ended"])),
         ("Tables cover", f"{readable(run['duration'])} s from {measured}"),
         ("Stopped by", _e(run["stopped_by"] or "—")),
         ("Command", f"<code>{_e(run['command'])}</code>"),
@@ -178,9 +179,9 @@ def _json_for_script(data: dict[str, Any]) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def summary_section(data: dict[str, Any]) -> str:
+def summary_section(data: dict[str, Any], live: bool = False) -> str:
     """The run and its thresholds: what a live page redraws each second, with the tables."""
-    parts = ["<h2>Run</h2>", overview(data["run"])]
+    parts = ["<h2>Run</h2>", overview(data["run"], live)]
     if data["thresholds"]:
         parts += [
             f"<h2>Thresholds: {_e(data['verdict'])}</h2>",
@@ -223,7 +224,7 @@ def render_html(data: dict[str, Any], live: LiveParts | None = None) -> str:
     sections = [
         f"<h1>{_e(title)}</h1>",
         *([live.controls] if live else []),
-        f'<div id="summary-section">{summary_section(data)}</div>',
+        f'<div id="summary-section">{summary_section(data, live is not None)}</div>',
         "<h2>Over time</h2>",
         f'<p class="note">One point per <span id="step">{step}</span> s; the dashed line is '
         "the metrics reset, a thin gold line the start of a test plan's or load shape's stage, "

@@ -77,7 +77,7 @@ def add_live_routes(app: web.Application, snapshot: Snapshot, access: str) -> No
 
     async def sections(request: web.Request) -> web.Response:
         data = snapshot()
-        body = {"summary": summary_section(data), "tables": tables_section(data)}
+        body = {"summary": summary_section(data, live=True), "tables": tables_section(data)}
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     for path in PAGE_PATHS:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import time
 import urllib.error
@@ -189,6 +190,33 @@ def test_the_metrics_port_serves_the_live_page_and_its_data(target: Target, tmp_
     assert "<th>Updated</th>" in sections["summary"]  # not "Ended": the run goes on
     assert "<th>Updated</th>" in page
     assert "Aggregated" in sections["tables"]
+    assert code == 0, err
+
+
+def test_a_manager_serves_the_live_page_of_its_workers_on_its_metrics_port(
+    target: Target, tmp_path: Path
+) -> None:
+    metrics = free_port()
+    run = run_live(target, tmp_path, "--processes", "2", "--metrics-bind", f"127.0.0.1:{metrics}")
+    try:
+        wait_until_serving(run, metrics)
+        deadline = time.monotonic() + 15
+        while True:  # until the worker's requests reach the manager's timeline
+            data = get_json(metrics, "/live/report")[1]
+            if data["run"]["workers"] == 2 and sum(data["timeline"]["requests"]) > 0:
+                break
+            assert time.monotonic() < deadline, data["run"]
+            time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/", timeout=5) as response:
+            page = response.read().decode()
+        run.send_signal(signal.SIGTERM)  # our own child
+        code, err = finish(run, timeout=30)
+    finally:
+        kill_leftovers(run)
+    assert data["run"]["mode"] == "gaggle (2 workers)"
+    series = data["timeline"]["by_request"]["series"]
+    assert {"/", "/start"} <= {s["name"] for s in series}  # the workers' requests, merged
+    assert 'id="gaggle-live"' in page
     assert code == 0, err
 
 

@@ -70,13 +70,20 @@ MOVE_AND_STEER = probe("""
   const before = { points: points(), requests: requests(), arrival: shown("control-arrival") };
   await until("points added", () => points() >= before.points + 2);
   const after = { points: points(), requests: requests() };
+  const chart = window.gaggleReport.chart("chart-rps");  // zoom in on the first two points
+  const zoom = { min: chart.data[0][0], max: chart.data[0][1] };
+  chart.setScale("x", zoom);
+  const zoomedAt = updates();
+  await until("an update while zoomed", () => updates() > zoomedAt);
+  const kept = { min: chart.scales.x.min, max: chart.scales.x.max, zoom,
+                 points: chart.data[0].length, before: after.points };
   await until("the controls", () => shown("control-panel"));
   const started = byId("control-users").value;
   byId("control-users").value = "5";
   byId("control-hatch-rate").value = "50";
   byId("control-users-set").click();
   await until("5 users running", () => document.body.dataset.usersRunning === "5");
-  return { before, after, started, state: byId("control-state").textContent,
+  return { before, after, kept, started, state: byId("control-state").textContent,
            tokenShown: shown("control-token"), charts: Number(document.body.dataset.charts) };
 """)
 
@@ -151,6 +158,9 @@ def test_the_live_page_moves_and_its_controls_change_the_users(
     assert value["after"]["points"] > value["before"]["points"]  # the charts moved
     assert value["after"]["requests"] > value["before"]["requests"]  # and the tables
     assert value["charts"] == 4
+    kept = value["kept"]
+    assert (kept["min"], kept["max"]) == (kept["zoom"]["min"], kept["zoom"]["max"])  # zoom stays
+    assert kept["points"] >= kept["before"]  # while the data goes on
     assert value["started"] == "2"  # the users input starts from the run's target
     assert not value["before"]["arrival"]  # no open model: no arrival rate to set
     assert not value["tokenShown"]

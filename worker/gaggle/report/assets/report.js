@@ -62,6 +62,12 @@
     });
   }
 
+  // Whether someone zoomed in: the x scale shows less than the whole of the data.
+  function zoomedIn(chart) {
+    var x = chart.data[0], scale = chart.scales.x;
+    return x.length > 1 && (scale.min > x[0] || scale.max < x[x.length - 1]);
+  }
+
   // Draws a chart, or gives the one already there its new data when its series are the same
   // (a live page: the chart moves, its zoom and legend stay).
   function draw(id, title, unit, labels, xs, columns) {
@@ -69,7 +75,7 @@
     var key = title + "\n" + labels.join("\n");
     var found = charts.filter(function (c) { return c.el === el; })[0];
     if (found && found.key === key) {
-      found.chart.setData([xs].concat(columns));
+      found.chart.setData([xs].concat(columns), !zoomedIn(found.chart));  // a zoom stays put
       return found.chart;
     }
     forget(el);
@@ -204,5 +210,10 @@
     charts.forEach(function (c) { c.chart.setSize({ width: widthOf(c.el), height: HEIGHT }); });
   });
   // What a live page calls with each second's data.
-  window.gaggleReport = { update: function (next) { data = next; drawAll(); } };
+  window.gaggleReport = {
+    update: function (next) { data = next; drawAll(); },
+    chart: function (id) {  // the uPlot chart in element ``id`` (for a look from a test)
+      return charts.filter(function (c) { return c.el.id === id; }).map(function (c) { return c.chart; })[0];
+    }
+  };
 }());

@@ -60,9 +60,11 @@ options: $(STAMP)
 	$(BIN)/python tools/generate_options.py
 
 # docs/terminal.png, the live view README's Quick start shows: the demo on a pseudo-terminal,
-# its screen replayed through pyte, drawn as HTML and screenshotted by headless Chromium.
+# its screen replayed through pyte, drawn as HTML and screenshotted by headless Chromium; and
+# docs/live-page.png, the demo's live web page (--web) in headless Chromium.
 screenshot: $(STAMP)
 	$(BIN)/python tools/screenshot_terminal.py
+	$(BIN)/python tools/screenshot_web.py
 
 # The HTML report's chart library (uPlot) comes from the npm registry and ships inside the package
 # with its licence and version, so a report renders offline. This refreshes that copy.

@@ -26,3 +26,5 @@ path=$(realpath "$report")
 echo
 echo "The report of this run, charts and tables (it needs no network): file://$path"
 echo "Open it in a browser: xdg-open $path"
+echo "Next time, watch the run live and change it as it goes: bash examples/demo.sh --web 8089"
+echo "and open http://127.0.0.1:8089 (the same charts, redrawn each second, with controls)."

@@ -123,7 +123,9 @@ async def _drive(port: int, url: str, probe: str, size: tuple[int, int]) -> Page
             await tools.call("Page.navigate", url=url)
             await tools.wait_for("Page.loadEventFired")
             await asyncio.sleep(0.3)  # one more frame for the charts' first paint
-            result = await tools.call("Runtime.evaluate", expression=probe, returnByValue=True)
+            result = await tools.call(  # a probe may be async: its promise is awaited
+                "Runtime.evaluate", expression=probe, returnByValue=True, awaitPromise=True
+            )
             shot = await tools.call("Page.captureScreenshot", format="png")
             requests = [
                 e["params"]["request"]["url"]

@@ -1,6 +1,6 @@
 """README's "Coming from Locust" and "Coming from Goose": their examples run against the counting
 target and make exactly the requests they say, and every flag their tables name is one that
-Gaggle has (or is said to be coming), every one of Goose 0.10's flags mapped."""
+Gaggle has, every one of Goose 0.10's flags mapped."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ GOOSE_0_10_FLAGS = {
     *("--expect-workers", "--no-hash-check", "--manager-bind-host", "--manager-bind-port"),
     *("--worker", "--manager-host", "--manager-port"),
 }
-COMING = {"--web"}  # named in README as coming; not an option yet
 FLAG = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
 CODE = re.compile(r"`([^`]+)`")
 
@@ -136,15 +135,15 @@ def test_every_goose_0_10_flag_maps_to_a_gaggle_flag() -> None:
     assert "examples/goose_style.py" in section
 
 
-def test_every_gaggle_flag_the_locust_section_names_exists_or_is_said_to_be_coming() -> None:
+def test_every_gaggle_flag_the_locust_section_names_exists() -> None:
     section = readme_section("Coming from Locust")
     rows = table_columns(section)
     named = set().union(*(flags_in(right) for _, right in rows))
-    assert {"--processes", "--manager", "--worker", "-R"} <= named
-    for flag in named - gaggle_flags():
-        assert flag in COMING, f"{flag} is not an option of gaggle run"
-        row = next(right for _, right in rows if flag in flags_in(right))
-        assert "coming" in row, row
+    assert {"--processes", "--manager", "--worker", "-R", "--web"} <= named
+    assert named - gaggle_flags() == set(), "not options of gaggle run"
+    assert not any("coming" in right for _, right in rows), "a row says something is coming"
+    web_ui = next(right for left, right in rows if left == "the web UI")
+    assert "[live page](#the-live-web-page)" in web_ui
     for concept in ("LoadTestShape", "catch_response", "wait_time", "--headless", "--csv"):
         assert concept in section, concept
     assert "examples/locust_style.py" in section

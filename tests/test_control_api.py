@@ -28,7 +28,7 @@ from gaggle.loader import load_tasksets
 from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.source import Source
 from gaggle.report.control_api import Answer, ControlError
-from gaggle.report.prometheus import serve
+from gaggle.report.endpoint import serve
 from gaggle.stop import StopSignal
 from tests.conftest import Target, finish, free_port, kill_leftovers, spawn_gaggle, write_test
 from tests.test_load_plans import PAGES, Pages, counted

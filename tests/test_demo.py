@@ -90,6 +90,8 @@ def test_the_demo_fills_every_chart_of_its_report(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert f"(it needs no network): file://{report}\n" in result.stdout
     assert f"Open it in a browser: xdg-open {report}\n" in result.stdout
+    assert "examples/demo.sh --web 8089" in result.stdout  # the hint at the live page
+    assert "open http://127.0.0.1:8089 " in result.stdout
     data = chart_data(report)
     rows = {f"{r['method']} {r['name']}": r for r in data["requests"]}
     assert set(rows) == SHOP_REQUESTS

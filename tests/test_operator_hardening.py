@@ -433,9 +433,9 @@ def test_finding_25_of_two_operators_only_the_lease_holder_acts_and_the_other_ta
     bridge_target: tuple[Target, str],
 ) -> None:
     """Two operators at once (an evicted pod and its replacement): one holds the Lease and acts,
-    the other stands by; killed without a word, the holder is replaced once its (here 4 s) Lease runs out;
-    stopped cleanly, it hands the Lease back. (Before: two `kopf run --standalone` both handled
-    every LoadTest, each creating the children and posting the Events.)"""
+    the other stands by; killed without a word, the holder is replaced once its (here 4 s) Lease
+    runs out; stopped cleanly, it hands the Lease back. (Before: two `kopf run --standalone`
+    both handled every LoadTest, each creating the children and posting the Events.)"""
     _, url = bridge_target
     kubectl("apply", "-f", str(CRD))
     kubectl("wait", "--for", "condition=established", "crd/loadtests.gaggle.dev", "--timeout=20s")

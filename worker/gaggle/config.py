@@ -3,10 +3,9 @@
 Options come from three places, in rising priority: built-in defaults, ``Attack.set_default``
 (the seed's ``GooseDefault``), and the command line. Each is converted and checked by the same
 function, so a bad value gets the same message (option, value, what is allowed) whether it came
-from a flag, code, or a LoadTest spec that the operator validates with this model.
-
-RunConfig's fields are the run options' one declaration (gaggle.option): a new option is a field
-here plus what it does; its flag, ``Default`` key, converter and README row follow.
+from a flag, code, or a LoadTest spec that the operator validates with this model. RunConfig's
+fields are the run options' one declaration (gaggle.option): a new option is a field here plus
+what it does; its flag, ``Default`` key, converter and README row follow.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from gaggle.converters import (
     thresholds,
     validate_bind,
     validate_host,
+    web_bind,
     whole,
 )
 from gaggle.default_keys import Default  # written from RunConfig's fields (make options)
@@ -44,22 +44,17 @@ from gaggle.plan import peak_users
 from gaggle.ports import METRICS_PORT
 from gaggle.thresholds import Threshold, parse_threshold
 
-__all__ = [
+__all__ = [  # what other modules import from here
     "CONVERTERS",
-    "DEBUG_FORMATS",
-    "DEFAULT_HTTP_CLIENT",
     "HTTP_CLIENTS",
     "REPORT_FORMATS",
-    "REQUESTS_FORMATS",
     "RUN_OPTIONS",
-    "SCHEDULERS",
     "ConfigError",
     "Default",
     "RunConfig",
     "build_config",
-    "parse_duration",
-    "validate_bind",
     "validate_host",
+    "web_bind",
 ]
 
 
@@ -267,9 +262,9 @@ class RunConfig(LoadOptions):
         metavar="HOST:PORT",
         per_worker="own",  # the manager's endpoint; a worker may serve its own
         help=f"serve Prometheus /metrics and /summary (manager default: 0.0.0.0:{METRICS_PORT})",
-        doc="serve Prometheus `/metrics` and `/summary` ([below](#prometheus); a manager's "
-        f"default: `0.0.0.0:{METRICS_PORT}`; `[::]:{METRICS_PORT}` is every address, IPv4 "
-        "and IPv6)",
+        doc="serve `/metrics`, `/summary` ([below](#prometheus)), the control API and the live "
+        f"page (a manager's default: `0.0.0.0:{METRICS_PORT}`; `[::]:{METRICS_PORT}` is every "
+        "address, IPv4 and IPv6)",
         spec=OPERATOR,
     )
     control_token: str = option(
@@ -285,6 +280,17 @@ class RunConfig(LoadOptions):
         "requires (default `$GAGGLE_CONTROL_TOKEN`; a manager: its `--gaggle-token`); without "
         "one the API answers only on a loopback bind",
         spec=OPERATOR,
+    )
+    web: str | None = option(
+        "--web",
+        default=None,
+        convert=optional(web_bind),
+        group=METRICS,
+        metavar="[HOST:]PORT",
+        per_worker="own",  # the manager's page; a worker has none
+        help="serve a live page of the run, with controls (PORT alone: on 127.0.0.1)",
+        doc="serve a [live page](#the-live-web-page) of the run, with controls (`PORT` alone: "
+        "on `127.0.0.1`); `--metrics-bind`'s port serves it too",
     )
     report_file: str | None = option(
         "-R",

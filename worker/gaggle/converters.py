@@ -188,6 +188,21 @@ def validate_bind(option: str, value: object) -> str:
     return join_host_port(host, int(port))
 
 
+WEB_PORT = 8089  # Locust's web UI port: the example README gives for --web
+
+
+def web_bind(option: str, value: object) -> str:
+    """``[HOST:]PORT``; a bare port is on loopback, where the page's controls need no token."""
+    text = str(value).strip()
+    if text.isdigit():
+        text = f"127.0.0.1:{text}"
+    try:
+        return validate_bind(option, text)
+    except ConfigError:
+        allowed = f"use [HOST:]PORT, e.g. {WEB_PORT} (127.0.0.1), 0.0.0.0:{WEB_PORT} or 0 (any)"
+        raise ConfigError(option, value, allowed) from None
+
+
 # --- Gaggle-mode options ----------------------------------------------------------------------
 def port(option: str, value: object) -> int:
     try:

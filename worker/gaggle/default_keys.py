@@ -41,5 +41,6 @@ class Default(enum.Enum):
     HTTP_CLIENT = "http_client"
     METRICS_BIND = "metrics_bind"
     CONTROL_TOKEN = "control_token"
+    WEB = "web"
     REPORT_FILE = "report_file"
     THRESHOLDS = "thresholds"

@@ -28,9 +28,9 @@ from gaggle.drive import Crowd
 from gaggle.metrics.aggregate import Metrics, TaskNames
 from gaggle.metrics.source import Source
 from gaggle.omission import latency_note, summary_warnings
+from gaggle.report.endpoint import Listen, serve
 from gaggle.report.live import NoView, View, keep_showing, open_view
-from gaggle.report.prometheus import serve
-from gaggle.report.recorder import NoReport, Report, open_report
+from gaggle.report.recorder import NoReport, Report, SoFar, open_report
 from gaggle.report.status import FigureSampler, LiveInputs, Progress, RunSoFar
 from gaggle.report.tables import TableOptions, print_tables, print_verdicts
 from gaggle.run_model import Aborted, RunPlan, RunResult, Tally
@@ -209,18 +209,46 @@ class Session:
         return [verdict for verdict in evaluate(rules, metrics, duration) if not verdict.passed]
 
     # --- the run ----------------------------------------------------------------------------
+    def listens(self) -> list[Listen]:
+        """Where the run's HTTP app listens: --metrics-bind, and --web when it is elsewhere."""
+        config = self.plan.config
+        found = [Listen(config.metrics_bind)] if config.metrics_bind else []
+        if config.web and config.web != config.metrics_bind:
+            found.append(Listen(config.web, "--web"))
+        return found
+
+    def so_far(self) -> SoFar:
+        """The run as the final report would tell it if it ended now (the live page's)."""
+        metrics, duration = self.measured()
+        rules = self.plan.config.threshold_rules
+        verdicts = evaluate(rules, metrics, duration) if self.hatched_all else []
+        latency = latency_note(self.plan.config, self.plan.tasksets)
+        warnings = list(self._warnings(metrics, duration)) if self.hatched_all else []
+        return SoFar(
+            metrics, duration, self.stop_reason, self.task_names, verdicts, latency, warnings
+        )
+
     async def run(self) -> RunResult:
         config, plan = self.plan.config, self.plan
+        listens = self.listens()
+        live = plan.owns_output and bool(listens)  # a worker's port: its metrics only
         # A bad -R path refuses here, before any load; a worker's manager reports.
-        report = open_report(config, plan.hosts, self.source()) if plan.owns_output else NoReport()
+        report = (
+            open_report(config, plan.hosts, self.source(), live=live)
+            if plan.owns_output
+            else NoReport()
+        )
         endpoint: web.AppRunner | None = None
         view = open_view(config, plan.console, owns_output=plan.owns_output)
         self.signals.install()
         try:
-            if config.metrics_bind:  # may refuse (a port in use): before any load too
+            if listens:  # may refuse (a port in use): before any load too
                 controls = self.steering if plan.owns_output else None  # a worker obeys its manager
+                snapshot = (
+                    (lambda: report.snapshot(self.so_far())) if isinstance(report, Report) else None
+                )
                 endpoint, _ = await serve(
-                    config.metrics_bind, self.source(), controls, config.control_token
+                    listens, self.source(), controls, config.control_token, snapshot
                 )
             self._start_running_tables()
             self._start_view(view)

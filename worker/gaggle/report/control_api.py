@@ -119,13 +119,20 @@ CHANGERS: dict[str, Callable[[Controls, Answer], Answer]] = {
 }
 
 
+def access(token: str, loopback: bool) -> str:
+    """Who may call: ``"token"`` (whoever sends it), ``"open"`` (a loopback bind without a
+    token) or ``"off"`` (beyond loopback without one). The live page shows its controls by it."""
+    return "token" if token else "open" if loopback else "off"
+
+
 def refusal(request: web.Request, token: str, loopback: bool) -> web.Response | None:
     """The answer to a caller who may not use the API; None when it may."""
-    if not token:
-        if loopback:
-            return None
+    allowed = access(token, loopback)
+    if allowed == "open":
+        return None
+    if allowed == "off":
         why = (
-            "the control API is off: the metrics port is bound beyond loopback and no token is "
+            "the control API is off: its port is bound beyond loopback and no token is "
             "set (--control-token or $GAGGLE_CONTROL_TOKEN; a manager: --gaggle-token)"
         )
         return web.json_response({"error": why}, status=403)

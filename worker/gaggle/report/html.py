@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -64,7 +65,8 @@ def _timing_cells(row: dict[str, Any]) -> list[str]:
     return [readable(row[key]) for key in ("avg_ms", "min_ms", "max_ms")]
 
 
-def overview(run: dict[str, Any]) -> str:
+def overview(run: dict[str, Any], live: bool = False) -> str:
+    """The run's facts; on a live page the run has not ended: its "end" is the last update."""
     run_time = f"{readable(run['run_time'])} s" if run["run_time"] else "until stopped"
     measured = (
         f"{_e(run['measured_from'])} (metrics reset when all users were running)"
@@ -91,7 +93,7 @@ def overview(run: dict[str, Any]) -> str:
         *(("Warning", f"<strong>{_e(warning)}</strong>") for warning in run.get("warnings", [])),
         ("Workers", workers),
         ("Started", _e(run["started"])),
-        ("Ended", _e(run["ended"])),
+        ("Updated" if live else "Ended", _e(run["ended"])),
         ("Tables cover", f"{readable(run['duration'])} s from {measured}"),
         ("Stopped by", _e(run["stopped_by"] or "—")),
         ("Command", f"<code>{_e(run['command'])}</code>"),
@@ -199,23 +201,57 @@ def _json_for_script(data: dict[str, Any]) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render_html(data: dict[str, Any]) -> str:
+def summary_section(data: dict[str, Any], live: bool = False) -> str:
+    """The run and its thresholds: what a live page redraws each second, with the tables."""
+    parts = ["<h2>Run</h2>", overview(data["run"], live)]
+    if data["thresholds"]:
+        parts += [
+            f"<h2>Thresholds: {_e(data['verdict'])}</h2>",
+            thresholds_table(data["thresholds"]),
+        ]
+    return "\n".join(parts)
+
+
+def tables_section(data: dict[str, Any]) -> str:
+    return "\n".join(
+        [
+            "<h2>Requests</h2>",
+            requests_table(data),
+            *schedule_section(data.get("schedule")),
+            "<h2>Tasks</h2>",
+            tasks_table(data["tasks"]),
+            "<h2>Status codes</h2>",
+            status_table(data),
+            "<h2>Errors</h2>",
+            errors_table(data["errors"]),
+        ]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LiveParts:
+    """What a live page adds to the report: its controls, script and settings; and the one
+    place it may fetch from (its own server)."""
+
+    controls: str
+    script: str
+    settings: dict[str, Any]
+    csp: str = CSP + "; connect-src 'self'"
+
+
+def render_html(data: dict[str, Any], live: LiveParts | None = None) -> str:
     run = data["run"]
     step = data["timeline"]["step"]
-    title = f"Gaggle report: {run['host']} · {run['started'][:19]}"
+    kind = "live" if live else "report"
+    title = f"Gaggle {kind}: {run['host']} · {run['started'][:19]}"
     sections = [
         f"<h1>{_e(title)}</h1>",
-        "<h2>Run</h2>",
-        overview(run),
-        *(
-            [f"<h2>Thresholds: {_e(data['verdict'])}</h2>", thresholds_table(data["thresholds"])]
-            if data["thresholds"]
-            else []
-        ),
+        *([live.controls] if live else []),
+        f'<div id="summary-section">{summary_section(data, live is not None)}</div>',
         "<h2>Over time</h2>",
-        f'<p class="note">One point per {step} s; the dashed line is the metrics reset, a '
-        "thin gold line the start of a test plan's or load shape's stage, a purple one a "
-        "change made through the control API. "
+        f'<p class="note">One point per <span id="step">{step}</span> s; the dashed line is '
+        "the metrics reset, a thin gold line the start of a test plan's or load shape's stage, "
+        "a purple one a change made through the control API. "
         "Drag to zoom, double-click to zoom out.</p>",
         '<div class="chart" id="chart-rps"></div>',
         '<div class="chart" id="chart-latency"></div>',
@@ -225,22 +261,22 @@ def render_html(data: dict[str, Any]) -> str:
         '<input id="request-filter" type="search" placeholder="filter names"></div>',
         '<div id="request-picker"></div>',
         '<div class="chart" id="chart-requests"></div>',
-        "<h2>Requests</h2>",
-        requests_table(data),
-        *schedule_section(data.get("schedule")),
-        "<h2>Tasks</h2>",
-        tasks_table(data["tasks"]),
-        "<h2>Status codes</h2>",
-        status_table(data),
-        "<h2>Errors</h2>",
-        errors_table(data["errors"]),
+        f'<div id="tables-section">{tables_section(data)}</div>',
         f'<p class="note">Charts by uPlot {_e(uplot_version())} (MIT licence).</p>',
     ]
+    live_settings = (
+        [
+            f'<script type="application/json" id="gaggle-live">{_json_for_script(live.settings)}'
+            "</script>"
+        ]
+        if live
+        else []
+    )
     return "\n".join(
         [
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
-            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+            f'<meta http-equiv="Content-Security-Policy" content="{live.csp if live else CSP}">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             '<link rel="icon" href="data:,">',
             f"<title>{_e(title)}</title>",
@@ -249,8 +285,10 @@ def render_html(data: dict[str, Any]) -> str:
             *sections,
             "</main>",
             f'<script type="application/json" id="gaggle-data">{_json_for_script(data)}</script>',
+            *live_settings,
             _inline_script(asset("uPlot.iife.min.js")),
             _inline_script(asset("report.js")),
+            *([_inline_script(live.script)] if live else []),
             "</body></html>",
             "",
         ]

@@ -8,7 +8,6 @@ Labels come from the test's request names (never raw URLs), which bounds their c
 
 from __future__ import annotations
 
-import logging
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -23,21 +22,11 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from gaggle.config import ConfigError
 from gaggle.metrics.aggregate import Metrics, task_label
 from gaggle.metrics.histogram import bucket_bounds
 from gaggle.metrics.source import Source
 from gaggle.metrics.stats import Stats
-from gaggle.ports import (
-    EVERY_ADDRESS,
-    every_address_socket,
-    is_loopback,
-    join_host_port,
-    split_host_port,
-)
-from gaggle.report.control_api import CHANGES, Controls, add_control_routes
-
-log = logging.getLogger("gaggle")
+from gaggle.report.control_api import CHANGES
 
 # Upper bounds in seconds of the exported latency buckets (Prometheus needs fixed ones).
 LATENCY_BUCKETS = (
@@ -182,16 +171,8 @@ def summary(source: Source) -> dict[str, Any]:
     }
 
 
-def parse_bind(text: str) -> tuple[str, int]:
-    host, port = split_host_port(text)
-    return host or EVERY_ADDRESS, int(port)
-
-
-async def serve(
-    bind: str, source: Source, controls: Controls | None = None, token: str = ""
-) -> tuple[web.AppRunner, int]:
-    """Serve ``/metrics`` and ``/summary``, and the control API under ``/api`` when given
-    ``controls``; returns the runner (to clean up) and the port."""
+def add_metrics_routes(app: web.Application, source: Source) -> None:
+    """``/metrics`` (Prometheus text) and ``/summary`` (JSON), open to anyone who can connect."""
     registry = CollectorRegistry()
     registry.register(GaggleCollector(source))
 
@@ -202,30 +183,5 @@ async def serve(
     async def summary_page(request: web.Request) -> web.Response:
         return web.json_response(summary(source))
 
-    app = web.Application()
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/summary", summary_page)
-    host, port = parse_bind(bind)
-    if controls is not None:
-        add_control_routes(app, controls, token, loopback=is_loopback(host))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        if host == EVERY_ADDRESS:
-            await web.SockSite(runner, every_address_socket(port)).start()
-        else:
-            await web.TCPSite(runner, host, port).start()
-    except OSError as error:
-        await runner.cleanup()
-        reason = error.strerror or str(error)
-        raise ConfigError("--metrics-bind", bind, f"cannot listen there ({reason})") from None
-    actual = int(runner.addresses[0][1]) if runner.addresses else port
-    address = join_host_port(host, actual)
-    log.warning("metrics on http://%s/metrics and /summary", address)
-    if controls is not None:
-        guard = "a bearer token" if token else "loopback callers" if is_loopback(host) else ""
-        if guard:
-            log.warning("control API on http://%s/api/ (for %s)", address, guard)
-        else:
-            log.warning("control API off: %s binds beyond loopback and no token is set", address)
-    return runner, actual

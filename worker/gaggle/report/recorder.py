@@ -5,6 +5,7 @@ endpoint reads (on the manager: the merged totals of every worker):
 
     report = open_report(config, hosts, source)  # checks the path first: a bad one stops here
     ...
+    report.snapshot(so_far)  # the live page's data, each second it is open
     return report.finish(result)  # last sample, then the file
 
 The file is written whole to a temporary name and renamed, so a report is never half a file.
@@ -21,6 +22,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -59,6 +61,19 @@ class Outcome(Protocol):
 R = TypeVar("R", bound=Outcome)
 
 
+@dataclass(frozen=True, slots=True)
+class SoFar:
+    """A run in progress as a report tells it: the measured metrics up to now."""
+
+    metrics: Metrics
+    duration: float
+    stopped_by: str
+    task_names: TaskNames
+    verdicts: list[Verdict]
+    latency: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
 def check_writable(path: str) -> None:
     """Fail before the run, not after an hour of load, when the report cannot be written."""
     file = Path(path)
@@ -73,16 +88,38 @@ def check_writable(path: str) -> None:
         file.unlink()
 
 
+SECRET_FLAGS = ("--control-token", "--gaggle-token")  # a report is shared: never their values
+
+
+def redacted(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the values of ``SECRET_FLAGS`` replaced by ``REDACTED``."""
+    shown, hide_next = [], False
+    for arg in argv:
+        flag, equals, _ = arg.partition("=")
+        if hide_next:
+            shown.append("REDACTED")
+        elif equals and flag in SECRET_FLAGS:
+            shown.append(f"{flag}=REDACTED")
+        else:
+            shown.append(arg)
+        hide_next = not hide_next and arg in SECRET_FLAGS
+    return shown
+
+
 def command_line() -> str:
-    """The command exactly as this process was started."""
-    return shlex.join(sys.orig_argv)
+    """The command this process was started with, secrets hidden."""
+    return shlex.join(redacted(sys.orig_argv))
 
 
 class Report:
-    """Samples while the run goes on; ``finish`` writes the file (HTML or JSON by extension)."""
+    """Samples while the run goes on; ``snapshot`` is the report so far (the live page's),
+    ``finish`` writes the file (HTML or JSON by extension) when there is a ``path``."""
 
-    def __init__(self, path: str, config: RunConfig, hosts: Sequence[str], source: Source) -> None:
-        check_writable(path)
+    def __init__(
+        self, path: str | None, config: RunConfig, hosts: Sequence[str], source: Source
+    ) -> None:
+        if path is not None:
+            check_writable(path)
         self.path, self.config, self.hosts, self.source = path, config, list(hosts), source
         self.command = command_line()
         self.started = time.time()
@@ -107,9 +144,8 @@ class Report:
         """Stop sampling (also when the run ends early and no report is written)."""
         self._timer.cancel()
 
-    def finish(self, result: R) -> R:
-        self.close()
-        self.timeline.finish()
+    def snapshot(self, result: Outcome) -> dict[str, Any]:
+        """The report's data as of now (the timeline up to its last sample)."""
         ended = time.time()
         facts = RunFacts(
             command=self.command,
@@ -131,9 +167,16 @@ class Report:
             latency=result.latency,
             warnings=tuple(result.warnings),
         )
-        data = build_report(
+        return build_report(
             facts, result.metrics, result.task_names, self.timeline, result.verdicts
         )
+
+    def finish(self, result: R) -> R:
+        self.close()
+        self.timeline.finish()
+        if self.path is None:
+            return result
+        data = self.snapshot(result)
         try:
             write_report(self.path, data)
         except OSError as error:  # checked at the start; a disk can still fill up
@@ -165,8 +208,11 @@ class NoReport:
         return result
 
 
-def open_report(config: RunConfig, hosts: Sequence[str], source: Source) -> Report | NoReport:
-    """Call from inside the running event loop, before the load starts."""
-    if not config.report_file:
+def open_report(
+    config: RunConfig, hosts: Sequence[str], source: Source, live: bool = False
+) -> Report | NoReport:
+    """Call from inside the running event loop, before the load starts. ``live``: a live page
+    reads the report as it grows, so it samples even without ``-R``."""
+    if not config.report_file and not live:
         return NoReport()
     return Report(config.report_file, config, hosts, source)

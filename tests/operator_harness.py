@@ -225,8 +225,10 @@ def installed_operator(cluster: Cluster, namespace: str, kubectl: Any) -> Iterat
 
 
 def loadtest(name: str, host: str, **spec: Any) -> str:
+    """A LoadTest's manifest; a field given as None is left out (e.g. users=None)."""
     body = {"script": {"inline": TEST}, "host": host, "users": 4, "hatchRate": 40,
             "runTime": "3s", "resetMetrics": False, "workers": {"replicas": 2}, **spec}  # fmt: skip
+    body = {key: value for key, value in body.items() if value is not None}
     return yaml.safe_dump({"apiVersion": "gaggle.dev/v1alpha1", "kind": "LoadTest",
                            "metadata": {"name": name}, "spec": body})  # fmt: skip
 

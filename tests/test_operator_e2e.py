@@ -135,6 +135,26 @@ def test_a_loadtest_runs_to_an_exact_summary_and_verdict(
     assert {"Started", "Running", "Succeeded"} <= reasons, reasons
 
 
+def test_an_open_model_loadtest_starts_its_arrivals_on_schedule_and_counts_them_exactly(
+    namespace: str, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
+) -> None:
+    """spec.arrivalRate: 20 iterations a second for 3 s over 2 workers are 60 arrivals, each
+    started or dropped and counted; the summary's requests are what the target served."""
+    target, url = bridge_target
+    open_model = {"users": None, "hatchRate": None, "arrivalRate": 20, "maxUsers": 50}
+    kubectl.apply(loadtest("arrivals", url, **open_model))
+    status = wait_for_phase(kubectl, "arrivals", FINAL, operator)
+    assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, operator)}"
+    arrivals = status["summary"]["arrivals"]
+    assert arrivals["scheduled"] == 60, arrivals
+    assert arrivals["started"] + arrivals["dropped"] == 60
+    served = target.counts()
+    assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"] > 0
+    refused = kubectl("apply", "-f", "-", input=loadtest("both", url, arrivalRate=5), check=False)
+    assert refused.returncode != 0
+    assert "spec.plan: give a plan, or users and runTime" in refused.stderr, refused.stderr
+
+
 def test_a_bad_spec_is_refused_with_the_field_named_and_nothing_created(
     namespace: str, kubectl: Any, operator: Operator
 ) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from gaggle.config import build_config
 from gaggle.options import parse_run_args
 from gaggle_operator.spec import SpecError, parse_spec
 
@@ -121,3 +122,44 @@ def test_a_plan_instead_of_users_and_run_time_becomes_the_managers_test_plan() -
         parse_spec(spec(users=None, hatchRate=None, runTime=None, plan="10,1m;x"))
     with pytest.raises(SpecError, match="--test-plan is set by the operator"):
         parse_spec(spec(args=["--test-plan", "1,1s"]))
+
+
+def test_an_arrival_rate_becomes_the_open_model_flags() -> None:
+    parsed = parse_spec(spec(users=None, hatchRate=None, arrivalRate=50, maxUsers=200))
+    args = parsed.gaggle_args()
+    assert args[:6] == ["--host", "http://target.default.svc:8080", "--arrival-rate", "50", "-t",
+                        "90"]  # fmt: skip
+    assert args[6:8] == ["--max-users", "200"]
+    values, _ = parse_run_args(args, raise_errors=True, gaggle_flags=True)
+    config = build_config(values)  # what the manager will run: the engine accepts it
+    assert (config.arrival_rate, config.max_users, config.run_time) == (50.0, 200, 90.0)
+    rated = parse_spec(spec(users=None, hatchRate=None, runTime=None, plan="10/s,1m;0/s,10s",
+                            maxUsers=5))  # fmt: skip
+    assert rated.gaggle_args()[2:6] == ["--test-plan", "10/s,60;0/s,10", "--max-users", "5"]
+    looped = parse_spec(spec(iterations=3))
+    assert looped.gaggle_args()[-2:] == ["--iterations", "3"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        (
+            {"arrivalRate": 10},
+            "spec.arrivalRate: 10 is not allowed; give arrivalRate or users, hatchRate, not both",
+        ),
+        ({"users": None, "hatchRate": None, "arrivalRate": 0}, "spec.arrivalRate: 0"),
+        ({"users": None, "hatchRate": None, "arrivalRate": 5, "runTime": None}, "spec.runTime"),
+        ({"maxUsers": 5}, "spec.maxUsers: 5 is not allowed; use it with arrivalRate or a plan"),
+        (
+            {"users": None, "hatchRate": None, "runTime": None, "plan": "5,1m", "iterations": 2},
+            "spec.iterations: 2 is not allowed; use it with users and runTime",
+        ),
+        ({"users": None, "hatchRate": None, "arrivalRate": 5, "maxUsers": 0}, "spec.maxUsers: 0"),
+    ],
+)
+def test_open_model_fields_the_engine_would_refuse_are_named(
+    changes: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(SpecError) as refused:
+        parse_spec(spec(**changes))
+    assert words in str(refused.value)

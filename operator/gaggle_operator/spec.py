@@ -20,11 +20,23 @@ from typing import Any
 from gaggle.config import ConfigError, build_config
 from gaggle.option_table import OPERATOR_KEYS, OPTIONS_BY_NAME
 from gaggle.options import parse_run_args
-from gaggle.plan import stages
 from gaggle.thresholds import OPERATORS, ThresholdError, parse_threshold
 from gaggle_operator import pod_policy
 from gaggle_operator.defaults import CLEANUP_POLICIES, CONTAINER, Defaults, resources_problem
+from gaggle_operator.load_spec import load, open_model
 from gaggle_operator.overlay import overlay
+from gaggle_operator.spec_values import SpecError, engine_value, get_field, positive_field
+
+__all__ = [
+    "OWNED_FLAGS",
+    "SCRIPT_DIR",
+    "SPEC_FIELDS",
+    "LoadTestSpec",
+    "Script",
+    "SpecError",
+    "cleanup_of",
+    "parse_spec",
+]
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 # Flags that the operator sets itself (from spec fields or the gaggle's shape): not in `args`.
@@ -65,20 +77,14 @@ SPEC_FIELDS = frozenset(
         "cleanup.policy",
         "cleanup.ttlSecondsAfterFinished",
         "runId",
+        "arrivalRate",
+        "maxUsers",
+        "iterations",
         "networkPolicy.enabled",
         "networkPolicy.metricsFrom",
     }
 )
 PEER_KEYS = ("podSelector", "namespaceSelector", "ipBlock")
-
-
-class SpecError(ValueError):
-    """``spec.<path>: <value> is not allowed; <allowed>``: one line for a condition and an Event."""
-
-    def __init__(self, path: str, value: object, allowed: str) -> None:
-        self.path, self.value, self.allowed = path, value, allowed
-        shown = "(missing)" if value is None else repr(value)
-        super().__init__(f"spec.{path}: {shown} is not allowed; {allowed}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,14 +129,24 @@ class LoadTestSpec:
     network_policy: bool = False
     metrics_from: tuple[dict[str, Any], ...] | None = None  # None: from anywhere
     plan: str | None = None  # --test-plan, canonical; then users is its peak, run_time its length
+    arrival_rate: float = 0.0  # an open model: iterations started per second (then users is 0)
+    max_users: int | None = None  # an open model's pool (None: the engine's default)
+    iterations: int | None = None  # each user's task cycles (a closed model)
 
     def gaggle_args(self) -> list[str]:
         """The load options for ``gaggle run`` on the manager (workers take them from it)."""
         if self.plan:
             args = ["--host", self.host, "--test-plan", self.plan]
+        elif self.arrival_rate:
+            args = ["--host", self.host, "--arrival-rate", f"{self.arrival_rate:g}"]
+            args += ["-t", f"{self.run_time:g}"]
         else:
             args = ["--host", self.host, "-u", str(self.users), "-r", f"{self.hatch_rate:g}"]
             args += ["-t", f"{self.run_time:g}"]
+        if self.max_users is not None:
+            args += ["--max-users", str(self.max_users)]
+        if self.iterations is not None:
+            args += ["--iterations", str(self.iterations)]
         if self.throttle_requests:
             args += ["--throttle-requests", str(self.throttle_requests)]
         if self.status_codes:
@@ -142,52 +158,15 @@ class LoadTestSpec:
         return [*args, *self.args]
 
 
-_KINDS: list[tuple[type | tuple[type, ...], str]] = [
-    (str, "a string"),
-    (bool, "true or false"),
-    (int, "a whole number"),
-    (dict, "an object"),
-    (list, "a list"),
-    ((int, float), "a number"),
-    ((str, int), "a string or a number"),
-]
-
-
-def _get(
-    spec: dict[str, Any], path: str, kind: type | tuple[type, ...], default: Any = None
-) -> Any:
-    """The value at a dotted path, if it has the right type; ``default`` when absent."""
-    value: Any = spec
-    for part in path.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-        if value is None:
-            return default
-    wanted = next(name for k, name in _KINDS if k == kind)
-    if isinstance(value, bool) and kind is not bool:
-        raise SpecError(path, value, "use " + wanted)
-    if not isinstance(value, kind):
-        raise SpecError(path, value, "use " + wanted)
-    return value
-
-
-def _engine(option: str, value: object) -> Any:
-    """Check the value of the spec field that sets ``option`` (the option table names it) with
-    the engine's config model; its message, under the spec's name."""
-    try:
-        return getattr(build_config({option: value}), option)
-    except ConfigError as error:
-        raise SpecError(OPTIONS_BY_NAME[option].spec, value, error.allowed) from None
-
-
 def _script(spec: dict[str, Any]) -> Script:
-    script = _get(spec, "script", dict)
+    script = get_field(spec, "script", dict)
     if script is None:
         raise SpecError("script", None, "give exactly one of inline, configMap or path")
     given = [key for key in ("inline", "configMap", "path") if script.get(key) is not None]
     if len(given) != 1:
         raise SpecError("script", sorted(given), "give exactly one of inline, configMap or path")
     if given == ["inline"]:
-        text = _get(spec, "script.inline", str)
+        text = get_field(spec, "script.inline", str)
         try:
             compile(text, "spec.script.inline", "exec")
         except SyntaxError as error:
@@ -195,19 +174,19 @@ def _script(spec: dict[str, Any]) -> Script:
             raise SpecError("script.inline", where, f"valid Python ({error.msg})") from None
         return Script(inline=text)
     if given == ["configMap"]:
-        name = _get(spec, "script.configMap.name", str)
-        key = _get(spec, "script.configMap.key", str, "loadtest.py")
+        name = get_field(spec, "script.configMap.name", str)
+        key = get_field(spec, "script.configMap.key", str, "loadtest.py")
         if not name:
             raise SpecError("script.configMap.name", name, "name the ConfigMap holding the test")
         return Script(config_map=(name, key))
-    path = _get(spec, "script.path", str)
+    path = get_field(spec, "script.path", str)
     if not path.startswith("/"):
         raise SpecError("script.path", path, "use an absolute path inside the image")
     return Script(path=path)
 
 
 def _args(spec: dict[str, Any]) -> tuple[str, ...]:
-    args = _get(spec, "args", list, [])
+    args = get_field(spec, "args", list, [])
     if not all(isinstance(arg, str) for arg in args):
         raise SpecError("args", args, "use a list of strings (extra `gaggle run` flags)")
     try:
@@ -227,7 +206,7 @@ def _args(spec: dict[str, Any]) -> tuple[str, ...]:
 
 def _thresholds(spec: dict[str, Any]) -> tuple[str, ...]:
     rules = []
-    for i, item in enumerate(_get(spec, "thresholds", list, [])):
+    for i, item in enumerate(get_field(spec, "thresholds", list, [])):
         path = f"thresholds[{i}]"
         if not isinstance(item, dict):
             raise SpecError(path, item, "use {metric, op, value} and optionally request")
@@ -247,20 +226,13 @@ def _thresholds(spec: dict[str, Any]) -> tuple[str, ...]:
     return tuple(rules)
 
 
-def _positive(spec: dict[str, Any], path: str, default: int | None) -> int | None:
-    value: int | None = _get(spec, path, int, default)
-    if value is not None and value < 1:
-        raise SpecError(path, value, "use a whole number ≥ 1")
-    return value
-
-
 def cleanup_of(spec: dict[str, Any], defaults: Defaults) -> tuple[str, int]:
     """``(policy, ttlSecondsAfterFinished)``: the spec's, each falling back to the default.
     Cheap (the operator asks on every tick of a finished LoadTest)."""
-    policy = _get(spec, "cleanup.policy", str, defaults.cleanup_policy)
+    policy = get_field(spec, "cleanup.policy", str, defaults.cleanup_policy)
     if policy not in CLEANUP_POLICIES:
         raise SpecError("cleanup.policy", policy, "use one of " + ", ".join(CLEANUP_POLICIES))
-    ttl: int = _get(spec, "cleanup.ttlSecondsAfterFinished", int, defaults.cleanup_ttl)
+    ttl: int = get_field(spec, "cleanup.ttlSecondsAfterFinished", int, defaults.cleanup_ttl)
     if ttl < 0:
         raise SpecError("cleanup.ttlSecondsAfterFinished", ttl, "use a whole number ≥ 0")
     return policy, ttl
@@ -280,7 +252,7 @@ def _template(spec: dict[str, Any], path: str, role: str, defaults: Defaults) ->
     """The spec's pod template laid over the role's default one, with our container's resources
     checked: first the template's own, then the mix (a template's ``limits.cpu: 250m`` under a
     default ``requests.cpu: 500m`` is a pod Kubernetes refuses)."""
-    template = _get(spec, path, dict, {})
+    template = get_field(spec, path, dict, {})
     try:
         pod_policy.check(template, path)
     except pod_policy.Refused as refused:
@@ -299,7 +271,7 @@ def _template(spec: dict[str, Any], path: str, role: str, defaults: Defaults) ->
 
 
 def _metrics_from(spec: dict[str, Any]) -> tuple[dict[str, Any], ...] | None:
-    peers = _get(spec, "networkPolicy.metricsFrom", list, None)
+    peers = get_field(spec, "networkPolicy.metricsFrom", list, None)
     if peers is None:
         return None
     for i, peer in enumerate(peers):
@@ -309,31 +281,6 @@ def _metrics_from(spec: dict[str, Any]) -> tuple[dict[str, Any], ...] | None:
     return tuple(peers)
 
 
-def _load(spec: dict[str, Any]) -> tuple[str | None, int, float, float]:
-    """(plan, users, run time, hatch rate): a ``plan``, or ``users`` and ``runTime`` (and
-    ``hatchRate``), never both: the plan says the users, their rate and the end."""
-    text = _get(spec, "plan", str)
-    if text is not None:
-        steady = [key for key in ("users", "hatchRate", "runTime") if spec.get(key) is not None]
-        if steady:
-            why = f"give plan or {', '.join(steady)}, not both: the plan says the users, their "
-            raise SpecError("plan", text, why + "rate and the end")
-        plan: str = _engine("test_plan", text)
-        steps = stages(plan)
-        return plan, max(step.users for step in steps), sum(step.seconds for step in steps), 1.0
-    users = _get(spec, "users", int)
-    if users is None:
-        raise SpecError("users", None, "give the number of users (a whole number ≥ 1), or a plan")
-    run_time = _get(spec, "runTime", (str, int))
-    if run_time is None:
-        raise SpecError("runTime", None, "give a run time such as 30s, 10m or 1h30m")
-    run_seconds = _engine("run_time", run_time)
-    if not run_seconds > 0:
-        raise SpecError("runTime", run_time, "use a run time > 0, e.g. 30s, 10m or 1h30m")
-    hatch_rate = _engine("hatch_rate", _get(spec, "hatchRate", (int, float), 1))
-    return None, _engine("users", users), run_seconds, hatch_rate
-
-
 def parse_spec(
     spec: dict[str, Any], default_image: str = "", defaults: Defaults | None = None
 ) -> LoadTestSpec:
@@ -341,19 +288,20 @@ def parse_spec(
     ``defaults`` (the operator's) fill what the spec leaves out; the spec wins."""
     defaults = defaults or Defaults()
     script = _script(spec)
-    host = _engine("host", _get(spec, "host", str))
+    host = engine_value("host", get_field(spec, "host", str))
     if host is None:
         raise SpecError("host", None, "give the URL to load test, e.g. http://my-service:8080")
-    plan, users, run_seconds, hatch_rate = _load(spec)
-    policy = _get(spec, "imagePullPolicy", str, "IfNotPresent")
+    plan, users, run_seconds, hatch_rate = load(spec)
+    arrival_rate, max_users, iterations = open_model(spec, plan)
+    policy = get_field(spec, "imagePullPolicy", str, "IfNotPresent")
     if policy not in PULL_POLICIES:
         raise SpecError("imagePullPolicy", policy, "use one of " + ", ".join(PULL_POLICIES))
     cleanup, ttl = cleanup_of(spec, defaults)
-    image = _get(spec, "image", str, default_image)
+    image = get_field(spec, "image", str, default_image)
     if not image:
         raise SpecError("image", None, "give the gaggle image (or install the operator with one)")
     extra = []
-    for i, item in enumerate(_get(spec, "extraConfigMaps", list, [])):
+    for i, item in enumerate(get_field(spec, "extraConfigMaps", list, [])):
         name = item.get("name") if isinstance(item, dict) else None
         if not isinstance(name, str) or not name:
             raise SpecError(f"extraConfigMaps[{i}].name", name, "name a ConfigMap")
@@ -365,24 +313,27 @@ def parse_spec(
         run_time=run_seconds,
         hatch_rate=hatch_rate,
         plan=plan,
-        throttle_requests=_positive(spec, "throttleRequests", None),
-        status_codes=_get(spec, "statusCodes", bool, False),
-        reset_metrics=_get(spec, "resetMetrics", bool, True),
+        arrival_rate=arrival_rate,
+        max_users=max_users,
+        iterations=iterations,
+        throttle_requests=positive_field(spec, "throttleRequests", None),
+        status_codes=get_field(spec, "statusCodes", bool, False),
+        reset_metrics=get_field(spec, "resetMetrics", bool, True),
         args=_args(spec),
         thresholds=_thresholds(spec),
-        abort_on_fail=_get(spec, "abortOnFail", bool, False),
+        abort_on_fail=get_field(spec, "abortOnFail", bool, False),
         extra_config_maps=tuple(extra),
         image=image,
         image_pull_policy=policy,
-        replicas=_positive(spec, "workers.replicas", 1) or 1,
+        replicas=positive_field(spec, "workers.replicas", 1) or 1,
         worker_template=_template(spec, "workers.template", "worker", defaults),
         manager_template=_template(spec, "manager.template", "manager", defaults),
-        spread=_get(spec, "spread", bool, False),
-        ready_timeout=_positive(spec, "startPolicy.readyTimeoutSeconds", 300) or 300,
-        active_deadline=_positive(spec, "activeDeadlineSeconds", None),
+        spread=get_field(spec, "spread", bool, False),
+        ready_timeout=positive_field(spec, "startPolicy.readyTimeoutSeconds", 300) or 300,
+        active_deadline=positive_field(spec, "activeDeadlineSeconds", None),
         cleanup_policy=cleanup,
         cleanup_ttl=ttl,
-        run_id=str(_get(spec, "runId", (str, int), "")),
-        network_policy=_get(spec, "networkPolicy.enabled", bool, False),
+        run_id=str(get_field(spec, "runId", (str, int), "")),
+        network_policy=get_field(spec, "networkPolicy.enabled", bool, False),
         metrics_from=_metrics_from(spec),
     )

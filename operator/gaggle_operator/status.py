@@ -68,6 +68,18 @@ def summary(result: RunResult) -> dict[str, Any]:
             }
             for (method, name), stats in ranked
         ],
+        **(
+            {
+                "arrivals": {
+                    "scheduled": metrics.scheduled,
+                    "started": metrics.lag.timed_count,
+                    "dropped": metrics.dropped,
+                    "lagP99Ms": ms(metrics.lag.percentile_us(0.99)),
+                }
+            }
+            if metrics.scheduled
+            else {}
+        ),
         "distinctErrors": len(metrics.errors),
         "topErrors": [
             {"error": error[:MAX_ERROR_CHARS], "count": count} for error, count in errors

@@ -80,6 +80,7 @@ class LoadOptions:
         convert=whole(1),
         metavar="N",
         help="each user runs its task cycle N times, then stops; the run ends when all have",
+        spec="iterations",
         doc="each user runs its task cycle N times, runs its `on_stop` tasks and stops; the run "
         "ends when all have, or at `-t` ([below](#iterations))",
     )
@@ -90,6 +91,7 @@ class LoadOptions:
         metavar="R",
         help="open model: start R iterations per second whatever the target's speed "
         "(with -t; not with -u/-r)",
+        spec="arrivalRate",
         doc="open model: start R iterations per second, whatever the target's speed, for `-t` "
         "([below](#open-model-arrival-rates)); not with `-u`/`-r`/`--iterations`",
     )
@@ -100,6 +102,7 @@ class LoadOptions:
         metavar="N",
         help="open model: the pool of users grows up to N; an arrival finding none free is "
         "dropped and counted (default: 1000)",
+        spec="maxUsers",
         doc="open model: the users' pool grows up to N; an arrival that finds none free is "
         "dropped and counted (default: 1000)",
     )

@@ -346,3 +346,22 @@ def test_the_readme_open_model_example_runs(target: Target, tmp_path: Path) -> N
     assert data["schedule"]["scheduled"] == int(rate)
     assert data["schedule"]["dropped"] == 0
     assert data["run"]["latency"].startswith("from the intended start")
+
+
+def test_the_report_timeline_has_the_asked_rate_and_what_came_of_each_second(
+    target: Target, tmp_path: Path
+) -> None:
+    """Target against actual over time (load-models §6): each second's asked rate, arrivals
+    started and dropped, and the users asked for beside those running; the seconds add up to
+    the whole schedule."""
+    report = tmp_path / "report.json"
+    result = run(Attack(Once), host=target.url, arrival_rate=10, run_time=2,
+                 report_file=str(report))  # fmt: skip
+    timeline = json.loads(report.read_text())["timeline"]
+    started = sum(n for n in timeline["arrivals_started"] if n is not None)
+    dropped = sum(n for n in timeline["arrivals_dropped"] if n is not None)
+    assert (started, dropped) == (result.metrics.lag.timed_count, result.metrics.dropped)
+    assert started + dropped == 20
+    assert max(r for r in timeline["arrival_rate"] if r is not None) == 10
+    assert "users_target" in timeline
+    assert all("arrival_rate" not in series for series in timeline["by_request"]["series"])

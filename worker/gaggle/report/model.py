@@ -15,7 +15,7 @@ from typing import Any
 
 from gaggle.metrics.aggregate import Metrics, TaskNames, request_order, task_label
 from gaggle.metrics.stats import Stats, ms
-from gaggle.report.timeline import FIELDS, Series, Timeline
+from gaggle.report.timeline import FIELDS, RUN_ONLY, Series, Timeline
 from gaggle.thresholds import Verdict, overall, verdict_rows
 
 SCHEMA = "gaggle-report/1"
@@ -132,7 +132,7 @@ def _errors(errors: dict[str, int]) -> dict[str, Any]:
 
 
 def _series(series: Series, prefix: tuple[str, ...] = ()) -> dict[str, Any]:
-    fields = [f for f in FIELDS if f != "seconds" and (not prefix or f not in ("users", "workers"))]
+    fields = [f for f in FIELDS if f != "seconds" and (not prefix or f not in RUN_ONLY)]
     return {field: series.column((*prefix, field)) for field in fields}
 
 

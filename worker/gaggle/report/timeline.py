@@ -32,8 +32,21 @@ FIELDS = {
     "p95_ms": MAX,
     "p99_ms": MAX,
     "users": LAST,
+    "users_target": LAST,  # what the load asks for (a plan's stage, a change): beside the users
     "workers": LAST,
+    "arrival_rate": LAST,  # an open model's asked rate, and what came of it each second
+    "arrivals_started": SUM,
+    "arrivals_dropped": SUM,
 }
+# the run's own columns, not a request's
+RUN_ONLY = (
+    "users",
+    "users_target",
+    "workers",
+    "arrival_rate",
+    "arrivals_started",
+    "arrivals_dropped",
+)
 QUANTILES = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
 TOTAL_LIMIT = 3600  # points for the run's totals: one hour at one second each
 REQUEST_LIMIT = 400  # points per request name: 200 names stay well under the size budget
@@ -138,6 +151,7 @@ class Timeline:
         self.started: float | None = None  # the first active second, epoch seconds
         self.max_workers = 0
         self._previous: dict[RequestKey, tuple[int, int, dict[int, int]]] = {}
+        self._arrivals = (0, 0)  # (started, dropped) at the previous reading
         self._last_clock = clock()
         self._last_wall = wall()
 
@@ -148,7 +162,10 @@ class Timeline:
         users = self.source.users()
         workers = self.source.workers()[0]
         self.max_workers = max(self.max_workers, workers)
-        rows = self._differences(self.source.metrics())
+        metrics = self.source.metrics()
+        rows = self._differences(metrics)
+        target = self.source.users_target() if self.source.users_target else users
+        arrivals = (metrics.lag.timed_count, metrics.dropped)
         if self.started is None:
             if not users and not rows:
                 return  # before the load starts (a manager waiting for workers)
@@ -156,8 +173,13 @@ class Timeline:
         totals: dict[Column, float] = {
             ("seconds",): seconds,
             ("users",): users,
+            ("users_target",): target,
             ("workers",): workers,
+            ("arrival_rate",): self.source.arrival_rate(),
+            ("arrivals_started",): arrivals[0] - self._arrivals[0],
+            ("arrivals_dropped",): arrivals[1] - self._arrivals[1],
         }
+        self._arrivals = arrivals
         per_request: dict[Column, float] = {("seconds",): seconds}
         merged: dict[int, int] = {}
         count = fails = 0

@@ -99,12 +99,23 @@
 
   function drawTotals() {
     var timeline = data.timeline, xs = timeline.time;
-    draw("chart-rps", "Requests per second", "per second", ["requests/s", "failures/s"], xs,
-      [perSecond(timeline.requests, timeline.seconds), perSecond(timeline.failures, timeline.seconds)]);
+    var rpsLabels = ["requests/s", "failures/s"];
+    var rpsColumns = [perSecond(timeline.requests, timeline.seconds),
+      perSecond(timeline.failures, timeline.seconds)];
+    if (data.schedule && timeline.arrival_rate) {  // an open model: asked, started, dropped
+      rpsLabels.push("arrivals asked/s", "arrivals started/s", "arrivals dropped/s");
+      rpsColumns.push(timeline.arrival_rate, perSecond(timeline.arrivals_started, timeline.seconds),
+        perSecond(timeline.arrivals_dropped, timeline.seconds));
+    }
+    draw("chart-rps", "Requests per second", "per second", rpsLabels, xs, rpsColumns);
     draw("chart-latency", "Response time", "ms", ["p50", "p95", "p99"], xs,
       [timeline.p50_ms, timeline.p95_ms, timeline.p99_ms]);
     var usersLabels = ["users"];
     var usersColumns = [timeline.users];
+    if (timeline.users_target) {  // what the load asked for: a plan's stages, live changes
+      usersLabels.push("target");
+      usersColumns.push(timeline.users_target);
+    }
     if (data.run.workers) {
       usersLabels.push("workers");
       usersColumns.push(timeline.workers);

@@ -182,6 +182,14 @@ def test_a_standalone_panel_has_no_workers_row() -> None:
     assert "errors" not in text
 
 
+def test_an_open_models_dropped_arrivals_show_in_the_panel_and_the_status_line() -> None:
+    console = Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None)
+    console.print(render_panel(figures(dropped=1234), 80))
+    assert "1,234 arrivals (no free user)" in console.file.getvalue()  # type: ignore[attr-defined]
+    assert "dropped 1,234" in status_line(figures(dropped=1234))
+    assert "dropped" not in status_line(figures())  # a closed model has none to show
+
+
 def test_status_lines_come_every_interval_counted_in_readings() -> None:
     console = Console(file=io.StringIO(), width=80)
     lines = StatusLines(console, every=3)

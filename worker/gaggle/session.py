@@ -195,7 +195,11 @@ class Session:
             run_so_far=RunSoFar(self.tally.metrics, lambda: self.hatch_metrics),
             load_seconds=self._load_seconds,
             workers=self.worker_counts if self.has_workers() else None,
+            dropped=self._dropped if self.plan.config.open_model else None,
         )
+
+    def _dropped(self) -> int:
+        return Metrics.combined(self.hatch_metrics, self.tally.metrics()).dropped
 
     def measured(self) -> tuple[Metrics, float]:
         """The metrics the verdict will judge so far, and the seconds they cover."""

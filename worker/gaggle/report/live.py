@@ -111,6 +111,8 @@ def render_panel(figures: Figures, width: int, ascii_only: bool = False) -> Pane
     if figures.workers is not None:
         connected, lost = figures.workers
         lines.append(_row("workers", f"{connected} connected · {lost} lost", inner))
+    if figures.dropped is not None:
+        lines.append(_row("dropped", f"{figures.dropped:,} arrivals (no free user)", inner))
     for index, (error, count) in enumerate(figures.top_errors):
         lines.append(_row("errors" if index == 0 else "", f"{count:,}× {error}", inner))
     title = Text(f" gaggle · {progress.label} ")

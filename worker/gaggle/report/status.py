@@ -52,6 +52,7 @@ class Figures:
     p99_ms: float | None
     window_seconds: float
     workers: tuple[int, int] | None = None  # (connected, lost) on a manager; None elsewhere
+    dropped: int | None = None  # an open model's dropped arrivals so far; None in a closed one
     top_errors: list[tuple[str, int]] = field(default_factory=list)
 
 
@@ -66,6 +67,7 @@ class LiveInputs:
     run_so_far: Callable[[], tuple[Stats, dict[str, int]]]
     load_seconds: Callable[[], float]  # since the first user started; 0 before
     workers: Callable[[], tuple[int, int]] | None = None  # a manager's (connected, lost)
+    dropped: Callable[[], int] | None = None  # an open model's dropped arrivals so far
 
 
 class RunSoFar:
@@ -130,6 +132,7 @@ class FigureSampler:
             p99_ms=ms(0.99),
             window_seconds=window.span,
             workers=inputs.workers() if inputs.workers is not None else None,
+            dropped=inputs.dropped() if inputs.dropped is not None else None,
             top_errors=top,
         )
 
@@ -173,4 +176,6 @@ def status_line(figures: Figures, role: str = "") -> str:
     if figures.workers is not None:
         connected, lost = figures.workers
         parts.append(f"workers {connected}" + (f" ({lost} lost)" if lost else ""))
+    if figures.dropped is not None:
+        parts.append(f"dropped {figures.dropped:,}")
     return " | ".join(parts)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -135,3 +135,42 @@ def _error(code: int, text: str) -> ApiError:
         return ApiError(code, status.get("reason", ""), status.get("message", text))
     except ValueError:
         return ApiError(code, "", text)
+
+
+def named(obj: Obj) -> str:
+    return str(obj["metadata"]["name"])
+
+
+def namespaced(obj: Obj) -> tuple[str, str]:
+    return (obj["metadata"]["namespace"], obj["metadata"]["name"])
+
+
+async def mirror(
+    client: Client,
+    path: str,
+    into: dict[Any, Obj],
+    ready: asyncio.Event,
+    changed: asyncio.Event,
+    key: Callable[[Obj], Any] = namespaced,
+) -> None:
+    """Keep ``into`` (key → object) what the API server holds at ``path``, as an informer's
+    cache does: ``ready`` once listed, ``changed`` at every change (the node's service proxy
+    and policy agent rewrite their rules from theirs)."""
+    async for kind, obj in client.watch(path):
+        if kind == "SYNCED":
+            ready.set()
+            continue
+        if kind == "DELETED":
+            into.pop(key(obj), None)
+        else:
+            into[key(obj)] = obj
+        changed.set()
+
+
+async def coalesce(changed: asyncio.Event, write: Callable[[], Awaitable[None]]) -> None:
+    """Call ``write`` after changes, once for a burst of them (20 ms apart at most)."""
+    while True:
+        await changed.wait()
+        await asyncio.sleep(0.02)
+        changed.clear()
+        await write()

@@ -28,7 +28,7 @@ import subprocess
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tests.cluster.client import Client, Obj
+from tests.cluster.client import Client, Obj, coalesce, mirror, named
 
 TABLE = "gaggle_policy"
 Key = tuple[str, str]
@@ -99,45 +99,21 @@ class Agent:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         ready = [asyncio.Event() for _ in range(3)]
+        changed = self._changed
         self._tasks = [
-            loop.create_task(self._watch("/apis/networking.k8s.io/v1/networkpolicies", ready[0])),
-            loop.create_task(self._watch("/api/v1/pods", ready[1])),
-            loop.create_task(self._watch("/api/v1/namespaces", ready[2])),
-            loop.create_task(self._writer()),
-        ]
+            loop.create_task(mirror(self.client, "/apis/networking.k8s.io/v1/networkpolicies",
+                                    self.policies, ready[0], changed)),
+            loop.create_task(mirror(self.client, "/api/v1/pods", self.pods, ready[1], changed)),
+            loop.create_task(mirror(self.client, "/api/v1/namespaces", self.namespaces, ready[2],
+                                    changed, key=named)),
+            loop.create_task(coalesce(changed, self._write_all)),
+        ]  # fmt: skip
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), 30)
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def _watch(self, path: str, ready: asyncio.Event) -> None:
-        async for kind, obj in self.client.watch(path):
-            if kind == "SYNCED":
-                ready.set()
-                continue
-            meta = obj["metadata"]
-            if path.endswith("/namespaces"):
-                if kind == "DELETED":
-                    self.namespaces.pop(meta["name"], None)
-                else:
-                    self.namespaces[meta["name"]] = obj
-            else:
-                into = self.policies if "networkpolicies" in path else self.pods
-                key = (meta["namespace"], meta["name"])
-                if kind == "DELETED":
-                    into.pop(key, None)
-                else:
-                    into[key] = obj
-            self._changed.set()
-
-    async def _writer(self) -> None:
-        while True:
-            await self._changed.wait()
-            await asyncio.sleep(0.02)  # a burst of changes: one write
-            self._changed.clear()
-            await self._write_all()
 
     async def _write_all(self) -> None:
         async with self._lock:

@@ -22,7 +22,7 @@ import subprocess
 from collections.abc import Iterable
 from typing import Any
 
-from tests.cluster.client import Client, Obj
+from tests.cluster.client import Client, Obj, coalesce, mirror
 
 TABLE = "gaggle_services"
 
@@ -141,13 +141,14 @@ class ServiceProxy:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         services, slices = asyncio.Event(), asyncio.Event()
+        changed = self._changed
         self._tasks = [
-            loop.create_task(self._watch("/api/v1/services", self.services, services)),
-            loop.create_task(
-                self._watch("/apis/discovery.k8s.io/v1/endpointslices", self.slices, slices)
-            ),
-            loop.create_task(self._writer()),
-        ]
+            loop.create_task(mirror(self.client, "/api/v1/services", self.services, services,
+                                    changed)),
+            loop.create_task(mirror(self.client, "/apis/discovery.k8s.io/v1/endpointslices",
+                                    self.slices, slices, changed)),
+            loop.create_task(coalesce(changed, self._write)),
+        ]  # fmt: skip
         await asyncio.wait_for(asyncio.gather(services.wait(), slices.wait()), 30)
         await self._write()
         self.synced.set()
@@ -157,27 +158,6 @@ class ServiceProxy:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.to_thread(remove, None)
-
-    async def _watch(
-        self, path: str, into: dict[tuple[str, str], Obj], ready: asyncio.Event
-    ) -> None:
-        async for kind, obj in self.client.watch(path):
-            if kind == "SYNCED":
-                ready.set()
-                continue
-            key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
-            if kind == "DELETED":
-                into.pop(key, None)
-            else:
-                into[key] = obj
-            self._changed.set()
-
-    async def _writer(self) -> None:
-        while True:
-            await self._changed.wait()
-            await asyncio.sleep(0.02)  # let a burst of changes land in one write
-            self._changed.clear()
-            await self._write()
 
     async def _write(self) -> None:
         async with self._lock:

@@ -366,6 +366,7 @@ def test_no_change_but_a_stop_is_taken_once_the_run_stops() -> None:
     class Stopped:
         def __init__(self) -> None:
             self.stopping = StopSignal()
+            self.open_model = None  # a closed model
 
         def __getattr__(self, name: str) -> Any:
             raise AssertionError(f"a refused change called {name}")

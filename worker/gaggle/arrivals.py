@@ -20,15 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from gaggle.config import RunConfig
 from gaggle.context import RunContext
 from gaggle.http import CLIENTS
 from gaggle.http.seam import HttpClient
 from gaggle.plan import PlanStage
-from gaggle.schedule import ArrivalSchedule
 from gaggle.scheduler import allocation_cycle
 from gaggle.stop import StopSignal
 from gaggle.taskset import TaskSet
+from gaggle.timetable import Timetable
 from gaggle.user import TaskPlan, User, pause, run_task
 
 log = logging.getLogger("gaggle")
@@ -170,9 +169,11 @@ def stage_label(number: int, stage: PlanStage) -> str:
     return f"stage {number} ({stage.text}): {stage.rate or 0:g}/s in {stage.seconds:g} s"
 
 
-async def mark_stages(stages: tuple[PlanStage, ...], stop: StopSignal, driven: StageMarks) -> None:
-    """Mark each rate stage as it begins, on the plan's fixed grid; returns at the plan's end."""
-    started = time.perf_counter()
+async def mark_stages(
+    stages: tuple[PlanStage, ...], stop: StopSignal, driven: StageMarks, started: float
+) -> None:
+    """Mark each rate stage as it begins, on the plan's fixed grid from ``started``
+    (perf_counter); returns once the last has begun."""
     begins = 0.0
     for number, stage in enumerate(stages, start=1):
         await stop.sleep(started + begins - time.perf_counter())
@@ -180,37 +181,45 @@ async def mark_stages(stages: tuple[PlanStage, ...], stop: StopSignal, driven: S
             return
         driven.stage_began(stage_label(number, stage), 0)
         begins += stage.seconds
-    await stop.sleep(started + begins - time.perf_counter())
 
 
 async def follow_arrivals(
-    schedule: ArrivalSchedule, pool: ArrivalPool, stop: StopSignal, first: int, stride: int
-) -> None:
-    """Start arrivals ``first``, ``first + stride``… on ``schedule`` from now until it ends (or
-    the run stops). A late wake-up starts every arrival due by then at once, each with its own
-    instant, so the count never stretches and the lag shows how late they were."""
-    started = time.perf_counter()
-    if stride < 1:  # a worker that takes no arrivals (no users of its own)
-        await stop.sleep(schedule.seconds) if not math.isinf(
-            schedule.seconds
-        ) else await stop.wait()
-        return
-    for number, offset in schedule.offsets(first, stride):
-        due = started + offset
-        wait = due - time.perf_counter()
+    timetable: Timetable,
+    pool: ArrivalPool,
+    stop: StopSignal,
+    origin: float,
+    turns: tuple[int, int] = (0, 1),
+    joined: float = 0.0,
+) -> str:
+    """Start this role's arrivals — ``turns`` is (first, stride): every stride-th number from
+    first — as ``timetable`` says, ``origin`` being the run's start (perf_counter), from
+    ``joined`` seconds in (a late worker skips what was due before it came) until the last
+    schedule is over or the run stops; returns why the run ends. A late wake-up starts every
+    arrival due by then at once, each with its own instant, so the count never stretches and
+    the lag shows how late they were. A change to the timetable wakes it to follow the new one."""
+    first, stride = turns
+    number, cursor = timetable.number_at(joined), joined  # the next number, the last instant
+    while not stop.is_set():
+        version, segment = timetable.version, timetable.in_force(cursor)
+        if stride >= 1:
+            for arrival, due in timetable.arrivals(segment, number, first, stride):
+                wait = origin + due - time.perf_counter()
+                if wait > 0:
+                    await stop.sleep(wait, woken_by=timetable.sleepers)
+                if stop.is_set() or timetable.version != version:
+                    break
+                pool.arrive(arrival, origin + due)
+                number, cursor = arrival + 1, due
+        if stop.is_set() or timetable.version != version:
+            continue  # stopped, or follow what replaced the schedule
+        following = timetable.next_after(segment)
+        if not math.isinf(following):  # on to the next segment
+            cursor = max(cursor, following)
+            continue
+        ends = timetable.ends
+        wait = math.inf if math.isinf(ends) else origin + ends - time.perf_counter()
         if wait > 0:
-            await stop.sleep(wait)
-        if stop.is_set():
-            return
-        pool.arrive(number, due)
-    if math.isinf(schedule.seconds):
-        await stop.wait()  # --arrival-rate without -t: until the run stops
-    else:
-        await stop.sleep(started + schedule.seconds - time.perf_counter())
-
-
-def rate_asked(config: RunConfig, load_started: float | None, stop: StopSignal) -> float:
-    """Arrivals per second the schedule asks for now (0: a closed model, not begun, or over)."""
-    if not config.open_model or load_started is None or stop.is_set():
-        return 0.0
-    return config.arrival_schedule().rate_at(time.perf_counter() - load_started)
+            await stop.sleep(wait if not math.isinf(wait) else 1e9, woken_by=timetable.sleepers)
+        if timetable.version == version and not stop.is_set():
+            return timetable.ends_run
+    return stop.reason

@@ -8,9 +8,13 @@ with its last stage; a run time set later ends it then instead (a plan over befo
 its last users). A new user count keeps the end that was planned (a plan's end becomes the run's
 deadline); a shape replaced has no end, so the run goes on until stopped or given a run time.
 
-Each change is logged, kept for the report's timeline and counted for Prometheus. The open model
-(``--arrival-rate``) will be a driver beside these; until then ``set_arrival_rate`` says the run
-has none.
+An open model (``--arrival-rate`` or a plan of rates) is steered by its timetable instead
+(``gaggle.open_model``): a new arrival rate holds until the planned end, a plan of rates starts
+from the rate asked now and ends the run with its end, a run time cuts what is left of the
+schedule short or holds its last rate longer. Its users are the pool's, so a user count is
+refused there, as an arrival rate is in a closed model.
+
+Each change is logged, kept for the report's timeline and counted for Prometheus.
 """
 
 from __future__ import annotations
@@ -18,18 +22,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gaggle.config import RunConfig
 from gaggle.drive import Crowd, follow_plan, follow_shape, pace
-from gaggle.plan import PlanStage, canonical, stages
+from gaggle.open_model import OpenModel
+from gaggle.plan import PlanStage, canonical, is_rate_plan, stages
 from gaggle.report.control_api import Answer, ControlError
 from gaggle.report.status import Progress
+from gaggle.schedule import ArrivalSchedule, Ramp
 from gaggle.shape import LoadShape
 from gaggle.stop import StopSignal
 from gaggle.taskset import TestDefinitionError
+from gaggle.timetable import PLAN_OVER, RUN_TIME_OVER, Segment
 
 log = logging.getLogger("gaggle")
 
@@ -38,8 +45,12 @@ class SteeredRun(Protocol):
     """What the steering needs of the run (the session, specialised by its role)."""
 
     stopping: StopSignal
+    open_model: OpenModel | None  # its timetable says the load instead of users
+    reschedule_lead: float  # how far ahead an open model's change is due (a manager's)
 
     def stop(self, reason: str) -> None: ...
+
+    def rescheduled(self, segment: Segment) -> None: ...
 
     def stage_began(self, label: str, users: int) -> None: ...
 
@@ -81,7 +92,9 @@ class Steering:
         self.hatch_rate = config.hatch_rate
         self.plan: tuple[PlanStage, ...] = config.plan_stages
         self.load = (
-            "plan"
+            "arrival_rate"
+            if config.arrival_rate > 0
+            else "plan"
             if config.test_plan
             else "shape"
             if shape is not None
@@ -185,6 +198,8 @@ class Steering:
             now: float | None = asyncio.get_running_loop().time()
         except RuntimeError:  # no loop yet: nothing runs
             now = None
+        if self.run.open_model is not None:  # its timetable's end is the run's
+            return self.run.open_model.remaining()
         if self._deadline is not None and now is not None:
             return max(0.0, self._deadline - now)
         if self.load == "plan":  # no deadline: the plan ends the run
@@ -212,7 +227,9 @@ class Steering:
                 "elapsed": round(progress.elapsed, 3),
                 "remaining": None if remaining is None else round(remaining, 3),
             },
-            "arrival_rate": None,  # the open model's, once a run can have one
+            "arrival_rate": round(self.run.open_model.rate_now(), 3)
+            if self.run.open_model is not None
+            else None,  # a closed model has none
             "workers": {str(number): users for number, users in self.run.worker_users().items()},
             "stopping": stopping.reason or None,
             "changes": [{"at": c.at, "what": c.what, "change": c.text} for c in self.changes],
@@ -236,7 +253,13 @@ class Steering:
         self.changes.append(Change(time.time(), what, text))
         return self.status()
 
+    def _closed_only(self, field: str, value: object) -> None:
+        if self.run.open_model is not None:
+            why = "an open model's users are its pool: set arrival_rate, a plan of rates"
+            raise ControlError(409, field, value, f"{why} (R/s,DURATION;…) or the run time")
+
     def set_users(self, users: int, hatch_rate: float | None) -> Answer:
+        self._closed_only("users", users)
         self._may_change("users", users)
         before = self.run.users_target()
         self.run.take_over()
@@ -249,7 +272,14 @@ class Steering:
         return self._record("users", f"users {before} → {users} at {self.hatch_rate:g}/s")
 
     def set_plan(self, plan: str) -> Answer:
+        new = stages(plan)
+        if is_rate_plan(new) != (self.run.open_model is not None):
+            model = "an open model" if self.run.open_model else "a closed model"
+            kind = "rates (R/s,DURATION;…)" if self.run.open_model else "users (USERS,DURATION;…)"
+            raise ControlError(409, "plan", plan, f"the run is {model}: give a plan of {kind}")
         self._may_change("plan", plan)
+        if self.run.open_model is not None:
+            return self._set_rate_plan(plan, new, self.run.open_model)
         self.run.take_over()
         self.load, self.plan, self.stage = "plan", stages(plan), ""
         self.end_changed = True  # the plan ends the run
@@ -258,21 +288,51 @@ class Steering:
         return self._record("plan", f"plan → {plan} (from {self.run.users_target()} users)")
 
     def set_run_time(self, remaining: float) -> Answer:
-        self._may_change("remaining", remaining, moves_users=False)
+        self._may_change("remaining", remaining, moves_users=self.run.open_model is not None)
         before = self.remaining()
         self.end_changed = True
-        self._set_deadline(remaining)
+        if self.run.open_model is not None:  # the timetable's end is the run's
+            self._reschedule(self.run.open_model.rest(remaining), RUN_TIME_OVER)
+        else:
+            self._set_deadline(remaining)
         was = "until stopped" if before is None else f"{before:.0f} s"
         return self._record("run_time", f"run time: {remaining:g} s remaining (was {was})")
 
     def set_arrival_rate(self, per_second: float) -> Answer:
-        # The open model (--arrival-rate) is its own driver; a closed run has no rate to set.
-        raise ControlError(
-            409,
-            "arrival_rate",
-            per_second,
-            "no open model in this run (its users are a closed model: set users or a plan)",
-        )
+        open_model = self.run.open_model
+        if open_model is None:
+            why = "no open model in this run (its users are a closed model: set users or a plan)"
+            raise ControlError(409, "arrival_rate", per_second, why)
+        self._may_change("arrival_rate", per_second)
+        before, ends = open_model.rate_now(), open_model.timetable.ends
+
+        def constant(at: float) -> ArrivalSchedule:  # until the end planned (or a stop)
+            return ArrivalSchedule((Ramp(per_second, per_second, max(0.0, ends - at)),))
+
+        self._reschedule(constant, RUN_TIME_OVER)
+        self.load, self.plan, self.stage = "arrival_rate", (), ""
+        text = f"arrival rate {before:g}/s → {per_second:g}/s"
+        return self._record("arrival_rate", text)
+
+    def _set_rate_plan(
+        self, plan: str, new: tuple[PlanStage, ...], open_model: OpenModel
+    ) -> Answer:
+        before = open_model.rate_now()
+        timetable = open_model.timetable
+
+        def from_now(at: float) -> ArrivalSchedule:  # its first stage ramps from the rate asked
+            return ArrivalSchedule.of_plan(new, timetable.rate_at(at))
+
+        self._reschedule(from_now, PLAN_OVER, new)
+        self.load, self.plan, self.stage = "plan", new, ""
+        self.end_changed = True
+        return self._record("plan", f"plan → {plan} (from {before:g}/s)")
+
+    def _reschedule(self, schedule_at: Callable[[float], ArrivalSchedule], ends_run: str,
+                    stages: tuple[PlanStage, ...] = ()) -> None:  # fmt: skip
+        assert self.run.open_model is not None
+        lead = self.run.reschedule_lead
+        self.run.rescheduled(self.run.open_model.replace(schedule_at, ends_run, lead, stages))
 
     def stop(self, reason: str) -> Answer:
         if not self.run.stopping.is_set():

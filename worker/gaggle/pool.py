@@ -97,6 +97,7 @@ class UserPool:
         if slot is None or slot not in self.running:
             return None
         user, _ = self.running.pop(slot)
+        log.info("stopping user %d: %s", slot + 1, reason)
         user.stop.set(reason)
         heapq.heappush(self._free, slot)
         return slot

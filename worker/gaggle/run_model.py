@@ -15,6 +15,7 @@ from gaggle.metrics.aggregate import Metrics, TaskNames
 from gaggle.shape import LoadShape
 from gaggle.taskset import TaskSet
 from gaggle.thresholds import Verdict
+from gaggle.timetable import Segment
 
 
 class Aborted(Exception):
@@ -38,6 +39,8 @@ class RunPlan:
     shape: type[LoadShape] | None = None  # its ticks drive the users (gaggle.shape)
     arrival_first: int = 0  # an open model's worker starts arrivals first, first + stride, …
     arrival_stride: int = 1
+    timetable: tuple[Segment, ...] = ()  # a late worker's: the schedules its manager follows
+    joined: float = 0.0  # a late worker's start, in seconds of the run's schedule
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import random
 
-from gaggle.arrivals import ArrivalPool, follow_arrivals, mark_stages
+from gaggle.arrivals import ArrivalPool, follow_arrivals
 from gaggle.context import RunContext
 from gaggle.metrics.aggregate import Aggregator, Metrics, NullAggregator
 from gaggle.metrics.ledger import Ledger
@@ -131,18 +131,20 @@ class Runner(Session):
             await self._iterations_done()
 
     async def _follow_arrivals(self) -> None:
-        """The open model: arrivals on the schedule (a worker: its every n-th), then the end."""
-        config, plan = self.plan.config, self.plan
-        self.schedule_begins()
-        marks = asyncio.ensure_future(mark_stages(config.plan_stages, self.stopping, self))
-        try:
-            schedule = config.arrival_schedule()
-            await follow_arrivals(
-                schedule, self.arrivals, self.stopping, plan.arrival_first, plan.arrival_stride
-            )
-        finally:
-            marks.cancel()
-        self.stop("the test plan is over" if config.test_plan else "run time elapsed")
+        """The open model: arrivals on the timetable (a worker: its turns), then the end."""
+        plan = self.plan
+        self.schedule_begins(plan.joined)
+        assert self.open_model is not None
+        assert self.open_model.origin is not None
+        ends_run = await follow_arrivals(
+            self.open_model.timetable,
+            self.arrivals,
+            self.stopping,
+            self.open_model.origin,
+            (plan.arrival_first, plan.arrival_stride),
+            plan.joined,
+        )
+        self.stop(ends_run)
 
     async def _iterations_done(self) -> None:
         """--iterations: when every user has run its passes the run is over (unless the run

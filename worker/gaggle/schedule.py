@@ -58,8 +58,10 @@ class ArrivalSchedule:
         return cls((Ramp(rate, rate, seconds if seconds > 0 else math.inf),))
 
     @classmethod
-    def of_plan(cls, stages: tuple[PlanStage, ...]) -> ArrivalSchedule:
-        ramps, rate = [], 0.0
+    def of_plan(cls, stages: tuple[PlanStage, ...], begin: float = 0.0) -> ArrivalSchedule:
+        """A plan of rates; its first stage ramps from ``begin`` (a plan given mid-run starts
+        from the rate asked then, as a plan of users starts from the users running)."""
+        ramps, rate = [], begin
         for stage in stages:
             end = stage.rate or 0.0
             ramps.append(Ramp(rate, end, stage.seconds))
@@ -79,6 +81,59 @@ class ArrivalSchedule:
             begun += ramp.seconds
         return 0.0
 
+    def offset_of(self, number: int) -> float | None:
+        """Seconds from the start at which arrival ``number`` is due (None: past the end)."""
+        counted, begun = 0.0, 0.0
+        for ramp in self.ramps:
+            holds = ramp.arrivals
+            if number < counted + holds:
+                offset = ramp.offset_of(number - counted)
+                return begun + offset if offset < ramp.seconds else None
+            counted += holds
+            begun += ramp.seconds
+        return None
+
+    def due_before(self, seconds: float) -> int:
+        """How many arrivals are due before ``seconds`` from the start: the number of the first
+        one due then or later. The same arithmetic as ``offsets``, so a role that replaces the
+        schedule at that instant and the workers that still follow it agree to the arrival."""
+        if seconds <= 0:
+            return 0
+        counted, begun, arrivals = 0.0, 0.0, 0.0
+        for ramp in self.ramps:
+            if seconds < begun + ramp.seconds:
+                offset = seconds - begun
+                arrivals = counted + offset * (ramp.begin + ramp.rate_at(offset)) / 2
+                break
+            counted += ramp.arrivals
+            begun += ramp.seconds
+        else:
+            arrivals = counted
+        number = max(0, math.ceil(arrivals) - 1)  # near the answer; float rounding decides
+        while number > 0 and not _before(self.offset_of(number - 1), seconds):
+            number -= 1
+        while _before(self.offset_of(number), seconds):
+            number += 1
+        return number
+
+    def rest(self, offset: float, seconds: float) -> ArrivalSchedule:
+        """What is left from ``offset`` on, lasting ``seconds`` (inf: forever): cut short, or
+        held at its last rate when it would have ended sooner — a run time changed mid-run."""
+        ramps: list[Ramp] = []
+        begun, left = 0.0, seconds
+        for ramp in self.ramps:
+            ends = begun + ramp.seconds
+            if ends > offset and left > 0:
+                into = max(0.0, offset - begun)
+                take = min(ramp.seconds - into, left)
+                ramps.append(Ramp(ramp.rate_at(into), ramp.rate_at(into + take), take))
+                left -= take
+            begun = ends
+        if left > 0:
+            last = self.ramps[-1].end if self.ramps else 0.0
+            ramps.append(Ramp(last, last, left))
+        return ArrivalSchedule(tuple(ramps))
+
     def offsets(self, first: int = 0, stride: int = 1) -> Iterator[tuple[int, float]]:
         """(arrival number, seconds from the start) of arrivals ``first``, ``first + stride``…
         in order; arrivals at a ramp's end belong to the next ramp (none after the last)."""
@@ -97,3 +152,7 @@ class ArrivalSchedule:
     def count(self) -> int:
         """How many arrivals the whole schedule holds (a finite one)."""
         return sum(1 for _ in self.offsets())
+
+
+def _before(offset: float | None, seconds: float) -> bool:
+    return offset is not None and offset < seconds

@@ -22,13 +22,13 @@ import time
 
 from aiohttp import web
 
-from gaggle.arrivals import rate_asked
 from gaggle.control import Steering
 from gaggle.drive import Crowd
 from gaggle.metrics.aggregate import Metrics, TaskNames
 from gaggle.metrics.source import Source
 from gaggle.omission import latency_note, summary_warnings
-from gaggle.report.endpoint import Listen, serve
+from gaggle.open_model import OpenModel
+from gaggle.report.endpoint import listens_of, serve
 from gaggle.report.live import NoView, View, keep_showing, open_view
 from gaggle.report.recorder import NoReport, Report, SoFar, open_report
 from gaggle.report.status import FigureSampler, LiveInputs, Progress, RunSoFar
@@ -36,6 +36,7 @@ from gaggle.report.tables import TableOptions, print_tables, print_verdicts
 from gaggle.run_model import Aborted, RunPlan, RunResult, Tally
 from gaggle.stop import SignalHandlers, StopSignal, every_interval
 from gaggle.thresholds import Threshold, Verdict, evaluate
+from gaggle.timetable import Segment
 
 __all__ = ["Aborted", "RunPlan", "RunResult", "Session", "Tally"]
 
@@ -59,6 +60,11 @@ class Session:
         self._timers: list[asyncio.TimerHandle | asyncio.Task[None]] = []
         self.stage_marks: list[tuple[float, str]] = []  # (epoch seconds, label) of each stage
         self.signals = SignalHandlers(self.stop, self.abort)
+        self.open_model = (  # an open model's timetable (None: a closed model)
+            OpenModel(plan.config, self.stopping, self, plan.timetable)
+            if plan.config.open_model
+            else None
+        )
         self.steering = Steering(self, plan.config, plan.shape)  # the control API's
 
     # --- what a role says -------------------------------------------------------------------
@@ -104,9 +110,12 @@ class Session:
         """Why the control API cannot move the users now; "" when it can."""
         if self.load_started is None or time.perf_counter() < self.load_started:
             return f"the run has not started yet ({self.waiting_for()})"
-        if self.plan.config.open_model:  # its schedule says the load (and holds its -t)
-            return "an open model's load is its arrival schedule: only a stop changes it now"
         return ""
+
+    reschedule_lead = 0.0  # a manager's: its workers hear of a change before it is due
+
+    def rescheduled(self, segment: Segment) -> None:
+        """The steering changed an open model's timetable (a manager tells its workers)."""
 
     def worker_users(self) -> dict[int, int]:  # worker number → users asked; none standalone
         return {}
@@ -152,7 +161,7 @@ class Session:
             users_target=self.users_target,
             stages=lambda: self.stage_marks,
             changes=lambda: [(c.at, c.what, c.text) for c in self.steering.changes],
-            arrival_rate=lambda: rate_asked(self.plan.config, self.load_started, self.stopping),
+            arrival_rate=lambda: self.open_model.rate_now() if self.open_model else 0.0,
         )
 
     def progress(self) -> Progress:
@@ -213,14 +222,6 @@ class Session:
         return [verdict for verdict in evaluate(rules, metrics, duration) if not verdict.passed]
 
     # --- the run ----------------------------------------------------------------------------
-    def listens(self) -> list[Listen]:
-        """Where the run's HTTP app listens: --metrics-bind, and --web when it is elsewhere."""
-        config = self.plan.config
-        found = [Listen(config.metrics_bind)] if config.metrics_bind else []
-        if config.web and config.web != config.metrics_bind:
-            found.append(Listen(config.web, "--web"))
-        return found
-
     def so_far(self) -> SoFar:
         """The run as the final report would tell it if it ended now (the live page's)."""
         metrics, duration = self.measured()
@@ -234,7 +235,7 @@ class Session:
 
     async def run(self) -> RunResult:
         config, plan = self.plan.config, self.plan
-        listens = self.listens()
+        listens = listens_of(config.metrics_bind or "", config.web or "")
         live = plan.owns_output and bool(listens)  # a worker's port: its metrics only
         # A bad -R path refuses here, before any load; a worker's manager reports.
         report = (
@@ -269,6 +270,8 @@ class Session:
             for timer in self._timers:
                 timer.cancel()
             self.steering.close()
+            if self.open_model is not None:
+                self.open_model.close()
             view.close()  # erased before the final tables print
             report.close()
             self.signals.remove()
@@ -308,9 +311,11 @@ class Session:
         if self.plan.config.no_reset_metrics and not self.plan.config.open_model:
             self._start_run_timer()  # an open model's schedule holds its -t
 
-    def schedule_begins(self) -> None:
+    def schedule_begins(self, joined: float = 0.0) -> None:
         """An open model has no hatch: the tables count from the first arrival, no reset."""
         self.hatched_all = True
+        assert self.open_model is not None
+        self.open_model.begins(joined)
 
     # --- what a driver tells the run (gaggle.drive.Driven) -----------------------------------
     def stage_began(self, label: str, users: int) -> None:

@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, MutableSet
+
+Sleepers = MutableSet[asyncio.Future[None]]  # who else may wake a sleeper early
 
 log = logging.getLogger("gaggle")
 
@@ -40,19 +42,30 @@ class StopSignal:
     async def wait(self) -> None:
         await self._event.wait()
 
-    async def sleep(self, seconds: float) -> None:
-        """Sleep ``seconds`` or until the stop signal, whichever comes first."""
+    async def sleep(self, seconds: float, woken_by: Sleepers | None = None) -> None:
+        """Sleep ``seconds`` or until the stop signal, whichever comes first; also until
+        somebody resolves the sleeper put in ``woken_by`` (an open model's timetable changed)."""
         if self._event.is_set():
             return
         loop = asyncio.get_running_loop()
         sleeper: asyncio.Future[None] = loop.create_future()
         handle = loop.call_later(seconds, _wake, sleeper)
         self._sleepers.add(sleeper)
+        if woken_by is not None:
+            woken_by.add(sleeper)
         try:
             await sleeper
         finally:
             handle.cancel()
             self._sleepers.discard(sleeper)
+            if woken_by is not None:
+                woken_by.discard(sleeper)
+
+
+def wake(sleepers: Sleepers) -> None:
+    """Wake everyone sleeping with ``woken_by=sleepers``."""
+    for sleeper in list(sleepers):
+        _wake(sleeper)
 
 
 def _wake(sleeper: asyncio.Future[None]) -> None:

@@ -23,23 +23,24 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from gaggle.arrivals import mark_stages
-from gaggle.config import ConfigError, RunConfig
+from gaggle.config import ConfigError
 from gaggle.distributed.admission import why_not_join
 from gaggle.distributed.crowd import WorkerCrowd
 from gaggle.distributed.protocol import HEARTBEAT_INTERVAL, WORKER_SILENCE
 from gaggle.distributed.role import Role
 from gaggle.distributed.security import server_credentials, warn_if_open
-from gaggle.distributed.split import Share, split_arrivals, split_users
-from gaggle.option_table import PER_WORKER_KEYS
+from gaggle.distributed.segments import to_wire
+from gaggle.distributed.split import Share, shared_options, split_arrivals, split_users
 from gaggle.ports import join_host_port
 from gaggle.session import RunPlan, Session
+from gaggle.timetable import Segment
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 
 log = logging.getLogger("gaggle")
 
 START_DELAY = 1.0  # seconds between the Start message and the common start instant
+RESCHEDULE_LEAD = 0.5  # seconds between a Reschedule and the instant it is due
 
 
 @dataclass(eq=False)
@@ -61,6 +62,8 @@ class WorkerLink:
 
 
 class Manager(Session, wire_grpc.GaggleServicer):
+    reschedule_lead = RESCHEDULE_LEAD
+
     def __init__(self, plan: RunPlan, role: Role, rules_hash: str, rules_json: str) -> None:
         # numpy (behind the merged tally) costs every process ~12 MB: only a manager imports it.
         from gaggle.distributed.fold import MergedTally
@@ -74,6 +77,7 @@ class Manager(Session, wire_grpc.GaggleServicer):
         self.all_done = asyncio.Event()
         self.lost = 0
         self.started = False
+        self.start_epoch = 0.0  # the common start instant, Unix seconds
         self.port = role.bind_port
         self.on_listening: Callable[[int], None] | None = None  # told the port once bound
         # A --test-plan or load shape is driven here; workers start and stop users as told.
@@ -205,10 +209,8 @@ class Manager(Session, wire_grpc.GaggleServicer):
             config = self.plan.config
             if config.iterations and self.started and not self.stop_reason:
                 self.stopping.set(f"every user ran its {config.iterations} iteration(s)")
-            if config.open_model and self.started and not self.stop_reason:
-                self.stopping.set(
-                    "the test plan is over" if config.test_plan else "run time elapsed"
-                )
+            if self.open_model and self.started and not self.stop_reason:
+                self.stopping.set(self.open_model.timetable.ends_run)
             self.all_done.set()
 
     # --- a driven plan ------------------------------------------------------------------------
@@ -261,12 +263,16 @@ class Manager(Session, wire_grpc.GaggleServicer):
             self.steering.begin_shape(shape, delay=START_DELAY)
 
     async def _follow_arrivals(self) -> None:
-        """An open model: the workers follow the one schedule from the common instant (each its
-        every n-th arrival) and end with it, so no Stop cuts a worker's last arrivals short;
-        here the stages are marked."""
-        await self.stopping.sleep(START_DELAY)
+        """An open model: the workers follow the one timetable from the common instant (each
+        its every n-th arrival) and end with it, so no Stop cuts a worker's last arrivals short;
+        here the timetable is kept (its stages marked, its changes sent)."""
+        await self.stopping.sleep(max(0.0, self.start_epoch - time.time()))
         self.schedule_begins()
-        await mark_stages(self.plan.config.plan_stages, self.stopping, self)
+
+    def rescheduled(self, segment: Segment) -> None:
+        reschedule = wire.Reschedule(segment=to_wire(segment))
+        for link in self._running_workers():
+            link.outbox.put_nowait(wire.ManagerMessage(reschedule=reschedule))
 
     # --- the run ----------------------------------------------------------------------------
     @property
@@ -310,26 +316,22 @@ class Manager(Session, wire_grpc.GaggleServicer):
                     link.outbox.put_nowait(beat)
 
     def _start_message(self, share: Share) -> wire.ManagerMessage:
-        # Only what differs from the defaults: "0 = off" values are not valid as options.
-        defaults = RunConfig()
-        config = {
-            key: value
-            for key, value in dataclasses.asdict(self.plan.config).items()
-            if key not in PER_WORKER_KEYS
-            and (key != "test_plan" or self.plan.config.open_model)  # a rate plan's arrivals
-            and (key != "users" or not self.plan.config.open_model)  # the pool's bound: its own
-            and value != getattr(defaults, key)
-        }
+        start_at = time.time() + START_DELAY
+        joined = max(0.0, start_at - self.start_epoch) if self.started else 0.0
+        # a late worker joins the timetable in force (its first: from the start, as configured)
+        timetable = self.open_model.timetable.since(joined) if self.open_model and joined else []
         return wire.ManagerMessage(
             start=wire.Start(
-                start_at=time.time() + START_DELAY,
-                config_json=json.dumps(config),
+                start_at=start_at,
+                config_json=json.dumps(shared_options(self.plan.config)),
                 users=share.users,
                 first_user=share.first_user,
                 hatch_rate=share.hatch_rate,
                 total_users=self.plan.config.users,
                 arrival_first=share.arrival_first,
                 arrival_stride=share.arrival_stride,
+                timetable=[to_wire(segment) for segment in timetable],
+                joined=joined,
             )
         )
 
@@ -364,7 +366,7 @@ class Manager(Session, wire_grpc.GaggleServicer):
                 joined.cancel()
                 return False  # nothing ran: no tables, no verdict
             self._clock_starts(time.perf_counter() + START_DELAY)
-            self.started = True
+            self.start_epoch = time.time() + START_DELAY
             users = 0 if self.driven else config.users  # a driven plan adds them as it goes
             shares = (
                 split_arrivals(config.max_users, len(self.workers))
@@ -374,6 +376,7 @@ class Manager(Session, wire_grpc.GaggleServicer):
             for link, share in zip(self.workers, shares, strict=True):
                 link.share = share
                 link.outbox.put_nowait(self._start_message(share))
+            self.started = True
             self._follow()
             await self.all_done.wait()
             self.steering.close()

@@ -13,7 +13,11 @@ exactly the arrivals one process would have started.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+
+from gaggle.config import RunConfig
+from gaggle.option_table import PER_WORKER_KEYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +52,17 @@ def split_arrivals(max_users: int, workers: int) -> list[Share]:
         else Share(0, share.first_user, 1.0)
         for index, share in enumerate(shares)
     ]
+
+
+def shared_options(config: RunConfig) -> dict[str, object]:
+    """The run's options every worker is given at the start: what differs from the defaults
+    ("0 = off" values are not valid as options), less what each worker gets as its share."""
+    defaults = RunConfig()
+    return {
+        key: value
+        for key, value in dataclasses.asdict(config).items()
+        if key not in PER_WORKER_KEYS
+        and (key != "test_plan" or config.open_model)  # a rate plan's arrivals
+        and (key != "users" or not config.open_model)  # the pool's bound: its own
+        and value != getattr(defaults, key)
+    }

@@ -23,6 +23,7 @@ from gaggle.distributed.codec import to_delta
 from gaggle.distributed.manager_link import ManagerLink, WorkerError
 from gaggle.distributed.protocol import PROTOCOL_VERSION
 from gaggle.distributed.role import Role
+from gaggle.distributed.segments import from_wire, timetable_from_wire
 from gaggle.runner import Runner
 from gaggle.session import Aborted, RunPlan
 from gaggle.taskset import TaskSet
@@ -157,6 +158,8 @@ class Worker:
             on_hatched=self._on_hatched,
             arrival_first=start.arrival_first,
             arrival_stride=start.arrival_stride,
+            timetable=timetable_from_wire(start.timetable),
+            joined=start.joined,
         )
 
     def _on_hatched(self) -> None:
@@ -169,6 +172,8 @@ class Worker:
             elif message.HasField("adjust"):
                 await runner.ready.wait()  # users start once the logs are open
                 runner.adjust(list(message.adjust.start), list(message.adjust.stop))
+            elif message.HasField("reschedule") and runner.open_model is not None:
+                runner.open_model.timetable.add(from_wire(message.reschedule.segment))
         if self.link.error or not runner.stopping.is_set():
             # Nobody is left to count or stop this load: end it now, on_stop tasks included.
             self.manager_lost = self.link.error or "the stream closed"

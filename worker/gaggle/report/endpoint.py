@@ -37,6 +37,14 @@ class Listen:
     option: str = "--metrics-bind"  # what a refusal to listen names
 
 
+def listens_of(metrics_bind: str, web: str) -> list[Listen]:
+    """Where the run's HTTP app listens: --metrics-bind, and --web when it is elsewhere."""
+    found = [Listen(metrics_bind)] if metrics_bind else []
+    if web and web != metrics_bind:
+        found.append(Listen(web, "--web"))
+    return found
+
+
 def parse_bind(text: str) -> tuple[str, int]:
     host, port = split_host_port(text)
     return host or EVERY_ADDRESS, int(port)

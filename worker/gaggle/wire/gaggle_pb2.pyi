@@ -324,6 +324,7 @@ class ManagerMessage(_message.Message):
     STOP_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
     ADJUST_FIELD_NUMBER: _builtins.int
+    RESCHEDULE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def welcome(self) -> Global___Welcome: ...
     @_builtins.property
@@ -338,6 +339,8 @@ class ManagerMessage(_message.Message):
 
     @_builtins.property
     def adjust(self) -> Global___Adjust: ...
+    @_builtins.property
+    def reschedule(self) -> Global___Reschedule: ...
     def __init__(
         self,
         *,
@@ -347,12 +350,13 @@ class ManagerMessage(_message.Message):
         stop: Global___Stop | None = ...,
         heartbeat: Global___Heartbeat | None = ...,
         adjust: Global___Adjust | None = ...,
+        reschedule: Global___Reschedule | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["adjust", b"adjust", "body", b"body", "heartbeat", b"heartbeat", "refused", b"refused", "start", b"start", "stop", b"stop", "welcome", b"welcome"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["adjust", b"adjust", "body", b"body", "heartbeat", b"heartbeat", "refused", b"refused", "reschedule", b"reschedule", "start", b"start", "stop", b"stop", "welcome", b"welcome"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjust", b"adjust", "body", b"body", "heartbeat", b"heartbeat", "refused", b"refused", "start", b"start", "stop", b"stop", "welcome", b"welcome"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjust", b"adjust", "body", b"body", "heartbeat", b"heartbeat", "refused", b"refused", "reschedule", b"reschedule", "start", b"start", "stop", b"stop", "welcome", b"welcome"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["welcome", "refused", "start", "stop", "heartbeat", "adjust"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["welcome", "refused", "start", "stop", "heartbeat", "adjust", "reschedule"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -415,6 +419,8 @@ class Start(_message.Message):
     TOTAL_USERS_FIELD_NUMBER: _builtins.int
     ARRIVAL_FIRST_FIELD_NUMBER: _builtins.int
     ARRIVAL_STRIDE_FIELD_NUMBER: _builtins.int
+    TIMETABLE_FIELD_NUMBER: _builtins.int
+    JOINED_FIELD_NUMBER: _builtins.int
     start_at: _builtins.float
     config_json: _builtins.str
     """the run options set on the manager, as RunConfig fields"""
@@ -428,6 +434,13 @@ class Start(_message.Message):
     none, a worker without users).
     """
     arrival_stride: _builtins.int
+    joined: _builtins.float
+    @_builtins.property
+    def timetable(self) -> _containers.RepeatedCompositeFieldContainer[Global___Segment]:
+        """A worker that joins mid-run to take a lost one's place: the schedules in force (empty: the
+        config's own, from the start), and how many seconds into them its `start_at` is.
+        """
+
     def __init__(
         self,
         *,
@@ -439,14 +452,96 @@ class Start(_message.Message):
         total_users: _builtins.int = ...,
         arrival_first: _builtins.int = ...,
         arrival_stride: _builtins.int = ...,
+        timetable: _abc.Iterable[Global___Segment] | None = ...,
+        joined: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_first", b"arrival_first", "arrival_stride", b"arrival_stride", "config_json", b"config_json", "first_user", b"first_user", "hatch_rate", b"hatch_rate", "start_at", b"start_at", "total_users", b"total_users", "users", b"users"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arrival_first", b"arrival_first", "arrival_stride", b"arrival_stride", "config_json", b"config_json", "first_user", b"first_user", "hatch_rate", b"hatch_rate", "joined", b"joined", "start_at", b"start_at", "timetable", b"timetable", "total_users", b"total_users", "users", b"users"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Start: _TypeAlias = Start  # noqa: Y015
+
+@_typing.final
+class Segment(_message.Message):
+    """An open model's arrivals from `offset` seconds after the run's common start: `ramps` (a
+    ramp goes linearly from `begin` to `end` arrivals per second over `seconds`, which may be
+    infinite), its first arrival numbered `first`.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OFFSET_FIELD_NUMBER: _builtins.int
+    FIRST_FIELD_NUMBER: _builtins.int
+    RAMPS_FIELD_NUMBER: _builtins.int
+    offset: _builtins.float
+    first: _builtins.int
+    @_builtins.property
+    def ramps(self) -> _containers.RepeatedCompositeFieldContainer[Global___Ramp]: ...
+    def __init__(
+        self,
+        *,
+        offset: _builtins.float = ...,
+        first: _builtins.int = ...,
+        ramps: _abc.Iterable[Global___Ramp] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["first", b"first", "offset", b"offset", "ramps", b"ramps"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Segment: _TypeAlias = Segment  # noqa: Y015
+
+@_typing.final
+class Ramp(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BEGIN_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    SECONDS_FIELD_NUMBER: _builtins.int
+    begin: _builtins.float
+    end: _builtins.float
+    seconds: _builtins.float
+    def __init__(
+        self,
+        *,
+        begin: _builtins.float = ...,
+        end: _builtins.float = ...,
+        seconds: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["begin", b"begin", "end", b"end", "seconds", b"seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Ramp: _TypeAlias = Ramp  # noqa: Y015
+
+@_typing.final
+class Reschedule(_message.Message):
+    """The control API changed an open model's schedule: from `segment.offset` on, follow it. It is
+    sent a moment ahead; a worker that hears it late skips the numbers it has started already.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEGMENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def segment(self) -> Global___Segment: ...
+    def __init__(
+        self,
+        *,
+        segment: Global___Segment | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["segment", b"segment"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["segment", b"segment"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Reschedule: _TypeAlias = Reschedule  # noqa: Y015
 
 @_typing.final
 class Stop(_message.Message):

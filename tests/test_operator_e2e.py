@@ -323,6 +323,38 @@ def test_patching_a_running_loadtest_changes_the_running_test(
     assert served["GET /landing 200"] == 6  # 2 users, 4 added: each ran its on_stop once
 
 
+def test_patching_a_running_open_model_changes_its_arrival_rate(
+    namespace: str, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
+) -> None:
+    """arrivalRate patched on a Running LoadTest: its manager and both workers switch to the
+    new rate together (status.live says it), then runTime ends it; every arrival counted."""
+    target, url = bridge_target
+    open_model = {"users": None, "hatchRate": None, "arrivalRate": 10, "runTime": "60s"}
+    kubectl.apply(loadtest("arrivals", url, **open_model))
+    wait_for_phase(kubectl, "arrivals", ("Running", *FINAL), operator)
+    kubectl("patch", "lt", "arrivals", "--type", "merge", "-p", '{"spec":{"arrivalRate":40}}')
+    deadline = time.monotonic() + 20
+    while True:  # the manager writes status.live every 3 s
+        status = kubectl.json("get", "loadtest", "arrivals").get("status", {})
+        if status.get("live", {}).get("arrivalRate") == 40:
+            break
+        assert status.get("phase") == "Running", f"{status}\n{story(kubectl, operator)}"
+        assert time.monotonic() < deadline, f"{status}\n{story(kubectl, operator)}"
+        time.sleep(0.5)
+    kubectl("patch", "lt", "arrivals", "--type", "merge", "-p", '{"spec":{"runTime":"1s"}}')
+    status = wait_for_phase(kubectl, "arrivals", FINAL, operator)
+    assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, operator)}"
+    assert [(c["change"], c["result"]) for c in status["changes"]] == [
+        ("arrivalRate 10 → 40", "applied"),
+        ("runTime 60s → 1s", "applied"),
+    ]
+    arrivals = status["summary"]["arrivals"]
+    assert arrivals["dropped"] == 0, arrivals
+    served = target.counts()
+    assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"]
+    assert arrivals["started"] == served["GET / 200"]  # one request an iteration
+
+
 def test_a_real_prometheus_scrapes_the_manager_pod(
     namespace: str, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str],
     tmp_path: Path,

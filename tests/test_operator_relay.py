@@ -34,6 +34,15 @@ def test_a_spec_difference_becomes_the_control_calls_that_make_it_so() -> None:
     planned = {"host": "http://t", "plan": "10,1m;0,30s"}
     calls = relay.live_calls(planned, {**planned, "plan": "20,1m;20,5m"}, elapsed=0)
     assert [(c.path, c.body) for c in calls] == [("/api/plan", {"plan": "20,1m;20,5m"})]
+    arrivals = {"host": "http://t", "arrivalRate": 20, "runTime": "10m"}
+    calls = relay.live_calls(arrivals, {**arrivals, "arrivalRate": 50.5}, elapsed=30)
+    assert [(c.path, c.body, c.text) for c in calls] == [
+        ("/api/arrival-rate", {"arrival_rate": 50.5}, "arrivalRate 20 → 50.5")
+    ]
+    # a plan of rates in its place (the CEL rules want arrivalRate and runTime gone with it)
+    rated = {"host": "http://t", "plan": "50/s,1m;0/s,10s"}
+    calls = relay.live_calls(arrivals, rated, elapsed=30)
+    assert [(c.path, c.body) for c in calls] == [("/api/plan", {"plan": "50/s,1m;0/s,10s"})]
 
 
 def test_the_token_is_the_operators_to_compute_again_and_each_loadtests_own() -> None:
@@ -100,6 +109,37 @@ def test_the_relay_changes_a_real_manager_through_its_control_api(
         code, err = finish(manager, timeout=20)
         assert code == 0, err
         assert "control: users 2 → 5 at 100/s" in err  # the manager logs each change
+        assert finish(worker, timeout=20)[0] == 0
+    finally:
+        kill_leftovers(manager, worker)
+
+
+def test_the_relay_changes_a_running_open_model_on_a_real_manager(
+    target: Target, tmp_path: Path
+) -> None:
+    test = write_test(tmp_path, PAGES)
+    token, grpc_port, metrics_port = relay.token_for(UID), free_port(), free_port()
+    env = {"GAGGLE_TOKEN": token}
+    manager = spawn_gaggle(
+        "run", test, "--manager", "--expect-workers", "1", "--manager-bind-host", "127.0.0.1",
+        "--manager-bind-port", str(grpc_port), "--metrics-bind", f"127.0.0.1:{metrics_port}",
+        "-H", target.url, "--arrival-rate", "20", "-t", "60", "--only-summary", env=env,
+    )  # fmt: skip
+    worker = spawn_gaggle("run", test, "--worker", "--manager-port", str(grpc_port), env=env)
+    base = f"http://127.0.0.1:{metrics_port}"
+    spec = {"host": target.url, "arrivalRate": 20, "runTime": 60}
+    try:
+        until(metrics_port, token, "arriving", lambda s: s["arrival_rate"] == 20)
+        (faster,) = relay.relay(base, token, spec, {**spec, "arrivalRate": 50})
+        assert faster.message == "arrivalRate 20 → 50"
+        until(metrics_port, token, "at 50/s", lambda s: s["arrival_rate"] == 50, timeout=5)
+        (users,) = relay.relay(base, token, spec, {**spec, "users": 5})
+        assert "an open model's users are its pool" in users.error  # the manager's 409, relayed
+        (ended,) = relay.relay(base, token, spec, {**spec, "runTime": 0})
+        assert ended.error == ""
+        code, err = finish(manager, timeout=20)
+        assert code == 0, err
+        assert "control: arrival rate 20/s → 50/s" in err
         assert finish(worker, timeout=20)[0] == 0
     finally:
         kill_leftovers(manager, worker)

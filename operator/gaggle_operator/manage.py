@@ -111,7 +111,9 @@ async def _report_live(
         count, now = metrics.aggregated_requests().count, time.monotonic()
         rps = (count - last_count) / (now - last_time)
         last_count, last_time = count, now
-        body = {"live": live(metrics, source.users(), rps), "workers": _workers(manager)}
+        arrival_rate = source.arrival_rate() if manager.open_model else None
+        now_live = live(metrics, source.users(), rps, arrival_rate)
+        body = {"live": now_live, "workers": _workers(manager)}
         await _write("live status", writer.status, body)
         failed = manager.failed_rules(abort_rules)
         if failed:

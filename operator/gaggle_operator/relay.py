@@ -33,8 +33,9 @@ from gaggle.converters import ConfigError, parse_duration
 from gaggle.ports import METRICS_PORT
 from gaggle_operator.children import names
 
-LIVE_FIELDS = frozenset({"users", "hatchRate", "runTime", "plan"})
-LIVE = "a Running test takes hatchRate, plan, runTime and users alone"  # why others are refused
+LIVE_FIELDS = frozenset({"users", "hatchRate", "runTime", "plan", "arrivalRate"})
+# why the others are refused
+LIVE = "a Running test takes arrivalRate, hatchRate, plan, runTime and users alone"
 KEY = os.environ.get("GAGGLE_OPERATOR_KEY", "").encode() or secrets.token_bytes(32)
 TIMEOUT = 5.0  # seconds for one call: a handler must not hang on an unreachable manager
 Body = dict[str, Any]
@@ -88,6 +89,10 @@ def live_calls(old: Body, new: Body, elapsed: float) -> list[Call]:
     changed, calls = changed_fields(old, new), []
     if "plan" in changed and new.get("plan"):
         calls.append(Call("plan", "/api/plan", {"plan": new["plan"]}, old.get("plan"), new["plan"]))
+    elif "arrivalRate" in changed and new.get("arrivalRate") is not None:
+        rate = {"arrival_rate": new["arrivalRate"]}
+        before, after = old.get("arrivalRate"), new["arrivalRate"]
+        calls.append(Call("arrivalRate", "/api/arrival-rate", rate, before, after))
     elif changed & {"users", "hatchRate"} and new.get("users") is not None:
         body: Body = {"users": new["users"]}
         if new.get("hatchRate") is not None:

@@ -32,10 +32,19 @@ def latency(stats: Stats) -> dict[str, float]:
     }
 
 
-def live(metrics: Metrics, users: int, rps: float) -> dict[str, Any]:
-    """What `kubectl get lt` shows while the run goes: cumulative counts, the recent rate."""
+def live(
+    metrics: Metrics, users: int, rps: float, arrival_rate: float | None = None
+) -> dict[str, Any]:
+    """What `kubectl get lt` shows while the run goes: cumulative counts, the recent rate (an
+    open model: the arrival rate asked now, and the arrivals dropped)."""
     total = metrics.aggregated_requests()
+    schedule = (
+        {"arrivalRate": round(arrival_rate, 3), "dropped": metrics.dropped}
+        if arrival_rate is not None
+        else {}
+    )
     return {
+        **schedule,
         "users": users,
         "requests": total.count,
         "failures": total.fail_count,

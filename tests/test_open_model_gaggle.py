@@ -4,6 +4,8 @@ lag — equal what the target served and what the schedule held."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 from gaggle.config import build_config
@@ -11,7 +13,17 @@ from gaggle.distributed.codec import from_delta, to_delta
 from gaggle.distributed.fold import Totals
 from gaggle.distributed.split import split_arrivals
 from gaggle.metrics.aggregate import Metrics
-from tests.conftest import Target
+from tests.conftest import (
+    Target,
+    finish,
+    free_port,
+    kill_leftovers,
+    spawn_gaggle,
+    wait_for_count,
+    wait_for_metric,
+    write_test,
+)
+from tests.test_gaggle_mode import TEST, start_worker
 from tests.test_load_plans import counted
 from tests.test_load_plans_gaggle import gaggle_run, users_in
 
@@ -74,3 +86,44 @@ def test_drops_merge_exactly_over_two_workers(target: Target, tmp_path: Path) ->
     assert metrics.dropped >= 5  # one user per worker serves 4 of its 10 arrivals a second
     assert served["GET /slow 200"] == metrics.lag.timed_count == 20 - metrics.dropped
     assert counted(result) == served
+
+
+def test_a_worker_joining_mid_run_takes_the_lost_ones_turns_where_the_schedule_stands(
+    target: Target, tmp_path: Path
+) -> None:
+    """20/s for 6 s are 120 arrivals over two workers; one is killed at about 1 s and a third
+    joins in its place: it takes the lost worker's turns from the instant it starts, so the
+    gaggle never starts more than the schedule held (a newcomer starting the schedule afresh
+    would run 60 of its own on top)."""
+    test, port, metrics = write_test(tmp_path, TEST), free_port(), free_port()
+    manager = spawn_gaggle(
+        "run", test, "--manager", "--expect-workers", "2", "--manager-bind-host", "127.0.0.1",
+        "--manager-bind-port", str(port), "--host", target.url, "--arrival-rate", "20",
+        "-t", "6", "--metrics-bind", f"127.0.0.1:{metrics}",
+    )  # fmt: skip
+    logs = [tmp_path / f"requests-{name}.json" for name in "abc"]
+    workers = []
+    try:
+        time.sleep(0.5)
+        workers = [start_worker(test, port, "-m", str(log)) for log in logs[:2]]
+        wait_for_count(target, "GET / 200", 20)
+        workers[1].kill()  # SIGKILL: its turns go unserved until the newcomer comes
+        workers[1].wait()
+        wait_for_metric(metrics, "gaggle_workers_lost_total 1.0", timeout=3)
+        workers.append(start_worker(test, port, "-m", str(logs[2])))
+        code, err = finish(manager)
+        exits = [finish(workers[0])[0], finish(workers[2])[0]]
+    finally:
+        kill_leftovers(manager, *workers)
+    assert code == 0, err
+    assert exits == [0, 0]
+    assert "joined mid-run" in err
+    served = target.counts()["GET / 200"]
+    survivor, newcomer = (iterations_in(log) for log in (logs[0], logs[2]))
+    assert survivor == 60  # its every other arrival of the whole schedule
+    assert 0 < newcomer < 60 - 10  # the lost one had served about 10 before it was killed
+    assert served <= 120  # no arrival started twice, none beyond the schedule
+
+
+def iterations_in(log: Path) -> int:
+    return sum(1 for line in log.read_text().splitlines() if json.loads(line)["name"] == "/")

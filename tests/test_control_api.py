@@ -289,20 +289,54 @@ def test_a_manager_takes_its_gaggle_token_as_the_control_token(
     assert read_run_command(parse(["run", test, *host])).plan().config.control_token == "other"
 
 
+class InProcessGaggle:
+    """A manager on the test's loop (its Manager object at hand) for two worker processes on
+    127.0.0.1, its control API on a port of its own with ``TOKEN``."""
+
+    def __init__(self, test: str, target: Target, **options: Any) -> None:
+        self.test, tasksets = test, load_tasksets(test)
+        self.grpc_port, metrics_port = free_port(), free_port()
+        plan = Attack(*tasksets).plan(
+            {"host": target.url, "control_token": TOKEN,
+             "metrics_bind": f"127.0.0.1:{metrics_port}", **options},
+            console=Console(file=io.StringIO(), width=140),
+        )  # fmt: skip
+        role = Role(RoleKind.MANAGER, expect_workers=2, bind_host="127.0.0.1",
+                    bind_port=self.grpc_port)  # fmt: skip
+        self.manager = Manager(plan, role, rules_hash(tasksets), rules_json(tasksets))
+        self.api = Api(metrics_port, TOKEN)
+
+    def run(
+        self, steps: Callable[[], Awaitable[list[Answer]]], *worker_args: list[str]
+    ) -> tuple[RunResult, list[tuple[int, str]], list[Answer]]:
+        """The gaggle, ``steps`` calling its API, until the run ends (by itself or a stop)."""
+
+        async def gaggle() -> tuple[RunResult, list[tuple[int, str]], list[Answer]]:
+            running = asyncio.ensure_future(self.manager.run())
+            await asyncio.sleep(0.2)
+            processes = [
+                spawn_gaggle("run", self.test, "--worker", "--manager-port", str(self.grpc_port),
+                             *args)
+                for args in worker_args or ([], [])
+            ]  # fmt: skip
+            try:
+                answers = await steps()
+                result = await asyncio.wait_for(running, timeout=20)
+                return result, [await asyncio.to_thread(finish, p) for p in processes], answers
+            finally:
+                running.cancel()
+                kill_leftovers(*processes)
+
+        return asyncio.run(gaggle())
+
+
 def test_two_workers_get_added_users_on_the_fewest_and_lose_them_from_the_most(
     target: Target, tmp_path: Path
 ) -> None:
-    test = write_test(tmp_path, PAGES)
-    tasksets = load_tasksets(test)
-    grpc_port, metrics_port = free_port(), free_port()
-    plan = Attack(*tasksets).plan(
-        {"host": target.url, "users": 3, "hatch_rate": 100, "run_time": 60, "control_token": TOKEN,
-         "metrics_bind": f"127.0.0.1:{metrics_port}"},
-        console=Console(file=io.StringIO(), width=140),
-    )  # fmt: skip
-    role = Role(kind=RoleKind.MANAGER, expect_workers=2, bind_host="127.0.0.1", bind_port=grpc_port)
-    worker_ports = [free_port(), free_port()]
-    api = Api(metrics_port, TOKEN)
+    gaggle = InProcessGaggle(
+        write_test(tmp_path, PAGES), target, users=3, hatch_rate=100, run_time=60
+    )
+    api, worker_ports = gaggle.api, [free_port(), free_port()]
     workers = [Api(port) for port in worker_ports]
 
     async def users_per_worker() -> list[int]:
@@ -315,38 +349,25 @@ def test_two_workers_get_added_users_on_the_fewest_and_lose_them_from_the_most(
             assert time.monotonic() < deadline, f"workers run {seen}, not {expected}"
             await asyncio.sleep(0.05)
 
-    async def gaggle() -> tuple[RunResult, list[tuple[int, str]], list[Answer]]:
-        manager = asyncio.ensure_future(
-            Manager(plan, role, rules_hash(tasksets), rules_json(tasksets)).run()
-        )
-        await asyncio.sleep(0.2)
-        processes = [
-            spawn_gaggle("run", test, "--worker", "--manager-port", str(grpc_port),
-                         "--metrics-bind", f"127.0.0.1:{port}")
-            for port in worker_ports
-        ]  # fmt: skip
+    async def steps() -> list[Answer]:
         answers: list[Answer] = []
-        try:
-            hatched = "3 users hatched"
-            await api.until(hatched, lambda s: running(3)(s) and s["state"] == "running", 20)
-            await until_workers_run([1, 2])  # 3 over 2 workers: 2 and 1
-            await api.post("/api/users", {"users": 4, "hatch_rate": 100})
-            await until_workers_run([2, 2])  # the one with 1 got it
-            answers.append(await api.status())
-            await api.post("/api/users", {"users": 7})
-            await until_workers_run([3, 4])
-            await api.post("/api/users", {"users": 6})
-            await until_workers_run([3, 3])  # taken from the one with 4
-            answers.append(await api.status())
-            answers.append(await api.until("6 users running", running(6)))
-            await api.post("/api/stop", {})
-            result = await asyncio.wait_for(manager, timeout=20)
-            return result, [await asyncio.to_thread(finish, p) for p in processes], answers
-        finally:
-            manager.cancel()
-            kill_leftovers(*processes)
+        hatched = "3 users hatched"
+        await api.until(hatched, lambda s: running(3)(s) and s["state"] == "running", 20)
+        await until_workers_run([1, 2])  # 3 over 2 workers: 2 and 1
+        await api.post("/api/users", {"users": 4, "hatch_rate": 100})
+        await until_workers_run([2, 2])  # the one with 1 got it
+        answers.append(await api.status())
+        await api.post("/api/users", {"users": 7})
+        await until_workers_run([3, 4])
+        await api.post("/api/users", {"users": 6})
+        await until_workers_run([3, 3])  # taken from the one with 4
+        answers.append(await api.status())
+        answers.append(await api.until("6 users running", running(6)))
+        await api.post("/api/stop", {})
+        return answers
 
-    result, exits, answers = asyncio.run(gaggle())
+    binds = [["--metrics-bind", f"127.0.0.1:{port}"] for port in worker_ports]
+    result, exits, answers = gaggle.run(steps, *binds)
     assert [code for code, _ in exits] == [0, 0], exits
     assert sorted(answers[0]["workers"].values()) == [2, 2]  # the manager's view
     assert sorted(answers[1]["workers"].values()) == [3, 3]

@@ -28,21 +28,32 @@ def users_in(log: Path) -> set[int]:
     return {json.loads(line)["user"] for line in log.read_text().splitlines()}
 
 
+def kill_one_and_replace(
+    test: str, port: int, metrics: int, target: Target, logs: list[Path],
+    workers: list[subprocess.Popen[str]],
+) -> None:  # fmt: skip
+    """Two workers (requests logs ``logs[0]``, ``logs[1]``) join the manager on ``port``; once
+    20 iterations are served the second is SIGKILLed and, once the manager counts it lost, a
+    third (``logs[2]``) joins in its place. ``workers`` gets all three, for the caller's
+    cleanup."""
+    time.sleep(0.5)
+    workers.extend(start_worker(test, port, "-m", str(log)) for log in logs[:2])
+    wait_for_count(target, "GET / 200", 20)
+    workers[1].kill()
+    workers[1].wait()
+    wait_for_metric(metrics, "gaggle_workers_lost_total 1.0", timeout=3)
+    workers.append(start_worker(test, port, "-m", str(logs[2])))
+
+
 def test_a_worker_joining_mid_run_takes_the_place_of_a_lost_one(
     target: Target, tmp_path: Path
 ) -> None:
     test, port, metrics = write_test(tmp_path, TEST), free_port(), free_port()
     manager = start_manager(test, target, port, "-t", "6", metrics_port=metrics)
     logs = [tmp_path / f"requests-{name}.json" for name in "abc"]
-    workers = []
+    workers: list[subprocess.Popen[str]] = []
     try:
-        time.sleep(0.5)
-        workers = [start_worker(test, port, "-m", str(log)) for log in logs[:2]]
-        wait_for_count(target, "GET / 200", 20)
-        workers[1].kill()  # SIGKILL: its two users are gone
-        workers[1].wait()
-        wait_for_metric(metrics, "gaggle_workers_lost_total 1.0", timeout=3)
-        workers.append(start_worker(test, port, "-m", str(logs[2])))
+        kill_one_and_replace(test, port, metrics, target, logs, workers)  # its users are gone
         page = wait_for_metric(metrics, "gaggle_users 4.0", timeout=10)
         assert "gaggle_workers_connected 2.0" in page  # back to the requested gaggle
         extra_code, extra_err = finish(start_worker(test, port))  # nobody left to replace

@@ -17,17 +17,14 @@ from rich.console import Console
 
 from gaggle import Attack, RunResult
 from gaggle.arrivals import follow_arrivals
-from gaggle.distributed.manager import Manager
-from gaggle.distributed.role import Role, RoleKind
-from gaggle.distributed.rules import rules_hash, rules_json
 from gaggle.distributed.segments import from_wire, to_wire
-from gaggle.loader import load_tasksets
+from gaggle.report.control_api import Answer
 from gaggle.runner import Runner
 from gaggle.schedule import ArrivalSchedule, Ramp
 from gaggle.stop import StopSignal
 from gaggle.timetable import Segment, Timetable
-from tests.conftest import Target, finish, free_port, kill_leftovers, spawn_gaggle, write_test
-from tests.test_control_api import TOKEN, Api
+from tests.conftest import Target, free_port, write_test
+from tests.test_control_api import Api, InProcessGaggle
 from tests.test_load_plans import PAGES, Pages, counted
 
 
@@ -225,47 +222,25 @@ def test_a_closed_model_takes_no_plan_of_rates(target: Target) -> None:
 def test_two_workers_follow_a_new_rate_together_and_count_exactly(
     target: Target, tmp_path: Path
 ) -> None:
-    test = write_test(tmp_path, PAGES)
-    tasksets = load_tasksets(test)
-    grpc_port, metrics_port = free_port(), free_port()
-    plan = Attack(*tasksets).plan(
-        {"host": target.url, "arrival_rate": 30, "run_time": 60, "control_token": TOKEN,
-         "metrics_bind": f"127.0.0.1:{metrics_port}"},
-        console=Console(file=io.StringIO(), width=140),
-    )  # fmt: skip
-    role = Role(kind=RoleKind.MANAGER, expect_workers=2, bind_host="127.0.0.1", bind_port=grpc_port)
-    manager = Manager(plan, role, rules_hash(tasksets), rules_json(tasksets))
-    api = Api(metrics_port, TOKEN)
+    gaggle = InProcessGaggle(write_test(tmp_path, PAGES), target, arrival_rate=30, run_time=60)
+    api = gaggle.api
 
-    async def gaggle() -> tuple[RunResult, list[tuple[int, str]], list[Any]]:
-        running = asyncio.ensure_future(manager.run())
-        await asyncio.sleep(0.2)
-        processes = [
-            spawn_gaggle("run", test, "--worker", "--manager-port", str(grpc_port))
-            for _ in range(2)
-        ]
-        answers = []
-        try:
-            await api.until("arrivals at 30/s", lambda s: s["arrival_rate"] == 30, 20)
-            await asyncio.sleep(0.5)
-            answers.append(await api.post("/api/arrival-rate", {"arrival_rate": 90}))
-            await asyncio.sleep(1.0)
-            answers.append(await api.post("/api/run-time", {"remaining": 0.8}))
-            result = await asyncio.wait_for(running, timeout=20)
-            return result, [await asyncio.to_thread(finish, p) for p in processes], answers
-        finally:
-            running.cancel()
-            kill_leftovers(*processes)
+    async def steps() -> list[Answer]:
+        await api.until("arrivals at 30/s", lambda s: s["arrival_rate"] == 30, 20)
+        await asyncio.sleep(0.5)
+        faster = await api.post("/api/arrival-rate", {"arrival_rate": 90})
+        await asyncio.sleep(1.0)
+        return [faster, await api.post("/api/run-time", {"remaining": 0.8})]
 
-    result, exits, answers = asyncio.run(gaggle())
+    result, exits, answers = gaggle.run(steps)
     assert [code for code, _ in exits] == [0, 0], exits
     assert result.stopped_by == "run time elapsed"
     assert answers[0]["arrival_rate"] == 30  # the change is due half a second after it is made
     served = target.counts()
     assert counted(result) == served  # the merged totals are exactly what the target served
     assert result.all_metrics().dropped == 0
-    assert manager.open_model is not None
-    timetable = manager.open_model.timetable
+    assert gaggle.manager.open_model is not None
+    timetable = gaggle.manager.open_model.timetable
     assert [s.schedule.ramps[0].end for s in timetable.segments] == [30, 90, 90]
     assert served["GET / 200"] == arrivals_held(timetable)  # the workers' turns, all of them
 

@@ -5,7 +5,7 @@ lag — equal what the target served and what the schedule held."""
 from __future__ import annotations
 
 import json
-import time
+import subprocess
 from pathlib import Path
 
 from gaggle.config import build_config
@@ -19,11 +19,10 @@ from tests.conftest import (
     free_port,
     kill_leftovers,
     spawn_gaggle,
-    wait_for_count,
-    wait_for_metric,
     write_test,
 )
-from tests.test_gaggle_mode import TEST, start_worker
+from tests.test_gaggle_failures import kill_one_and_replace
+from tests.test_gaggle_mode import TEST
 from tests.test_load_plans import counted
 from tests.test_load_plans_gaggle import gaggle_run, users_in
 
@@ -102,15 +101,9 @@ def test_a_worker_joining_mid_run_takes_the_lost_ones_turns_where_the_schedule_s
         "-t", "6", "--metrics-bind", f"127.0.0.1:{metrics}",
     )  # fmt: skip
     logs = [tmp_path / f"requests-{name}.json" for name in "abc"]
-    workers = []
+    workers: list[subprocess.Popen[str]] = []
     try:
-        time.sleep(0.5)
-        workers = [start_worker(test, port, "-m", str(log)) for log in logs[:2]]
-        wait_for_count(target, "GET / 200", 20)
-        workers[1].kill()  # SIGKILL: its turns go unserved until the newcomer comes
-        workers[1].wait()
-        wait_for_metric(metrics, "gaggle_workers_lost_total 1.0", timeout=3)
-        workers.append(start_worker(test, port, "-m", str(logs[2])))
+        kill_one_and_replace(test, port, metrics, target, logs, workers)  # its turns go unserved
         code, err = finish(manager)
         exits = [finish(workers[0])[0], finish(workers[2])[0]]
     finally:

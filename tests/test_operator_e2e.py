@@ -286,6 +286,19 @@ def test_a_new_run_id_runs_the_test_again_with_the_new_script(
     assert status["summary"]["requests"] == served["GET /about/ 200"] + second_landings
 
 
+def wait_for_live(kubectl: Any, name: str, operator: Operator, key: str, value: object) -> None:
+    """Until the Running LoadTest's status.live says ``key`` is ``value`` (the manager writes it
+    every 3 s)."""
+    deadline = time.monotonic() + 20
+    while True:
+        status = kubectl.json("get", "loadtest", name).get("status", {})
+        if status.get("live", {}).get(key) == value:
+            return
+        assert status.get("phase") == "Running", f"{status}\n{story(kubectl, operator)}"
+        assert time.monotonic() < deadline, f"{status}\n{story(kubectl, operator)}"
+        time.sleep(0.5)
+
+
 def test_patching_a_running_loadtest_changes_the_running_test(
     namespace: str, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
 ) -> None:
@@ -296,14 +309,7 @@ def test_patching_a_running_loadtest_changes_the_running_test(
     kubectl.apply(loadtest("web", url, users=2, runTime="60s"))
     wait_for_phase(kubectl, "web", ("Running", *FINAL), operator)
     kubectl("patch", "lt", "web", "--type", "merge", "-p", '{"spec":{"users":6}}')
-    deadline = time.monotonic() + 20
-    while True:  # the manager writes status.live every 3 s
-        status = kubectl.json("get", "loadtest", "web").get("status", {})
-        if status.get("live", {}).get("users") == 6:
-            break
-        assert status.get("phase") == "Running", f"{status}\n{story(kubectl, operator)}"
-        assert time.monotonic() < deadline, f"{status}\n{story(kubectl, operator)}"
-        time.sleep(0.5)
+    wait_for_live(kubectl, "web", operator, "users", 6)
     kubectl("patch", "lt", "web", "--type", "merge", "-p", '{"spec":{"throttleRequests":5}}')
     kubectl("patch", "lt", "web", "--type", "merge", "-p", '{"spec":{"runTime":"1s"}}')
     status = wait_for_phase(kubectl, "web", FINAL, operator)
@@ -333,14 +339,7 @@ def test_patching_a_running_open_model_changes_its_arrival_rate(
     kubectl.apply(loadtest("arrivals", url, **open_model))
     wait_for_phase(kubectl, "arrivals", ("Running", *FINAL), operator)
     kubectl("patch", "lt", "arrivals", "--type", "merge", "-p", '{"spec":{"arrivalRate":40}}')
-    deadline = time.monotonic() + 20
-    while True:  # the manager writes status.live every 3 s
-        status = kubectl.json("get", "loadtest", "arrivals").get("status", {})
-        if status.get("live", {}).get("arrivalRate") == 40:
-            break
-        assert status.get("phase") == "Running", f"{status}\n{story(kubectl, operator)}"
-        assert time.monotonic() < deadline, f"{status}\n{story(kubectl, operator)}"
-        time.sleep(0.5)
+    wait_for_live(kubectl, "arrivals", operator, "arrivalRate", 40)
     kubectl("patch", "lt", "arrivals", "--type", "merge", "-p", '{"spec":{"runTime":"1s"}}')
     status = wait_for_phase(kubectl, "arrivals", FINAL, operator)
     assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, operator)}"

@@ -177,6 +177,40 @@ def test_the_live_page_moves_and_its_controls_change_the_users(
     assert "live page on http://127.0.0.1:" in err
 
 
+# An open model: the page offers its arrival rate, not users, and sets it.
+STEER_THE_RATE = probe("""
+  await until("the controls", () => shown("control-panel") && shown("control-arrival"));
+  const offered = { rate: byId("control-arrival-rate").value, users: shown("control-closed") };
+  byId("control-arrival-rate").value = "40";
+  byId("control-arrival-set").click();
+  await until("40 arrivals a second", () => byId("control-state").textContent.includes("40/s"));
+  return { offered, state: byId("control-state").textContent };
+""")
+
+
+def test_an_open_models_page_sets_its_arrival_rate(target: Target, tmp_path: Path) -> None:
+    web = free_port()
+    test = write_test(tmp_path, PAGES)
+    run = spawn_gaggle("run", test, "--host", target.url, "--arrival-rate", "10", "-t", "40",
+                       "--no-live", "--web", str(web))  # fmt: skip
+    try:
+        wait_until_serving(run, web)
+        page = open_page(f"http://127.0.0.1:{web}/", STEER_THE_RATE)
+        status, answer = get_json(web, "/api/status")
+        get_json(web, "/api/stop", body={"reason": "the test is done"})
+        code, err = finish(run)
+    finally:
+        kill_leftovers(run)
+    value = page.value
+    assert "failed" not in value, value
+    assert page.errors == []
+    assert value["offered"] == {"rate": "10", "users": False}  # the run's rate; no users input
+    assert "arrival rate 40/s" in value["state"]
+    assert (status, answer["arrival_rate"], answer["load"]) == (200, 40, "arrival_rate")
+    assert code == 0, err
+    assert "control: arrival rate 10/s → 40/s" in err
+
+
 def test_the_metrics_port_serves_the_live_page_and_its_data(target: Target, tmp_path: Path) -> None:
     metrics = free_port()
     run = run_live(target, tmp_path, "--metrics-bind", f"127.0.0.1:{metrics}")

@@ -30,9 +30,10 @@ CONTROLS = """<section id="controls" class="live-controls" hidden>
  <span class="note">this run's control API needs its bearer token (kept in this tab only)</span>
 </div>
 <div id="control-panel" hidden>
-<label>Users <input id="control-users" type="number" min="0" step="1"></label>
+<span id="control-closed"><label>Users <input id="control-users" type="number" min="0"
+ step="1"></label>
 <label>at <input id="control-hatch-rate" type="number" min="0" step="any"> /s</label>
-<button id="control-users-set">Set users</button>
+<button id="control-users-set">Set users</button></span>
 <span id="control-arrival" hidden><label>Arrival rate <input id="control-arrival-rate"
  type="number" min="0" step="any"> /s</label>
 <button id="control-arrival-set">Set rate</button></span>

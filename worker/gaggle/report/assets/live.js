@@ -69,8 +69,9 @@
   function show(status) {
     tokenForm.hidden = true;
     panel.hidden = false;
-    // the open model's rate: shown once the run has one (the API answers 409 otherwise)
+    // an open model is steered by its rate, a closed one by its users (the API refuses the other)
     byId("control-arrival").hidden = status.arrival_rate === null;
+    byId("control-closed").hidden = status.arrival_rate !== null;
     byId("control-state").textContent = describe(status);
     document.body.setAttribute("data-users-running", String(status.users.running));
     if (!filled) {

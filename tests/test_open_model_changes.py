@@ -191,12 +191,14 @@ def test_a_plan_of_rates_replaces_the_rate_and_ends_the_run(target: Target) -> N
             assert status == 409, answer
             seen.setdefault("refused", []).append(answer["allowed"])
         seen["plan"] = await api.post("/api/plan", {"plan": "40/s,0.5s;0/s,0.5s"})
+        seen["stage"] = (await api.until("a stage", lambda s: s["stage"] is not None))["stage"]
 
     result, runner = run_open(target, steps, arrival_rate=20, run_time=30)
     assert result.stopped_by == "the test plan is over"
     assert "set arrival_rate, a plan of rates" in seen["refused"][0]
     assert "give a plan of rates" in seen["refused"][1]
     assert seen["plan"]["load"] == "plan"
+    assert seen["stage"] == "stage 1 (40/s,0.5): 40/s in 0.5 s"
     assert seen["plan"]["plan"] == "40/s,0.5;0/s,0.5"
     assert seen["plan"]["run_time"]["remaining"] == pytest.approx(1.0, abs=0.05)
     served = target.counts()

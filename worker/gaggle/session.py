@@ -60,12 +60,12 @@ class Session:
         self._timers: list[asyncio.TimerHandle | asyncio.Task[None]] = []
         self.stage_marks: list[tuple[float, str]] = []  # (epoch seconds, label) of each stage
         self.signals = SignalHandlers(self.stop, self.abort)
-        self.open_model = (  # an open model's timetable (None: a closed model)
-            OpenModel(plan.config, self.stopping, self, plan.timetable)
+        self.steering = Steering(self, plan.config, plan.shape)  # the control API's
+        self.open_model = (  # an open model's timetable (None: a closed model); its stages
+            OpenModel(plan.config, self.stopping, self.steering, plan.timetable)  # as a plan's
             if plan.config.open_model
             else None
         )
-        self.steering = Steering(self, plan.config, plan.shape)  # the control API's
 
     # --- what a role says -------------------------------------------------------------------
     async def _drive(self) -> bool:

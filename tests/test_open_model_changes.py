@@ -208,6 +208,20 @@ def test_a_plan_of_rates_replaces_the_rate_and_ends_the_run(target: Target) -> N
     assert result.all_metrics().dropped == 0
 
 
+def test_a_run_time_change_keeps_a_rate_plans_stages_marked(target: Target) -> None:
+    async def steps(api: Api) -> None:
+        await api.until("stage 1", lambda s: s["stage"] is not None)
+        await api.post("/api/run-time", {"remaining": 1.2})  # the plan's last stage, cut short
+
+    result, runner = run_open(target, steps, test_plan="10/s,0.4s;10/s,0.4s;0/s,3s")
+    assert result.stopped_by == "run time elapsed"
+    assert [label.split(" (")[0] for _, label in runner.stage_marks] == [
+        "stage 1",
+        "stage 2",
+        "stage 3",
+    ]
+
+
 def test_a_closed_model_takes_no_plan_of_rates(target: Target) -> None:
     async def steps(api: Api) -> None:
         await api.until("2 users running", lambda s: s["users"]["running"] == 2)

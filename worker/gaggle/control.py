@@ -292,7 +292,8 @@ class Steering:
         before = self.remaining()
         self.end_changed = True
         if self.run.open_model is not None:  # the timetable's end is the run's
-            self._reschedule(self.run.open_model.rest(remaining), RUN_TIME_OVER)
+            rest = self.run.open_model.rest(remaining)  # the stages before the end go on
+            self._reschedule(rest, RUN_TIME_OVER, stages=None)
         else:
             self._set_deadline(remaining)
         was = "until stopped" if before is None else f"{before:.0f} s"
@@ -329,7 +330,7 @@ class Steering:
         return self._record("plan", f"plan → {plan} (from {before:g}/s)")
 
     def _reschedule(self, schedule_at: Callable[[float], ArrivalSchedule], ends_run: str,
-                    stages: tuple[PlanStage, ...] = ()) -> None:  # fmt: skip
+                    stages: tuple[PlanStage, ...] | None = ()) -> None:  # fmt: skip
         assert self.run.open_model is not None
         lead = self.run.reschedule_lead
         self.run.rescheduled(self.run.open_model.replace(schedule_at, ends_run, lead, stages))

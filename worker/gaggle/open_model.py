@@ -66,13 +66,15 @@ class OpenModel:
         schedule_at: Callable[[float], ArrivalSchedule],
         ends_run: str,
         lead: float = 0.0,
-        stages: tuple[PlanStage, ...] = (),
+        stages: tuple[PlanStage, ...] | None = (),
     ) -> Segment:
         """From ``lead`` seconds from now on, ``schedule_at(offset)``; a plan's stages are marked
-        from then, and the marks of the schedule it replaces stop."""
+        from then, and the marks of the schedule it replaces stop (``None``: they go on, as
+        when only the end moved)."""
         at = self.offset() + lead
         segment = self.timetable.replace(at, schedule_at(at), ends_run)
-        self._mark(stages, at)
+        if stages is not None:
+            self._mark(stages, at)
         return segment
 
     def rest(self, seconds: float) -> Callable[[float], ArrivalSchedule]:

@@ -22,6 +22,7 @@ import time
 
 from aiohttp import web
 
+from gaggle.console import settle_heap
 from gaggle.control import Steering
 from gaggle.drive import Crowd
 from gaggle.metrics.aggregate import Metrics, TaskNames
@@ -45,6 +46,7 @@ log = logging.getLogger("gaggle")
 
 class Session:
     def __init__(self, plan: RunPlan, tally: Tally) -> None:
+        settle_heap()  # before any clock starts: no full collection walks the startup heap
         self.plan, self.tally = plan, tally
         self.stopping = StopSignal()
         self.hatch_metrics: Metrics | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from rich.console import Console
 
 from gaggle import Attack, RunResult, TaskSet, constant, task
+from gaggle.runner import Runner
 from tests.conftest import Target
 
 
@@ -383,3 +385,39 @@ def test_run_time_cuts_hatching_short_when_it_counts_from_the_start(
     )
     assert 15 <= result.users <= 25  # hatched for about one second of the planned five
     assert result.duration < 2.5
+
+
+def test_hatching_many_users_sets_off_no_full_collection(target: Target, console: Console) -> None:
+    """2,000 users that make one request and pause: while they hatch and run, no full collection
+    walks the heap (each stalls the loop in proportion to the users; with CPython's defaults a
+    hatch like this sets off several, 10,000 users up to 0.5 s each). The run sets the
+    collector up first (console.settle_heap)."""
+
+    class Idle(TaskSet):
+        wait_time = constant(10)
+
+        @task
+        async def once(self) -> None:
+            await self.get("/")
+
+    plan = Attack(Idle).plan(
+        {"host": target.url, "users": 2000, "hatch_rate": 100_000, "run_time": 1}, console=console
+    )
+    runner = Runner(plan)  # the collector is set up here, before any clock starts
+    full: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full.append(info["generation"])
+
+    gc.callbacks.append(count)
+    try:
+        result = asyncio.run(runner.run())
+    finally:
+        gc.callbacks.remove(count)
+    assert result.all_metrics().aggregated_requests().count == 2000 == served_count(target)
+    assert full == []
+
+
+def served_count(target: Target) -> int:
+    return sum(served(target).values())

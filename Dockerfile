@@ -2,7 +2,7 @@
 #   operator:  kopf run --standalone --all-namespaces -m gaggle_operator.handlers  (deploy/operator.yaml)
 #   manager:   gaggle-operator manage --loadtest NAME --namespace NS -- run ...      (operator/gaggle_operator/children.py)
 #   workers:   gaggle run SCRIPT --worker --manager-host ...                         (operator/gaggle_operator/children.py)
-# tests/test_deploy.py lints this file (hadolint) and checks these commands exist in the package.
+# tests/project/test_deploy.py lints this file (hadolint) and checks these commands exist in the package.
 
 # Builder: wheels for gaggle and every dependency, so the final stage needs no compiler or index.
 FROM python:3.11-slim AS builder

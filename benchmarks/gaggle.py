@@ -52,7 +52,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
 
 from gaggle.distributed.codec import from_delta, merge_delta, to_delta  # noqa: E402
-from gaggle.distributed.fold import Totals  # noqa: E402
+from gaggle.distributed.merged_tally import Totals  # noqa: E402
 from gaggle.metrics import Aggregator, Metrics, RequestRecord, TaskRecord  # noqa: E402
 from gaggle.wire.gaggle_pb2 import Delta  # noqa: E402
 

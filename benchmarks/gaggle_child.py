@@ -30,10 +30,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from gaggle import Attack, RunResult, TaskSet, constant, task
-from gaggle.console import run_on_best_loop
+from gaggle.report.figures import FigureSampler
 from gaggle.report.live import TerminalPanel
-from gaggle.report.status import FigureSampler
-from gaggle.runner import Runner
+from gaggle.run.process import run_on_best_loop
+from gaggle.run.runner import Runner
 
 # throughput.py starts this file with -P: benchmarks/gaggle.py would shadow the gaggle package.
 # Its sibling target.py is found after the package, from the end of the path.

@@ -18,22 +18,23 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from gaggle.config import HTTP_CLIENTS
+from gaggle.options.config import HTTP_CLIENTS
 
 ROOT = Path(__file__).resolve().parent.parent
+CLUSTER_TESTS = ROOT / "tests" / "cluster"
 
 # the local Kubernetes (tests/cluster/): cluster, namespace and kubectl fixtures
-pytest_plugins = ["tests.cluster.fixtures", "tests.operator_harness"]
+pytest_plugins = ["tests.cluster.fixtures", "tests.support.operator_harness"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test of the one test cluster, and the cluster's own tests, ``cluster``:
-    ``make test`` runs them in one pytest process, in file order, beside another running the
-    rest (tools/run_tests.py). One cluster per machine at a time: two interfere through
-    host-level mount points."""
+    """Mark every test of the one test cluster, and the cluster's own tests (the folder
+    tests/cluster/), ``cluster``: ``make test`` runs them in one pytest process, in file order,
+    beside another running the rest (tools/run_tests.py). One cluster per machine at a time:
+    two interfere through host-level mount points."""
     for item in items:
         uses_cluster = "cluster" in getattr(item, "fixturenames", ())
-        if uses_cluster or item.path.name.startswith("test_cluster_"):
+        if uses_cluster or item.path.parent == CLUSTER_TESTS:
             item.add_marker(pytest.mark.cluster)
 
 
@@ -62,11 +63,12 @@ class Target:
 
 @contextlib.contextmanager
 def target_process(folder: Path, *args: str) -> Iterator[int]:
-    """tests/target.py in a subprocess (ARGS e.g. --tls-cert/--tls-key) until the block ends;
-    yields its port."""
+    """tests/support/target.py in a subprocess (ARGS e.g. --tls-cert/--tls-key) until the block
+    ends; yields its port."""
     port_file = folder / "port.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.target", "--port-file", str(port_file), *args], cwd=ROOT
+        [sys.executable, "-m", "tests.support.target", "--port-file", str(port_file), *args],
+        cwd=ROOT,
     )
     try:
         deadline = time.monotonic() + 15

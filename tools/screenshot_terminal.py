@@ -2,10 +2,11 @@
 
     python tools/screenshot_terminal.py [--out docs/terminal.png] [--at 12]   # `make screenshot`
 
-It runs examples/demo.sh on a pseudo-terminal (tests/terminal.py), replays what the demo wrote
-up to the panel frame showing ``--at`` seconds through pyte (a VT100 emulator) to the screen a
+It runs examples/demo.sh on a pseudo-terminal (tests/support/terminal.py), replays what the demo
+wrote up to the panel frame showing ``--at`` seconds through pyte (a VT100 emulator) to the screen a
 user would see then, writes that screen as HTML — monospace, dark, with the colours and bold
-pyte kept — and screenshots it with headless Chromium (tests/browser.py), cropped to the text.
+pyte kept — and screenshots it with headless Chromium (tests/support/browser.py), cropped to
+the text.
 The demo then runs to its end, so its site and report go as they came.
 """
 
@@ -25,8 +26,8 @@ sys.path[:0] = [str(ROOT), str(ROOT / "worker")]  # tests' helpers and the tree'
 
 import pyte  # noqa: E402
 
-from tests.browser import open_page  # noqa: E402
-from tests.terminal import PtyProcess, plain, screen  # noqa: E402
+from tests.support.browser import open_page  # noqa: E402
+from tests.support.terminal import PtyProcess, plain, screen  # noqa: E402
 
 BACKGROUND, FOREGROUND = "#1d1f21", "#d8dadb"
 # pyte's names for the 16 ANSI colours; 256-colour and true-colour cells come as hex already

@@ -3,9 +3,9 @@
     python tools/screenshot_web.py [--out docs/live-page.png] [--at 12]
 
 It runs examples/demo.sh with ``--web 127.0.0.1:PORT`` (a free port), waits until the run has
-gone ``--at`` seconds, and screenshots the page in headless Chromium (tests/browser.py) once it
-has redrawn from the run a few times. The demo then runs to its end, so its site and report go
-as they came.
+gone ``--at`` seconds, and screenshots the page in headless Chromium (tests/support/browser.py)
+once it has redrawn from the run a few times. The demo then runs to its end, so its site and
+report go as they came.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "worker")]  # tests' helpers and the tree's own gaggle
 
-from tests.browser import open_page  # noqa: E402
+from tests.support.browser import open_page  # noqa: E402
 
 START_TIMEOUT = 30.0
 DEMO_TIMEOUT = 90.0

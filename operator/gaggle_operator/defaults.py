@@ -21,7 +21,7 @@ trace would be a log line nobody reads; a crash-looping operator pod shows the m
 ``helm install`` / ``helm upgrade`` time, before anything runs wrongly. The chart's values schema
 refuses most bad values even earlier.
 
-Pure functions: no Kubernetes, no kopf; tests/test_operator_defaults.py checks them directly.
+Pure functions: no Kubernetes, no kopf; tests/operator/test_defaults.py checks them directly.
 """
 
 from __future__ import annotations

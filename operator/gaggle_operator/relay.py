@@ -29,8 +29,9 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from gaggle.converters import ConfigError, parse_duration
-from gaggle.ports import METRICS_PORT
+from gaggle.errors import ConfigError
+from gaggle.kits.ports import METRICS_PORT
+from gaggle.options.converters import parse_duration
 from gaggle_operator.children import names
 
 LIVE_FIELDS = frozenset({"users", "hatchRate", "runTime", "plan", "arrivalRate"})

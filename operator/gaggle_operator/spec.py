@@ -17,10 +17,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from gaggle.config import ConfigError, build_config
-from gaggle.option_table import OPERATOR_KEYS, OPTIONS_BY_NAME
-from gaggle.options import parse_run_args
-from gaggle.thresholds import OPERATORS, ThresholdError, parse_threshold
+from gaggle.errors import ConfigError
+from gaggle.metrics.thresholds import OPERATORS, ThresholdError, parse_threshold
+from gaggle.options.argv import parse_run_args
+from gaggle.options.config import build_config
+from gaggle.options.table import OPERATOR_KEYS, OPTIONS_BY_NAME
 from gaggle_operator import pod_policy
 from gaggle_operator.defaults import CLEANUP_POLICIES, CONTAINER, Defaults, resources_problem
 from gaggle_operator.load_spec import load, open_model

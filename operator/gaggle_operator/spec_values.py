@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gaggle.config import CONVERTERS, ConfigError, build_config
-from gaggle.option_table import OPTIONS_BY_NAME
+from gaggle.errors import ConfigError
+from gaggle.options.config import CONVERTERS, build_config
+from gaggle.options.table import OPTIONS_BY_NAME
 
 
 class SpecError(ValueError):

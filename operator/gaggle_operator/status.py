@@ -9,8 +9,8 @@ from typing import Any
 
 from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.stats import Stats, ms
-from gaggle.session import RunResult
-from gaggle.thresholds import overall, verdict_rows
+from gaggle.metrics.thresholds import overall, verdict_rows
+from gaggle.run.session import RunResult
 
 TOP_REQUESTS = 10
 TOP_ERRORS = 5

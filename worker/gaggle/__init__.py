@@ -14,11 +14,12 @@ Run it with ``gaggle run test.py --host http://127.0.0.1:8080 -u 10 -r 2 -t 1m``
 
 from gaggle._version import __version__
 from gaggle.attack import Attack
-from gaggle.config import ConfigError, Default, RunConfig
+from gaggle.errors import ConfigError, TestDefinitionError
+from gaggle.load.shape import LoadShape, Stage
+from gaggle.options.config import Default, RunConfig
 from gaggle.response import Response
-from gaggle.session import RunResult
-from gaggle.shape import LoadShape, Stage
-from gaggle.taskset import TaskSet, TestDefinitionError, task
+from gaggle.run.session import RunResult
+from gaggle.taskset import TaskSet, task
 from gaggle.wait import between, constant, pacing
 
 __all__ = [

@@ -13,16 +13,18 @@ from typing import Any
 
 from rich.console import Console
 
-from gaggle.config import (
+from gaggle.errors import ConfigError, TestDefinitionError
+from gaggle.load.shape import LoadShape, validate_shape
+from gaggle.options.argv import parse_run_args
+from gaggle.options.config import (
     CONVERTERS,
     HTTP_CLIENTS,
-    ConfigError,
     Default,
     RunConfig,
     build_config,
     validate_host,
 )
-from gaggle.console import (
+from gaggle.run.process import (
     EXIT_ABORTED,
     fail,
     make_console,
@@ -30,11 +32,9 @@ from gaggle.console import (
     run_on_best_loop,
     setup_logging,
 )
-from gaggle.options import parse_run_args
-from gaggle.runner import Runner
-from gaggle.session import Aborted, RunPlan, RunResult
-from gaggle.shape import LoadShape, validate_shape
-from gaggle.taskset import TaskSet, TestDefinitionError
+from gaggle.run.runner import Runner
+from gaggle.run.session import Aborted, RunPlan, RunResult
+from gaggle.taskset import TaskSet
 
 # what a shape's ticks say instead
 STEADY_KEYS = ("users", "hatch_rate", "run_time", "iterations", "test_plan", "arrival_rate")

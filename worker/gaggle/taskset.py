@@ -12,16 +12,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar, overload
 
+from gaggle.errors import TestDefinitionError
 from gaggle.http.seam import Params, RequestOptions
 from gaggle.response import Response
 from gaggle.wait import WaitTime
-
-
-class TestDefinitionError(Exception):
-    """The load test itself is wrong (a non-async task, a bad weight…): bad input, exit 2."""
-
-    __test__ = False  # not a pytest test class
-
 
 TaskFunction = Callable[[Any], Awaitable[None]]
 F = TypeVar("F", bound=Callable[..., Any])

@@ -7,7 +7,7 @@ cost is per delta, not per request), resets the totals when every worker has hat
 --no-reset-metrics), and broadcasts ``Stop`` at the run time, on Ctrl-C/SIGTERM, or when a
 worker leaves because it was interrupted. The summary is printed from the merged totals. The
 lifecycle around that — report, /metrics, tables, reset, verdicts, signals — is the session's
-(``gaggle.session``), the same as a standalone run's.
+(``gaggle.run.session``), the same as a standalone run's.
 """
 
 from __future__ import annotations
@@ -23,17 +23,17 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from gaggle.config import ConfigError
 from gaggle.distributed.admission import why_not_join
-from gaggle.distributed.crowd import WorkerCrowd
 from gaggle.distributed.protocol import HEARTBEAT_INTERVAL, WORKER_SILENCE
 from gaggle.distributed.role import Role
 from gaggle.distributed.security import server_credentials, warn_if_open
 from gaggle.distributed.segments import to_wire
-from gaggle.distributed.split import Share, shared_options, split_arrivals, split_users
-from gaggle.ports import join_host_port
-from gaggle.session import RunPlan, Session
-from gaggle.timetable import Segment
+from gaggle.distributed.shares import Share, shared_options, split_arrivals, split_users
+from gaggle.distributed.worker_crowd import WorkerCrowd
+from gaggle.errors import ConfigError
+from gaggle.kits.ports import join_host_port
+from gaggle.load.timetable import Segment
+from gaggle.run.session import RunPlan, Session
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 
@@ -66,7 +66,7 @@ class Manager(Session, wire_grpc.GaggleServicer):
 
     def __init__(self, plan: RunPlan, role: Role, rules_hash: str, rules_json: str) -> None:
         # numpy (behind the merged tally) costs every process ~12 MB: only a manager imports it.
-        from gaggle.distributed.fold import MergedTally
+        from gaggle.distributed.merged_tally import MergedTally
 
         self.merged = MergedTally()
         super().__init__(plan, self.merged)

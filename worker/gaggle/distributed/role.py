@@ -1,6 +1,6 @@
 """Which role a process plays — standalone, manager or worker — from the Gaggle-mode flags.
 
-The flags themselves (converters, defaults) are declared in gaggle.role_options; here is what
+The flags themselves (converters, defaults) are declared in gaggle.options.role; here is what
 only makes sense across them: which flags go with which role, and which need each other.
 """
 
@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from gaggle.converters import ConfigError
-from gaggle.role_options import NOT_GIVEN, ROLE_OPTIONS
+from gaggle.errors import ConfigError
+from gaggle.options.role import NOT_GIVEN, ROLE_OPTIONS
 
 _OPTIONS = {entry.name: entry for entry in ROLE_OPTIONS}
 

@@ -14,7 +14,7 @@ import secrets
 import grpc
 
 from gaggle.distributed.role import Role
-from gaggle.ports import is_loopback
+from gaggle.kits.ports import is_loopback
 
 log = logging.getLogger("gaggle")
 

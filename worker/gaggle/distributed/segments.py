@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from gaggle.schedule import ArrivalSchedule, Ramp
-from gaggle.timetable import Segment
+from gaggle.load.schedule import ArrivalSchedule, Ramp
+from gaggle.load.timetable import Segment
 from gaggle.wire import gaggle_pb2 as wire
 
 

@@ -24,8 +24,8 @@ from gaggle.distributed.manager_link import ManagerLink, WorkerError
 from gaggle.distributed.protocol import PROTOCOL_VERSION
 from gaggle.distributed.role import Role
 from gaggle.distributed.segments import from_wire, timetable_from_wire
-from gaggle.runner import Runner
-from gaggle.session import Aborted, RunPlan
+from gaggle.run.runner import Runner
+from gaggle.run.session import Aborted, RunPlan
 from gaggle.taskset import TaskSet
 from gaggle.wire import gaggle_pb2 as wire
 

@@ -23,7 +23,7 @@ from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from gaggle.http.cookies import CookieJar, cookie_header, new_cookie_jar
-from gaggle.http.http1 import Answer, Connection, connect
+from gaggle.http.httptools_connection import Answer, Connection, connect
 from gaggle.http.redirects import REDIRECT_STATUSES, follow
 from gaggle.http.seam import (
     DEFAULT_TIMEOUT,

@@ -26,8 +26,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
-from gaggle.config import RunConfig
-from gaggle.report.status import (
+from gaggle.options.config import RunConfig
+from gaggle.report.figures import (
     Figures,
     FigureSampler,
     elapsed_text,

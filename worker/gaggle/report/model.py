@@ -15,8 +15,8 @@ from typing import Any
 
 from gaggle.metrics.aggregate import Metrics, TaskNames, request_order, task_label
 from gaggle.metrics.stats import Stats, ms
+from gaggle.metrics.thresholds import Verdict, overall, verdict_rows
 from gaggle.report.timeline import FIELDS, RUN_ONLY, Series, Timeline
-from gaggle.thresholds import Verdict, overall, verdict_rows
 
 SCHEMA = "gaggle-report/1"
 PERCENTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99, "p99_9_ms": 0.999}

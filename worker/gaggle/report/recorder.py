@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from gaggle._version import __version__
-from gaggle.config import REPORT_FORMATS, ConfigError, RunConfig
+from gaggle.errors import ConfigError
 from gaggle.metrics.aggregate import Metrics, TaskNames
 from gaggle.metrics.source import Source
+from gaggle.metrics.thresholds import Verdict
+from gaggle.options.config import REPORT_FORMATS, RunConfig
 from gaggle.report.html import render_html
 from gaggle.report.model import RunFacts, build_report
 from gaggle.report.timeline import Timeline
-from gaggle.thresholds import Verdict
 
 log = logging.getLogger("gaggle")
 SAMPLE_INTERVAL = 1.0

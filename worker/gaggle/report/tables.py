@@ -17,7 +17,7 @@ from rich.text import Text
 
 from gaggle.metrics.aggregate import Metrics, TaskNames, request_order
 from gaggle.metrics.stats import Stats
-from gaggle.thresholds import Verdict
+from gaggle.metrics.thresholds import Verdict
 
 log = logging.getLogger("gaggle")
 

@@ -1,0 +1,80 @@
+"""What a run is given and what it gives back — the plan, the result, the tally a session reads
+— apart from the lifecycle that uses them (session.py), so that the roles, the CLI and the
+operator can name them without the lifecycle's imports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rich.console import Console
+
+from gaggle.load.shape import LoadShape
+from gaggle.load.timetable import Segment
+from gaggle.metrics.aggregate import Metrics, TaskNames
+from gaggle.metrics.thresholds import Verdict
+from gaggle.options.config import RunConfig
+from gaggle.taskset import TaskSet
+
+
+class Aborted(Exception):
+    """A second Ctrl-C: the run ended at once, nothing more is printed (exit 130)."""
+
+
+@dataclass(slots=True)
+class RunPlan:
+    """A validated run: the config and, per task set, the host its users send to."""
+
+    config: RunConfig
+    tasksets: list[type[TaskSet]]
+    hosts: list[str]
+    console: Console = field(default_factory=Console)
+    seed: int | None = None
+    # Gaggle mode: a worker runs users first_user.. of the whole gaggle, and its manager owns the
+    # output (prints, resets at the hatch, judges, writes -R) from the deltas the worker ships.
+    first_user: int = 0
+    owns_output: bool = True
+    on_hatched: Callable[[], None] | None = None
+    shape: type[LoadShape] | None = None  # its ticks drive the users (gaggle.load.shape)
+    arrival_first: int = 0  # an open model's worker starts arrivals first, first + stride, …
+    arrival_stride: int = 1
+    timetable: tuple[Segment, ...] = ()  # a late worker's: the schedules its manager follows
+    joined: float = 0.0  # a late worker's start, in seconds of the run's schedule
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run measured. ``metrics`` covers ``duration`` seconds after the reset (or the
+    whole run with --no-reset-metrics); ``hatch_metrics`` is what the reset set aside."""
+
+    metrics: Metrics
+    duration: float
+    users: int
+    stopped_by: str
+    hatch_metrics: Metrics | None = None
+    task_names: TaskNames = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)  # one per --threshold rule
+    latency: str = ""  # which latency the response times are (the summary says it)
+    warnings: list[str] = field(default_factory=list)  # e.g. coordinated omission likely
+
+    @property
+    def passed(self) -> bool:
+        """Every threshold held (True when there are none)."""
+        return all(verdict.passed for verdict in self.verdicts)
+
+    def all_metrics(self) -> Metrics:
+        """Everything the run did: the hatching phase and the measured phase merged."""
+        return Metrics.combined(self.hatch_metrics, self.metrics)
+
+
+class Tally(Protocol):
+    """The run's numbers: a ``metrics.ledger.Ledger`` here, merged deltas on a manager."""
+
+    def metrics(self) -> Metrics:
+        """Counted since the last reset; reading takes nothing away."""
+        ...
+
+    def reset(self) -> Metrics:
+        """Hand over what was counted and start again from zero."""
+        ...

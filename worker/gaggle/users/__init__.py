@@ -1,0 +1,9 @@
+"""The simulated users of one event loop: the hot path from a task to a request's record.
+
+- ``user``: ``User`` (one simulated user: its client, cookies, verdicts) and the task loop.
+- ``context``: ``RunContext``, what every user of the run shares (config, aggregator, stop).
+- ``throttle``: ``--throttle-requests``, the run's request budget per second.
+- ``allocation``: which task set each user (or arrival) runs, by weight.
+- ``pool``: ``UserPool``, the closed model's users by slot, started and stopped as load changes.
+- ``arrival_pool``: ``ArrivalPool``, the open model's users, taken by arrivals as they fall due.
+"""

@@ -1,0 +1,281 @@
+"""A simulated user: runs one TaskSet instance's tasks in a loop until it is stopped.
+
+Per request the hot path is: a clock read, the client's send, one record into the aggregator and
+an append to the requests log when one is open. Tasks that raise are counted as failed and the
+user goes on; a stopping user lets the request in flight finish, then runs its on_stop tasks.
+Each user has its own stop signal — a plan that lowers the users stops some, the run's stop
+stops them all — and with --iterations N a user stops by itself after N passes of its cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from gaggle.http.seam import HttpClient, RequestOptions
+from gaggle.kits.stop import StopSignal
+from gaggle.metrics.record import RequestRecord, TaskRecord
+from gaggle.response import Response
+from gaggle.taskset import TaskSet, TaskSpec
+from gaggle.users.context import RunContext
+from gaggle.wait import pacing
+
+YIELD_EVERY = 8  # tasks run without a pause between two explicit turns of the event loop
+
+
+class StopRequested(BaseException):
+    """Raised into a loop task that makes a request after the run began to stop.
+
+    A BaseException so that a task's own ``except Exception`` cannot swallow it.
+    """
+
+
+class TaskPlan:
+    """The order a task set's tasks run in, computed once per task set."""
+
+    __slots__ = ("on_start", "on_stop", "sequenced", "shuffled")
+
+    def __init__(self, taskset: type[TaskSet]) -> None:
+        indexed = list(enumerate(taskset.tasks))
+
+        def by_sequence(item: tuple[int, TaskSpec]) -> tuple[float, int]:
+            index, spec = item
+            return (spec.sequence if spec.sequence is not None else float("inf"), index)
+
+        self.on_start = sorted((t for t in indexed if t[1].on_start), key=by_sequence)
+        self.on_stop = sorted((t for t in indexed if t[1].on_stop), key=by_sequence)
+        loop = [t for t in indexed if not (t[1].on_start or t[1].on_stop)]
+        self.sequenced = [
+            t
+            for t in sorted(loop, key=by_sequence)
+            if t[1].sequence is not None
+            for _ in range(t[1].weight)
+        ]
+        self.shuffled = [t for t in loop if t[1].sequence is None for _ in range(t[1].weight)]
+
+    def cycle(self) -> list[tuple[int, TaskSpec]]:
+        """One pass of the loop: sequenced tasks in order, then the rest by weight, shuffled."""
+        if len(self.shuffled) < 2:
+            return self.sequenced + self.shuffled
+        rest = self.shuffled[:]
+        random.shuffle(rest)
+        return self.sequenced + rest
+
+
+class User:
+    """The engine's side of a TaskSet instance (its ``_gaggle``): client, state, bookkeeping."""
+
+    __slots__ = (
+        "_client",
+        "base_url",
+        "ctx",
+        "intended_start",
+        "may_request_while_stopping",
+        "stop",
+        "task_failed",
+        "taskset_index",
+        "unyielded",
+        "user_index",
+    )
+
+    def __init__(
+        self,
+        ctx: RunContext,
+        user_index: int,
+        taskset_index: int,
+        base_url: str,
+        client: HttpClient,
+    ) -> None:
+        self.ctx = ctx
+        self.user_index = user_index
+        self.taskset_index = taskset_index
+        self.base_url = base_url
+        self.task_failed = False
+        self.unyielded = 0  # tasks run since this user last gave the event loop a turn
+        self.may_request_while_stopping = False
+        self.stop = StopSignal()  # set by the run's stop, or to stop this user alone
+        # When the next request was due (perf_counter): an arrival's instant or a pace slot.
+        # Its first request is timed from there (wrk2's correction), then it is cleared.
+        self.intended_start: float | None = None
+        self._client = client
+
+    async def request(
+        self, method: str, path: str, name: str | None, options: RequestOptions
+    ) -> Response:
+        ctx = self.ctx
+        if self.stop.is_set() and not self.may_request_while_stopping:
+            raise StopRequested
+        if ctx.throttle is not None:
+            await ctx.throttle.acquire()
+            if self.stop.is_set() and not self.may_request_while_stopping:
+                raise StopRequested
+        if path.startswith(("http://", "https://")):
+            url = path
+        else:
+            url = self.base_url + (path if path[:1] == "/" else "/" + path)
+        started = time.perf_counter()
+        intended, self.intended_start = self.intended_start, None
+        exchange = await self._client.send(method, url, options)
+        ended = time.perf_counter()
+        if intended is None or intended > started:
+            intended_ms = None
+            response_time_us = int((ended - started) * 1_000_000)
+        else:
+            intended_ms = (intended - ctx.started) * 1000
+            timed_from = intended if ctx.config.latency == "intended" else started
+            response_time_us = int((ended - timed_from) * 1_000_000)
+        status = exchange.status
+        record = RequestRecord(
+            ctx.elapsed_ms(started),
+            method,
+            name or path,
+            url,
+            exchange.final_url,
+            exchange.redirected,
+            response_time_us,
+            status,
+            200 <= status < 400 and not exchange.error,
+            False,
+            self.user_index,
+            exchange.error,
+            intended_ms,
+        )
+        ctx.aggregator.record_request(record)
+        if ctx.requests_log is not None:
+            ctx.requests_log.append(record)
+        if exchange.redirected and ctx.config.sticky_follow:
+            self._follow(exchange.final_url)
+        return Response(exchange, record)
+
+    def _follow(self, final_url: str) -> None:
+        """--sticky-follow: a redirect to another origin becomes this user's base URL."""
+        parts = urlsplit(final_url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin != self.base_url:
+            self.base_url = origin
+
+    def set_verdict(
+        self, response: Response, success: bool, tag: str | None, headers: Any, body: Any
+    ) -> None:
+        if not success:
+            self.task_failed = True
+        if response.record.success != success:
+            updated = response.record._replace(success=success, update=True)
+            response.record = updated
+            self.ctx.aggregator.flip_request(updated)
+            if self.ctx.requests_log is not None:
+                self.ctx.requests_log.append(updated)
+        if tag is not None:
+            self.log_debug(tag, response, headers, body)
+
+    def log_debug(self, tag: str, response: Response | None, headers: Any, body: Any) -> None:
+        sink = self.ctx.debug_log
+        if sink is None:
+            return
+        if response is not None:
+            headers = dict(response.headers) if headers is None else headers
+            body = response.text if body is None else body
+        sink.append(
+            {
+                "tag": tag,
+                "request": response.record.log_fields() if response is not None else None,
+                "header": headers,
+                "body": None if self.ctx.config.no_debug_body else body,
+            }
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+async def run_user(ctx: RunContext, taskset: type[TaskSet], plan: TaskPlan, user: User) -> None:
+    """Run one user to the end: on_start tasks, the loop until stopped (or --iterations
+    passes of it), then on_stop tasks."""
+    instance = taskset.__new__(taskset)
+    instance._gaggle = user
+    stop = user.stop
+    wait_time = taskset.wait_time
+    iterations_left = ctx.config.iterations or -1  # -1: no limit
+    pace = wait_time.seconds if isinstance(wait_time, pacing) else None
+    due: float | None = None  # the pace slot of the next task (none before the first)
+    try:
+        taskset.__init__(instance)
+        for index, spec in plan.on_start:
+            if stop.is_set():
+                break
+            await pause(ctx, user, wait_time, await run_task(ctx, user, instance, index, spec))
+        while not stop.is_set() and iterations_left != 0:
+            cycle = plan.cycle()
+            if not cycle and iterations_left < 0:
+                await stop.wait()
+            for index, spec in cycle:
+                if stop.is_set():
+                    break
+                due = paced_slot(ctx, user, pace, due)
+                await pause(ctx, user, wait_time, await run_task(ctx, user, instance, index, spec))
+            iterations_left -= 1 if iterations_left > 0 else 0
+        user.may_request_while_stopping = True
+        for index, spec in plan.on_stop:
+            await run_task(ctx, user, instance, index, spec)
+    except Exception as error:  # __init__ raised: count it, the run goes on without this user
+        ctx.task_failed(f"{taskset.__name__}.__init__", error)
+    finally:
+        await user.close()
+
+
+def paced_slot(ctx: RunContext, user: User, pace: float | None, due: float | None) -> float | None:
+    """A pacing() task set: this task was due at ``due`` (the previous one's start plus the
+    pace), so its first request is timed from there and how late it began is schedule lag.
+    Returns the next task's slot."""
+    if pace is None:
+        return None
+    now = time.perf_counter()
+    if due is not None:
+        user.intended_start = due
+        ctx.aggregator.record_lag(int(max(0.0, now - due) * 1_000_000))
+    return now + pace
+
+
+async def pause(ctx: RunContext, user: User, wait_time: Any, task_seconds: float) -> None:
+    delay = wait_time(task_seconds) if wait_time is not None else 0.0
+    if delay > 0:
+        await user.stop.sleep(delay)
+        return
+    # A task with no I/O must not starve the other users, but a turn of the loop per task
+    # costs every task that did wait on the network: give it every YIELD_EVERY tasks.
+    user.unyielded += 1
+    if user.unyielded >= YIELD_EVERY:
+        user.unyielded = 0
+        await asyncio.sleep(0)
+
+
+async def run_task(
+    ctx: RunContext, user: User, instance: TaskSet, index: int, spec: TaskSpec
+) -> float:
+    """Run one task; record it; return how long it took in seconds."""
+    user.task_failed = False
+    started = time.perf_counter()
+    try:
+        await spec.func(instance)
+        success = not user.task_failed
+    except StopRequested:
+        return 0.0  # cut short by the stop: neither a success nor a failure
+    except Exception as error:
+        success = False
+        ctx.task_failed(f"task {type(instance).__name__}.{spec.name}", error)
+    seconds = time.perf_counter() - started
+    ctx.aggregator.record_task(
+        TaskRecord(
+            ctx.elapsed_ms(started),
+            user.taskset_index,
+            index,
+            spec.name,
+            int(seconds * 1_000_000),
+            success,
+            user.user_index,
+        )
+    )
+    return seconds

@@ -1,0 +1,8 @@
+"""The run's one HTTP app: /metrics (Prometheus), /summary, the control API and the live page,
+on ``--metrics-bind`` and ``--web``.
+
+- ``app``: the aiohttp app and its server, serving whatever the run enables.
+- ``prometheus``: the collector that turns the run's totals into metric families.
+- ``control_api``: /api/* — read the run's status, change its users, rate, plan or run time.
+- ``live_page``: the report as a page that refreshes from the run.
+"""

@@ -1,0 +1,192 @@
+"""The control API: ``/api/…`` on the metrics port, JSON in and out, to change a running test.
+
+Here is only HTTP: who may call (a bearer token, or a loopback bind when there is none), reading
+and checking a request's JSON, and writing the answer. What a change does to the run is the
+``Controls`` the session hands in (``gaggle.run.steering.Steering``), so this layer stays below it.
+A bad value is a 400 naming the field, the value and what is allowed; a change the run cannot
+take now is a 409 saying why; neither disturbs the run.
+
+Why a token or loopback: a change can start thousands of users, so a metrics port bound beyond
+this machine (a manager's default ``0.0.0.0:9646``) answers /api only to whoever holds the token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from gaggle.errors import ConfigError
+from gaggle.options.converters import parse_duration, plan_text, rate
+
+log = logging.getLogger("gaggle")
+
+Answer = dict[str, Any]
+CHANGES = ("users", "plan", "run_time", "arrival_rate", "stop")  # what a change may be
+
+
+class ControlError(Exception):
+    """Why a call was refused: its HTTP status, and the field, value and what is allowed."""
+
+    def __init__(
+        self, status: int, field: str, value: object, allowed: str, message: str = ""
+    ) -> None:
+        self.status, self.field, self.value, self.allowed = status, field, value, allowed
+        super().__init__(message or f"{field}: {value!r} is not allowed; {allowed}")
+
+    def body(self) -> Answer:
+        shown = self.value if isinstance(self.value, str | int | float | None) else repr(self.value)
+        return {"error": str(self), "field": self.field, "value": shown, "allowed": self.allowed}
+
+
+class Controls(Protocol):
+    """What the API can do to a run; each change returns the status after it."""
+
+    def status(self) -> Answer: ...
+
+    def set_users(self, users: int, hatch_rate: float | None) -> Answer: ...
+
+    def set_plan(self, plan: str) -> Answer: ...
+
+    def set_run_time(self, remaining: float) -> Answer: ...
+
+    def set_arrival_rate(self, per_second: float) -> Answer: ...
+
+    def stop(self, reason: str) -> Answer: ...
+
+
+def _field(body: Answer, name: str, required: bool = True) -> object:
+    if name not in body and required:
+        raise ControlError(400, name, None, f"give {name!r} in the JSON body")
+    return body.get(name)
+
+
+def _whole(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ControlError(400, name, value, "use a whole number ≥ 0")
+    return value
+
+
+def _checked(name: str, convert: Callable[[str, object], Any], value: object) -> Any:
+    """A value checked by the option's own converter, its message under the API's field name."""
+    try:
+        return convert(name, value)
+    except ConfigError as error:
+        raise ControlError(400, name, value, error.allowed or str(error)) from None
+
+
+def _plan(value: object) -> str:
+    try:
+        return plan_text("plan", value)
+    except ConfigError as error:  # its message names the bad stage: keep it whole
+        raise ControlError(400, "plan", value, error.allowed, str(error)) from None
+
+
+def _users(controls: Controls, body: Answer) -> Answer:
+    users = _whole("users", _field(body, "users"))
+    given = _field(body, "hatch_rate", required=False)
+    hatch_rate = None if given is None else float(_checked("hatch_rate", rate, given))
+    return controls.set_users(users, hatch_rate)
+
+
+def _run_time(controls: Controls, body: Answer) -> Answer:
+    remaining = float(_checked("remaining", parse_duration, _field(body, "remaining")))
+    return controls.set_run_time(remaining)
+
+
+def _arrival_rate(controls: Controls, body: Answer) -> Answer:
+    value = _field(body, "arrival_rate")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ControlError(400, "arrival_rate", value, "use a number of arrivals per second ≥ 0")
+    return controls.set_arrival_rate(float(value))
+
+
+def _stop(controls: Controls, body: Answer) -> Answer:
+    reason = _field(body, "reason", required=False)
+    return controls.stop(str(reason) if reason else "stopped through the control API")
+
+
+CHANGERS: dict[str, Callable[[Controls, Answer], Answer]] = {
+    "/api/users": _users,
+    "/api/plan": lambda controls, body: controls.set_plan(_plan(_field(body, "plan"))),
+    "/api/run-time": _run_time,
+    "/api/arrival-rate": _arrival_rate,
+    "/api/stop": _stop,
+}
+
+
+def access(token: str, loopback: bool) -> str:
+    """Who may call: ``"token"`` (whoever sends it), ``"open"`` (a loopback bind without a
+    token) or ``"off"`` (beyond loopback without one). The live page shows its controls by it."""
+    return "token" if token else "open" if loopback else "off"
+
+
+def refusal(request: web.Request, token: str, loopback: bool) -> web.Response | None:
+    """The answer to a caller who may not use the API; None when it may."""
+    allowed = access(token, loopback)
+    if allowed == "open":
+        return None
+    if allowed == "off":
+        why = (
+            "the control API is off: its port is bound beyond loopback and no token is "
+            "set (--control-token or $GAGGLE_CONTROL_TOKEN; a manager: --gaggle-token)"
+        )
+        return web.json_response({"error": why}, status=403)
+    given = request.headers.get("Authorization", "")
+    scheme, _, credential = given.partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(credential.encode(), token.encode()):
+        return None
+    why = "missing or wrong token: send 'Authorization: Bearer <token>'"
+    return web.json_response(
+        {"error": why}, status=401, headers={"WWW-Authenticate": 'Bearer realm="gaggle"'}
+    )
+
+
+async def _body(request: web.Request) -> Answer:
+    text = await request.text()
+    if not text.strip():
+        return {}
+    try:
+        body = json.loads(text)
+    except ValueError:
+        raise ControlError(400, "body", text[:200], "send a JSON object") from None
+    if not isinstance(body, dict):
+        raise ControlError(400, "body", text[:200], "send a JSON object")
+    return body
+
+
+def add_control_routes(
+    app: web.Application, controls: Controls, token: str, loopback: bool
+) -> None:
+    """GET /api/status and the POSTs of ``CHANGERS`` on ``app``."""
+
+    def guarded(
+        handle: Callable[[web.Request], Awaitable[Answer]],
+    ) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def answer(request: web.Request) -> web.Response:
+            refused = refusal(request, token, loopback)
+            if refused is not None:
+                return refused
+            try:
+                return web.json_response(await handle(request))
+            except ControlError as error:
+                log.warning("control API: %s %s refused: %s", request.method, request.path, error)
+                return web.json_response(error.body(), status=error.status)
+
+        return answer
+
+    async def status(request: web.Request) -> Answer:
+        return controls.status()
+
+    app.router.add_get("/api/status", guarded(status))
+    for path, change in CHANGERS.items():
+
+        async def handle(request: web.Request, change: Any = change) -> Answer:
+            result: Answer = change(controls, await _body(request))
+            return result
+
+        app.router.add_post(path, guarded(handle))

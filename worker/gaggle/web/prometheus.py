@@ -1,0 +1,187 @@
+"""Prometheus metrics and a JSON summary, served from a snapshot of the merged metrics.
+
+Nothing is counted twice: at scrape time the collector reads the same ``Metrics`` the tables
+print (on the manager, the merge of all workers' deltas), so ``gaggle_requests_total`` equals
+the summary's counts. Counters include the hatching phase, so they never go down at the reset.
+Labels come from the test's request names (never raw URLs), which bounds their cardinality.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from gaggle.metrics.aggregate import Metrics, task_label
+from gaggle.metrics.histogram import bucket_bounds
+from gaggle.metrics.source import Source
+from gaggle.metrics.stats import Stats
+from gaggle.web.control_api import CHANGES
+
+# Upper bounds in seconds of the exported latency buckets (Prometheus needs fixed ones).
+LATENCY_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+)
+
+
+# Upper bounds in seconds of the schedule lag's buckets: on time is well under a millisecond.
+LAG_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+
+
+def cumulative_buckets(
+    stats: Stats, bounds: tuple[float, ...] = LATENCY_BUCKETS
+) -> list[tuple[str, float]]:
+    """Our fine histogram folded into Prometheus's fixed buckets (a bucket counts toward a
+    bound when its highest value is within it: exact up to our 0.4% resolution)."""
+    bounds_us = [int(bound * 1_000_000) for bound in bounds]
+    counts = [0] * len(bounds_us)
+    for index, count in stats.histogram.items():
+        high = bucket_bounds(index)[1]
+        for position, bound in enumerate(bounds_us):
+            if high <= bound:
+                counts[position] += count
+                break
+    running, buckets = 0, []
+    for seconds, count in zip(bounds, counts, strict=True):
+        running += count
+        buckets.append((repr(seconds), float(running)))
+    buckets.append(("+Inf", float(stats.histogram.total)))
+    return buckets
+
+
+class GaggleCollector(Collector):
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    def collect(self) -> Iterator[Metric]:
+        metrics = self.source.metrics()
+        requests = CounterMetricFamily(
+            "gaggle_requests",
+            "Requests made, by final status.",
+            labels=["method", "name", "status"],
+        )
+        failures = CounterMetricFamily(
+            "gaggle_request_failures", "Requests counted as failed.", labels=["method", "name"]
+        )
+        latency = HistogramMetricFamily(
+            "gaggle_response_time_seconds",
+            "Response time, body included.",
+            labels=["method", "name"],
+        )
+        for (method, name), stats in sorted(metrics.requests.items()):
+            for status, count in sorted(stats.status_codes.items()):
+                requests.add_metric([method, name, str(status)], count)
+            failures.add_metric([method, name], stats.fail_count)
+            latency.add_metric([method, name], cumulative_buckets(stats), stats.sum_us / 1e6)
+        tasks = CounterMetricFamily(
+            "gaggle_tasks", "Task runs.", labels=["taskset", "task", "result"]
+        )
+        names = self.source.task_names()
+        for key, stats in sorted(metrics.tasks.items()):
+            taskset, label = task_label(names, key)
+            tasks.add_metric([taskset, label, "success"], stats.success_count)
+            tasks.add_metric([taskset, label, "failure"], stats.fail_count)
+        connected, lost = self.source.workers()
+        yield requests
+        yield failures
+        yield latency
+        yield tasks
+        users = self.source.users()
+        yield GaugeMetricFamily("gaggle_users", "Users running.", value=users)
+        target = self.source.users_target
+        yield GaugeMetricFamily(
+            "gaggle_users_target",
+            "Users the load asks for now (-u, or a test plan's or load shape's current stage).",
+            value=target() if target is not None else users,
+        )
+        yield GaugeMetricFamily("gaggle_workers_connected", "Workers connected.", value=connected)
+        yield CounterMetricFamily("gaggle_workers_lost", "Workers lost mid-run.", value=lost)
+        lag = GaugeMetricFamily(
+            "gaggle_worker_loop_lag_seconds",
+            "How late a worker's event loop ran its 1 s timer (a busy loop, not a dead one).",
+            labels=["worker"],
+        )
+        for worker, seconds in sorted(self.source.loop_lags().items()):
+            lag.add_metric([str(worker)], seconds)
+        yield lag
+        changes = CounterMetricFamily(
+            "gaggle_control_changes",
+            "Changes made to the running test through the control API.",
+            labels=["what"],
+        )
+        made = Counter(what for _, what, _ in self.source.changes())
+        for what in CHANGES:
+            changes.add_metric([what], made[what])
+        yield changes
+        yield from schedule_families(metrics, self.source.arrival_rate())
+
+
+def schedule_families(metrics: Metrics, arrival_rate: float) -> Iterator[Metric]:
+    """The open model's figures: the rate asked for, the drops, and how late starts began."""
+    yield GaugeMetricFamily(
+        "gaggle_arrival_rate",
+        "Arrivals per second the open model's schedule asks for now (0: a closed model).",
+        value=arrival_rate,
+    )
+    yield CounterMetricFamily(
+        "gaggle_arrivals_dropped",
+        "Arrivals that came due when no user was free (--max-users reached).",
+        value=metrics.dropped,
+    )
+    lag = HistogramMetricFamily(
+        "gaggle_schedule_lag_seconds",
+        "How late each scheduled start (arrival, paced task) began after its instant.",
+    )
+    lag.add_metric([], cumulative_buckets(metrics.lag, LAG_BUCKETS), metrics.lag.sum_us / 1e6)
+    yield lag
+
+
+def summary(source: Source) -> dict[str, Any]:
+    metrics = source.metrics()
+    connected, lost = source.workers()
+    return {
+        "users": source.users(),
+        "workers": {"connected": connected, "lost": lost},
+        "task_names": source.task_names(),
+        **metrics.to_dict(),
+    }
+
+
+def add_metrics_routes(app: web.Application, source: Source) -> None:
+    """``/metrics`` (Prometheus text) and ``/summary`` (JSON), open to anyone who can connect."""
+    registry = CollectorRegistry()
+    registry.register(GaggleCollector(source))
+
+    async def metrics_page(request: web.Request) -> web.Response:
+        body = generate_latest(registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def summary_page(request: web.Request) -> web.Response:
+        return web.json_response(summary(source))
+
+    app.router.add_get("/metrics", metrics_page)
+    app.router.add_get("/summary", summary_page)

@@ -17,13 +17,13 @@ from gaggle.errors import ConfigError, TestDefinitionError
 from gaggle.load.shape import LoadShape, validate_shape
 from gaggle.options.argv import parse_run_args
 from gaggle.options.config import (
-    CONVERTERS,
     HTTP_CLIENTS,
     Default,
     RunConfig,
     build_config,
     validate_host,
 )
+from gaggle.options.conflicts import check_shape_alone
 from gaggle.run.process import (
     EXIT_ABORTED,
     fail,
@@ -35,9 +35,6 @@ from gaggle.run.process import (
 from gaggle.run.runner import Runner
 from gaggle.run.session import Aborted, RunPlan, RunResult
 from gaggle.taskset import TaskSet
-
-# what a shape's ticks say instead
-STEADY_KEYS = ("users", "hatch_rate", "run_time", "iterations", "test_plan", "arrival_rate")
 
 
 def validate_tasksets(tasksets: Sequence[type[TaskSet]]) -> list[type[TaskSet]]:
@@ -68,22 +65,6 @@ def validate_tasksets(tasksets: Sequence[type[TaskSet]]) -> list[type[TaskSet]]:
                 + ", ".join(HTTP_CLIENTS)
             )
     return list(tasksets)
-
-
-def check_shape_alone(shape: type[LoadShape], *layers: dict[str, object]) -> None:
-    """A load shape says the users, their rate and the end: an option that says so too is
-    refused rather than silently ignored (Locust ignores it)."""
-    for key in STEADY_KEYS:
-        for layer in layers:
-            if layer.get(key) is not None:
-                flag = CONVERTERS[key][0]
-                raise ConfigError(
-                    flag,
-                    layer[key],
-                    "",
-                    f"{flag} does not go with the load shape {shape.__name__}: its tick says "
-                    "the users, their rate and when the run ends; leave the option out",
-                )
 
 
 def resolve_hosts(config: RunConfig, tasksets: Sequence[type[TaskSet]]) -> list[str]:

@@ -1,24 +1,25 @@
-"""Which load model the options ask for, and the combinations that contradict each other.
+"""Every rule between run options: which load model they ask for, and the combinations that
+contradict each other.
 
 Three ways say how the load goes: ``-u``/``-r`` (with ``-t`` or ``--iterations``), a
 ``--test-plan`` (users or rates), and ``--arrival-rate`` (with ``-t``). Two of them in one layer
 (one command line, one ``set_default`` program) are refused with one line naming both; across
-layers the later one wins (a command line's ``-u`` over a program's default plan, or back).
+layers the later one wins (a command line's ``-u`` over a program's default plan, or back). A
+load shape in the test file says all of it, so any of them beside a shape is refused.
+(The Gaggle-mode flags' rules — which go with ``--manager``, which with ``--worker`` — are
+``distributed.role``'s, beside the role they decide.)
 """
 
 from __future__ import annotations
 
 from gaggle.errors import ConfigError
+from gaggle.load.shape import LoadShape
+from gaggle.options.fields import options_of
+from gaggle.options.load import LoadOptions
 
 STEADY_KEYS = ("users", "hatch_rate", "run_time")  # what a --test-plan replaces
-FLAGS = {
-    "users": "--users",
-    "hatch_rate": "--hatch-rate",
-    "run_time": "--run-time",
-    "iterations": "--iterations",
-    "test_plan": "--test-plan",
-    "arrival_rate": "--arrival-rate",
-}
+SHAPE_KEYS = (*STEADY_KEYS, "iterations", "test_plan", "arrival_rate")  # what a shape's ticks say
+FLAGS = {entry.name: entry.flag for entry in options_of(LoadOptions)}  # from the declarations
 
 
 def _refuse(option: str, value: object, other: str, why: str) -> ConfigError:
@@ -85,3 +86,18 @@ def check_load_model(layers: list[dict[str, object]]) -> None:
     """Refuse contradicting load options in one layer; drop the earlier layers' rivals."""
     _arrivals_alone(layers)
     _plan_or_steady(layers)
+
+
+def check_shape_alone(shape: type[LoadShape], *layers: dict[str, object]) -> None:
+    """A load shape says the users, their rate and the end: an option that says so too is
+    refused rather than silently ignored (Locust ignores it)."""
+    for key in SHAPE_KEYS:
+        for layer in layers:
+            if layer.get(key) is not None:
+                raise ConfigError(
+                    FLAGS[key],
+                    layer[key],
+                    "",
+                    f"{FLAGS[key]} does not go with the load shape {shape.__name__}: its tick says "
+                    "the users, their rate and when the run ends; leave the option out",
+                )

@@ -2,11 +2,12 @@
 
 What it measures, in one invocation (about 40 s by default, ``--quick`` for a few seconds):
 
-1. **Manager aggregation cost.** A manager's per-delta work is ``Manager._merge``: parse the
-   ``Delta`` off the wire and fold it into the run's totals (``fold.Totals``: row scalars in
-   Python, all of a delta's histogram buckets in one numpy step), plus reading the totals back
-   as ``Metrics`` once a second as a busy scrape would. Shown beside the pure-Python reference
-   (``codec.merge_delta``) and the two-step path (``from_delta`` then ``Metrics.merge``).
+1. **Manager aggregation cost.** A manager's per-delta work is ``ManagerServicer._merge``: parse
+   the ``Delta`` off the wire and fold it into the run's totals (``merged_tally.Totals``: row
+   scalars in Python, all of a delta's histogram buckets in one numpy step), plus reading the
+   totals back as ``Metrics`` once a second as a busy scrape would. Shown beside the tests'
+   pure-Python reference decoder (``tests/support/reference_codec.py``: ``merge_delta``) and the
+   two-step path (``from_delta`` then ``Metrics.merge``).
    This simulates a gaggle of 100 workers × 200 request names, each worker sending
    one delta a second: realistic deltas are built with ``to_delta`` from an ``Aggregator`` fed
    ``RequestRecord``s (a few status codes, response times spread log-uniformly over 1 ms–2 s so a
@@ -50,11 +51,13 @@ from target import NGINX, STATUS_PATH, Target, free_port, nginx_command, raise_n
 # This file is named gaggle.py, so its own folder must leave sys.path before gaggle is imported.
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
+sys.path.append(str(HERE.parent))  # the repository, for the tests' reference decoder
 
-from gaggle.distributed.codec import from_delta, merge_delta, to_delta  # noqa: E402
+from gaggle.distributed.codec import to_delta  # noqa: E402
 from gaggle.distributed.merged_tally import Totals  # noqa: E402
 from gaggle.metrics import Aggregator, Metrics, RequestRecord, TaskRecord  # noqa: E402
 from gaggle.wire.gaggle_pb2 import Delta  # noqa: E402
+from tests.support.reference_codec import from_delta, merge_delta  # noqa: E402
 
 GAGGLE = HERE.parent / ".venv" / "bin" / "gaggle"
 WORKERS, NAMES = 100, 200

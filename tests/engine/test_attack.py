@@ -10,9 +10,9 @@ from rich.console import Console
 
 from gaggle import Attack, ConfigError, Default, TaskSet, between, constant, task
 from gaggle.errors import TestDefinitionError
-from gaggle.users.allocation import allocate
 from gaggle.users.user import TaskPlan
 from tests.conftest import Target
+from tests.support.allocation import allocate
 
 
 class Front(TaskSet):

@@ -8,7 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from gaggle.distributed.codec import from_delta, to_delta
+from gaggle.distributed.codec import to_delta
 from gaggle.distributed.merged_tally import Totals
 from gaggle.distributed.shares import split_arrivals
 from gaggle.metrics.aggregate import Metrics
@@ -25,6 +25,7 @@ from tests.gaggle_mode.test_failures import kill_one_and_replace
 from tests.gaggle_mode.test_load_plans import gaggle_run, users_in
 from tests.gaggle_mode.test_mode import TEST
 from tests.load.test_plans import counted
+from tests.support.reference_codec import from_delta, merge_delta
 
 SLOW = """
 from gaggle import TaskSet, task
@@ -60,6 +61,24 @@ def test_drops_and_lag_cross_the_wire_exactly() -> None:
     totals.merge(to_delta(metrics, 2, 0, False))
     folded = totals.metrics()
     assert (folded.dropped, folded.lag.timed_count, folded.lag.max_us) == (14, 6, 1_000_000)
+
+
+def test_the_managers_fold_keeps_drops_and_lag_as_the_reference_decodes_them() -> None:
+    totals, reference = Totals(), Metrics()
+    for sequence in range(1, 4):
+        metrics = Metrics()
+        metrics.dropped = sequence
+        # 2**40 µs lies past the fold's dense buckets: the lag row keeps its own bucket
+        for lag_us in (sequence, 5_000 * sequence, 2**40):
+            metrics.lag.record(lag_us, True)
+        delta = to_delta(metrics, sequence, 0, False)
+        merge_delta(reference, delta)
+        totals.merge(delta)
+    folded = totals.metrics()
+    assert folded.dropped == reference.dropped == 6
+    assert folded.lag == reference.lag
+    assert folded.lag.timed_count == 9
+    assert (folded.lag.min_us, folded.lag.max_us) == (1, 2**40)
 
 
 def test_a_rate_plan_over_two_workers_counts_exactly(target: Target, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gaggle import TaskSet, between, task
-from gaggle.distributed.codec import from_delta, merge_delta, to_delta
+from gaggle.distributed.codec import to_delta
 from gaggle.distributed.merged_tally import WIDTH, Totals
 from gaggle.distributed.rules import rules_difference, rules_hash, rules_json
 from gaggle.distributed.shares import split_users
@@ -20,6 +20,7 @@ from gaggle.metrics.aggregate import MAX_DISTINCT_ERRORS
 from gaggle.metrics.histogram import bucket_index
 from gaggle.wire import gaggle_pb2 as wire
 from tests.conftest import ROOT
+from tests.support.reference_codec import from_delta, merge_delta
 
 GENERATED = ("gaggle_pb2.py", "gaggle_pb2.pyi", "gaggle_pb2_grpc.py", "gaggle_pb2_grpc.pyi")
 
@@ -144,6 +145,20 @@ def test_a_malformed_delta_is_refused_before_anything_is_folded(
     assert totals.metrics().requests == totals.metrics().tasks == {}
     totals.merge(one_row_delta(2))
     assert totals.metrics().requests[("GET", "/")].histogram.counts == {1: 1}
+
+
+def test_a_malformed_schedule_lag_is_refused_before_anything_is_folded() -> None:
+    totals = Totals()
+    bad = one_row_delta(1)
+    bad.arrivals_dropped = 3
+    bad.schedule_lag.CopyFrom(one_row_delta(1).requests)
+    bad.schedule_lag.sum_us = b""
+    with pytest.raises(ValueError, match="columns of other lengths"):
+        totals.merge(bad)
+    with pytest.raises(ValueError, match="columns of other lengths"):
+        from_delta(bad)
+    folded = totals.metrics()
+    assert (folded.requests, folded.dropped, folded.lag.timed_count) == ({}, 0, 0)
 
 
 @pytest.mark.parametrize(

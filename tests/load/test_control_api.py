@@ -29,7 +29,7 @@ from gaggle.metrics.source import Source
 from gaggle.options.config import build_config
 from gaggle.run.steering import Steering
 from gaggle.web.app import serve
-from gaggle.web.control_api import Answer, ControlError
+from gaggle.web.control_api import ControlError, ControlReply
 from tests.conftest import Target, finish, free_port, kill_leftovers, spawn_gaggle, write_test
 from tests.load.test_plans import PAGES, Pages, counted
 
@@ -56,24 +56,24 @@ class Api:
             text = await response.text()
             return response.status, json.loads(text) if text.startswith("{") else text
 
-    async def post(self, path: str, body: object) -> Answer:
+    async def post(self, path: str, body: object) -> ControlReply:
         status, answer = await self.call("POST", path, body)
         assert status == 200, answer
-        result: Answer = answer
+        result: ControlReply = answer
         return result
 
-    async def status(self) -> Answer:
+    async def status(self) -> ControlReply:
         status, answer = await self.call("GET", "/api/status")
         assert status == 200, answer
-        result: Answer = answer
+        result: ControlReply = answer
         return result
 
     async def until(
-        self, what: str, check: Callable[[Answer], bool], timeout: float = 10
-    ) -> Answer:
+        self, what: str, check: Callable[[ControlReply], bool], timeout: float = 10
+    ) -> ControlReply:
         """Ask the status until ``check`` holds (bounded in time)."""
         deadline = time.monotonic() + timeout
-        answer: Answer = {}
+        answer: ControlReply = {}
         while time.monotonic() < deadline:
             try:
                 answer = await self.status()
@@ -85,7 +85,7 @@ class Api:
         raise AssertionError(f"not {what} within {timeout} s: {answer}")
 
 
-def running(users: int) -> Callable[[Answer], bool]:
+def running(users: int) -> Callable[[ControlReply], bool]:
     return lambda s: s["users"]["running"] == users and s["users"]["target"] == users
 
 
@@ -307,11 +307,11 @@ class InProcessGaggle:
         self.api = Api(metrics_port, TOKEN)
 
     def run(
-        self, steps: Callable[[], Awaitable[list[Answer]]], *worker_args: list[str]
-    ) -> tuple[RunResult, list[tuple[int, str]], list[Answer]]:
+        self, steps: Callable[[], Awaitable[list[ControlReply]]], *worker_args: list[str]
+    ) -> tuple[RunResult, list[tuple[int, str]], list[ControlReply]]:
         """The gaggle, ``steps`` calling its API, until the run ends (by itself or a stop)."""
 
-        async def gaggle() -> tuple[RunResult, list[tuple[int, str]], list[Answer]]:
+        async def gaggle() -> tuple[RunResult, list[tuple[int, str]], list[ControlReply]]:
             running = asyncio.ensure_future(self.manager.run())
             await asyncio.sleep(0.2)
             processes = [
@@ -349,8 +349,8 @@ def test_two_workers_get_added_users_on_the_fewest_and_lose_them_from_the_most(
             assert time.monotonic() < deadline, f"workers run {seen}, not {expected}"
             await asyncio.sleep(0.05)
 
-    async def steps() -> list[Answer]:
-        answers: list[Answer] = []
+    async def steps() -> list[ControlReply]:
+        answers: list[ControlReply] = []
         hatched = "3 users hatched"
         await api.until(hatched, lambda s: running(3)(s) and s["state"] == "running", 20)
         await until_workers_run([1, 2])  # 3 over 2 workers: 2 and 1
@@ -396,7 +396,7 @@ def test_no_change_but_a_stop_is_taken_once_the_run_stops() -> None:
         run = Stopped()
         run.stopping.set("enough")
         steering = Steering(run, build_config({"users": 2}), None)
-        changes: list[Callable[[], Answer]] = [
+        changes: list[Callable[[], ControlReply]] = [
             lambda: steering.set_users(5, None),
             lambda: steering.set_plan("1,1s"),
             lambda: steering.set_run_time(10),

@@ -16,13 +16,13 @@ import pytest
 from rich.console import Console
 
 from gaggle import Attack, RunResult
-from gaggle.distributed.segments import from_wire, to_wire
+from gaggle.distributed.codec import segment_from_wire, segment_to_wire
 from gaggle.kits.stop import StopSignal
 from gaggle.load.drive_arrivals import follow_arrivals
 from gaggle.load.schedule import ArrivalSchedule, Ramp
 from gaggle.load.timetable import Segment, Timetable
 from gaggle.run.runner import Runner
-from gaggle.web.control_api import Answer
+from gaggle.web.control_api import ControlReply
 from tests.conftest import Target, free_port, write_test
 from tests.load.test_control_api import Api, InProcessGaggle
 from tests.load.test_plans import PAGES, Pages, counted
@@ -65,7 +65,8 @@ def test_a_replaced_schedule_numbers_on_from_the_old_ones_count() -> None:
     assert segment.first == 11  # 0, 0.1 … 1.0 s were the old schedule's
     assert timetable.ends == pytest.approx(2.05)
     assert timetable.number_at(math.inf) == 11 + 20
-    assert from_wire(to_wire(segment)) == segment  # what a manager sends its workers
+    # what a manager sends its workers
+    assert segment_from_wire(segment_to_wire(segment)) == segment
 
 
 class Recorded:
@@ -241,7 +242,7 @@ def test_two_workers_follow_a_new_rate_together_and_count_exactly(
     gaggle = InProcessGaggle(write_test(tmp_path, PAGES), target, arrival_rate=30, run_time=60)
     api = gaggle.api
 
-    async def steps() -> list[Answer]:
+    async def steps() -> list[ControlReply]:
         await api.until("arrivals at 30/s", lambda s: s["arrival_rate"] == 30, 20)
         await asyncio.sleep(0.5)
         faster = await api.post("/api/arrival-rate", {"arrival_rate": 90})
@@ -263,4 +264,4 @@ def test_two_workers_follow_a_new_rate_together_and_count_exactly(
 
 def test_a_segment_survives_the_wire() -> None:
     segment = Segment(2.5, 41, ArrivalSchedule((Ramp(3, 9, 1.5), Ramp(9, 9, math.inf))))
-    assert from_wire(to_wire(segment)) == segment
+    assert segment_from_wire(segment_to_wire(segment)) == segment

@@ -5,8 +5,13 @@ histogram buckets a second; folding them one by one in Python cost three quarter
 (benchmarks/gaggle.py). Deltas are columnar (gaggle.proto's ``Table``), so here each column is one
 array and a delta folds in a few ``np.add.at`` / ``np.minimum.at`` steps into dense arrays with a
 row (slot) per request (method, name) or task. ``metrics()`` writes the slots that changed back
-into the engine's ``Stats`` when someone reads them (tables, a scrape, /summary): the same numbers
-as ``codec.merge_delta``, which a test checks. numpy is imported by the manager only.
+into the engine's ``Stats`` when someone reads them (tables, a scrape, /summary). numpy is
+imported by the manager only.
+
+The format is ``codec``'s: its column tables say which fields a table has and how wide each is,
+and its ``check_shape`` is the check every reader makes before folding anything. The decoding is
+this module's own. A plain-Python reference decoder, tests/support/reference_codec.py, must give
+the same numbers exactly, which the tests check.
 """
 
 from __future__ import annotations
@@ -16,13 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gaggle.distributed.codec import (
-    ENTRY_COLUMNS,
-    ROW_COLUMNS,
-    check_shape,
-    merge_schedule,
-    table_keys,
-)
+from gaggle.distributed.codec import ENTRY_COLUMNS, KEY_COLUMNS, ROW_COLUMNS, check_shape
 from gaggle.metrics.aggregate import MAX_DISTINCT_ERRORS, Metrics, add_error
 from gaggle.metrics.stats import NO_MIN, Stats
 from gaggle.wire import gaggle_pb2 as wire
@@ -31,7 +30,10 @@ from gaggle.wire import gaggle_pb2 as wire
 # the last bucket (its min and max stay exact). 32 KiB per request name or task.
 WIDTH = 4096
 CODES = 1000  # HTTP status codes 0..999
-_DTYPES = {"q": "<i8", "Q": "<u8", "I": "<u4", "H": "<u2"}
+# codec's typecodes are C types, as the array module writes them; the wire's are little-endian
+_DTYPES = {
+    code: np.dtype(code).newbyteorder("<") for code in (ROW_COLUMNS | ENTRY_COLUMNS).values()
+}
 
 Columns = dict[str, npt.NDArray[Any]]
 
@@ -69,10 +71,14 @@ class Totals:
     def merge(self, delta: wire.Delta) -> None:
         """Fold one delta in; a malformed one raises ValueError before anything is folded."""
         tables = [_columns(delta.requests, False), _columns(delta.tasks, True)]
-        merge_schedule(self._metrics, delta)  # lag rows are decoded (checked) before folding
+        # an open model's lag, checked before folding too; a closed model's deltas have none
+        lag = _columns(delta.schedule_lag, False)[1] if delta.HasField("schedule_lag") else None
         for is_task, (keys, columns) in zip((False, True), tables, strict=True):
             if keys:
                 self._fold(self._slots_of(is_task, keys), columns)
+        self._metrics.dropped += delta.arrivals_dropped
+        if lag is not None:
+            _add_rows(self._metrics.lag, lag)
         errors, incoming = self._metrics.errors, delta.errors
         if len(errors) + len(incoming) <= MAX_DISTINCT_ERRORS:  # no cap to apply: plain sums
             get = errors.get
@@ -144,13 +150,36 @@ def _sparse(dense: npt.NDArray[np.uint64]) -> dict[int, int]:
     return dict(zip(filled.tolist(), dense[filled].tolist(), strict=True))
 
 
+def _add_rows(stats: Stats, columns: Columns) -> None:
+    """A table's rows added to one ``Stats`` as Python ints: the schedule lag's (one row at
+    most), too few for the dense fold, and its buckets past ``WIDTH`` stay exact."""
+    rows = {name: columns[name].tolist() for name in ROW_COLUMNS}
+    if not rows["success_count"]:
+        return
+    stats.success_count += sum(rows["success_count"])
+    stats.fail_count += sum(rows["fail_count"])
+    stats.sum_us += sum(rows["sum_us"])
+    stats.min_us = min(stats.min_us, *rows["min_us"])
+    stats.max_us = max(stats.max_us, *rows["max_us"])
+    buckets, counts = stats.histogram.counts, columns["bucket_counts"].tolist()
+    for index, count in zip(columns["bucket_indexes"].tolist(), counts, strict=True):
+        buckets[index] = buckets.get(index, 0) + count
+    stats.histogram.total += sum(counts)
+    codes = stats.status_codes
+    for code, count in zip(
+        columns["status_codes"].tolist(), columns["status_counts"].tolist(), strict=True
+    ):
+        codes[code] = codes.get(code, 0) + count
+
+
 def _columns(table: wire.Table, is_task: bool) -> tuple[list[Any], Columns]:
     """A table's keys and its columns as arrays, checked to fit together."""
-    keys = table_keys(table, is_task)
+    first, second = KEY_COLUMNS[is_task]
+    keys = list(zip(getattr(table, first), getattr(table, second), strict=True))
     columns: Columns = {}
     for name, code in (ROW_COLUMNS | ENTRY_COLUMNS).items():
         data = getattr(table, name)
-        size = np.dtype(_DTYPES[code]).itemsize
+        size = _DTYPES[code].itemsize
         if len(data) % size:
             raise ValueError(f"a column of {len(data)} bytes is not whole {size}-byte items")
         columns[name] = np.frombuffer(data, dtype=_DTYPES[code])

@@ -19,11 +19,10 @@ import time
 
 from gaggle._version import __version__
 from gaggle.attack import Attack
-from gaggle.distributed.codec import to_delta
+from gaggle.distributed.codec import segment_from_wire, timetable_from_wire, to_delta
 from gaggle.distributed.manager_link import ManagerLink, WorkerError
 from gaggle.distributed.protocol import PROTOCOL_VERSION
 from gaggle.distributed.role import Role
-from gaggle.distributed.segments import from_wire, timetable_from_wire
 from gaggle.run.runner import Runner
 from gaggle.run.session import Aborted, RunPlan
 from gaggle.taskset import TaskSet
@@ -173,7 +172,7 @@ class Worker:
                 await runner.ready.wait()  # users start once the logs are open
                 runner.adjust(list(message.adjust.start), list(message.adjust.stop))
             elif message.HasField("reschedule") and runner.open_model is not None:
-                runner.open_model.timetable.add(from_wire(message.reschedule.segment))
+                runner.open_model.timetable.add(segment_from_wire(message.reschedule.segment))
         if self.link.error or not runner.stopping.is_set():
             # Nobody is left to count or stop this load: end it now, on_stop tasks included.
             self.manager_lost = self.link.error or "the stream closed"

@@ -87,7 +87,7 @@ class AiohttpClient:
             target = _with_params(url, options.params)
             exchange = await self._exchange(method, target, options, True, options.timeout)
             if options.allow_redirects and exchange.status in REDIRECT_STATUSES:
-                answer = _Answer(exchange)
+                answer = _HopAnswer(exchange)
                 return await follow(self._hop, method, url, str(target), options, answer)
             return exchange
         except NoResponse as failure:
@@ -121,8 +121,8 @@ class AiohttpClient:
 
     async def _hop(
         self, method: str, url: str, options: RequestOptions, body: bool, timeout: float
-    ) -> _Answer:
-        return _Answer(await self._exchange(method, url, options, body, timeout))
+    ) -> _HopAnswer:
+        return _HopAnswer(await self._exchange(method, url, options, body, timeout))
 
     async def close(self) -> None:
         if self._session is not None:
@@ -130,8 +130,8 @@ class AiohttpClient:
             await session.close()
 
 
-class _Answer:
-    """A read response in a redirect chain (``redirects.Answer``)."""
+class _HopAnswer:
+    """A read response in a redirect chain (``redirects.HopAnswer``)."""
 
     __slots__ = ("_exchange",)
 

@@ -23,7 +23,7 @@ from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from gaggle.http.cookies import CookieJar, cookie_header, new_cookie_jar
-from gaggle.http.httptools_connection import Answer, Connection, connect
+from gaggle.http.httptools_connection import Connection, Http1Answer, connect
 from gaggle.http.redirects import REDIRECT_STATUSES, follow
 from gaggle.http.seam import (
     DEFAULT_TIMEOUT,
@@ -100,7 +100,7 @@ class HttptoolsClient:
 
     async def _exchange(
         self, method: str, url: str, options: RequestOptions, body: bool, timeout: float | None
-    ) -> Answer:
+    ) -> Http1Answer:
         target = _target(url)
         payload, content_type = encode_body(options) if body else (b"", "")
         headers = options.headers

@@ -1,6 +1,6 @@
 """One HTTP/1.1 keep-alive connection on the event loop, its responses read by httptools.
 
-httptools wraps llhttp, Node's parser: its callbacks fill an ``Answer`` as bytes arrive, and a
+httptools wraps llhttp, Node's parser: its callbacks fill an ``Http1Answer`` as bytes arrive, and a
 request's future resolves when the message is complete. One request at a time per connection
 (no pipelining); the client keeps the pool. Failures raise the seam's ``NoResponse``.
 """
@@ -59,8 +59,8 @@ async def connect(origin: tuple[str, str, int], deadline: float) -> Connection:
     return connection
 
 
-class Answer:
-    """A complete response: status, raw headers and body chunks (``redirects.Answer``)."""
+class Http1Answer:
+    """A complete response: status, raw headers and body chunks (``redirects.HopAnswer``)."""
 
     __slots__ = ("body", "encoding", "headers", "keep_alive", "set_cookies", "status")
 
@@ -107,7 +107,7 @@ class _Unsolicited(Exception):
     """An answer began after the request's own was complete."""
 
 
-_NO_ANSWER = Answer()  # what an idle connection points at; never filled (see data_received)
+_NO_ANSWER = Http1Answer()  # what an idle connection points at; never filled (see data_received)
 
 
 class Connection(asyncio.Protocol):
@@ -118,19 +118,19 @@ class Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self._parser = httptools.HttpResponseParser(self)
         self._transport: asyncio.Transport | None = None
-        self._waiter: asyncio.Future[Answer] | None = None
+        self._waiter: asyncio.Future[Http1Answer] | None = None
         self._answer = _NO_ANSWER
         self._head = False  # the request was HEAD: its response has no body whatever it says
         self._received = False
         self.closed = False
 
-    async def roundtrip(self, request: bytes, head: bool, deadline: float) -> Answer:
+    async def roundtrip(self, request: bytes, head: bool, deadline: float) -> Http1Answer:
         transport = self._transport
         assert transport is not None
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Answer] = loop.create_future()
+        waiter: asyncio.Future[Http1Answer] = loop.create_future()
         self._waiter = waiter
-        self._answer, self._head, self._received = Answer(), head, False
+        self._answer, self._head, self._received = Http1Answer(), head, False
         timer = loop.call_at(deadline, self._time_out)
         transport.write(request)
         try:
@@ -214,7 +214,7 @@ class Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
         if status < 200:  # 1xx: an interim response, the real one follows
-            self._answer = Answer()
+            self._answer = Http1Answer()
             return
         answer = self._answer
         answer.status = status
@@ -233,7 +233,7 @@ class Connection(asyncio.Protocol):
         answer.keep_alive = self._parser.should_keep_alive()
         self._resolve(answer)
 
-    def _resolve(self, answer: Answer) -> None:
+    def _resolve(self, answer: Http1Answer) -> None:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(answer)

@@ -35,8 +35,8 @@ class Hop(NamedTuple):
     keep_body: bool
 
 
-class Answer(Protocol):
-    """One response of the chain, its body not necessarily read yet."""
+class HopAnswer(Protocol):
+    """One response of the chain (a hop's answer), its body not necessarily read yet."""
 
     @property
     def status(self) -> int: ...
@@ -51,7 +51,7 @@ class SendHop(Protocol):
 
     def __call__(
         self, method: str, url: str, options: RequestOptions, body: bool, timeout: float
-    ) -> Awaitable[Answer]: ...
+    ) -> Awaitable[HopAnswer]: ...
 
 
 def next_hop(method: str, url: str, status: int, location: str | None) -> Hop | None:
@@ -65,7 +65,7 @@ def next_hop(method: str, url: str, status: int, location: str | None) -> Hop | 
 
 
 async def follow(
-    send: SendHop, method: str, url: str, target: str, options: RequestOptions, answer: Answer
+    send: SendHop, method: str, url: str, target: str, options: RequestOptions, answer: HopAnswer
 ) -> Exchange:
     """Walk a redirect chain from its first ``answer``; the Exchange of its last response.
 

@@ -97,7 +97,7 @@ class ReqwestClient:
         try:
             response = await self._send(method, target, options, True, options.timeout)
             if options.allow_redirects and response.status in REDIRECT_STATUSES:
-                return await follow(self._hop, method, url, target, options, _Answer(response))
+                return await follow(self._hop, method, url, target, options, _HopAnswer(response))
             body = await response.bytes()
             headers = Headers(_Lines(response.headers))
             return Exchange(response.status, target, False, headers, body.to_bytes())
@@ -122,9 +122,9 @@ class ReqwestClient:
 
     async def _hop(
         self, method: str, url: str, options: RequestOptions, body: bool, timeout: float
-    ) -> _Answer:
+    ) -> _HopAnswer:
         try:
-            return _Answer(await self._send(method, url, options, body, timeout))
+            return _HopAnswer(await self._send(method, url, options, body, timeout))
         except (PyreqwestError, ValueError) as error:
             raise NoResponse(describe_error(error, url)) from error
 
@@ -135,8 +135,8 @@ class ReqwestClient:
         self._plain = self._tls = None
 
 
-class _Answer:
-    """A reqwest response in a redirect chain (``redirects.Answer``)."""
+class _HopAnswer:
+    """A reqwest response in a redirect chain (``redirects.HopAnswer``)."""
 
     __slots__ = ("_response",)
 

@@ -1,13 +1,13 @@
-"""How a staged plan or a load shape moves the number of users over time.
+"""How the closed model's number of users moves over time: -u at -r, a staged plan, a load shape.
 
 The drivers only say how many users should run; a ``Crowd`` makes it so — the users of this
-event loop (``pool.UserPool``) or, on a manager, the workers' (``distributed.crowd``). So the
-same plan drives a standalone run and a gaggle, and an open model (arrivals per second) can be
-one more driver beside these two.
+event loop (``users.pool.UserPool``; its ``Hatch`` for -u, which starts each user once) or, on a
+manager, the workers' (``distributed.worker_crowd``). So the same plan drives a standalone run
+and a gaggle. The open model is driven by its arrivals instead (``load.drive_arrivals``).
 
-Changes are paced on a fixed grid from the stage's start: change *i* of *n* over *d* seconds is
-due at ``i·d/n``. A loop that woke late makes every change due by then at once, so a busy loop
-delays no stage's end.
+Every change is paced by ``pace``, on a fixed grid from its start: change *i* of *n* over *d*
+seconds is due at ``i·d/n``. A loop that woke late makes every change due by then at once, so a
+busy loop delays no stage's end.
 """
 
 from __future__ import annotations

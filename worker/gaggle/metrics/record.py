@@ -48,7 +48,6 @@ class RequestRecord(NamedTuple):
     update: bool
     user: int
     error: str = ""
-    intended_start: float | None = None  # for open-model (arrival-rate) runs; None when closed
 
     @property
     def response_time(self) -> float:

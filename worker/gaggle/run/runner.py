@@ -14,16 +14,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Coroutine
+from typing import Any
 
 from gaggle.load.drive_arrivals import follow_arrivals
+from gaggle.load.drive_users import pace
 from gaggle.metrics.aggregate import Aggregator, Metrics, NullAggregator
 from gaggle.metrics.ledger import Ledger
 from gaggle.report.logs import BufferedLog, open_debug_log, open_requests_log
 from gaggle.run.session import RunPlan, Session
-from gaggle.users.allocation import hatch
+from gaggle.run.types import iterations_over
 from gaggle.users.arrival_pool import ArrivalPool
 from gaggle.users.context import RunContext
-from gaggle.users.pool import UserPool
+from gaggle.users.pool import Hatch, UserPool
 from gaggle.users.throttle import Throttle
 
 log = logging.getLogger("gaggle")
@@ -47,9 +50,9 @@ class Runner(Session):
             throttle=Throttle(config.throttle_requests) if config.throttle_requests else None,
         )
         self.metrics_started = self.ctx.started
-        # a plan of users or a shape moves the users (an open model's plan moves arrivals)
-        self.driven = bool(config.test_plan or plan.shape) and not config.open_model
-        self.pool = UserPool(self.ctx, plan.tasksets, plan.hosts, random.Random(plan.seed))
+        self.pool = UserPool(
+            self.ctx, plan.tasksets, plan.hosts, random.Random(plan.seed), plan.first_user
+        )
         self.arrivals = ArrivalPool(  # an open model's users (idle in a closed one)
             self.ctx,
             plan.tasksets,
@@ -67,14 +70,8 @@ class Runner(Session):
     def users_in_result(self) -> int:
         return self.pool.started + self.arrivals.started
 
-    def users_target(self) -> int:
-        return self.pool.target if self.driven else self.plan.config.users
-
     def user_crowd(self) -> UserPool:
         return self.pool
-
-    def take_over(self) -> None:
-        self.driven = True  # the target is the pool's from now on, not -u
 
     def take_delta(self) -> Metrics:
         """A worker's next delta for its manager: what its users did since the last one."""
@@ -111,21 +108,11 @@ class Runner(Session):
             raise failure
         return True
 
-    def _follow(self) -> None:
-        """Drive the users: the test plan, the load shape, or -u at -r (a manager's worker
-        hatches its share, then the manager's adjustments move it). The control API may
-        replace the driver later (gaggle.run.steering)."""
-        config, shape = self.plan.config, self.plan.shape
-        if config.open_model:
-            self.steering.begin(self._follow_arrivals())
-        elif config.test_plan:
-            self.steering.begin_plan()
-        elif shape is not None:
-            self.steering.begin_shape(shape)
-        else:
-            self.steering.begin(self._steady())
+    def _steady(self) -> Coroutine[Any, Any, None]:
+        """-u at -r (a worker: its share, which the manager's adjustments move later)."""
+        return self._hatch_users()
 
-    async def _steady(self) -> None:
+    async def _hatch_users(self) -> None:
         if await self._hatch():
             self.hatched()
         if self.plan.config.iterations:
@@ -157,19 +144,17 @@ class Runner(Session):
             await asyncio.wait([stopped, users_done], return_when=asyncio.FIRST_COMPLETED)
             stopped.cancel()
             users_done.cancel()
-        self.stop(f"every user ran its {iterations} iteration(s)")  # unless stopped already
+        self.stop(iterations_over(iterations))  # unless stopped already
 
     async def _hatch(self) -> bool:
-        plan = self.plan
-        config = plan.config
-        launched = await hatch(
-            config.users,
-            config.hatch_rate,
-            self.ctx.stop,
-            lambda index: self.pool.start(plan.first_user + index),
-        )
-        log.info("launched %d users...", launched)
-        return launched == config.users
+        """-u users at -r, paced as a plan's (a worker's from its share's first slot); False
+        when the run stopped before all had started."""
+        config = self.plan.config
+        hatch = Hatch(self.pool)
+        started = asyncio.get_running_loop().time()
+        await pace(hatch, config.users, started, 1 / config.hatch_rate, self.ctx.stop)
+        log.info("launched %d users...", hatch.target)
+        return hatch.target == config.users
 
     def _open_logs(self) -> None:
         config, ctx = self.plan.config, self.ctx

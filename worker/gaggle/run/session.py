@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from aiohttp import web
 
@@ -35,7 +37,7 @@ from gaggle.report.tables import TableOptions, print_tables, print_verdicts
 from gaggle.run.open_model import OpenModel
 from gaggle.run.process import settle_heap
 from gaggle.run.steering import Steering
-from gaggle.run.types import Aborted, RunPlan, RunResult, Tally
+from gaggle.run.types import Aborted, LoadKind, RunPlan, RunResult, Tally
 from gaggle.run.warnings import latency_note, summary_warnings
 from gaggle.web.app import listens_of, serve
 
@@ -62,6 +64,9 @@ class Session:
         self._timers: list[asyncio.TimerHandle | asyncio.Task[None]] = []
         self.stage_marks: list[tuple[float, str]] = []  # (epoch seconds, label) of each stage
         self.signals = SignalHandlers(self.stop, self.abort)
+        # a plan of users or a shape moves the users (then the control API, once it took them
+        # over); else -u says how many run
+        self.driven = plan.moves_users
         self.steering = Steering(self, plan.config, plan.shape)  # the control API's
         self.open_model = (  # an open model's timetable (None: a closed model); its stages
             OpenModel(plan.config, self.stopping, self.steering, plan.timetable)  # as a plan's
@@ -82,7 +87,7 @@ class Session:
 
     def users_target(self) -> int:
         """Users the load asks for now (a plan's or shape's, or -u)."""
-        return self.plan.config.users
+        return self.user_crowd().target if self.driven else self.plan.config.users
 
     def worker_counts(self) -> tuple[int, int]:
         """(connected, lost) workers; none outside Gaggle mode."""
@@ -107,6 +112,29 @@ class Session:
 
     def take_over(self) -> None:
         """The control API moves the users from now on (a role that hatched them adopts them)."""
+        self.driven = True
+
+    def _follow(self, delay: float = 0.0) -> None:
+        """Start the run's first driver, as its load says — the open model's arrivals, the
+        plan, the shape, or the role's steady load; the control API may replace it later
+        (``run.steering``). ``delay``: a manager's plan starts at the gaggle's common instant."""
+        plan = self.plan
+        if plan.config.open_model:
+            self.steering.begin(self._follow_arrivals())
+        elif plan.load is LoadKind.PLAN:
+            self.steering.begin_plan(delay)
+        elif plan.load is LoadKind.SHAPE and plan.shape is not None:
+            self.steering.begin_shape(plan.shape, delay)
+        elif (steady := self._steady()) is not None:
+            self.steering.begin(steady)
+
+    def _steady(self) -> Coroutine[Any, Any, None] | None:
+        """-u at -r: the role's own driver, or None (a manager's workers hatch their shares)."""
+        return None
+
+    async def _follow_arrivals(self) -> None:
+        """The open model: this role's arrivals on the timetable, then the run's end."""
+        raise NotImplementedError
 
     def steering_refused(self) -> str:
         """Why the control API cannot move the users now; "" when it can."""
@@ -174,7 +202,7 @@ class Session:
             return Progress(0.0, config.run_time, self.waiting_for())
         # the control API may have moved the end; else it is the plan's or -t, exactly
         remaining = self.steering.remaining() if self.steering.end_changed else None
-        if config.test_plan or self.plan.shape is not None:  # the plan's time, its stage's name
+        if self.plan.load.staged:  # the plan's time, its stage's name
             elapsed = now - self.load_started
             planned = sum(stage.seconds for stage in config.plan_stages)  # a shape's: unknown, 0
             total = planned if remaining is None else elapsed + remaining
@@ -369,8 +397,7 @@ class Session:
 
     def _warnings(self, metrics: Metrics, duration: float) -> tuple[str, ...]:
         plan, hatched = self.plan, self.hatched_all
-        shaped = plan.shape is not None
-        return summary_warnings(plan.config, plan.tasksets, shaped, hatched, metrics, duration)
+        return summary_warnings(plan.config, plan.tasksets, plan.load, hatched, metrics, duration)
 
     def _start_run_timer(self) -> None:
         run_time = self.plan.config.run_time

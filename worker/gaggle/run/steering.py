@@ -31,12 +31,14 @@ from gaggle.kits.stop import StopSignal
 from gaggle.load.drive_users import Crowd, follow_plan, follow_shape, pace
 from gaggle.load.schedule import ArrivalSchedule, Ramp
 from gaggle.load.shape import LoadShape
-from gaggle.load.stages import PlanStage, canonical, is_rate_plan, stages
+from gaggle.load.stages import PlanStage, canonical, is_rate_plan
 from gaggle.load.timetable import PLAN_OVER, RUN_TIME_OVER, Segment
 from gaggle.options.config import RunConfig
+from gaggle.options.converters import parse_stages
 from gaggle.report.figures import Progress
 from gaggle.run.open_model import OpenModel
-from gaggle.web.control_api import Answer, ControlError
+from gaggle.run.types import LoadKind
+from gaggle.web.control_api import ControlError, ControlReply
 
 log = logging.getLogger("gaggle")
 
@@ -91,17 +93,7 @@ class Steering:
         self.run = run
         self.hatch_rate = config.hatch_rate
         self.plan: tuple[PlanStage, ...] = config.plan_stages
-        self.load = (
-            "arrival_rate"
-            if config.arrival_rate > 0
-            else "plan"
-            if config.test_plan
-            else "shape"
-            if shape is not None
-            else "iterations"
-            if config.iterations
-            else "users"
-        )
+        self.load = LoadKind.of(config, shape)  # a change may turn it into another
         self.shape = shape
         self.stage = ""  # the current stage's label (a plan's or shape's)
         self.changes: list[Change] = []
@@ -119,7 +111,7 @@ class Steering:
         self._replace(load, ends_run="")
 
     def begin_plan(self, delay: float = 0.0) -> None:
-        self._replace(self._follow_plan(self.plan, delay), ends_run="the test plan is over")
+        self._replace(self._follow_plan(self.plan, delay), ends_run=PLAN_OVER)
 
     def begin_shape(self, shape: type[LoadShape], delay: float = 0.0) -> None:
         ended = f"the load shape {shape.__name__} ended"
@@ -189,7 +181,7 @@ class Steering:
             return
         loop = asyncio.get_running_loop()
         self._deadline = loop.time() + seconds
-        self._timer = loop.call_later(seconds, self.run.stop, "run time elapsed")
+        self._timer = loop.call_later(seconds, self.run.stop, RUN_TIME_OVER)
 
     def remaining(self) -> float | None:
         """Seconds until the run ends by itself; None when only a stop ends it (or, with
@@ -202,7 +194,7 @@ class Steering:
             return self.run.open_model.remaining()
         if self._deadline is not None and now is not None:
             return max(0.0, self._deadline - now)
-        if self.load == "plan":  # no deadline: the plan ends the run
+        if self.load is LoadKind.PLAN:  # no deadline: the plan ends the run
             total = sum(stage.seconds for stage in self.plan)
             if self._plan_started is None or now is None:
                 return total
@@ -212,7 +204,7 @@ class Steering:
         return None
 
     # --- the control API (report.control_api.Controls) --------------------------------------
-    def status(self) -> Answer:
+    def status(self) -> ControlReply:
         progress, remaining = self.run.progress(), self.remaining()
         stopping = self.run.stopping
         return {
@@ -220,9 +212,9 @@ class Steering:
             "users": {"target": self.run.users_target(), "running": self.run.users_running()},
             "hatch_rate": self.hatch_rate,
             "load": self.load,  # what says the users: users, plan, shape or iterations
-            "plan": canonical(self.plan) if self.load == "plan" else None,
-            "stage": self.stage if self.load in ("plan", "shape") and self.stage else None,
-            "shape": self.shape.__name__ if self.load == "shape" and self.shape else None,
+            "plan": canonical(self.plan) if self.load is LoadKind.PLAN else None,
+            "stage": self.stage if self.load.staged and self.stage else None,
+            "shape": self.shape.__name__ if self.load is LoadKind.SHAPE and self.shape else None,
             "run_time": {
                 "elapsed": round(progress.elapsed, 3),
                 "remaining": None if remaining is None else round(remaining, 3),
@@ -241,14 +233,14 @@ class Steering:
             raise ControlError(409, field, value, f"the run is stopping ({stopping.reason})")
         if not moves_users:
             return
-        if self.load == "iterations":
+        if self.load is LoadKind.ITERATIONS:
             why = "with --iterations each user runs its passes and the run ends when all have"
             raise ControlError(409, field, value, f"{why}; a run time or a stop can change")
         refused = self.run.steering_refused()
         if refused:
             raise ControlError(409, field, value, refused)
 
-    def _record(self, what: str, text: str) -> Answer:
+    def _record(self, what: str, text: str) -> ControlReply:
         log.warning("control: %s", text)
         self.changes.append(Change(time.time(), what, text))
         return self.status()
@@ -258,21 +250,21 @@ class Steering:
             why = "an open model's users are its pool: set arrival_rate, a plan of rates"
             raise ControlError(409, field, value, f"{why} (R/s,DURATION;…) or the run time")
 
-    def set_users(self, users: int, hatch_rate: float | None) -> Answer:
+    def set_users(self, users: int, hatch_rate: float | None) -> ControlReply:
         self._closed_only("users", users)
         self._may_change("users", users)
         before = self.run.users_target()
         self.run.take_over()
         self.hatch_rate = hatch_rate or self.hatch_rate
-        if self.load == "plan" and self._deadline is None:  # the plan's end stays the run's
+        if self.load is LoadKind.PLAN and self._deadline is None:  # the plan's end stays the run's
             self.end_changed = True
             self._set_deadline(self.remaining())
-        self.load, self.plan, self.stage = "users", (), ""
+        self.load, self.plan, self.stage = LoadKind.USERS, (), ""
         self._replace(self._move_users(users), ends_run="")
         return self._record("users", f"users {before} → {users} at {self.hatch_rate:g}/s")
 
-    def set_plan(self, plan: str) -> Answer:
-        new = stages(plan)
+    def set_plan(self, plan: str) -> ControlReply:
+        new = parse_stages("plan", plan)  # the API sends it checked; code may not
         if is_rate_plan(new) != (self.run.open_model is not None):
             model = "an open model" if self.run.open_model else "a closed model"
             kind = "rates (R/s,DURATION;…)" if self.run.open_model else "users (USERS,DURATION;…)"
@@ -281,13 +273,13 @@ class Steering:
         if self.run.open_model is not None:
             return self._set_rate_plan(plan, new, self.run.open_model)
         self.run.take_over()
-        self.load, self.plan, self.stage = "plan", stages(plan), ""
+        self.load, self.plan, self.stage = LoadKind.PLAN, new, ""
         self.end_changed = True  # the plan ends the run
         self._set_deadline(None)
-        self._replace(self._follow_plan(self.plan, 0.0), ends_run="the test plan is over")
+        self._replace(self._follow_plan(self.plan, 0.0), ends_run=PLAN_OVER)
         return self._record("plan", f"plan → {plan} (from {self.run.users_target()} users)")
 
-    def set_run_time(self, remaining: float) -> Answer:
+    def set_run_time(self, remaining: float) -> ControlReply:
         self._may_change("remaining", remaining, moves_users=self.run.open_model is not None)
         before = self.remaining()
         self.end_changed = True
@@ -299,7 +291,7 @@ class Steering:
         was = "until stopped" if before is None else f"{before:.0f} s"
         return self._record("run_time", f"run time: {remaining:g} s remaining (was {was})")
 
-    def set_arrival_rate(self, per_second: float) -> Answer:
+    def set_arrival_rate(self, per_second: float) -> ControlReply:
         open_model = self.run.open_model
         if open_model is None:
             why = "no open model in this run (its users are a closed model: set users or a plan)"
@@ -311,13 +303,13 @@ class Steering:
             return ArrivalSchedule((Ramp(per_second, per_second, max(0.0, ends - at)),))
 
         self._reschedule(constant, RUN_TIME_OVER)
-        self.load, self.plan, self.stage = "arrival_rate", (), ""
+        self.load, self.plan, self.stage = LoadKind.ARRIVAL_RATE, (), ""
         text = f"arrival rate {before:g}/s → {per_second:g}/s"
         return self._record("arrival_rate", text)
 
     def _set_rate_plan(
         self, plan: str, new: tuple[PlanStage, ...], open_model: OpenModel
-    ) -> Answer:
+    ) -> ControlReply:
         before = open_model.rate_now()
         timetable = open_model.timetable
 
@@ -325,7 +317,7 @@ class Steering:
             return ArrivalSchedule.of_plan(new, timetable.rate_at(at))
 
         self._reschedule(from_now, PLAN_OVER, new)
-        self.load, self.plan, self.stage = "plan", new, ""
+        self.load, self.plan, self.stage = LoadKind.PLAN, new, ""
         self.end_changed = True
         return self._record("plan", f"plan → {plan} (from {before:g}/s)")
 
@@ -335,7 +327,7 @@ class Steering:
         lead = self.run.reschedule_lead
         self.run.rescheduled(self.run.open_model.replace(schedule_at, ends_run, lead, stages))
 
-    def stop(self, reason: str) -> Answer:
+    def stop(self, reason: str) -> ControlReply:
         if not self.run.stopping.is_set():
             self._record("stop", f"stop: {reason}")
             self.run.stop(reason)

@@ -4,6 +4,7 @@ operator can name them without the lifecycle's imports."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -16,6 +17,32 @@ from gaggle.metrics.aggregate import Metrics, TaskNames
 from gaggle.metrics.thresholds import Verdict
 from gaggle.options.config import RunConfig
 from gaggle.taskset import TaskSet
+
+
+class LoadKind(enum.StrEnum):
+    """What says how much load a run has, decided once from the options and the test file (the
+    control API's /api/status names it as ``load``; a live change may turn one into another)."""
+
+    USERS = "users"  # -u at -r, until -t or a signal
+    ITERATIONS = "iterations"  # -u at -r, each user its --iterations passes
+    PLAN = "plan"  # --test-plan: of users, or of rates (an open model)
+    SHAPE = "shape"  # a LoadShape in the test file
+    ARRIVAL_RATE = "arrival_rate"  # --arrival-rate: an open model at one rate
+
+    @classmethod
+    def of(cls, config: RunConfig, shape: type[LoadShape] | None) -> LoadKind:
+        if config.arrival_rate > 0:
+            return cls.ARRIVAL_RATE
+        if config.test_plan:
+            return cls.PLAN
+        if shape is not None:
+            return cls.SHAPE
+        return cls.ITERATIONS if config.iterations else cls.USERS
+
+    @property
+    def staged(self) -> bool:
+        """A plan or a shape: the run goes through stages and ends with them."""
+        return self in (LoadKind.PLAN, LoadKind.SHAPE)
 
 
 class Aborted(Exception):
@@ -41,6 +68,21 @@ class RunPlan:
     arrival_stride: int = 1
     timetable: tuple[Segment, ...] = ()  # a late worker's: the schedules its manager follows
     joined: float = 0.0  # a late worker's start, in seconds of the run's schedule
+
+    @property
+    def load(self) -> LoadKind:
+        return LoadKind.of(self.config, self.shape)
+
+    @property
+    def moves_users(self) -> bool:
+        """A plan of users or a load shape moves the users over time; -u at -r starts them once,
+        and an open model's plan moves arrivals, not users."""
+        return self.load.staged and not self.config.open_model
+
+
+def iterations_over(iterations: int) -> str:
+    """Why an --iterations run stopped (its ``stopped_by``), in one process or a gaggle."""
+    return f"every user ran its {iterations} iteration(s)"
 
 
 @dataclass(slots=True)

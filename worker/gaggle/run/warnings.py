@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.stats import Stats
 from gaggle.options.config import RunConfig
+from gaggle.run.types import LoadKind
 from gaggle.taskset import TaskSet
 from gaggle.wait import between, constant, pacing
 
@@ -108,15 +109,14 @@ def latency_note(config: RunConfig, tasksets: Sequence[type[TaskSet]]) -> str:
 def summary_warnings(
     config: RunConfig,
     tasksets: Sequence[type[TaskSet]],
-    shaped: bool,
+    load: LoadKind,
     hatched: bool,
     metrics: Metrics,
     duration: float,
 ) -> tuple[str, ...]:
     """The summary's warnings: coordinated omission, judged on a steady closed run after the
     hatch (a plan's, a shape's or --iterations' users come and go by design)."""
-    steady = not (config.open_model or config.test_plan or shaped or config.iterations)
-    if not steady or config.no_reset_metrics or not hatched:
+    if load is not LoadKind.USERS or config.no_reset_metrics or not hatched:
         return ()
     warning = omission_warning(metrics, tasksets, config.users, duration)
     return (warning,) if warning else ()

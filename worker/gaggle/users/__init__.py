@@ -1,9 +1,12 @@
 """The simulated users of one event loop: the hot path from a task to a request's record.
 
-- ``user``: ``User`` (one simulated user: its client, cookies, verdicts) and the task loop.
+- ``user``: ``User`` (one simulated user: its client, cookies, verdicts) and ``run_user``, its
+  lifecycle in both load models, fed its passes by an ``Iterations``.
 - ``context``: ``RunContext``, what every user of the run shares (config, aggregator, stop).
 - ``throttle``: ``--throttle-requests``, the run's request budget per second.
 - ``allocation``: which task set each user (or arrival) runs, by weight.
-- ``pool``: ``UserPool``, the closed model's users by slot, started and stopped as load changes.
-- ``arrival_pool``: ``ArrivalPool``, the open model's users, taken by arrivals as they fall due.
+- ``pool``: ``Pool``, what both pools share; ``UserPool``, the closed model's users by slot,
+  started and stopped as load changes (``UntilStopped``: their passes; ``Hatch``: -u of them).
+- ``arrival_pool``: ``ArrivalPool``, the open model's users, taken by arrivals as they fall due
+  (``PerArrival``: their passes).
 """

@@ -1,11 +1,16 @@
-"""The users of one event loop, by slot: started and stopped one by one as the load changes.
+"""The users of one event loop: what both load models' pools share, and the closed model's.
 
-A slot is a user's index in the whole run (in Gaggle mode, the gaggle's), and its task set is
-the allocation's entry for that index. A new user takes the lowest free slot and a plan that
-lowers the users stops the highest first — the last started — so the running slots stay the
-allocation's first entries and the task-set weights stay balanced as the crowd shrinks and
-grows. A stopped user finishes its request in flight and runs its on_stop tasks; until then it
-still counts as running.
+``Pool`` holds what a user needs from its task set (its task plan, a new HTTP client) and every
+user task started, for both pools: ``UserPool`` here and the open model's ``ArrivalPool``
+(``users.arrival_pool``).
+
+``UserPool`` keeps its users by slot, started and stopped one by one as the load changes. A slot is
+a user's index in the whole run (in Gaggle mode, the gaggle's), and its task set is the
+allocation's entry for that index. A new user takes the lowest free slot (the pool's first, then
+the next, when none is free) and a plan that lowers the users stops the highest first — the last
+started — so the running slots stay the allocation's first entries and the task-set weights stay
+balanced as the crowd shrinks and grows. A stopped user finishes its request in flight and runs
+its on_stop tasks; until then it still counts as running.
 """
 
 from __future__ import annotations
@@ -15,38 +20,105 @@ import heapq
 import logging
 import random
 from collections.abc import Callable
+from typing import ClassVar
 
 from gaggle.http import CLIENTS
 from gaggle.http.seam import HttpClient
+from gaggle.kits.stop import StopSignal
 from gaggle.taskset import TaskSet
 from gaggle.users.allocation import allocation_cycle
 from gaggle.users.context import RunContext
-from gaggle.users.user import TaskPlan, User, run_user
+from gaggle.users.user import Iterations, TaskPlan, User, run_user
 
 log = logging.getLogger("gaggle")
 
 
-class UserPool:
+class Pool:
+    """Users of the run's task sets on this event loop: each user's task, from its start on."""
+
+    def __init__(self, ctx: RunContext, tasksets: list[type[TaskSet]], hosts: list[str]) -> None:
+        self.ctx, self.tasksets, self.hosts = ctx, tasksets, hosts
+        self._plans = [TaskPlan(ts) for ts in tasksets]
+        self._clients: list[Callable[[], HttpClient]] = [
+            CLIENTS[ts.client or ctx.config.http_client] for ts in tasksets
+        ]
+        self.tasks: list[asyncio.Task[None]] = []  # every user ever started
+
+    @property
+    def started(self) -> int:
+        """Users started so far, ended or not."""
+        return len(self.tasks)
+
+    def alive(self) -> int:
+        """Users whose task has not ended: the running ones and those still stopping."""
+        return sum(1 for task in self.tasks if not task.done())
+
+    async def wait(self) -> None:
+        """Until every user started so far has ended."""
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def _user(self, slot: int, taskset_index: int) -> User:
+        client = self._clients[taskset_index]()
+        return User(self.ctx, slot, taskset_index, self.hosts[taskset_index], client)
+
+    def _run(self, user: User, iterations: Iterations) -> asyncio.Task[None]:
+        """Start ``user``'s task: its task set's lifecycle, its passes as ``iterations`` says."""
+        index = user.taskset_index
+        task = asyncio.get_running_loop().create_task(
+            run_user(self.ctx, self.tasksets[index], self._plans[index], user, iterations)
+        )
+        self.tasks.append(task)
+        return task
+
+
+class UntilStopped(Iterations):
+    """A closed model's user: pass after pass until it is stopped, or --iterations passes."""
+
+    __slots__ = ("_idle", "_left", "_stop")
+    whole: ClassVar[bool] = False
+
+    def __init__(self, stop: StopSignal, iterations: int, plan: TaskPlan) -> None:
+        self._stop = stop
+        # an empty cycle and no limit: no pass at all, the user waits for its stop
+        self._idle = not iterations and not (plan.sequenced or plan.shuffled)
+        self._left = 0 if self._idle else iterations or -1  # -1: no limit
+
+    def begin(self) -> bool:
+        if self._stop.is_set() or self._left == 0:
+            return False
+        if self._left > 0:
+            self._left -= 1
+        return True
+
+    async def wait(self) -> bool:
+        if self._idle:
+            await self._stop.wait()
+        return False
+
+    def abandon(self) -> None:
+        pass  # it took nothing that another user must run
+
+
+class UserPool(Pool):
+    """A closed model's users by slot; slots from ``first_slot`` on (a worker's share's first)."""
+
     def __init__(
         self,
         ctx: RunContext,
         tasksets: list[type[TaskSet]],
         hosts: list[str],
         rng: random.Random,
+        first_slot: int = 0,
     ) -> None:
-        self.ctx, self.tasksets, self.hosts, self.rng = ctx, tasksets, hosts, rng
-        config = ctx.config
-        self._plans = [TaskPlan(ts) for ts in tasksets]
-        self._clients: list[Callable[[], HttpClient]] = [
-            CLIENTS[ts.client or config.http_client] for ts in tasksets
-        ]
+        super().__init__(ctx, tasksets, hosts)
+        self.rng = rng
+        self.first_slot = first_slot
         self._weights = [ts.weight for ts in tasksets]
         self._allocation: list[int] = []
         self._free: list[int] = []  # slots given back, lowest first
-        self._next_slot = 0
+        self._next_slot = first_slot
         self.running: dict[int, tuple[User, asyncio.Task[None]]] = {}  # not asked to stop
-        self.tasks: list[asyncio.Task[None]] = []  # every user ever started
-        self.started = 0
 
     # --- which task set a slot runs ---------------------------------------------------------
     def taskset_of(self, slot: int) -> int:
@@ -62,10 +134,6 @@ class UserPool:
         """Users started and not asked to stop (some may have ended by themselves)."""
         return len(self.running)
 
-    def alive(self) -> int:
-        """Users whose task has not ended: the running ones and those still stopping."""
-        return sum(1 for task in self.tasks if not task.done())
-
     # --- changes ----------------------------------------------------------------------------
     def start(self, slot: int | None = None) -> int:
         """Start a user in ``slot`` (default: the lowest free one); returns the slot."""
@@ -76,18 +144,14 @@ class UserPool:
             heapq.heapify(self._free)
         self._next_slot = max(self._next_slot, slot + 1)
         ctx, ts_index = self.ctx, self.taskset_of(slot)
-        taskset = self.tasksets[ts_index]
-        log.info("launching user %d from %s...", slot + 1, taskset.__name__)
-        user = User(ctx, slot, ts_index, self.hosts[ts_index], self._clients[ts_index]())
+        log.info("launching user %d from %s...", slot + 1, self.tasksets[ts_index].__name__)
+        user = self._user(slot, ts_index)
         if ctx.stop.is_set():
             user.stop.set(ctx.stop.reason)
-        task = asyncio.get_running_loop().create_task(
-            run_user(ctx, taskset, self._plans[ts_index], user)
-        )
+        iterations = UntilStopped(user.stop, ctx.config.iterations, self._plans[ts_index])
+        task = self._run(user, iterations)
         task.add_done_callback(lambda _: self._ended(slot, task))
         self.running[slot] = (user, task)
-        self.tasks.append(task)
-        self.started += 1
         return slot
 
     def stop(self, slot: int | None = None, reason: str = "fewer users") -> int | None:
@@ -121,7 +185,22 @@ class UserPool:
             del self.running[slot]
             heapq.heappush(self._free, slot)
 
-    async def wait(self) -> None:
-        """Until every user started so far has ended."""
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+
+class Hatch:
+    """-u users hatched into a pool, for ``load.drive_users.pace`` to start one by one.
+
+    Each slot from the pool's first on starts once, in order, and ``target`` counts the users
+    launched: one that ends by itself meanwhile (its --iterations passes, or its ``__init__``
+    raised) is not started again, as the pool's ``resize`` would to keep a plan's users running.
+    """
+
+    __slots__ = ("pool", "target")
+
+    def __init__(self, pool: UserPool) -> None:
+        self.pool = pool
+        self.target = 0  # users launched
+
+    def resize(self, users: int) -> None:
+        while self.target < users:
+            self.pool.start(self.pool.first_slot + self.target)
+            self.target += 1

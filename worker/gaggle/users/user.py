@@ -1,10 +1,12 @@
-"""A simulated user: runs one TaskSet instance's tasks in a loop until it is stopped.
+"""A simulated user: runs one TaskSet instance's tasks, pass after pass of its cycle.
 
 Per request the hot path is: a clock read, the client's send, one record into the aggregator and
 an append to the requests log when one is open. Tasks that raise are counted as failed and the
 user goes on; a stopping user lets the request in flight finish, then runs its on_stop tasks.
 Each user has its own stop signal — a plan that lowers the users stops some, the run's stop
-stops them all — and with --iterations N a user stops by itself after N passes of its cycle.
+stops them all. Both load models run a user the same way (``run_user``); only where its passes
+come from differs (``Iterations``): a closed model's user loops until stopped (or --iterations N
+passes), an open model's runs one pass per arrival it takes.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from typing import Any
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from gaggle.http.seam import HttpClient, RequestOptions
@@ -120,13 +123,10 @@ class User:
         intended, self.intended_start = self.intended_start, None
         exchange = await self._client.send(method, url, options)
         ended = time.perf_counter()
-        if intended is None or intended > started:
-            intended_ms = None
-            response_time_us = int((ended - started) * 1_000_000)
-        else:
-            intended_ms = (intended - ctx.started) * 1000
-            timed_from = intended if ctx.config.latency == "intended" else started
-            response_time_us = int((ended - timed_from) * 1_000_000)
+        timed_from = started
+        if intended is not None and intended < started and ctx.config.latency == "intended":
+            timed_from = intended
+        response_time_us = int((ended - timed_from) * 1_000_000)
         status = exchange.status
         record = RequestRecord(
             ctx.elapsed_ms(started),
@@ -141,7 +141,6 @@ class User:
             False,
             self.user_index,
             exchange.error,
-            intended_ms,
         )
         ctx.aggregator.record_request(record)
         if ctx.requests_log is not None:
@@ -191,37 +190,78 @@ class User:
         await self._client.close()
 
 
-async def run_user(ctx: RunContext, taskset: type[TaskSet], plan: TaskPlan, user: User) -> None:
-    """Run one user to the end: on_start tasks, the loop until stopped (or --iterations
-    passes of it), then on_stop tasks."""
+class Iterations(ABC):
+    """Where one user's passes of its cycle come from: the load model's part in ``run_user``
+    (``pool.UntilStopped``, ``arrival_pool.PerArrival``).
+
+    ``run_user`` calls ``begin`` once per pass, with no await: a closed model's pass may be a
+    single task, so anything more would cost every request. It awaits ``wait`` only when no
+    pass may begin now.
+    """
+
+    __slots__ = ()
+
+    # True: a pass once begun runs whole, as k6's iterations do (an open model's arrival). The
+    # stop does not cut it between tasks and its requests go on while the run stops; the user
+    # pauses only between two of its tasks, as the next arrival says when the next pass begins.
+    # False: the stop ends the user between any two tasks, and it pauses after each task, the
+    # last of a pass too (the pause between passes).
+    whole: ClassVar[bool]
+
+    @abstractmethod
+    def begin(self) -> bool:
+        """Begin the next pass if one may begin now; False: none now (``wait`` says if one will)."""
+
+    @abstractmethod
+    async def wait(self) -> bool:
+        """Until the next pass has begun (True) or the user has none left (False)."""
+
+    @abstractmethod
+    def abandon(self) -> None:
+        """The task set's ``__init__`` raised: the user ends before its first pass."""
+
+
+async def run_user(
+    ctx: RunContext, taskset: type[TaskSet], plan: TaskPlan, user: User, iterations: Iterations
+) -> None:
+    """Run one user to the end: on_start tasks, each pass ``iterations`` begins, then on_stop
+    tasks. A task set whose ``__init__`` raises is counted, and the run goes on without it."""
     instance = taskset.__new__(taskset)
     instance._gaggle = user
     stop = user.stop
     wait_time = taskset.wait_time
-    iterations_left = ctx.config.iterations or -1  # -1: no limit
+    whole = iterations.whole
+    user.may_request_while_stopping = whole  # a whole pass's requests run on while stopping
+    trailing = 0 if whole else 1  # 1: the last task of a pass is followed by a pause too
     pace = wait_time.seconds if isinstance(wait_time, pacing) else None
     due: float | None = None  # the pace slot of the next task (none before the first)
     try:
         taskset.__init__(instance)
-        for index, spec in plan.on_start:
-            if stop.is_set():
+        paused = len(plan.on_start) - 1 + trailing  # the tasks followed by a pause
+        for position, (index, spec) in enumerate(plan.on_start):
+            if not whole and stop.is_set():
                 break
-            await pause(ctx, user, wait_time, await run_task(ctx, user, instance, index, spec))
-        while not stop.is_set() and iterations_left != 0:
+            seconds = await run_task(ctx, user, instance, index, spec)
+            if position < paused:
+                await pause(ctx, user, wait_time, seconds)
+        while iterations.begin() or await iterations.wait():
             cycle = plan.cycle()
-            if not cycle and iterations_left < 0:
-                await stop.wait()
-            for index, spec in cycle:
-                if stop.is_set():
-                    break
-                due = paced_slot(ctx, user, pace, due)
-                await pause(ctx, user, wait_time, await run_task(ctx, user, instance, index, spec))
-            iterations_left -= 1 if iterations_left > 0 else 0
+            paused = len(cycle) - 1 + trailing
+            for position, (index, spec) in enumerate(cycle):
+                if not whole:
+                    if stop.is_set():
+                        break
+                    if pace is not None:
+                        due = paced_slot(ctx, user, pace, due)
+                seconds = await run_task(ctx, user, instance, index, spec)
+                if position < paused:
+                    await pause(ctx, user, wait_time, seconds)
         user.may_request_while_stopping = True
         for index, spec in plan.on_stop:
             await run_task(ctx, user, instance, index, spec)
     except Exception as error:  # __init__ raised: count it, the run goes on without this user
         ctx.task_failed(f"{taskset.__name__}.__init__", error)
+        iterations.abandon()
     finally:
         await user.close()
 

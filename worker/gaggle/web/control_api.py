@@ -25,7 +25,7 @@ from gaggle.options.converters import parse_duration, plan_text, rate
 
 log = logging.getLogger("gaggle")
 
-Answer = dict[str, Any]
+ControlReply = dict[str, Any]  # a JSON object: what the API answers (a call's body alike)
 CHANGES = ("users", "plan", "run_time", "arrival_rate", "stop")  # what a change may be
 
 
@@ -38,7 +38,7 @@ class ControlError(Exception):
         self.status, self.field, self.value, self.allowed = status, field, value, allowed
         super().__init__(message or f"{field}: {value!r} is not allowed; {allowed}")
 
-    def body(self) -> Answer:
+    def body(self) -> ControlReply:
         shown = self.value if isinstance(self.value, str | int | float | None) else repr(self.value)
         return {"error": str(self), "field": self.field, "value": shown, "allowed": self.allowed}
 
@@ -46,20 +46,20 @@ class ControlError(Exception):
 class Controls(Protocol):
     """What the API can do to a run; each change returns the status after it."""
 
-    def status(self) -> Answer: ...
+    def status(self) -> ControlReply: ...
 
-    def set_users(self, users: int, hatch_rate: float | None) -> Answer: ...
+    def set_users(self, users: int, hatch_rate: float | None) -> ControlReply: ...
 
-    def set_plan(self, plan: str) -> Answer: ...
+    def set_plan(self, plan: str) -> ControlReply: ...
 
-    def set_run_time(self, remaining: float) -> Answer: ...
+    def set_run_time(self, remaining: float) -> ControlReply: ...
 
-    def set_arrival_rate(self, per_second: float) -> Answer: ...
+    def set_arrival_rate(self, per_second: float) -> ControlReply: ...
 
-    def stop(self, reason: str) -> Answer: ...
+    def stop(self, reason: str) -> ControlReply: ...
 
 
-def _field(body: Answer, name: str, required: bool = True) -> object:
+def _field(body: ControlReply, name: str, required: bool = True) -> object:
     if name not in body and required:
         raise ControlError(400, name, None, f"give {name!r} in the JSON body")
     return body.get(name)
@@ -86,31 +86,31 @@ def _plan(value: object) -> str:
         raise ControlError(400, "plan", value, error.allowed, str(error)) from None
 
 
-def _users(controls: Controls, body: Answer) -> Answer:
+def _users(controls: Controls, body: ControlReply) -> ControlReply:
     users = _whole("users", _field(body, "users"))
     given = _field(body, "hatch_rate", required=False)
     hatch_rate = None if given is None else float(_checked("hatch_rate", rate, given))
     return controls.set_users(users, hatch_rate)
 
 
-def _run_time(controls: Controls, body: Answer) -> Answer:
+def _run_time(controls: Controls, body: ControlReply) -> ControlReply:
     remaining = float(_checked("remaining", parse_duration, _field(body, "remaining")))
     return controls.set_run_time(remaining)
 
 
-def _arrival_rate(controls: Controls, body: Answer) -> Answer:
+def _arrival_rate(controls: Controls, body: ControlReply) -> ControlReply:
     value = _field(body, "arrival_rate")
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ControlError(400, "arrival_rate", value, "use a number of arrivals per second ≥ 0")
     return controls.set_arrival_rate(float(value))
 
 
-def _stop(controls: Controls, body: Answer) -> Answer:
+def _stop(controls: Controls, body: ControlReply) -> ControlReply:
     reason = _field(body, "reason", required=False)
     return controls.stop(str(reason) if reason else "stopped through the control API")
 
 
-CHANGERS: dict[str, Callable[[Controls, Answer], Answer]] = {
+CHANGERS: dict[str, Callable[[Controls, ControlReply], ControlReply]] = {
     "/api/users": _users,
     "/api/plan": lambda controls, body: controls.set_plan(_plan(_field(body, "plan"))),
     "/api/run-time": _run_time,
@@ -146,7 +146,7 @@ def refusal(request: web.Request, token: str, loopback: bool) -> web.Response | 
     )
 
 
-async def _body(request: web.Request) -> Answer:
+async def _body(request: web.Request) -> ControlReply:
     text = await request.text()
     if not text.strip():
         return {}
@@ -165,7 +165,7 @@ def add_control_routes(
     """GET /api/status and the POSTs of ``CHANGERS`` on ``app``."""
 
     def guarded(
-        handle: Callable[[web.Request], Awaitable[Answer]],
+        handle: Callable[[web.Request], Awaitable[ControlReply]],
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def answer(request: web.Request) -> web.Response:
             refused = refusal(request, token, loopback)
@@ -179,14 +179,14 @@ def add_control_routes(
 
         return answer
 
-    async def status(request: web.Request) -> Answer:
+    async def status(request: web.Request) -> ControlReply:
         return controls.status()
 
     app.router.add_get("/api/status", guarded(status))
     for path, change in CHANGERS.items():
 
-        async def handle(request: web.Request, change: Any = change) -> Answer:
-            result: Answer = change(controls, await _body(request))
+        async def handle(request: web.Request, change: Any = change) -> ControlReply:
+            result: ControlReply = change(controls, await _body(request))
             return result
 
         app.router.add_post(path, guarded(handle))

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from gaggle.options.config import HTTP_CLIENTS
+from gaggle.options.converters import HTTP_CLIENTS
 
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER_TESTS = ROOT / "tests" / "cluster"

@@ -10,7 +10,7 @@ from typing import Any
 from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.stats import Stats, ms
 from gaggle.metrics.thresholds import overall, verdict_rows
-from gaggle.run.session import RunResult
+from gaggle.run.types import RunResult
 
 TOP_REQUESTS = 10
 TOP_ERRORS = 5

@@ -16,8 +16,8 @@ from rich.console import Console
 from gaggle import Attack
 from gaggle.cli.loader import load_tasksets
 from gaggle.distributed.manager import Manager
-from gaggle.distributed.role import Role, RoleKind
 from gaggle.distributed.rules import rules_hash, rules_json
+from gaggle.options.role import Role, RoleKind
 from tests.conftest import (
     Target,
     finish,

@@ -15,9 +15,9 @@ from rich.console import Console
 from gaggle import Attack, RunResult
 from gaggle.cli.loader import load_tasksets
 from gaggle.distributed.manager import Manager
-from gaggle.distributed.role import Role, RoleKind
 from gaggle.distributed.rules import rules_hash, rules_json
 from gaggle.distributed.worker_crowd import WorkerCrowd
+from gaggle.options.role import Role, RoleKind
 from tests.conftest import Target, finish, free_port, run_gaggle, spawn_gaggle, write_test
 from tests.load.test_plans import BAD_TICK_LATER, PAGES, counted
 

@@ -15,8 +15,8 @@ import grpc
 import pytest
 
 from gaggle.distributed.protocol import PROTOCOL_VERSION
-from gaggle.distributed.role import Role, RoleKind
 from gaggle.distributed.security import warn_if_open
+from gaggle.options.role import Role, RoleKind
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 from tests.conftest import Target, finish, free_port, run_gaggle, spawn_gaggle, write_test

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from gaggle import Attack, RunResult, TaskSet, TestDefinitionError, task
 from gaggle.http import CLIENTS
-from gaggle.options.config import HTTP_CLIENTS
+from gaggle.options.converters import HTTP_CLIENTS
 from tests.conftest import Target, run_gaggle, target_process, wait_for_count, write_test
 from tests.gaggle_mode.test_security import make_certificates
 

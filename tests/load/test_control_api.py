@@ -21,12 +21,12 @@ from gaggle import Attack, RunResult
 from gaggle.cli import build_parser, read_run_command
 from gaggle.cli.loader import load_tasksets
 from gaggle.distributed.manager import Manager
-from gaggle.distributed.role import Role, RoleKind
 from gaggle.distributed.rules import rules_hash, rules_json
 from gaggle.kits.stop import StopSignal
 from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.source import Source
 from gaggle.options.config import build_config
+from gaggle.options.role import Role, RoleKind
 from gaggle.run.steering import Steering
 from gaggle.web.app import serve
 from gaggle.web.control_api import ControlError, ControlReply

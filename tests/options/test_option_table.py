@@ -16,12 +16,12 @@ import pytest
 
 from gaggle import Default, RunConfig
 from gaggle.distributed.processes import per_worker_file, worker_flags
-from gaggle.distributed.role import Role, role_from
 from gaggle.errors import ConfigError
 from gaggle.options.argv import add_run_options, parse_run_args, split_gaggle_options
 from gaggle.options.config import CONVERTERS, RUN_OPTIONS, build_config
+from gaggle.options.conflicts import role_from
 from gaggle.options.fields import OPERATOR, Option
-from gaggle.options.role import NOT_GIVEN, ROLE_OPTIONS, RoleOptions
+from gaggle.options.role import NOT_GIVEN, ROLE_OPTIONS, Role, RoleOptions
 from gaggle.options.table import (
     COMMAND_OPTIONS,
     GAGGLE_KEYS,

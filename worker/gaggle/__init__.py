@@ -16,9 +16,10 @@ from gaggle._version import __version__
 from gaggle.attack import Attack
 from gaggle.errors import ConfigError, TestDefinitionError
 from gaggle.load.shape import LoadShape, Stage
-from gaggle.options.config import Default, RunConfig
+from gaggle.options._generated_default import Default
+from gaggle.options.config import RunConfig
 from gaggle.response import Response
-from gaggle.run.session import RunResult
+from gaggle.run.types import RunResult
 from gaggle.taskset import TaskSet, task
 from gaggle.wait import between, constant, pacing
 

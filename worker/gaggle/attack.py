@@ -15,15 +15,11 @@ from rich.console import Console
 
 from gaggle.errors import ConfigError, TestDefinitionError
 from gaggle.load.shape import LoadShape, validate_shape
+from gaggle.options._generated_default import Default
 from gaggle.options.argv import parse_run_args
-from gaggle.options.config import (
-    HTTP_CLIENTS,
-    Default,
-    RunConfig,
-    build_config,
-    validate_host,
-)
+from gaggle.options.config import RunConfig, build_config
 from gaggle.options.conflicts import check_shape_alone
+from gaggle.options.converters import HTTP_CLIENTS, validate_host
 from gaggle.run.process import (
     EXIT_ABORTED,
     fail,
@@ -33,7 +29,7 @@ from gaggle.run.process import (
     setup_logging,
 )
 from gaggle.run.runner import Runner
-from gaggle.run.session import Aborted, RunPlan, RunResult
+from gaggle.run.types import Aborted, RunPlan, RunResult
 from gaggle.taskset import TaskSet
 
 

@@ -16,7 +16,6 @@ from gaggle.cli.demo_site import add_demo_site_parser
 from gaggle.cli.loader import load_test
 from gaggle.distributed.manager import Manager
 from gaggle.distributed.processes import run_local
-from gaggle.distributed.role import Role, RoleKind, role_from
 from gaggle.distributed.rules import file_hash, rules_hash, rules_json
 from gaggle.distributed.worker import Worker, WorkerError
 from gaggle.errors import ConfigError, TestDefinitionError
@@ -24,6 +23,8 @@ from gaggle.kits.ports import METRICS_PORT
 from gaggle.load.shape import LoadShape
 from gaggle.options.argv import add_run_options, given_options, split_gaggle_options
 from gaggle.options.config import build_config
+from gaggle.options.conflicts import role_from
+from gaggle.options.role import Role, RoleKind
 from gaggle.options.table import PER_WORKER_KEYS
 from gaggle.run.process import (
     EXIT_ABORTED,
@@ -35,10 +36,10 @@ from gaggle.run.process import (
     setup_logging,
 )
 from gaggle.run.runner import Runner
-from gaggle.run.session import Aborted, RunPlan
+from gaggle.run.types import Aborted, RunPlan
 from gaggle.taskset import TaskSet
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:

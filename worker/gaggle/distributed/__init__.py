@@ -8,6 +8,8 @@
 - ``worker_crowd``: the workers as the crowd a plan drives; ``shares``: each worker's share.
 - ``codec``: the wire format of deltas (encoded, and checked) and of timetable segments;
   ``rules``: the load test's hash.
-- ``security``: TLS and tokens; ``protocol``: the version and timings both sides agree on;
-  ``role``: the role a process plays, read from its flags.
+- ``security``: TLS and tokens; ``protocol``: the version and timings both sides agree on.
+
+Which role a process plays is read from its flags with the other options
+(``options.conflicts.role_from`` → ``options.role.Role``).
 """

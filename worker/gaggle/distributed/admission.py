@@ -7,12 +7,12 @@ import logging
 
 from gaggle._version import __version__
 from gaggle.distributed.protocol import PROTOCOL_VERSION
-from gaggle.distributed.role import Role
 from gaggle.distributed.rules import rules_difference
 from gaggle.distributed.security import token_matches
+from gaggle.options.role import Role
 from gaggle.wire import gaggle_pb2 as wire
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 
 def why_not_join(

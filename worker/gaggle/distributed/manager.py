@@ -21,16 +21,16 @@ import time
 from collections.abc import Callable
 
 from gaggle.distributed.codec import segment_to_wire
-from gaggle.distributed.role import Role
 from gaggle.distributed.servicer import ManagerServicer, WorkerLink
 from gaggle.distributed.shares import Share, shared_options, split_arrivals, split_users
 from gaggle.distributed.worker_crowd import WorkerCrowd
 from gaggle.load.timetable import Segment
-from gaggle.run.session import RunPlan, Session
-from gaggle.run.types import iterations_over
+from gaggle.options.role import Role
+from gaggle.run.session import Session
+from gaggle.run.types import RunPlan, iterations_over
 from gaggle.wire import gaggle_pb2 as wire
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 START_DELAY = 1.0  # seconds between the Start message and the common start instant
 RESCHEDULE_LEAD = 0.5  # seconds between a Reschedule and the instant it is due

@@ -18,12 +18,12 @@ from typing import Any
 import grpc
 
 from gaggle.distributed.protocol import HEARTBEAT_INTERVAL, MANAGER_SILENCE
-from gaggle.distributed.role import Role
 from gaggle.distributed.security import CHANNEL_OPTIONS, channel_credentials
+from gaggle.options.role import Role
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 
 class WorkerError(Exception):

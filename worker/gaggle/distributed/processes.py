@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 from gaggle.distributed.manager import Manager
-from gaggle.distributed.role import Role, RoleKind
 from gaggle.distributed.security import new_token
 from gaggle.options.config import RUN_OPTIONS
+from gaggle.options.role import Role, RoleKind
 from gaggle.options.table import as_flags
 from gaggle.run.process import EXIT_THRESHOLDS
-from gaggle.run.session import RunPlan
+from gaggle.run.types import RunPlan
 
 WORKER_EXIT_TIMEOUT = 30.0
 

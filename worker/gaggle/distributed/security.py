@@ -13,10 +13,10 @@ import secrets
 
 import grpc
 
-from gaggle.distributed.role import Role
 from gaggle.kits.ports import is_loopback
+from gaggle.options.role import Role
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 # Reconnects and liveness: a worker retries the manager quickly at first, then every few seconds.
 CHANNEL_OPTIONS = [

@@ -25,15 +25,15 @@ import grpc
 
 from gaggle.distributed.admission import why_not_join
 from gaggle.distributed.protocol import HEARTBEAT_INTERVAL, WORKER_SILENCE
-from gaggle.distributed.role import Role
 from gaggle.distributed.security import server_credentials, warn_if_open
 from gaggle.distributed.shares import Share
 from gaggle.errors import ConfigError
 from gaggle.kits.ports import join_host_port
+from gaggle.options.role import Role
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)

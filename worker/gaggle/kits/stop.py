@@ -15,7 +15,7 @@ from collections.abc import Callable, MutableSet
 
 Sleepers = MutableSet[asyncio.Future[None]]  # who else may wake a sleeper early
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 
 class StopSignal:

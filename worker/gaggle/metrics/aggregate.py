@@ -1,9 +1,10 @@
 """Metrics of a run, and the aggregator that the hot path writes into.
 
 The hot path only calls ``record_request`` / ``record_task`` (one dict lookup and a few integer
-updates). Consumers call ``drain()`` to take what accumulated since the last call — a *delta* —
-and merge deltas into whatever totals they keep: the console tables, and in Gaggle mode the
-manager, which merges the deltas that workers ship. Merging is exact (integer sums).
+updates). One reader, the ``Ledger`` (``metrics/ledger.py``), calls ``drain()`` to take what
+accumulated since the last call — a *delta* — and fans it out: into the run's totals that the
+tables, /metrics and the report read, and on a worker into the next delta it ships to its
+manager. Merging is exact (integer sums), so a manager's totals equal one aggregator's.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 They are named tuples rather than frozen dataclasses: one is built per request, and a tuple is
 built about five times faster (0.6 µs against 3.2 µs measured here).
 
-Records are what every consumer reads — the aggregator, the requests log, the debug log, and later
-Gaggle mode and the HTML report — so they carry everything and compute nothing.
+Records are what every consumer of a request reads — the aggregator, the requests log and the
+debug log — so they carry everything and compute nothing.
 """
 
 from __future__ import annotations

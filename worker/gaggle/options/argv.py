@@ -3,7 +3,7 @@
 One parser serves ``gaggle run FILE``, ``Attack.execute()`` and the operator's check of a
 LoadTest's ``args``; its flags are the option table's (gaggle.options.table). Every option defaults
 to "not given" so that ``set_default`` values are only overridden by what the user actually typed;
-values are checked by ``config.build_config`` and ``distributed.role.role_from``.
+values are checked by ``config.build_config`` and ``conflicts.role_from``.
 """
 
 from __future__ import annotations

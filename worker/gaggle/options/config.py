@@ -19,16 +19,12 @@ from gaggle.errors import ConfigError
 from gaggle.kits.ports import METRICS_PORT
 from gaggle.load.stages import peak_users
 from gaggle.metrics.thresholds import Threshold, parse_threshold
-from gaggle.options._generated_default import (
-    Default,  # written from RunConfig's fields (make options)
-)
 from gaggle.options.conflicts import check_load_model
 from gaggle.options.converters import (
     DEBUG_FORMATS,
     DEFAULT_HTTP_CLIENT,
     HTTP_CLIENTS,
     LATENCIES,
-    REPORT_FORMATS,
     REQUESTS_FORMATS,
     SCHEDULERS,
     optional,
@@ -39,25 +35,13 @@ from gaggle.options.converters import (
     text,
     thresholds,
     validate_bind,
-    validate_host,
     web_bind,
     whole,
 )
 from gaggle.options.fields import ADVANCED, METRICS, OPERATOR, option, options_of
 from gaggle.options.load import LoadOptions
 
-__all__ = [  # what other modules import from here
-    "CONVERTERS",
-    "HTTP_CLIENTS",
-    "REPORT_FORMATS",
-    "RUN_OPTIONS",
-    "ConfigError",
-    "Default",
-    "RunConfig",
-    "build_config",
-    "validate_host",
-    "web_bind",
-]
+__all__ = ["CONVERTERS", "RUN_OPTIONS", "RunConfig", "build_config"]
 
 
 @dataclass(frozen=True, slots=True)

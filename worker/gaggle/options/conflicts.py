@@ -6,16 +6,21 @@ Three ways say how the load goes: ``-u``/``-r`` (with ``-t`` or ``--iterations``
 (one command line, one ``set_default`` program) are refused with one line naming both; across
 layers the later one wins (a command line's ``-u`` over a program's default plan, or back). A
 load shape in the test file says all of it, so any of them beside a shape is refused.
-(The Gaggle-mode flags' rules — which go with ``--manager``, which with ``--worker`` — are
-``distributed.role``'s, beside the role they decide.)
+The Gaggle-mode flags have rules of their own — which go with ``--manager``, which with
+``--worker``, which need each other — and ``role_from`` reads the given flags into the ``Role``
+they decide under those rules.
 """
 
 from __future__ import annotations
+
+import os
+from typing import Any, TypedDict
 
 from gaggle.errors import ConfigError
 from gaggle.load.shape import LoadShape
 from gaggle.options.fields import options_of
 from gaggle.options.load import LoadOptions
+from gaggle.options.role import ROLE_OPTIONS, Role, RoleKind
 
 STEADY_KEYS = ("users", "hatch_rate", "run_time")  # what a --test-plan replaces
 SHAPE_KEYS = (*STEADY_KEYS, "iterations", "test_plan", "arrival_rate")  # what a shape's ticks say
@@ -101,3 +106,94 @@ def check_shape_alone(shape: type[LoadShape], *layers: dict[str, object]) -> Non
                     f"{FLAGS[key]} does not go with the load shape {shape.__name__}: its tick says "
                     "the users, their rate and when the run ends; leave the option out",
                 )
+
+
+# --- the Gaggle-mode flags -----------------------------------------------------------------
+_ROLE_OPTIONS = {entry.name: entry for entry in ROLE_OPTIONS}
+
+
+def _value(flags: dict[str, object], name: str) -> Any:
+    """A flag's value checked by its converter, or its default when it was not given."""
+    entry = _ROLE_OPTIONS[name]
+    return entry.check(flags[name]) if name in flags else entry.default
+
+
+def _flag(name: str) -> str:
+    return _ROLE_OPTIONS[name].flag
+
+
+class _Security(TypedDict):
+    token: str
+    tls_cert: str
+    tls_key: str
+    tls_ca: str
+
+
+def _security(flags: dict[str, object], manager: bool) -> _Security:
+    """The token (flag, else $GAGGLE_TOKEN) and TLS files, checked before anything connects."""
+    token = str(_value(flags, "gaggle_token") or os.environ.get("GAGGLE_TOKEN", ""))
+    keys = ("tls_cert", "tls_key", "tls_ca")
+    files = {key: _value(flags, key) for key in keys if flags.get(key)}
+    if bool(files.get("tls_cert")) != bool(files.get("tls_key")):
+        given = "tls_cert" if files.get("tls_cert") else "tls_key"
+        pair = "it needs its pair: --tls-cert and --tls-key go together"
+        raise ConfigError(_flag(given), flags.get(given), pair)
+    if manager and files and not files.get("tls_cert"):
+        raise ConfigError(
+            _flag("tls_ca"), files["tls_ca"], "a TLS manager needs --tls-cert and --tls-key too"
+        )
+    return _Security(
+        token=token,
+        tls_cert=files.get("tls_cert", ""),
+        tls_key=files.get("tls_key", ""),
+        tls_ca=files.get("tls_ca", ""),
+    )
+
+
+def role_from(flags: dict[str, object]) -> Role:
+    manager, worker = bool(flags.get("manager")), bool(flags.get("worker"))
+    if "processes" in flags:
+        if manager or worker:
+            raise ConfigError(
+                _flag("processes"), flags["processes"], "it runs its own manager and workers"
+            )
+        processes = _value(flags, "processes")
+        if processes > 1:
+            return Role(
+                kind=RoleKind.LOCAL, processes=processes, bind_host="127.0.0.1", bind_port=0
+            )
+    if manager and worker:
+        raise ConfigError("--worker", True, "a process is either --manager or --worker, not both")
+    manager_only = ("expect_workers", "manager_bind_host", "manager_bind_port", "no_hash_check")
+    worker_only = ("manager_host", "manager_port", "join_timeout", "leave_on_sigterm")
+    either = ("gaggle_token", "tls_cert", "tls_key", "tls_ca")
+    for key in either:
+        if key in flags and not (manager or worker):
+            raise ConfigError(_flag(key), flags[key], "it goes with --manager or --worker")
+    for key in manager_only:
+        if key in flags and not manager:
+            raise ConfigError(_flag(key), flags[key], "it goes with --manager")
+    for key in worker_only:
+        if key in flags and not worker:
+            raise ConfigError(_flag(key), flags[key], "it goes with --worker")
+    if manager:
+        if "expect_workers" not in flags:
+            raise ConfigError("--expect-workers", None, "--manager needs --expect-workers N (≥ 1)")
+        return Role(
+            kind=RoleKind.MANAGER,
+            expect_workers=_value(flags, "expect_workers"),
+            bind_host=_value(flags, "manager_bind_host"),
+            bind_port=_value(flags, "manager_bind_port"),
+            hash_check=not _value(flags, "no_hash_check"),
+            **_security(flags, manager=True),
+        )
+    if worker:
+        return Role(
+            kind=RoleKind.WORKER,
+            manager_host=_value(flags, "manager_host"),
+            manager_port=_value(flags, "manager_port"),
+            join_timeout=_value(flags, "join_timeout"),
+            leave_on_sigterm=_value(flags, "leave_on_sigterm"),
+            **_security(flags, manager=False),
+        )
+    return Role()

@@ -3,13 +3,14 @@
 Declared like the run options (``options.fields``), as the fields of one model: its defaults are
 what a role gets when a flag is not given (``Role``'s defaults too), its converters check the
 values.
-``distributed.role.role_from`` reads given flags into a ``Role`` and cross-checks combinations
+``conflicts.role_from`` reads given flags into a ``Role`` and cross-checks combinations
 (``--worker`` with ``--manager``, ``--tls-cert`` without ``--tls-key``). The operator sets all
 of them itself, from the LoadTest's shape.
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from gaggle.kits.ports import GRPC_PORT
@@ -168,3 +169,32 @@ class RoleOptions:
 
 ROLE_OPTIONS = options_of(RoleOptions)
 NOT_GIVEN = RoleOptions()  # the values of flags not given
+
+
+class RoleKind(enum.StrEnum):
+    STANDALONE = "standalone"  # users on this process, nothing else
+    MANAGER = "manager"
+    WORKER = "worker"
+    LOCAL = "local"  # --processes N: a manager on 127.0.0.1 and N worker processes
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    kind: RoleKind = RoleKind.STANDALONE
+    processes: int = NOT_GIVEN.processes
+    expect_workers: int = NOT_GIVEN.expect_workers
+    bind_host: str = NOT_GIVEN.manager_bind_host
+    bind_port: int = NOT_GIVEN.manager_bind_port
+    manager_host: str = NOT_GIVEN.manager_host
+    manager_port: int = NOT_GIVEN.manager_port
+    hash_check: bool = not NOT_GIVEN.no_hash_check
+    token: str = ""  # --gaggle-token or $GAGGLE_TOKEN: a worker must present the manager's
+    tls_cert: str = ""  # PEM files; a manager with --tls-ca requires client certificates
+    tls_key: str = ""
+    tls_ca: str = ""
+    join_timeout: float = NOT_GIVEN.join_timeout  # how long a worker tries to reach its manager
+    leave_on_sigterm: bool = False  # worker: SIGTERM leaves the gaggle instead of stopping it
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert or self.tls_key or self.tls_ca)

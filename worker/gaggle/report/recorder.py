@@ -31,12 +31,13 @@ from gaggle.errors import ConfigError
 from gaggle.metrics.aggregate import Metrics, TaskNames
 from gaggle.metrics.source import Source
 from gaggle.metrics.thresholds import Verdict
-from gaggle.options.config import REPORT_FORMATS, RunConfig
+from gaggle.options.config import RunConfig
+from gaggle.options.converters import REPORT_FORMATS
 from gaggle.report.html import render_html
 from gaggle.report.model import RunFacts, build_report
 from gaggle.report.timeline import Timeline
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 SAMPLE_INTERVAL = 1.0
 
 

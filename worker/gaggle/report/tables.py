@@ -19,7 +19,7 @@ from gaggle.metrics.aggregate import Metrics, TaskNames, request_order
 from gaggle.metrics.stats import Stats
 from gaggle.metrics.thresholds import Verdict
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 PERCENTILES = (0.5, 0.75, 0.98, 0.99, 0.999, 0.9999)
 PERCENTILE_LABELS = ("50%", "75%", "98%", "99%", "99.9%", "99.99%")

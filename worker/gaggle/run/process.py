@@ -65,7 +65,9 @@ class CurrentStderr:
 
 
 def setup_logging(config: RunConfig) -> None:
-    """Console level from -v (warnings by default), file level from -g (info by default)."""
+    """Console level from -v (warnings by default), file level from -g (info by default).
+    Every module logs to its own child of ``gaggle`` (``gaggle.users.pool``…), so one handler
+    here serves them all and a reader can still filter by part."""
     logger = logging.getLogger("gaggle")
     logger.handlers.clear()
     logger.propagate = False

@@ -22,14 +22,14 @@ from gaggle.load.drive_users import pace
 from gaggle.metrics.aggregate import Aggregator, Metrics, NullAggregator
 from gaggle.metrics.ledger import Ledger
 from gaggle.report.logs import BufferedLog, open_debug_log, open_requests_log
-from gaggle.run.session import RunPlan, Session
-from gaggle.run.types import iterations_over
+from gaggle.run.session import Session
+from gaggle.run.types import RunPlan, iterations_over
 from gaggle.users.arrival_pool import ArrivalPool
 from gaggle.users.context import RunContext
 from gaggle.users.pool import Hatch, UserPool
 from gaggle.users.throttle import Throttle
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 
 class Runner(Session):

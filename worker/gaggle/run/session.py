@@ -41,9 +41,7 @@ from gaggle.run.types import Aborted, LoadKind, RunPlan, RunResult, Tally
 from gaggle.run.warnings import latency_note, summary_warnings
 from gaggle.web.app import listens_of, serve
 
-__all__ = ["Aborted", "RunPlan", "RunResult", "Session", "Tally"]
-
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 
 class Session:

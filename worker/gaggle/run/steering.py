@@ -40,7 +40,7 @@ from gaggle.run.open_model import OpenModel
 from gaggle.run.types import LoadKind
 from gaggle.web.control_api import ControlError, ControlReply
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 
 class SteeredRun(Protocol):

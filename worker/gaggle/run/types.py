@@ -1,6 +1,7 @@
-"""What a run is given and what it gives back — the plan, the result, the tally a session reads
-— apart from the lifecycle that uses them (session.py), so that the roles, the CLI and the
-operator can name them without the lifecycle's imports."""
+"""What a run is given and what it gives back — the plan and its ``LoadKind``, the result, the
+tally a session reads. This is their home: the facade, the roles, the CLI and the operator import
+them from here, without the lifecycle's imports (``session.py`` pulls in the report and the web
+app)."""
 
 from __future__ import annotations
 

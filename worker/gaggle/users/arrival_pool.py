@@ -24,7 +24,7 @@ from gaggle.users.context import RunContext
 from gaggle.users.pool import Pool
 from gaggle.users.user import Iterations, User
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 
 class PerArrival(Iterations):

@@ -13,7 +13,7 @@ from gaggle.metrics.aggregate import Aggregator
 from gaggle.options.config import RunConfig
 from gaggle.users.throttle import Throttle
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):

@@ -30,7 +30,7 @@ from gaggle.users.allocation import allocation_cycle
 from gaggle.users.context import RunContext
 from gaggle.users.user import Iterations, TaskPlan, User, run_user
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 
 class Pool:

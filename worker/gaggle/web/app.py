@@ -28,7 +28,7 @@ from gaggle.web.control_api import Controls, access, add_control_routes
 from gaggle.web.live_page import Snapshot, add_live_routes
 from gaggle.web.prometheus import add_metrics_routes
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from aiohttp import web
 from gaggle.errors import ConfigError
 from gaggle.options.converters import parse_duration, plan_text, rate
 
-log = logging.getLogger("gaggle")
+log = logging.getLogger(__name__)
 
 ControlReply = dict[str, Any]  # a JSON object: what the API answers (a call's body alike)
 CHANGES = ("users", "plan", "run_time", "arrival_rate", "stop")  # what a change may be

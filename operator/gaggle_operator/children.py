@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gaggle.kits.ports import EVERY_ADDRESS, GRPC_PORT, METRICS_PORT
+from gaggle.kits import EVERY_ADDRESS, GRPC_PORT, METRICS_PORT
 from gaggle_operator.defaults import CONTAINER
 from gaggle_operator.overlay import overlay
 from gaggle_operator.spec import SCRIPT_DIR, LoadTestSpec

@@ -31,7 +31,7 @@ from typing import Any
 import kopf
 
 from gaggle._version import __version__
-from gaggle.run.process import EXIT_THRESHOLDS
+from gaggle.run import EXIT_THRESHOLDS
 from gaggle_operator import children, defaults, kube, relay
 from gaggle_operator.conditions import now, set_condition
 from gaggle_operator.pods import describe, ending, failed_pods, is_ready, role

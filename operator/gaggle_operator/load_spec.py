@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gaggle.load.stages import is_rate_plan, stages
+from gaggle.load import is_rate_plan, stages
 from gaggle_operator.spec_values import SpecError, converted, engine_value, get_field
 
 

@@ -31,10 +31,17 @@ from kubernetes import client, config
 from gaggle.cli import build_parser, read_run_command
 from gaggle.distributed.manager import Manager
 from gaggle.errors import ConfigError, TestDefinitionError
-from gaggle.metrics.thresholds import Threshold
-from gaggle.options.role import RoleKind
-from gaggle.run.process import EXIT_ABORTED, EXIT_THRESHOLDS, fail, run_on_best_loop, setup_logging
-from gaggle.run.types import Aborted, RunResult
+from gaggle.metrics import Threshold
+from gaggle.options import RoleKind
+from gaggle.run import (
+    EXIT_ABORTED,
+    EXIT_THRESHOLDS,
+    Aborted,
+    RunResult,
+    fail,
+    run_on_best_loop,
+    setup_logging,
+)
 from gaggle_operator.children import GROUP, PLURAL, VERSION, names
 from gaggle_operator.status import live, summary, verdicts
 

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from gaggle.errors import ConfigError
-from gaggle.kits.ports import METRICS_PORT
-from gaggle.options.converters import parse_duration
+from gaggle.kits import METRICS_PORT
+from gaggle.options import parse_duration
 from gaggle_operator.children import names
 
 LIVE_FIELDS = frozenset({"users", "hatchRate", "runTime", "plan", "arrivalRate"})

@@ -28,7 +28,7 @@ from pathlib import Path
 from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
-from gaggle.kits.ports import every_address_socket
+from gaggle.kits import every_address_socket
 from gaggle_operator import relay as relay_module
 from gaggle_operator.key import operator_key
 from gaggle_operator.kube import words

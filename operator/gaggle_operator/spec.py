@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gaggle.errors import ConfigError
-from gaggle.metrics.thresholds import OPERATORS, ThresholdError, parse_threshold
-from gaggle.options.argv import parse_run_args
-from gaggle.options.config import build_config
-from gaggle.options.table import OPERATOR_KEYS, OPTIONS_BY_NAME
+from gaggle.metrics import OPERATORS, ThresholdError, parse_threshold
+from gaggle.options import OPERATOR_KEYS, OPTIONS_BY_NAME, build_config, parse_run_args
 from gaggle_operator import pod_policy
 from gaggle_operator.defaults import CLEANUP_POLICIES, CONTAINER, Defaults, resources_problem
 from gaggle_operator.load_spec import load, open_model

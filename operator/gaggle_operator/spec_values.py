@@ -7,8 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from gaggle.errors import ConfigError
-from gaggle.options.config import CONVERTERS, build_config
-from gaggle.options.table import OPTIONS_BY_NAME
+from gaggle.options import CONVERTERS, OPTIONS_BY_NAME, build_config
 
 
 class SpecError(ValueError):

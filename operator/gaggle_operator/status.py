@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gaggle.metrics.aggregate import Metrics
-from gaggle.metrics.stats import Stats, ms
-from gaggle.metrics.thresholds import overall, verdict_rows
-from gaggle.run.types import RunResult
+from gaggle.metrics import Metrics, Stats, ms, overall, verdict_rows
+from gaggle.run import RunResult
 
 TOP_REQUESTS = 10
 TOP_ERRORS = 5

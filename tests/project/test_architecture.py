@@ -4,6 +4,7 @@ standard library, and no module grown past the size where it likely holds two co
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 import tomllib
@@ -116,6 +117,27 @@ def test_every_room_of_the_engine_says_its_job_in_its_init() -> None:
         text = (room / "__init__.py").read_text()
         assert text.startswith('"""'), room.name
         assert len(text.splitlines()[0]) > 20, room.name
+
+
+# Rooms entered through their __init__, the room's interface. Not distributed/: a worker must
+# not load the manager (numpy) by importing the package; not wire/ (generated) nor cli/.
+INTERFACED = ("http", "kits", "load", "metrics", "options", "report", "run", "users", "web")
+
+
+def test_other_rooms_and_the_operator_use_a_room_through_its_interface() -> None:
+    """``from gaggle.load import pace``, never ``from gaggle.load.drive_users import pace``,
+    outside ``load/``: what a room offers the others is what its ``__init__`` exports."""
+    reaching_in = []
+    for root in SOURCE_ROOTS.values():
+        for path in root.rglob("*.py"):
+            parts = path.relative_to(root).parts  # ("gaggle", room, module.py) in a room
+            own = parts[1] if parts[0] == "gaggle" and len(parts) > 2 else None
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("gaggle."):
+                    room = node.module.split(".")[1:2]
+                    if node.module.count(".") >= 2 and room[0] in INTERFACED and room[0] != own:
+                        reaching_in.append(f"{path.relative_to(ROOT)}: {node.module}")
+    assert reaching_in == []
 
 
 def test_no_module_is_over_600_lines() -> None:

@@ -15,11 +15,10 @@ Run it with ``gaggle run test.py --host http://127.0.0.1:8080 -u 10 -r 2 -t 1m``
 from gaggle._version import __version__
 from gaggle.attack import Attack
 from gaggle.errors import ConfigError, TestDefinitionError
-from gaggle.load.shape import LoadShape, Stage
-from gaggle.options._generated_default import Default
-from gaggle.options.config import RunConfig
+from gaggle.load import LoadShape, Stage
+from gaggle.options import Default, RunConfig
 from gaggle.response import Response
-from gaggle.run.types import RunResult
+from gaggle.run import RunResult
 from gaggle.taskset import TaskSet, task
 from gaggle.wait import between, constant, pacing
 

@@ -14,22 +14,28 @@ from typing import Any
 from rich.console import Console
 
 from gaggle.errors import ConfigError, TestDefinitionError
-from gaggle.load.shape import LoadShape, validate_shape
-from gaggle.options._generated_default import Default
-from gaggle.options.argv import parse_run_args
-from gaggle.options.config import RunConfig, build_config
-from gaggle.options.conflicts import check_shape_alone
-from gaggle.options.converters import HTTP_CLIENTS, validate_host
-from gaggle.run.process import (
+from gaggle.load import LoadShape, validate_shape
+from gaggle.options import (
+    HTTP_CLIENTS,
+    Default,
+    RunConfig,
+    build_config,
+    check_shape_alone,
+    parse_run_args,
+    validate_host,
+)
+from gaggle.run import (
     EXIT_ABORTED,
+    Aborted,
+    Runner,
+    RunPlan,
+    RunResult,
     fail,
     make_console,
     print_rules,
     run_on_best_loop,
     setup_logging,
 )
-from gaggle.run.runner import Runner
-from gaggle.run.types import Aborted, RunPlan, RunResult
 from gaggle.taskset import TaskSet
 
 

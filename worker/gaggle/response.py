@@ -5,8 +5,8 @@ from __future__ import annotations
 import json as jsonlib
 from typing import Any
 
-from gaggle.http.seam import Exchange, Headers
-from gaggle.metrics.record import RequestRecord
+from gaggle.http import Exchange, Headers
+from gaggle.metrics import RequestRecord
 
 
 class Response:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeVar, overload
 
 from gaggle.errors import TestDefinitionError
-from gaggle.http.seam import Params, RequestOptions
+from gaggle.http import Params, RequestOptions
 from gaggle.response import Response
 from gaggle.wait import WaitTime
 

@@ -19,24 +19,30 @@ from gaggle.distributed.processes import run_local
 from gaggle.distributed.rules import file_hash, rules_hash, rules_json
 from gaggle.distributed.worker import Worker, WorkerError
 from gaggle.errors import ConfigError, TestDefinitionError
-from gaggle.kits.ports import METRICS_PORT
-from gaggle.load.shape import LoadShape
-from gaggle.options.argv import add_run_options, given_options, split_gaggle_options
-from gaggle.options.config import build_config
-from gaggle.options.conflicts import role_from
-from gaggle.options.role import Role, RoleKind
-from gaggle.options.table import PER_WORKER_KEYS
-from gaggle.run.process import (
+from gaggle.kits import METRICS_PORT
+from gaggle.load import LoadShape
+from gaggle.options import (
+    PER_WORKER_KEYS,
+    Role,
+    RoleKind,
+    add_run_options,
+    build_config,
+    given_options,
+    role_from,
+    split_gaggle_options,
+)
+from gaggle.run import (
     EXIT_ABORTED,
     EXIT_CRASH,
     EXIT_THRESHOLDS,
+    Aborted,
+    Runner,
+    RunPlan,
     fail,
     print_rules,
     run_on_best_loop,
     setup_logging,
 )
-from gaggle.run.runner import Runner
-from gaggle.run.types import Aborted, RunPlan
 from gaggle.taskset import TaskSet
 
 log = logging.getLogger(__name__)

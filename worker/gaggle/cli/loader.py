@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 from gaggle.errors import TestDefinitionError
-from gaggle.load.shape import LoadShape
+from gaggle.load import LoadShape
 from gaggle.taskset import TaskSet
 
 

@@ -9,7 +9,7 @@ from gaggle._version import __version__
 from gaggle.distributed.protocol import PROTOCOL_VERSION
 from gaggle.distributed.rules import rules_difference
 from gaggle.distributed.security import token_matches
-from gaggle.options.role import Role
+from gaggle.options import Role
 from gaggle.wire import gaggle_pb2 as wire
 
 log = logging.getLogger(__name__)

@@ -22,10 +22,8 @@ from array import array
 from collections.abc import Iterable
 from typing import Any
 
-from gaggle.load.schedule import ArrivalSchedule, Ramp
-from gaggle.load.timetable import Segment
-from gaggle.metrics.aggregate import Metrics
-from gaggle.metrics.stats import Stats
+from gaggle.load import ArrivalSchedule, Ramp, Segment
+from gaggle.metrics import Metrics, Stats
 from gaggle.wire import gaggle_pb2 as wire
 
 _SWAP = sys.byteorder != "little"

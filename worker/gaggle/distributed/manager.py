@@ -24,10 +24,9 @@ from gaggle.distributed.codec import segment_to_wire
 from gaggle.distributed.servicer import ManagerServicer, WorkerLink
 from gaggle.distributed.shares import Share, shared_options, split_arrivals, split_users
 from gaggle.distributed.worker_crowd import WorkerCrowd
-from gaggle.load.timetable import Segment
-from gaggle.options.role import Role
-from gaggle.run.session import Session
-from gaggle.run.types import RunPlan, iterations_over
+from gaggle.load import Segment
+from gaggle.options import Role
+from gaggle.run import RunPlan, Session, iterations_over
 from gaggle.wire import gaggle_pb2 as wire
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import grpc
 
 from gaggle.distributed.protocol import HEARTBEAT_INTERVAL, MANAGER_SILENCE
 from gaggle.distributed.security import CHANNEL_OPTIONS, channel_credentials
-from gaggle.options.role import Role
+from gaggle.options import Role
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 

@@ -22,8 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gaggle.distributed.codec import ENTRY_COLUMNS, KEY_COLUMNS, ROW_COLUMNS, check_shape
-from gaggle.metrics.aggregate import MAX_DISTINCT_ERRORS, Metrics, add_error
-from gaggle.metrics.stats import NO_MIN, Stats
+from gaggle.metrics import MAX_DISTINCT_ERRORS, NO_MIN, Metrics, Stats, add_error
 from gaggle.wire import gaggle_pb2 as wire
 
 # Bucket indexes 0..4095 cover response times up to about 76 hours; a longer one is counted in

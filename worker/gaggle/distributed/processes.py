@@ -11,11 +11,8 @@ from pathlib import Path
 
 from gaggle.distributed.manager import Manager
 from gaggle.distributed.security import new_token
-from gaggle.options.config import RUN_OPTIONS
-from gaggle.options.role import Role, RoleKind
-from gaggle.options.table import as_flags
-from gaggle.run.process import EXIT_THRESHOLDS
-from gaggle.run.types import RunPlan
+from gaggle.options import RUN_OPTIONS, Role, RoleKind, as_flags
+from gaggle.run import EXIT_THRESHOLDS, RunPlan
 
 WORKER_EXIT_TIMEOUT = 30.0
 

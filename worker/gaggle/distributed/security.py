@@ -13,8 +13,8 @@ import secrets
 
 import grpc
 
-from gaggle.kits.ports import is_loopback
-from gaggle.options.role import Role
+from gaggle.kits import is_loopback
+from gaggle.options import Role
 
 log = logging.getLogger(__name__)
 

@@ -28,8 +28,8 @@ from gaggle.distributed.protocol import HEARTBEAT_INTERVAL, WORKER_SILENCE
 from gaggle.distributed.security import server_credentials, warn_if_open
 from gaggle.distributed.shares import Share
 from gaggle.errors import ConfigError
-from gaggle.kits.ports import join_host_port
-from gaggle.options.role import Role
+from gaggle.kits import join_host_port
+from gaggle.options import Role
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 

@@ -16,8 +16,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from gaggle.options.config import RunConfig
-from gaggle.options.table import PER_WORKER_KEYS
+from gaggle.options import PER_WORKER_KEYS, RunConfig
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,9 +22,8 @@ from gaggle.attack import Attack
 from gaggle.distributed.codec import segment_from_wire, timetable_from_wire, to_delta
 from gaggle.distributed.manager_link import ManagerLink, WorkerError
 from gaggle.distributed.protocol import PROTOCOL_VERSION
-from gaggle.options.role import Role
-from gaggle.run.runner import Runner
-from gaggle.run.types import Aborted, RunPlan
+from gaggle.options import Role
+from gaggle.run import Aborted, Runner, RunPlan
 from gaggle.taskset import TaskSet
 from gaggle.wire import gaggle_pb2 as wire
 

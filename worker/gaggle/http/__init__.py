@@ -9,6 +9,7 @@ from gaggle.http.seam import (
     Exchange,
     Headers,
     HttpClient,
+    Params,
     RequestOptions,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     "Headers",
     "HttpClient",
     "HttptoolsClient",
+    "Params",
     "RequestOptions",
     "ReqwestClient",
 ]

@@ -12,7 +12,7 @@ import math
 import time
 from typing import Protocol
 
-from gaggle.kits.stop import StopSignal
+from gaggle.kits import StopSignal
 from gaggle.load.stages import PlanStage
 from gaggle.load.timetable import Timetable
 

@@ -16,7 +16,7 @@ import asyncio
 import math
 from typing import Protocol
 
-from gaggle.kits.stop import StopSignal
+from gaggle.kits import StopSignal
 from gaggle.load.shape import LoadShape, Stage, checked_stage, new_shape
 from gaggle.load.stages import PlanStage, canonical
 

@@ -16,7 +16,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from gaggle.kits.stop import Sleepers, wake
+from gaggle.kits import Sleepers, wake
 from gaggle.load.schedule import ArrivalSchedule
 
 PLAN_OVER = "the test plan is over"

@@ -10,3 +10,46 @@ options in one module.
 - ``argv``: the command line (argparse) built from the table.
 - ``_generated_default``: ``gaggle.Default``'s keys, written by ``make options``.
 """
+
+from gaggle.options._generated_default import Default
+from gaggle.options.argv import add_run_options, given_options, parse_run_args, split_gaggle_options
+from gaggle.options.config import CONVERTERS, RUN_OPTIONS, RunConfig, build_config
+from gaggle.options.conflicts import check_shape_alone, role_from
+from gaggle.options.converters import (
+    HTTP_CLIENTS,
+    REPORT_FORMATS,
+    parse_duration,
+    parse_stages,
+    plan_text,
+    rate,
+    validate_host,
+)
+from gaggle.options.role import Role, RoleKind
+from gaggle.options.table import OPERATOR_KEYS, OPTIONS_BY_NAME, PER_WORKER_KEYS, as_flags
+
+__all__ = [
+    "CONVERTERS",
+    "HTTP_CLIENTS",
+    "OPERATOR_KEYS",
+    "OPTIONS_BY_NAME",
+    "PER_WORKER_KEYS",
+    "REPORT_FORMATS",
+    "RUN_OPTIONS",
+    "Default",
+    "Role",
+    "RoleKind",
+    "RunConfig",
+    "add_run_options",
+    "as_flags",
+    "build_config",
+    "check_shape_alone",
+    "given_options",
+    "parse_duration",
+    "parse_run_args",
+    "parse_stages",
+    "plan_text",
+    "rate",
+    "role_from",
+    "split_gaggle_options",
+    "validate_host",
+]

@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gaggle.errors import ConfigError
-from gaggle.kits.ports import METRICS_PORT
-from gaggle.load.stages import peak_users
-from gaggle.metrics.thresholds import Threshold, parse_threshold
+from gaggle.kits import METRICS_PORT
+from gaggle.load import peak_users
+from gaggle.metrics import Threshold, parse_threshold
 from gaggle.options.conflicts import check_load_model
 from gaggle.options.converters import (
     DEBUG_FORMATS,

@@ -17,7 +17,7 @@ import os
 from typing import Any, TypedDict
 
 from gaggle.errors import ConfigError
-from gaggle.load.shape import LoadShape
+from gaggle.load import LoadShape
 from gaggle.options.fields import options_of
 from gaggle.options.load import LoadOptions
 from gaggle.options.role import ROLE_OPTIONS, Role, RoleKind

@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from gaggle.errors import ConfigError
-from gaggle.kits.ports import METRICS_PORT, join_host_port, split_host_port
-from gaggle.load.stages import PlanStage, canonical
-from gaggle.metrics.thresholds import Threshold, ThresholdError, parse_threshold
+from gaggle.kits import METRICS_PORT, join_host_port, split_host_port
+from gaggle.load import PlanStage, canonical
+from gaggle.metrics import Threshold, ThresholdError, parse_threshold
 
 T = TypeVar("T")
 Converter = Callable[[str, object], Any]  # (flag, value) -> checked value; raises ConfigError

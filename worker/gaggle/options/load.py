@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gaggle.load.schedule import ArrivalSchedule
-from gaggle.load.stages import PlanStage, is_rate_plan, stages
+from gaggle.load import ArrivalSchedule, PlanStage, is_rate_plan, stages
 from gaggle.options.converters import (
     arrival_rate,
     optional,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from gaggle.kits.ports import GRPC_PORT
+from gaggle.kits import GRPC_PORT
 from gaggle.options.converters import host_name, join_timeout, pem, port, processes, text, whole
 from gaggle.options.fields import GAGGLE, OPERATOR, option, options_of
 

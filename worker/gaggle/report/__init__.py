@@ -9,3 +9,36 @@
 
 Serving the run over HTTP (/metrics, /summary, the control API, the live page) is ``web``'s.
 """
+
+from gaggle.report.figures import FigureSampler, LiveInputs, Progress, RunSoFar
+from gaggle.report.html import LiveParts, asset, render_html, summary_section, tables_section
+from gaggle.report.live import NoView, View, keep_showing, open_view
+from gaggle.report.logs import BufferedLog, open_debug_log, open_requests_log
+from gaggle.report.recorder import NoReport, Report, SoFar, open_report
+from gaggle.report.tables import TableOptions, print_tables, print_verdicts
+
+__all__ = [
+    "BufferedLog",
+    "FigureSampler",
+    "LiveInputs",
+    "LiveParts",
+    "NoReport",
+    "NoView",
+    "Progress",
+    "Report",
+    "RunSoFar",
+    "SoFar",
+    "TableOptions",
+    "View",
+    "asset",
+    "keep_showing",
+    "open_debug_log",
+    "open_report",
+    "open_requests_log",
+    "open_view",
+    "print_tables",
+    "print_verdicts",
+    "render_html",
+    "summary_section",
+    "tables_section",
+]

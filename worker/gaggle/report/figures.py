@@ -12,9 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gaggle.metrics.aggregate import Metrics
-from gaggle.metrics.stats import Stats
-from gaggle.metrics.window import RollingWindow
+from gaggle.metrics import Metrics, RollingWindow, Stats
 from gaggle.report.tables import readable
 
 TOP_ERRORS = 3

@@ -26,7 +26,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
-from gaggle.options.config import RunConfig
+from gaggle.options import RunConfig
 from gaggle.report.figures import (
     Figures,
     FigureSampler,

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from typing import IO, Any
 
-from gaggle.metrics.record import REQUEST_LOG_FIELDS, RequestRecord
+from gaggle.metrics import REQUEST_LOG_FIELDS, RequestRecord
 
 FLUSH_INTERVAL = 0.25  # seconds
 

@@ -13,9 +13,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gaggle.metrics.aggregate import Metrics, TaskNames, request_order, task_label
-from gaggle.metrics.stats import Stats, ms
-from gaggle.metrics.thresholds import Verdict, overall, verdict_rows
+from gaggle.metrics import (
+    Metrics,
+    Stats,
+    TaskNames,
+    Verdict,
+    ms,
+    overall,
+    request_order,
+    task_label,
+    verdict_rows,
+)
 from gaggle.report.timeline import FIELDS, RUN_ONLY, Series, Timeline
 
 SCHEMA = "gaggle-report/1"

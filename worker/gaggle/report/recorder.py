@@ -28,11 +28,8 @@ from typing import Any, Protocol, TypeVar
 
 from gaggle._version import __version__
 from gaggle.errors import ConfigError
-from gaggle.metrics.aggregate import Metrics, TaskNames
-from gaggle.metrics.source import Source
-from gaggle.metrics.thresholds import Verdict
-from gaggle.options.config import RunConfig
-from gaggle.options.converters import REPORT_FORMATS
+from gaggle.metrics import Metrics, Source, TaskNames, Verdict
+from gaggle.options import REPORT_FORMATS, RunConfig
 from gaggle.report.html import render_html
 from gaggle.report.model import RunFacts, build_report
 from gaggle.report.timeline import Timeline

@@ -15,9 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from gaggle.metrics.aggregate import Metrics, TaskNames, request_order
-from gaggle.metrics.stats import Stats
-from gaggle.metrics.thresholds import Verdict
+from gaggle.metrics import Metrics, Stats, TaskNames, Verdict, request_order
 
 log = logging.getLogger(__name__)
 

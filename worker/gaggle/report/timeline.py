@@ -18,9 +18,7 @@ import time
 from array import array
 from collections.abc import Callable, Mapping
 
-from gaggle.metrics.aggregate import Metrics, RequestKey
-from gaggle.metrics.histogram import Histogram
-from gaggle.metrics.source import Source
+from gaggle.metrics import Histogram, Metrics, RequestKey, Source
 
 SUM, MAX, LAST = "sum", "max", "last"
 # A column is (field,) for the run's totals or (method, name, field) for one request.

@@ -14,12 +14,18 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
-from gaggle.kits.stop import StopSignal
-from gaggle.load.drive_arrivals import StageMarks, mark_stages
-from gaggle.load.schedule import ArrivalSchedule
-from gaggle.load.stages import PlanStage
-from gaggle.load.timetable import PLAN_OVER, RUN_TIME_OVER, Segment, Timetable
-from gaggle.options.config import RunConfig
+from gaggle.kits import StopSignal
+from gaggle.load import (
+    PLAN_OVER,
+    RUN_TIME_OVER,
+    ArrivalSchedule,
+    PlanStage,
+    Segment,
+    StageMarks,
+    Timetable,
+    mark_stages,
+)
+from gaggle.options import RunConfig
 
 
 class OpenModel:

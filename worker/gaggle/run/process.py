@@ -14,8 +14,8 @@ from typing import Any, NoReturn, TypeVar
 
 from rich.console import Console
 
-from gaggle.load.shape import LoadShape
-from gaggle.options.config import RunConfig
+from gaggle.load import LoadShape
+from gaggle.options import RunConfig
 from gaggle.taskset import TaskSet, describe_rules
 
 T = TypeVar("T")

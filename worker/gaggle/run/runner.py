@@ -17,17 +17,12 @@ import random
 from collections.abc import Coroutine
 from typing import Any
 
-from gaggle.load.drive_arrivals import follow_arrivals
-from gaggle.load.drive_users import pace
-from gaggle.metrics.aggregate import Aggregator, Metrics, NullAggregator
-from gaggle.metrics.ledger import Ledger
-from gaggle.report.logs import BufferedLog, open_debug_log, open_requests_log
+from gaggle.load import follow_arrivals, pace
+from gaggle.metrics import Aggregator, Ledger, Metrics, NullAggregator
+from gaggle.report import BufferedLog, open_debug_log, open_requests_log
 from gaggle.run.session import Session
 from gaggle.run.types import RunPlan, iterations_over
-from gaggle.users.arrival_pool import ArrivalPool
-from gaggle.users.context import RunContext
-from gaggle.users.pool import Hatch, UserPool
-from gaggle.users.throttle import Throttle
+from gaggle.users import ArrivalPool, Hatch, RunContext, Throttle, UserPool
 
 log = logging.getLogger(__name__)
 

@@ -24,22 +24,32 @@ from typing import Any
 
 from aiohttp import web
 
-from gaggle.kits.stop import SignalHandlers, StopSignal, every_interval
-from gaggle.load.drive_users import Crowd
-from gaggle.load.timetable import Segment
-from gaggle.metrics.aggregate import Metrics, TaskNames
-from gaggle.metrics.source import Source
-from gaggle.metrics.thresholds import Threshold, Verdict, evaluate
-from gaggle.report.figures import FigureSampler, LiveInputs, Progress, RunSoFar
-from gaggle.report.live import NoView, View, keep_showing, open_view
-from gaggle.report.recorder import NoReport, Report, SoFar, open_report
-from gaggle.report.tables import TableOptions, print_tables, print_verdicts
+from gaggle.kits import SignalHandlers, StopSignal, every_interval
+from gaggle.load import Crowd, Segment
+from gaggle.metrics import Metrics, Source, TaskNames, Threshold, Verdict, evaluate
+from gaggle.report import (
+    FigureSampler,
+    LiveInputs,
+    NoReport,
+    NoView,
+    Progress,
+    Report,
+    RunSoFar,
+    SoFar,
+    TableOptions,
+    View,
+    keep_showing,
+    open_report,
+    open_view,
+    print_tables,
+    print_verdicts,
+)
 from gaggle.run.open_model import OpenModel
 from gaggle.run.process import settle_heap
 from gaggle.run.steering import Steering
 from gaggle.run.types import Aborted, LoadKind, RunPlan, RunResult, Tally
 from gaggle.run.warnings import latency_note, summary_warnings
-from gaggle.web.app import listens_of, serve
+from gaggle.web import listens_of, serve
 
 log = logging.getLogger(__name__)
 

@@ -27,18 +27,27 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gaggle.errors import TestDefinitionError
-from gaggle.kits.stop import StopSignal
-from gaggle.load.drive_users import Crowd, follow_plan, follow_shape, pace
-from gaggle.load.schedule import ArrivalSchedule, Ramp
-from gaggle.load.shape import LoadShape
-from gaggle.load.stages import PlanStage, canonical, is_rate_plan
-from gaggle.load.timetable import PLAN_OVER, RUN_TIME_OVER, Segment
-from gaggle.options.config import RunConfig
-from gaggle.options.converters import parse_stages
-from gaggle.report.figures import Progress
+from gaggle.kits import StopSignal
+from gaggle.load import (
+    PLAN_OVER,
+    RUN_TIME_OVER,
+    ArrivalSchedule,
+    Crowd,
+    LoadShape,
+    PlanStage,
+    Ramp,
+    Segment,
+    canonical,
+    follow_plan,
+    follow_shape,
+    is_rate_plan,
+    pace,
+)
+from gaggle.options import RunConfig, parse_stages
+from gaggle.report import Progress
 from gaggle.run.open_model import OpenModel
 from gaggle.run.types import LoadKind
-from gaggle.web.control_api import ControlError, ControlReply
+from gaggle.web import ControlError, ControlReply
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,9 @@ from typing import Protocol
 
 from rich.console import Console
 
-from gaggle.load.shape import LoadShape
-from gaggle.load.timetable import Segment
-from gaggle.metrics.aggregate import Metrics, TaskNames
-from gaggle.metrics.thresholds import Verdict
-from gaggle.options.config import RunConfig
+from gaggle.load import LoadShape, Segment
+from gaggle.metrics import Metrics, TaskNames, Verdict
+from gaggle.options import RunConfig
 from gaggle.taskset import TaskSet
 
 

@@ -16,9 +16,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gaggle.metrics.aggregate import Metrics
-from gaggle.metrics.stats import Stats
-from gaggle.options.config import RunConfig
+from gaggle.metrics import Metrics, Stats
+from gaggle.options import RunConfig
 from gaggle.run.types import LoadKind
 from gaggle.taskset import TaskSet
 from gaggle.wait import between, constant, pacing

@@ -10,3 +10,10 @@
 - ``arrival_pool``: ``ArrivalPool``, the open model's users, taken by arrivals as they fall due
   (``PerArrival``: their passes).
 """
+
+from gaggle.users.arrival_pool import ArrivalPool
+from gaggle.users.context import RunContext
+from gaggle.users.pool import Hatch, UserPool
+from gaggle.users.throttle import Throttle
+
+__all__ = ["ArrivalPool", "Hatch", "RunContext", "Throttle", "UserPool"]

@@ -17,7 +17,7 @@ import random
 import time
 from typing import ClassVar
 
-from gaggle.metrics.aggregate import Aggregator
+from gaggle.metrics import Aggregator
 from gaggle.taskset import TaskSet
 from gaggle.users.allocation import allocation_cycle
 from gaggle.users.context import RunContext

@@ -8,9 +8,9 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gaggle.kits.stop import StopSignal
-from gaggle.metrics.aggregate import Aggregator
-from gaggle.options.config import RunConfig
+from gaggle.kits import StopSignal
+from gaggle.metrics import Aggregator
+from gaggle.options import RunConfig
 from gaggle.users.throttle import Throttle
 
 log = logging.getLogger(__name__)

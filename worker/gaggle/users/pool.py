@@ -22,9 +22,8 @@ import random
 from collections.abc import Callable
 from typing import ClassVar
 
-from gaggle.http import CLIENTS
-from gaggle.http.seam import HttpClient
-from gaggle.kits.stop import StopSignal
+from gaggle.http import CLIENTS, HttpClient
+from gaggle.kits import StopSignal
 from gaggle.taskset import TaskSet
 from gaggle.users.allocation import allocation_cycle
 from gaggle.users.context import RunContext

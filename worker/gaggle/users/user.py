@@ -18,9 +18,9 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from gaggle.http.seam import HttpClient, RequestOptions
-from gaggle.kits.stop import StopSignal
-from gaggle.metrics.record import RequestRecord, TaskRecord
+from gaggle.http import HttpClient, RequestOptions
+from gaggle.kits import StopSignal
+from gaggle.metrics import RequestRecord, TaskRecord
 from gaggle.response import Response
 from gaggle.taskset import TaskSet, TaskSpec
 from gaggle.users.context import RunContext

@@ -6,3 +6,8 @@ on ``--metrics-bind`` and ``--web``.
 - ``control_api``: /api/* — read the run's status, change its users, rate, plan or run time.
 - ``live_page``: the report as a page that refreshes from the run.
 """
+
+from gaggle.web.app import listens_of, serve
+from gaggle.web.control_api import ControlError, ControlReply
+
+__all__ = ["ControlError", "ControlReply", "listens_of", "serve"]

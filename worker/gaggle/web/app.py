@@ -16,14 +16,14 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from gaggle.errors import ConfigError
-from gaggle.kits.ports import (
+from gaggle.kits import (
     EVERY_ADDRESS,
     every_address_socket,
     is_loopback,
     join_host_port,
     split_host_port,
 )
-from gaggle.metrics.source import Source
+from gaggle.metrics import Source
 from gaggle.web.control_api import Controls, access, add_control_routes
 from gaggle.web.live_page import Snapshot, add_live_routes
 from gaggle.web.prometheus import add_metrics_routes

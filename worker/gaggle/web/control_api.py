@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from gaggle.errors import ConfigError
-from gaggle.options.converters import parse_duration, plan_text, rate
+from gaggle.options import parse_duration, plan_text, rate
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from gaggle.report.html import LiveParts, asset, render_html, summary_section, tables_section
+from gaggle.report import LiveParts, asset, render_html, summary_section, tables_section
 
 Snapshot = Callable[[], dict[str, Any]]  # the report's data as of now
 REFRESH_MS = 1000

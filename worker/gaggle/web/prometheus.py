@@ -22,10 +22,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from gaggle.metrics.aggregate import Metrics, task_label
-from gaggle.metrics.histogram import bucket_bounds
-from gaggle.metrics.source import Source
-from gaggle.metrics.stats import Stats
+from gaggle.metrics import Metrics, Source, Stats, bucket_bounds, task_label
 from gaggle.web.control_api import CHANGES
 
 # Upper bounds in seconds of the exported latency buckets (Prometheus needs fixed ones).

@@ -59,7 +59,7 @@ class Headers(Mapping[str, str]):
     Built once per response on the hot path and rarely read, so it keeps the client's own lines
     and decodes only what is read. A scan per lookup, not an index: a response has few headers
     and a task reads one or two, and building a lowercase index cost more than the scans it
-    saves (measured, issue 12). Names of another length than the key are not lowered at all.
+    saves (measured). Names of another length than the key are not lowered at all.
     """
 
     __slots__ = ("_raw",)

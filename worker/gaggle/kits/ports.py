@@ -4,7 +4,7 @@ operator's Services and Pods all read them from here), and how a listening addre
 
 ``::`` (or an empty host) means every address of both families, as Go's ``net.Listen`` reads
 ``[::]:port``: on an IPv6-only cluster a pod's address is v6, so ``0.0.0.0`` (IPv4 only) would
-leave the manager unreachable there (operator-hardening, finding 22)."""
+leave the manager unreachable there (shared/reviews/operator-on-a-real-cluster.md, finding 22)."""
 
 import ipaddress
 import socket

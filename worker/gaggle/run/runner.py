@@ -56,7 +56,7 @@ class Runner(Session):
             config.max_users,
             plan.first_user,
         )
-        self.ready = asyncio.Event()  # the logs are open: users may start (a worker's adjust)
+        self.ready = asyncio.Event()  # the logs are open: users may start (a manager's Adjust too)
         self.logs: list[BufferedLog] = []
 
     def users_running(self) -> int:

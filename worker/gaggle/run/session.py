@@ -61,7 +61,7 @@ class Session:
         self.stopping = StopSignal()
         self.hatch_metrics: Metrics | None = None
         self.metrics_started = time.perf_counter()  # what the tables' and rules' seconds count
-        self.load_started: float | None = None  # the first user's start (a manager: planned)
+        self.load_started: float | None = None  # the first user's start (a manager's: set ahead)
         self.hatched_all = False
         self.task_names: TaskNames = [
             (ts.__name__, [t.name for t in ts.tasks]) for ts in plan.tasksets

@@ -3,17 +3,24 @@
 aiohttp could follow redirects itself; it sends each request with ``allow_redirects=False``
 and lets ``redirects.follow`` walk the chain instead, so the redirect rules (hops, method
 changes, headers kept from another origin, the chain's timeout) are the other clients' too.
-Cookies set by a redirect response still reach the next request: the session's jar takes them
-from every response.
+Cookies are the other clients' too (``cookies.CookieJar``): the session's jar is a hook that hands
+every response's Set-Cookie lines to it (a redirect's included, so they reach the next hop), and
+``_exchange`` adds the Cookie header it gives, as httptools does. aiohttp's own jar would be a
+second set of rules: it keeps a cookie whose Expires is the Unix epoch (the date most frameworks
+delete a cookie with), quotes values the server did not quote, and merges a task's Cookie header
+with the jar's where reqwest and httptools let the task's win.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
+from http.cookies import BaseCookie, Morsel
 
 import aiohttp
 from yarl import URL
 
+from gaggle.http.cookies import CookieJar
 from gaggle.http.redirects import REDIRECT_STATUSES, follow
 from gaggle.http.seam import (
     DEFAULT_TIMEOUT,
@@ -62,16 +69,18 @@ def describe_error(error: BaseException) -> str:
 
 
 class AiohttpClient:
-    """Per-user cookies (IP hosts included: aiohttp's default jar ignores them) and keep-alive."""
+    """Per-user cookies and keep-alive."""
 
-    __slots__ = ("_session",)
+    __slots__ = ("_hook", "_session")
+    _hook: _JarHook  # made with the session
 
     def __init__(self) -> None:
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
+        self._hook = _JarHook()
         session = aiohttp.ClientSession(
-            cookie_jar=aiohttp.CookieJar(unsafe=True),
+            cookie_jar=self._hook,
             timeout=_TIMEOUT,
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
         )
@@ -103,11 +112,17 @@ class AiohttpClient:
     ) -> Exchange:
         """One request and its whole response (a redirect's body too: the connection is kept)."""
         session = self._session or self._open()
+        headers = options.headers
+        cookies = self._hook.jar
+        if cookies is not None and not (headers and _sets_cookie(headers)):  # a task's wins
+            cookie = cookies.header(str(url))
+            if cookie:
+                headers = {**headers, "Cookie": cookie} if headers else {"Cookie": cookie}
         try:
             async with session.request(
                 method,
                 url,
-                headers=options.headers,
+                headers=headers,
                 data=options.data if body else None,
                 json=options.json if body else None,
                 timeout=_TIMEOUT if timeout is None else aiohttp.ClientTimeout(timeout),
@@ -128,6 +143,31 @@ class AiohttpClient:
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+def _sets_cookie(headers: Mapping[str, str]) -> bool:
+    return any(name.lower() == "cookie" for name in headers)
+
+
+class _JarHook(aiohttp.DummyCookieJar):
+    """The session's cookie jar: it hands what responses set to the user's ``CookieJar`` (made
+    on the first Set-Cookie) and gives aiohttp nothing to send (``_exchange`` adds the header)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.jar: CookieJar | None = None
+
+    def update_cookies_from_headers(self, headers: Sequence[str], response_url: URL) -> None:
+        """A response's Set-Cookie lines as the server sent them (aiohttp >= 3.12.7)."""
+        if headers:
+            jar = self.jar = self.jar or CookieJar()
+            jar.receive(headers, str(response_url))
+
+    def update_cookies(self, cookies: object, response_url: URL | None = None) -> None:
+        """An older aiohttp's parsed Set-Cookie lines, written out again for the jar."""
+        if isinstance(cookies, BaseCookie) and cookies and response_url is not None:
+            morsels: list[Morsel[str]] = list(cookies.values())
+            self.update_cookies_from_headers([m.OutputString() for m in morsels], response_url)
 
 
 class _HopAnswer:

@@ -6,10 +6,10 @@ section), and a load generator is made of requests. Here a request is one cached
 one ``transport.write`` and llhttp's callbacks; an idle user holds only its socket and a small
 parser — no session, connector or client object per user as aiohttp and reqwest need (≈ 28 and
 55 KB per idle user). It keeps the user-facing behaviour of the other two: each user has its
-own keep-alive connections and cookie jar (``cookies``: reqwest's store, made on the first
-Set-Cookie), redirects are followed by ``redirects.follow``, TLS verifies against the system's
-CAs (``SSL_CERT_FILE`` included), gzip/deflate bodies are decoded, and failures get the seam's
-texts. What it does not do: HTTP/2, proxies, sending `Expect: 100-continue`, streaming bodies.
+own keep-alive connections and cookie jar (``cookies``, made on the first Set-Cookie), redirects
+are followed by ``redirects.follow``, TLS verifies against the system's CAs (``SSL_CERT_FILE``
+included), gzip/deflate bodies are decoded, and failures get the seam's texts. What it does not
+do: HTTP/2, proxies, sending `Expect: 100-continue`, streaming bodies.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
-from gaggle.http.cookies import CookieJar, cookie_header, new_cookie_jar
+from gaggle.http.cookies import CookieJar
 from gaggle.http.httptools_connection import Connection, Http1Answer, connect
 from gaggle.http.redirects import REDIRECT_STATUSES, follow
 from gaggle.http.seam import (
@@ -114,7 +114,7 @@ class HttptoolsClient:
         if content_type:
             request.append(b"Content-Type: %s\r\n" % content_type.encode())
         if self._cookies is not None and "cookie" not in names:  # a task's Cookie wins, as reqwest
-            cookie = cookie_header(self._cookies, url)
+            cookie = self._cookies.header(url)
             if cookie:
                 request.append(f"Cookie: {cookie}\r\n".encode("latin-1"))
         if payload or method in ("POST", "PUT", "PATCH"):
@@ -129,9 +129,8 @@ class HttptoolsClient:
         if answer.keep_alive and not connection.closed:
             self._idle.setdefault(target.origin, []).append(connection)
         if answer.set_cookies:
-            jar = self._cookies = self._cookies or new_cookie_jar()
-            for value in answer.set_cookies:
-                jar.insert(value, url)
+            jar = self._cookies = self._cookies or CookieJar()
+            jar.receive(answer.set_cookies, url)
         return answer
 
     async def _connection(self, origin: _Origin, deadline: float) -> Connection:

@@ -7,6 +7,10 @@ its own, and aiohttp's would be a second set of rules to keep equal. The rules a
 (and browsers'): 303, and 301/302 after a POST, turn into a body-less GET; 307/308 resend the
 request as it was; the ``MAX_REDIRECTS``-th redirect response fails the request; a task's
 Authorization, Proxy-Authorization and Cookie headers are not sent on to another origin.
+
+A Location the chain cannot go on to (not a URL, a port out of range, another scheme) ends it
+where it is: the 3xx that was served is the request's record, failed with the seam's text for
+it, as aiohttp's own walk refuses such a Location rather than guess.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from urllib.parse import urljoin, urlsplit
 
 from gaggle.http.seam import (
     DEFAULT_TIMEOUT,
+    LOCATION_NOT_A_URL,
+    LOCATION_NOT_HTTP,
     TIMEOUT,
     TOO_MANY_REDIRECTS,
     Exchange,
@@ -35,13 +41,19 @@ class Hop(NamedTuple):
     keep_body: bool
 
 
+class BadLocation(Exception):
+    """A redirect's Location the chain cannot go on to; ``str(error)`` is the failure text."""
+
+
 class HopAnswer(Protocol):
     """One response of the chain (a hop's answer), its body not necessarily read yet."""
 
     @property
     def status(self) -> int: ...
 
-    def location(self) -> str | None: ...
+    def location(self) -> str | None:
+        """The Location header; raises ``BadLocation`` when it cannot be read as text."""
+        ...
 
     async def exchange(self, url: str, redirected: bool) -> Exchange: ...
 
@@ -55,10 +67,11 @@ class SendHop(Protocol):
 
 
 def next_hop(method: str, url: str, status: int, location: str | None) -> Hop | None:
-    """Where a response sends the request next, or None when it is final (no Location)."""
+    """Where a response sends the request next, or None when it is final (no Location);
+    raises ``BadLocation`` when the Location is not an http(s) URL the chain can go on to."""
     if status not in REDIRECT_STATUSES or not location:
         return None
-    target = urljoin(url, location)
+    target = _resolve(url, location)
     if (status == 303 and method != "HEAD") or (status in (301, 302) and method == "POST"):
         return Hop("GET", target, keep_body=False)
     return Hop(method, target, keep_body=True)
@@ -76,7 +89,12 @@ async def follow(
     deadline = time.perf_counter() + (options.timeout or DEFAULT_TIMEOUT)
     body, hops, origin = True, 0, _origin(target)
     while True:
-        hop = next_hop(method, target, answer.status, answer.location())
+        try:
+            hop = next_hop(method, target, answer.status, answer.location())
+        except BadLocation as bad:  # the chain ends at this 3xx, served and recorded
+            exchange = await answer.exchange(target, hops > 0)
+            exchange.error = str(bad)
+            return exchange
         if hop is None:
             return await answer.exchange(target, hops > 0)
         hops += 1
@@ -92,6 +110,21 @@ async def follow(
             answer = await send(method, target, options, body, remaining)
         except NoResponse as failure:
             return Exchange(status=0, final_url=url, error=str(failure))
+
+
+def _resolve(url: str, location: str) -> str:
+    """``location`` read against ``url``, checked as the next hop's client would read it."""
+    try:
+        target = urljoin(url, location)
+        parts = urlsplit(target)
+        host, _ = parts.hostname, parts.port  # .port raises for one out of range or not a number
+    except ValueError:  # an unclosed [IPv6] host, a bad port: no URL a client can send to
+        raise BadLocation(LOCATION_NOT_A_URL) from None
+    if parts.scheme not in ("http", "https"):
+        raise BadLocation(LOCATION_NOT_HTTP)
+    if not host:
+        raise BadLocation(LOCATION_NOT_A_URL)
+    return target
 
 
 def _origin(url: str) -> str:

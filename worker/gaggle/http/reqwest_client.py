@@ -22,7 +22,6 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from pyreqwest.client import Client, ClientBuilder
-from pyreqwest.cookie import CookieStore
 from pyreqwest.exceptions import (
     BodyDecodeError,
     BuilderError,
@@ -35,10 +34,12 @@ from pyreqwest.exceptions import (
 from pyreqwest.http import HeaderMap
 from pyreqwest.response import Response
 
-from gaggle.http.redirects import REDIRECT_STATUSES, follow
+from gaggle.http.cookies import CookieJar
+from gaggle.http.redirects import REDIRECT_STATUSES, BadLocation, follow
 from gaggle.http.seam import (
     CONNECTION_REFUSED,
     DEFAULT_TIMEOUT,
+    LOCATION_NOT_A_URL,
     PAYLOAD_INCOMPLETE,
     SERVER_DISCONNECTED,
     TIMEOUT,
@@ -66,7 +67,7 @@ class ReqwestClient:
     __slots__ = ("_cookies", "_plain", "_tls")
 
     def __init__(self) -> None:
-        self._cookies: CookieStore | None = None
+        self._cookies: CookieJar | None = None
         self._plain: Client | None = None
         self._tls: Client | None = None
 
@@ -76,11 +77,11 @@ class ReqwestClient:
         return self._tls or self._build(plain=False)
 
     def _build(self, plain: bool) -> Client:
-        if self._cookies is None:  # reqwest's own store, which cookies.py lends to httptools
-            self._cookies = CookieStore()
+        if self._cookies is None:  # the jar of every client; reqwest feeds and reads its store
+            self._cookies = CookieJar()
         builder = (
             ClientBuilder()
-            .cookie_provider(self._cookies)
+            .cookie_provider(self._cookies.store)
             .follow_redirects(False)  # followed in send(), to know the final URL
             .referer(False)
             .no_proxy()  # as aiohttp, which ignores proxy variables unless asked
@@ -148,7 +149,10 @@ class _HopAnswer:
         return self._response.status
 
     def location(self) -> str | None:
-        return self._response.get_header("Location")
+        try:
+            return self._response.get_header("Location")
+        except ValueError:  # bytes beyond visible ASCII: pyreqwest gives no text for them
+            raise BadLocation(LOCATION_NOT_A_URL) from None
 
     async def exchange(self, url: str, redirected: bool) -> Exchange:
         response = self._response

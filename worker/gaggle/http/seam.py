@@ -163,6 +163,9 @@ TIMEOUT = "timeout"
 SERVER_DISCONNECTED = "server disconnected"
 PAYLOAD_INCOMPLETE = "response payload incomplete"  # a body cut short or that fails to decode
 TOO_MANY_REDIRECTS = "too many redirects"
+# a redirect whose Location the chain cannot go on to: the 3xx is recorded with one of these
+LOCATION_NOT_A_URL = "invalid redirect: Location is not a valid URL"
+LOCATION_NOT_HTTP = "invalid redirect: Location is not an http or https URL"
 CONNECTION_REFUSED = "connection refused"  # a connect error's reason
 
 

@@ -7,8 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from gaggle.errors import ConfigError
 from gaggle.load import is_rate_plan, stages
+from gaggle.options import OPTIONS_BY_NAME, RunConfig, check_shares
 from gaggle_operator.spec_values import SpecError, converted, engine_value, get_field
+
+_SPEC_FIELD = {entry.flag: entry.spec for entry in OPTIONS_BY_NAME.values()}  # --users: users
 
 
 def open_model(spec: dict[str, Any], plan: str | None) -> tuple[float, int | None, int | None]:
@@ -65,3 +69,13 @@ def load(spec: dict[str, Any]) -> tuple[str | None, int, float, float]:
         raise SpecError("runTime", run_time, "use a run time > 0, e.g. 30s, 10m or 1h30m")
     hatch_rate = engine_value("hatch_rate", get_field(spec, "hatchRate", (int, float), 1))
     return None, engine_value("users", users), run_seconds, hatch_rate
+
+
+def check_replicas_hold(spec: dict[str, Any], load: RunConfig, replicas: int) -> None:
+    """The users and arrivals split over ``replicas`` workers, at most what each holds: the
+    engine's rule (``check_shares``), which the manager's ``--expect-workers`` applies too."""
+    try:
+        check_shares(load, replicas, more="raise workers.replicas")
+    except ConfigError as error:
+        field = _SPEC_FIELD[error.option]
+        raise SpecError(field, spec.get(field), error.allowed) from None

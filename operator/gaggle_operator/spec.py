@@ -13,18 +13,34 @@ request exceeds its limit), and each ``cleanup`` field given replaces only that 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from gaggle.errors import ConfigError
 from gaggle.metrics import OPERATORS, ThresholdError, parse_threshold
-from gaggle.options import OPERATOR_KEYS, OPTIONS_BY_NAME, build_config, parse_run_args
+from gaggle.options import (
+    MAX_WORKERS,
+    OPERATOR_KEYS,
+    OPTIONS_BY_NAME,
+    SECONDS_MAX,
+    WORKERS_WHY,
+    RunConfig,
+    build_config,
+    parse_run_args,
+)
 from gaggle_operator import pod_policy
 from gaggle_operator.defaults import CLEANUP_POLICIES, CONTAINER, Defaults, resources_problem
-from gaggle_operator.load_spec import load, open_model
+from gaggle_operator.load_spec import check_replicas_hold, load, open_model
 from gaggle_operator.overlay import overlay
-from gaggle_operator.spec_values import SpecError, engine_value, get_field, positive_field
+from gaggle_operator.spec_values import (
+    SpecError,
+    checked_by,
+    engine_value,
+    get_field,
+    positive_field,
+)
 
 __all__ = [
     "OWNED_FLAGS",
@@ -84,6 +100,7 @@ SPEC_FIELDS = frozenset(
     }
 )
 PEER_KEYS = ("podSelector", "namespaceSelector", "ipBlock")
+A_YEAR = "a year: a LoadTest's longest run time"  # activeDeadlineSeconds, ttlSecondsAfterFinished
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +220,12 @@ def _args(spec: dict[str, Any]) -> tuple[str, ...]:
     return tuple(args)
 
 
+def _throttle(spec: dict[str, Any]) -> int | None:
+    """``--throttle-requests``, checked by its converter (a whole number, up to its bound)."""
+    value = get_field(spec, "throttleRequests", int)
+    return None if value is None else int(engine_value("throttle_requests", value))
+
+
 def _thresholds(spec: dict[str, Any]) -> tuple[str, ...]:
     rules = []
     for i, item in enumerate(get_field(spec, "thresholds", list, [])):
@@ -232,8 +255,9 @@ def cleanup_of(spec: dict[str, Any], defaults: Defaults) -> tuple[str, int]:
     if policy not in CLEANUP_POLICIES:
         raise SpecError("cleanup.policy", policy, "use one of " + ", ".join(CLEANUP_POLICIES))
     ttl: int = get_field(spec, "cleanup.ttlSecondsAfterFinished", int, defaults.cleanup_ttl)
-    if ttl < 0:
-        raise SpecError("cleanup.ttlSecondsAfterFinished", ttl, "use a whole number ≥ 0")
+    if not 0 <= ttl <= SECONDS_MAX:
+        allowed = f"use a whole number ≥ 0 and ≤ {SECONDS_MAX:,} ({A_YEAR})"
+        raise SpecError("cleanup.ttlSecondsAfterFinished", ttl, allowed)
     return policy, ttl
 
 
@@ -292,6 +316,13 @@ def parse_spec(
         raise SpecError("host", None, "give the URL to load test, e.g. http://my-service:8080")
     plan, users, run_seconds, hatch_rate = load(spec)
     arrival_rate, max_users, iterations = open_model(spec, plan)
+    replicas = positive_field(spec, "workers.replicas", 1, MAX_WORKERS, WORKERS_WHY) or 1
+    held = RunConfig(users=users, test_plan=plan, arrival_rate=arrival_rate)
+    if max_users is not None:  # else the engine's default pool
+        held = dataclasses.replace(held, max_users=max_users)
+    check_replicas_hold(spec, held, replicas)
+    ready = get_field(spec, "startPolicy.readyTimeoutSeconds", int, 300)
+    ready_timeout = int(checked_by("join_timeout", "startPolicy.readyTimeoutSeconds", ready))
     policy = get_field(spec, "imagePullPolicy", str, "IfNotPresent")
     if policy not in PULL_POLICIES:
         raise SpecError("imagePullPolicy", policy, "use one of " + ", ".join(PULL_POLICIES))
@@ -315,7 +346,7 @@ def parse_spec(
         arrival_rate=arrival_rate,
         max_users=max_users,
         iterations=iterations,
-        throttle_requests=positive_field(spec, "throttleRequests", None),
+        throttle_requests=_throttle(spec),
         status_codes=get_field(spec, "statusCodes", bool, False),
         reset_metrics=get_field(spec, "resetMetrics", bool, True),
         args=_args(spec),
@@ -324,12 +355,12 @@ def parse_spec(
         extra_config_maps=tuple(extra),
         image=image,
         image_pull_policy=policy,
-        replicas=positive_field(spec, "workers.replicas", 1) or 1,
+        replicas=replicas,
         worker_template=_template(spec, "workers.template", "worker", defaults),
         manager_template=_template(spec, "manager.template", "manager", defaults),
         spread=get_field(spec, "spread", bool, False),
-        ready_timeout=positive_field(spec, "startPolicy.readyTimeoutSeconds", 300) or 300,
-        active_deadline=positive_field(spec, "activeDeadlineSeconds", None),
+        ready_timeout=ready_timeout,
+        active_deadline=positive_field(spec, "activeDeadlineSeconds", None, SECONDS_MAX, A_YEAR),
         cleanup_policy=cleanup,
         cleanup_ttl=ttl,
         run_id=str(get_field(spec, "runId", (str, int), "")),

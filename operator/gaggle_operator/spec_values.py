@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from gaggle.errors import ConfigError
-from gaggle.options import CONVERTERS, OPTIONS_BY_NAME, build_config
+from gaggle.options import CONVERTERS, OPTIONS_BY_NAME, build_config, most_text
 
 
 class SpecError(ValueError):
@@ -56,11 +56,26 @@ def engine_value(option: str, value: object) -> Any:
         raise SpecError(OPTIONS_BY_NAME[option].spec, value, error.allowed) from None
 
 
-def positive_field(spec: dict[str, Any], path: str, default: int | None) -> int | None:
+def positive_field(
+    spec: dict[str, Any], path: str, default: int | None, most: int, why: str
+) -> int | None:
+    """A whole number from 1 to ``most`` (for the reason ``why``), or ``default`` when absent."""
     value: int | None = get_field(spec, path, int, default)
     if value is not None and value < 1:
         raise SpecError(path, value, "use a whole number ≥ 1")
+    if value is not None and value > most:
+        raise SpecError(path, value, f"use a whole number ≥ 1 and {most_text(most, why)}")
     return value
+
+
+def checked_by(option: str, path: str, value: object) -> Any:
+    """``value`` of the spec field ``path``, which the operator turns into ``option``'s flag
+    (``--join-timeout``…), checked by that option's converter: a value the engine refuses is
+    refused here, under the spec's name."""
+    try:
+        return OPTIONS_BY_NAME[option].check(value)
+    except ConfigError as error:
+        raise SpecError(path, value, error.allowed) from None
 
 
 def converted(option: str, value: object) -> Any:

@@ -47,7 +47,7 @@ class Api:
     ) -> tuple[int, Any]:
         token = self.token if token is None else token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        data = body if isinstance(body, str) else None if body is None else json.dumps(body)
+        data = body if isinstance(body, str | bytes) else None if body is None else json.dumps(body)
         timeout = aiohttp.ClientTimeout(total=5)
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
@@ -409,3 +409,150 @@ def test_no_change_but_a_stop_is_taken_once_the_run_stops() -> None:
         return seen
 
     assert asyncio.run(refusals()) == [(409, "the run is stopping (enough)")] * 3
+
+
+def strict_json(text: str) -> Any:
+    """JSON as RFC 8259 has it: NaN and infinities are not JSON."""
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"non-standard JSON: {constant} in {text[:300]}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+async def refused_each(api: Api, calls: list[tuple[str, object, str]]) -> None:
+    """Each call is a 400 naming ``field``, in standard JSON."""
+    for path, body, field in calls:
+        status, answer = await api.call("POST", path, body)
+        assert status == 400, (path, body, answer)
+        assert isinstance(answer, dict), (path, body, answer)
+        assert answer["field"] == field, (path, body, answer)
+        assert answer["error"].startswith(f"{field}: "), answer
+        assert answer["allowed"], answer
+        strict_json(json.dumps(answer, allow_nan=False))  # what was refused shows as text
+
+
+def test_d2_d15_nan_huge_values_and_bad_bodies_are_400s_and_the_run_goes_on(
+    target: Target,
+) -> None:
+    """Before: a NaN run time, a body that is not UTF-8 and one nested too deep answered 500;
+    10^12 users at 10^12/s and a plan of 10^20 users were taken and froze the loop for good."""
+
+    async def steps(api: Api) -> None:
+        await api.until("2 users running", running(2))
+        await refused_each(
+            api,
+            [
+                ("/api/run-time", '{"remaining": NaN}', "remaining"),
+                ("/api/users", b'{"users": 3, "reason": "\xff\xfe"}', "body"),
+                ("/api/stop", b"\xc3\x28", "body"),
+                ("/api/users", "[" * 100_000, "body"),
+                ("/api/run-time", '{"remaining": Infinity}', "remaining"),
+                ("/api/run-time", {"remaining": 1e308}, "remaining"),
+                ("/api/run-time", {"remaining": "99999999999h"}, "remaining"),
+                ("/api/users", '{"users": 3, "hatch_rate": NaN}', "hatch_rate"),
+                ("/api/users", '{"users": 3, "hatch_rate": Infinity}', "hatch_rate"),
+                ("/api/users", {"users": 3, "hatch_rate": 1e308}, "hatch_rate"),
+                ("/api/users", {"users": 10**12, "hatch_rate": 10**12}, "users"),
+                ("/api/users", {"users": 30_000}, "users"),  # more than one process holds
+                ("/api/plan", {"plan": "99999999999999999999,1s"}, "plan"),
+                ("/api/plan", {"plan": "2,1s;30000,1m"}, "plan"),
+                ("/api/plan", {"plan": "3,1e12"}, "plan"),
+            ],
+        )
+        status, answer = await api.call("POST", "/api/users", {"users": 30_000})
+        assert "use at most 25,000 users in one process" in answer["allowed"]
+        status, answer = await api.call("POST", "/api/users", b"\xff")
+        assert answer["allowed"] == "send a JSON object in UTF-8"
+        status, _ = await api.call("GET", "/metrics")
+        assert status == 200
+        status, raw = await api.call("GET", "/api/status")
+        after = strict_json(json.dumps(raw, allow_nan=False))
+        assert after["users"] == {"target": 2, "running": 2}  # the run goes on as it was
+        assert after["changes"] == []
+        assert after["state"] == "running"
+        assert after["run_time"]["remaining"] is None
+        await api.post("/api/stop", {})
+
+    result = standalone(target, steps, users=2, hatch_rate=100)
+    assert result.stopped_by == "stopped through the control API"
+    assert counted(result) == target.counts()
+
+
+def test_d2_d15_an_open_models_arrival_rate_is_finite_and_bounded(target: Target) -> None:
+    """Before: NaN was taken (arrivals stopped; /api/status and /metrics said NaN), and
+    Infinity, 1e308 and 1e9 froze the loop catching up arrivals that never end."""
+
+    async def steps(api: Api) -> None:
+        await api.until("arrivals at 5/s", lambda s: s["arrival_rate"] == 5)
+        await refused_each(
+            api,
+            [
+                ("/api/arrival-rate", '{"arrival_rate": NaN}', "arrival_rate"),
+                ("/api/arrival-rate", '{"arrival_rate": Infinity}', "arrival_rate"),
+                ("/api/arrival-rate", {"arrival_rate": 1e308}, "arrival_rate"),
+                ("/api/arrival-rate", {"arrival_rate": 1e9}, "arrival_rate"),
+                ("/api/arrival-rate", {"arrival_rate": 200_000}, "arrival_rate"),
+                ("/api/arrival-rate", {"arrival_rate": -1}, "arrival_rate"),
+                ("/api/plan", {"plan": "200000/s,1s"}, "plan"),
+                ("/api/plan", {"plan": "1000000000/s,1s"}, "plan"),
+            ],
+        )
+        status, answer = await api.call("POST", "/api/arrival-rate", {"arrival_rate": 200_000})
+        assert "use at most 100,000 arrivals a second in one process" in answer["allowed"]
+        status, metrics = await api.call("GET", "/metrics")
+        assert status == 200
+        assert "gaggle_arrival_rate 5.0" in metrics
+        after = await api.status()
+        assert after["arrival_rate"] == 5
+        assert after["changes"] == []
+        answer = await api.post("/api/arrival-rate", {"arrival_rate": 100_000})  # the bound
+        assert answer["arrival_rate"] == 100_000
+        answer = await api.post("/api/run-time", {"remaining": 0})
+        assert answer["state"] in ("running", "stopping")
+
+    result = standalone(target, steps, arrival_rate=5, run_time=60, max_users=5)
+    assert result.stopped_by == "run time elapsed"
+    assert counted(result) == target.counts()
+
+
+def test_d2_a_manager_takes_one_process_bound_for_each_worker_it_runs() -> None:
+    """The rule the command line applies to --expect-workers, applied by the steering to the
+    workers running: at most 25,000 users and 100,000 arrivals a second each."""
+
+    class Running:
+        def __init__(self, workers: int, open_model: Any = None) -> None:
+            self.stopping = StopSignal()
+            self.open_model = open_model
+            self.workers = workers
+
+        def worker_users(self) -> dict[int, int]:
+            return {number: 1 for number in range(1, self.workers + 1)}
+
+        def steering_refused(self) -> str:
+            return ""
+
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"a refused change called {name}")
+
+    def refusal(run: Running, change: Callable[[Steering], ControlReply]) -> ControlError:
+        with pytest.raises(ControlError) as refused:
+            change(Steering(run, build_config({"users": 2}), None))
+        return refused.value
+
+    over = refusal(Running(2), lambda steering: steering.set_users(50_001, None))
+    assert (over.status, over.field, over.value) == (400, "users", 50_001)
+    assert "at most 50,000 users over these 2 processes, 25,000 in each" in over.allowed
+    over = refusal(Running(4), lambda steering: steering.set_plan("10,1s;100001,1m"))
+    assert (over.status, over.field) == (400, "plan")
+    assert "at most 100,000 users over these 4 processes" in over.allowed
+    alone = refusal(Running(0), lambda steering: steering.set_users(25_001, None))
+    assert "in one process" in alone.allowed
+
+    class OpenModel:
+        def rate_now(self) -> float:
+            return 5.0
+
+    over = refusal(Running(3, OpenModel()), lambda steering: steering.set_arrival_rate(300_001.0))
+    assert (over.status, over.field) == (400, "arrival_rate")
+    assert "at most 300,000 arrivals a second over these 3 processes" in over.allowed

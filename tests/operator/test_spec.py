@@ -6,10 +6,22 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import yaml
 
-from gaggle.options.argv import parse_run_args
+from gaggle.options.argv import parse_run_args, split_gaggle_options
 from gaggle.options.config import build_config
+from gaggle.options.converters import (
+    ARRIVALS_PER_RUN,
+    HATCH_RATE_MAX,
+    ITERATIONS_MAX,
+    JOIN_TIMEOUT_MAX,
+    MAX_WORKERS,
+    SECONDS_MAX,
+    THROTTLE_MAX,
+    USERS_PER_RUN,
+)
 from gaggle_operator.spec import SpecError, parse_spec
+from tests.conftest import ROOT
 
 SCRIPT = "from gaggle import TaskSet, task\n\nclass T(TaskSet):\n    @task\n    async def a(self):\n        await self.get('/')\n"  # noqa: E501
 
@@ -163,3 +175,112 @@ def test_open_model_fields_the_engine_would_refuse_are_named(
     with pytest.raises(SpecError) as refused:
         parse_spec(spec(**changes))
     assert words in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"users": 2_000_000}, "spec.users: 2000000 is not allowed; use a whole number ≥ 1 and "
+                               "≤ 1,000,000 (a gaggle's manager"),
+        ({"users": 30_000}, "spec.users: 30000 is not allowed; use at most 25,000 users in one "
+                            "process (starting a user"),
+        ({"users": 75_001, "workers": {"replicas": 3}},
+         "spec.users: 75001 is not allowed; use at most 75,000 users over these 3 processes"),
+        ({"hatchRate": 1e308}, "spec.hatchRate: 1e+308 is not allowed; use a number > 0 "
+                               "(users per second; fractions allowed) and ≤ 1,000,000"),
+        ({"runTime": "99999999h"}, "spec.runTime: '99999999h' is not allowed; use a duration "
+                                   "≤ 31,536,000 s (a year"),
+        ({"runTime": 10**12}, "spec.runTime: 1000000000000 is not allowed; use a duration ≤"),
+        ({"users": None, "hatchRate": None, "runTime": None, "plan": "99999999999999999999,1s"},
+         "spec.plan: '99999999999999999999,1s' is not allowed; use USERS ≤ 1,000,000"),
+        ({"users": None, "hatchRate": None, "runTime": None, "plan": "10,1m;30000,1m"},
+         "spec.plan: '10,1m;30000,1m' is not allowed; use at most 25,000 users in one process"),
+        ({"users": None, "hatchRate": None, "runTime": None, "plan": "200000/s,1m"},
+         "spec.plan: '200000/s,1m' is not allowed; use at most 100,000 arrivals a second in one"),
+        ({"users": None, "hatchRate": None, "arrivalRate": 1e9},
+         "spec.arrivalRate: 1000000000.0 is not allowed; use a number > 0 (iterations started "
+         "per second, e.g. 50 or 0.5) and ≤ 100,000,000"),
+        ({"users": None, "hatchRate": None, "arrivalRate": 150_000},
+         "spec.arrivalRate: 150000 is not allowed; use at most 100,000 arrivals a second in one "
+         "process"),
+        ({"users": None, "hatchRate": None, "arrivalRate": 5, "maxUsers": 30_000},
+         "spec.maxUsers: 30000 is not allowed; use at most 25,000 users in one process"),
+        ({"users": None, "hatchRate": None, "arrivalRate": 5, "maxUsers": 10**7},
+         "spec.maxUsers: 10000000 is not allowed; use a whole number ≥ 1 and ≤ 1,000,000"),
+        ({"iterations": 10**10}, "spec.iterations: 10000000000 is not allowed; use a whole "
+                                 "number ≥ 1 and ≤ 1,000,000,000"),
+        ({"throttleRequests": 10**7}, "spec.throttleRequests: 10000000 is not allowed; use a "
+                                      "whole number ≥ 1 and ≤ 1,000,000"),
+        ({"workers": {"replicas": 5000}}, "spec.workers.replicas: 5000 is not allowed; use a "
+                                          "whole number ≥ 1 and ≤ 1,000 (the manager folds"),
+        ({"startPolicy": {"readyTimeoutSeconds": 100_000}},
+         "spec.startPolicy.readyTimeoutSeconds: 100000 is not allowed; use seconds > 0 (at most "
+         "a day)"),
+        ({"activeDeadlineSeconds": 10**9}, "spec.activeDeadlineSeconds: 1000000000 is not "
+                                           "allowed; use a whole number ≥ 1 and ≤ 31,536,000"),
+        ({"cleanup": {"ttlSecondsAfterFinished": 10**9}},
+         "spec.cleanup.ttlSecondsAfterFinished: 1000000000 is not allowed; use a whole number ≥ "
+         "0 and ≤ 31,536,000"),
+    ],
+)  # fmt: skip
+def test_d2_a_number_beyond_its_bound_or_not_finite_is_named(
+    changes: dict[str, Any], message: str
+) -> None:
+    """Before, each was taken (and the manager froze, or a worker refused --join-timeout)."""
+    with pytest.raises(SpecError) as caught:
+        parse_spec(spec(**changes))
+    assert message in str(caught.value)
+
+
+def test_d2_a_gaggle_holds_one_process_bound_for_each_worker() -> None:
+    parsed = parse_spec(spec(users=75_000, workers={"replicas": 3}))
+    assert parsed.gaggle_args()[2:4] == ["-u", "75000"]
+    values, _ = parse_run_args([*parsed.gaggle_args(), "--manager", "--expect-workers", "3"],
+                               raise_errors=True, gaggle_flags=True)  # fmt: skip
+    assert split_gaggle_options(values) == {"manager": True, "expect_workers": "3"}
+    assert build_config(values).users == 75_000  # the manager's command line takes it too
+    rated = parse_spec(spec(users=None, hatchRate=None, arrivalRate=200_000, maxUsers=50_000,
+                            workers={"replicas": 2}))  # fmt: skip
+    assert rated.arrival_rate == 200_000
+    with pytest.raises(SpecError, match=r"^spec\.maxUsers: 50001 .* raise workers\.replicas$"):
+        parse_spec(spec(users=None, hatchRate=None, arrivalRate=5, maxUsers=50_001,
+                        workers={"replicas": 2}))  # fmt: skip
+
+
+def test_the_crds_maximums_are_the_engines_bounds() -> None:
+    """``kubectl apply`` refuses what the operator would: the schema's maximum of each field is
+    the bound of the option it sets (the chart's copy of the CRD is checked to match)."""
+    document = yaml.safe_load((ROOT / "deploy" / "crd.yaml").read_text())
+    schema = document["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+
+    def maximum(path: str) -> object:
+        node = schema
+        for part in path.split("."):
+            node = node["properties"][part]
+        return node.get("maximum")
+
+    expected = {
+        "users": USERS_PER_RUN,
+        "maxUsers": USERS_PER_RUN,
+        "hatchRate": HATCH_RATE_MAX,
+        "arrivalRate": ARRIVALS_PER_RUN,
+        "iterations": ITERATIONS_MAX,
+        "throttleRequests": THROTTLE_MAX,
+        "workers.replicas": MAX_WORKERS,
+        "startPolicy.readyTimeoutSeconds": JOIN_TIMEOUT_MAX,
+        "activeDeadlineSeconds": SECONDS_MAX,
+        "cleanup.ttlSecondsAfterFinished": SECONDS_MAX,
+    }
+    assert {path: maximum(path) for path in expected} == expected
+    (run_time,) = schema["properties"]["runTime"]["x-kubernetes-validations"]
+    assert f"self <= {SECONDS_MAX}" in run_time["rule"]
+    for path, most in expected.items():  # the operator takes the maximum itself
+        top, _, leaf = path.partition(".")
+        given: dict[str, Any] = {top: {leaf: most}} if leaf else {top: most}
+        if top in ("arrivalRate", "maxUsers"):
+            given = {"users": None, "hatchRate": None, "arrivalRate": 5, **given}
+        if top in ("users", "maxUsers", "arrivalRate"):
+            given["workers"] = {"replicas": MAX_WORKERS}
+        if top == "hatchRate":
+            given["users"] = 1
+        parse_spec(spec(**given))

@@ -169,9 +169,9 @@ def test_the_drift_check_fails_on_a_stale_row(tmp_path: Path) -> None:
     (tmp_path / options).mkdir(parents=True)
     shutil.copy(ROOT / options / "_generated_default.py", tmp_path / options)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    row = "| `-u, --users N` | concurrent users (default: number of CPUs) |"
+    row = "| `--no-metrics` | do not track metrics |"
     assert row in readme
-    (tmp_path / "README.md").write_text(readme.replace(row, row.replace("CPUs", "cores")))
+    (tmp_path / "README.md").write_text(readme.replace(row, row.replace("track", "keep")))
     result = subprocess.run(
         [sys.executable, str(GENERATOR), "--check", "--root", str(tmp_path)],
         capture_output=True,

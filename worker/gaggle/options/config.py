@@ -19,7 +19,7 @@ from gaggle.errors import ConfigError
 from gaggle.kits import METRICS_PORT
 from gaggle.load import peak_users
 from gaggle.metrics import Threshold, parse_threshold
-from gaggle.options.conflicts import check_load_model
+from gaggle.options.conflicts import check_load_model, check_shares
 from gaggle.options.converters import (
     DEBUG_FORMATS,
     DEFAULT_HTTP_CLIENT,
@@ -27,6 +27,8 @@ from gaggle.options.converters import (
     LATENCIES,
     REQUESTS_FORMATS,
     SCHEDULERS,
+    THROTTLE_MAX,
+    THROTTLE_WHY,
     optional,
     parse_duration,
     path,
@@ -207,7 +209,7 @@ class RunConfig(LoadOptions):
     throttle_requests: int = option(
         "--throttle-requests",
         default=0,  # 0: no throttle
-        convert=whole(1),
+        convert=whole(1, THROTTLE_MAX, THROTTLE_WHY),
         group=ADVANCED,
         metavar="N",
         help="at most N requests per second in all",
@@ -315,8 +317,12 @@ CONVERTERS: dict[str, tuple[str, Callable[[object], Any]]] = {
 }
 
 
-def build_config(*layers: Mapping[str, object]) -> RunConfig:
-    """Merge layers (later wins; a None value means "not set") and validate every value."""
+def build_config(*layers: Mapping[str, object], processes: int | None = None) -> RunConfig:
+    """Merge layers (later wins; a None value means "not set") and validate every value.
+    ``processes``: how many share the run's load, when the caller knows (1 standalone, a
+    gaggle's workers): the users and arrivals are checked against what they hold
+    (``conflicts.check_shares``). None checks each value against its own bound only: what a
+    worker reads from its manager is the whole run's."""
     given = [{k: v for k, v in layer.items() if v is not None} for layer in layers]
     check_load_model(given)
     merged: dict[str, object] = {}
@@ -342,4 +348,6 @@ def build_config(*layers: Mapping[str, object]) -> RunConfig:
         config = replace(config, users=peak_users(config.plan_stages))
     elif config.users == 0:
         config = replace(config, users=os.cpu_count() or 1)
+    if processes is not None:
+        check_shares(config, processes)
     return config

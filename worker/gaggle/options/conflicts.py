@@ -6,6 +6,9 @@ Three ways say how the load goes: ``-u``/``-r`` (with ``-t`` or ``--iterations``
 (one command line, one ``set_default`` program) are refused with one line naming both; across
 layers the later one wins (a command line's ``-u`` over a program's default plan, or back). A
 load shape in the test file says all of it, so any of them beside a shape is refused.
+What one process holds (``converters.USERS_PER_PROCESS``…) is a rule between the load and the
+role: a gaggle's workers each hold their share, so ``check_shares`` weighs the load against the
+processes sharing it.
 The Gaggle-mode flags have rules of their own — which go with ``--manager``, which with
 ``--worker``, which need each other — and ``role_from`` reads the given flags into the ``Role``
 they decide under those rules.
@@ -18,6 +21,12 @@ from typing import Any, TypedDict
 
 from gaggle.errors import ConfigError
 from gaggle.load import LoadShape
+from gaggle.options.converters import (
+    ARRIVALS_PER_PROCESS,
+    ARRIVALS_WHY,
+    USERS_PER_PROCESS,
+    USERS_WHY,
+)
 from gaggle.options.fields import options_of
 from gaggle.options.load import LoadOptions
 from gaggle.options.role import ROLE_OPTIONS, Role, RoleKind
@@ -106,6 +115,52 @@ def check_shape_alone(shape: type[LoadShape], *layers: dict[str, object]) -> Non
                     f"{FLAGS[key]} does not go with the load shape {shape.__name__}: its tick says "
                     "the users, their rate and when the run ends; leave the option out",
                 )
+
+
+# --- what the processes sharing a run hold ------------------------------------------------
+RUN_MORE = "run more processes: --processes N, or a manager and its workers"
+_SHARED = {  # what is split over a gaggle's workers: at most this much in each process
+    "users": (USERS_PER_PROCESS, "users", USERS_WHY),
+    "arrivals": (ARRIVALS_PER_PROCESS, "arrivals a second", ARRIVALS_WHY),
+}
+
+
+def share_refused(kind: str, amount: float, processes: int, more: str = RUN_MORE) -> str:
+    """What is allowed when ``processes`` cannot hold ``amount`` of ``kind`` ("users" or
+    "arrivals", split over them); "" when they can."""
+    per_process, unit, why = _SHARED[kind]
+    processes = max(1, processes)
+    if amount <= per_process * processes:
+        return ""
+    if processes == 1:
+        return f"use at most {per_process:,} {unit} in one process ({why}); {more}"
+    return (
+        f"use at most {per_process * processes:,} {unit} over these {processes} processes, "
+        f"{per_process:,} in each ({why}); {more}"
+    )
+
+
+def check_shares(load: LoadOptions, processes: int, more: str = RUN_MORE) -> None:
+    """Refuse a load that ``processes`` cannot hold between them: its users (``-u``, a plan's
+    stages, an open model's pool) and its arrivals (``--arrival-rate``, a plan's rates) — the
+    option named, as its converter would."""
+    plan = load.plan_stages
+    given: list[tuple[str, str, float, object]] = []  # (option, kind, amount, its value)
+    if load.open_model:
+        given.append(("max_users", "users", load.max_users, load.max_users))
+        if plan:
+            peak = max(stage.rate or 0.0 for stage in plan)
+            given.append(("test_plan", "arrivals", peak, load.test_plan))
+        else:
+            given.append(("arrival_rate", "arrivals", load.arrival_rate, load.arrival_rate))
+    elif plan:
+        given.append(("test_plan", "users", max(stage.users for stage in plan), load.test_plan))
+    else:
+        given.append(("users", "users", load.users, load.users))
+    for name, kind, amount, value in given:
+        allowed = share_refused(kind, amount, processes, more)
+        if allowed:
+            raise ConfigError(FLAGS[name], value, allowed)
 
 
 # --- the Gaggle-mode flags -----------------------------------------------------------------

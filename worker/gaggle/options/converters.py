@@ -6,6 +6,7 @@ same kind of converter, named in the option table next to each flag.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable
@@ -29,6 +30,83 @@ LATENCIES = ("intended", "service")  # what a request's time is measured from (-
 REPORT_FORMATS = {".html": "html", ".htm": "html", ".json": "json"}  # by file extension
 
 
+# --- bounds: the most each number may be -----------------------------------------------------
+# Every number a user types — a flag, ``set_default``, the control API, a LoadTest — is finite and
+# has a ceiling here: one value beyond what a process holds froze the loop for good (review D2:
+# `-u 1000000 -r 1000000`, `--arrival-rate 1e9`, a plan of 10^20 users). Measured roughly on this
+# project's 2-core machine (December 2026, httptools; README's Performance has the rest).
+#
+# Per process: Gaggle mode splits these over its workers (each hatches its share of the users
+# and of the pool, and takes every n-th arrival), so a gaggle holds this much times its workers.
+# The converters check only the whole run's ceiling (a worker reads the manager's whole-run
+# values with them); ``conflicts.check_shares`` checks the load against the processes sharing it
+# wherever their number is known: 1 standalone, --processes N, a manager's --expect-workers, a
+# LoadTest's workers.replicas, the workers a manager runs (the control API).
+USERS_PER_PROCESS = 25_000
+USERS_WHY = (
+    "starting a user takes the loop ~35 µs (100,000 at once stalled it 3.5 s), an idle one holds "
+    "14-62 KiB and a connection, and a machine has ~28,000 ports to one target"
+)
+ARRIVALS_PER_PROCESS = 100_000  # a second
+ARRIVALS_WHY = (
+    "one loop starts ~7,000 arrivals a second with a request each and drops the rest at ~1.3 µs "
+    "each: 100,000/s of drops take an eighth of it, 1,000,000/s never let it catch up"
+)
+# The whole run: what one process takes whole (each worker gets the manager's value), or what
+# the manager's one loop paces for all its workers.
+MAX_WORKERS = 1_000  # --expect-workers, a LoadTest's workers.replicas
+WORKERS_WHY = (
+    "the manager folds every worker's deltas on its one loop: 100 workers of 200 request names "
+    "took 6.5 % of a core"
+)
+USERS_PER_RUN = 1_000_000  # -u, --max-users, a plan's users: in a gaggle, over its workers
+USERS_PER_RUN_WHY = (
+    "a gaggle's manager keeps a slot per user and moves users at ~0.2 µs per user and worker "
+    "(100,000 over 100 workers: 2.3 s of its loop)"
+)
+ARRIVALS_PER_RUN = ARRIVALS_PER_PROCESS * MAX_WORKERS  # --arrival-rate, a plan's rates
+ARRIVALS_PER_RUN_WHY = f"{ARRIVALS_PER_PROCESS:,} a second for each of {MAX_WORKERS:,} workers"
+HATCH_RATE_MAX = USERS_PER_RUN  # users started a second (-u's split over the workers)
+HATCH_WHY = "every user a run may have, started within a second: a faster rate is no different"
+SECONDS_MAX = 365 * 86_400  # -t, a plan's stages, --running-metrics, --status-every
+SECONDS_WHY = (
+    "a year: arrival k's instant k/R stays an exact float for a year even at a gaggle's highest "
+    "rate (3.2·10^15 arrivals, under 2^53)"
+)
+ITERATIONS_MAX = 1_000_000_000  # --iterations: a user's passes
+ITERATIONS_WHY = "a billion passes: at a millisecond each, 11 days of one user; -t ends longer runs"
+THROTTLE_MAX = 1_000_000  # --throttle-requests: each process applies it whole
+THROTTLE_WHY = "60 times what one core sends (~15,700 requests a second): above it nothing waits"
+JOIN_TIMEOUT_MAX = 86_400  # --join-timeout, a LoadTest's startPolicy.readyTimeoutSeconds
+PROCESSES_PER_CPU = 4  # --processes: worker processes on this machine
+PROCESSES_WHY = (
+    "each is a Python process (~50 MB) with its own loop: more than a few per CPU only share them"
+)
+
+
+def beyond(number: float, most: float) -> bool:
+    """``number`` is not a finite number ≤ ``most`` (NaN and infinities never are)."""
+    if isinstance(number, int):  # exact, and a huge int does not fit a float
+        return number > most
+    return not (math.isfinite(number) and number <= most)
+
+
+def refused(option: str, value: object, allowed: str) -> ConfigError:
+    """The refusal of ``value``; an int too long to print (``set_default(USERS, 10**5000)``)
+    shows as its length."""
+    if isinstance(value, int) and value.bit_length() > 1000:
+        digits = int(value.bit_length() * math.log10(2)) + 1
+        message = f"{option}: a whole number of ~{digits:,} digits is not allowed; {allowed}"
+        return ConfigError(option, value, allowed, message)
+    return ConfigError(option, value, allowed)
+
+
+def most_text(most: float, why: str, unit: str = "") -> str:
+    """``≤ 25,000 users (why)``: the bound and its reason, for a refusal's *allowed*."""
+    shown = f"{most:,}" if float(most).is_integer() else f"{most:g}"
+    return f"≤ {shown}{' ' + unit if unit else ''} ({why})"
+
+
 def optional(convert: Callable[[str, object], T]) -> Callable[[str, object], T | None]:
     """``convert``, letting None (not set) through."""
 
@@ -40,28 +118,37 @@ def optional(convert: Callable[[str, object], T]) -> Callable[[str, object], T |
 
 # --- run options ------------------------------------------------------------------------------
 _DURATION = re.compile(r"^(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?$")
+DURATION_FORM = "use a duration such as 30s, 20m, 3h, 1h30m, 0.5s or a number of seconds ≥ 0"
+DURATION_MOST = f"use a duration {most_text(SECONDS_MAX, SECONDS_WHY, 's')}"
 
 
-def parse_duration(option: str, value: object) -> float:
-    """``30s``, ``20m``, ``3h``, ``1h30m`` or a number of seconds."""
-    allowed = "use a duration such as 30s, 20m, 3h, 1h30m, 0.5s or a number of seconds ≥ 0"
+def _seconds(value: object) -> float | None:
+    """A duration's seconds as written; None when it is no duration. NaN, infinities and huge
+    values come back as they are, for the caller to refuse."""
     if isinstance(value, bool):
-        raise ConfigError(option, value, allowed)
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ConfigError(option, value, allowed)
-        return float(value)
+        return None
+    if isinstance(value, int):  # beyond the bound it is refused; a huge one does not fit a float
+        return float(value) if abs(value) <= SECONDS_MAX else math.inf if value > 0 else -math.inf
+    if isinstance(value, float):
+        return value
     text = str(value).strip()
     try:
-        seconds = float(text)
+        return float(text)
     except ValueError:
         match = _DURATION.match(text)
         if not text or match is None:
-            raise ConfigError(option, value, allowed) from None
+            return None
         parts = {k: float(v) for k, v in match.groupdict(default="0").items()}
         return parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
-    if seconds < 0 or seconds != seconds:
-        raise ConfigError(option, value, allowed)
+
+
+def parse_duration(option: str, value: object) -> float:
+    """``30s``, ``20m``, ``3h``, ``1h30m`` or a number of seconds, up to a year."""
+    seconds = _seconds(value)
+    if seconds is None or not seconds >= 0:  # NaN is not ≥ 0
+        raise refused(option, value, DURATION_FORM)
+    if beyond(seconds, SECONDS_MAX):
+        raise refused(option, value, DURATION_MOST)
     return seconds
 
 
@@ -73,39 +160,52 @@ def status_interval(option: str, value: object) -> float:
     return seconds
 
 
-def whole(minimum: int) -> Callable[[str, object], int]:
-    """A whole number ≥ ``minimum``, from an int or its text."""
+def whole(minimum: int, most: int | None = None, why: str = "") -> Callable[[str, object], int]:
+    """A whole number ≥ ``minimum`` (and ≤ ``most``, for the reason ``why``), from an int or its
+    text."""
 
     def convert(option: str, value: object) -> int:
         allowed = f"use a whole number ≥ {minimum}"
         if isinstance(value, bool):
             raise ConfigError(option, value, allowed)
-        try:
+        try:  # a text of more than 4,300 digits is a ValueError too
             number = int(str(value).strip()) if not isinstance(value, int) else value
         except ValueError:
             raise ConfigError(option, value, allowed) from None
         if number < minimum:
-            raise ConfigError(option, value, allowed)
+            raise refused(option, value, allowed)
+        if most is not None and number > most:
+            raise refused(option, value, f"{allowed} and {most_text(most, why)}")
         return number
 
     return convert
 
 
-def rate(option: str, value: object, allowed: str = "") -> float:
-    """Users per second: a finite number > 0."""
-    allowed = allowed or "use a number > 0 (users per second; fractions allowed)"
+def _positive(option: str, value: object, most: float, what: str, why: str) -> float:
+    """A finite number > 0 and ≤ ``most``; ``what`` says in the refusal what it counts."""
+    allowed = f"use a number > 0 ({what})"
     try:
         number = float(str(value).strip()) if not isinstance(value, bool) else -1.0
-    except ValueError:
-        raise ConfigError(option, value, allowed) from None
-    if not number > 0 or number == float("inf"):
-        raise ConfigError(option, value, allowed)
+    except ValueError:  # not a number, or an int of more than 4,300 digits
+        raise refused(option, value, allowed) from None
+    if not number > 0:  # NaN is not > 0
+        raise refused(option, value, allowed)
+    if beyond(number, most):
+        raise refused(option, value, f"{allowed} and {most_text(most, why)}")
     return number
 
 
+def rate(option: str, value: object) -> float:
+    """Users started per second: a finite number > 0."""
+    what = "users per second; fractions allowed"
+    return _positive(option, value, HATCH_RATE_MAX, what, HATCH_WHY)
+
+
 def arrival_rate(option: str, value: object) -> float:
-    """An open model's arrivals: iterations started per second, a finite number > 0."""
-    return rate(option, value, "use a number > 0 (iterations started per second, e.g. 50 or 0.5)")
+    """An open model's arrivals: iterations started per second, a finite number > 0 (the whole
+    run's: a gaggle's workers share it)."""
+    what = "iterations started per second, e.g. 50 or 0.5"
+    return _positive(option, value, ARRIVALS_PER_RUN, what, ARRIVALS_PER_RUN_WHY)
 
 
 def choice(choices: tuple[str, ...]) -> Callable[[str, object], str]:
@@ -216,15 +316,21 @@ def host_name(option: str, value: object) -> str:
 
 
 def processes(option: str, value: object) -> int:
-    """A number of worker processes, or ``auto``: one per CPU."""
+    """A number of worker processes on this machine, a few per CPU at most, or ``auto``: one
+    per CPU."""
+    cpus = os.cpu_count() or 1
     if str(value).strip().lower() == "auto":
-        return os.cpu_count() or 1
+        return cpus
     try:
         count = int(str(value))
     except ValueError:
         count = 0
     if count < 1:
         raise ConfigError(option, value, "use a whole number ≥ 1 or auto (one per CPU)")
+    if count > PROCESSES_PER_CPU * cpus:
+        most = f"{PROCESSES_PER_CPU} per CPU, {cpus} CPUs here: {PROCESSES_WHY}"
+        allowed = f"use a whole number ≥ 1 and ≤ {PROCESSES_PER_CPU * cpus} ({most}) or auto"
+        raise ConfigError(option, value, allowed)
     return count
 
 
@@ -233,7 +339,7 @@ def join_timeout(option: str, value: object) -> float:
         seconds = float(str(value))
     except ValueError:
         seconds = -1.0
-    if not 0 < seconds <= 86400:
+    if not 0 < seconds <= JOIN_TIMEOUT_MAX:  # NaN is neither
         raise ConfigError(option, value, "use seconds > 0 (at most a day), e.g. 60")
     return seconds
 
@@ -264,20 +370,25 @@ _PLAN_USERS = re.compile(r"^\d+$")
 _PLAN_RATE = re.compile(r"^(\d+(?:\.\d+)?)/s$")
 
 
-def _stage(option: str, text: str) -> PlanStage | None:
-    """One stage's text read, or None when it is malformed."""
+def _stage(text: str) -> PlanStage | str:
+    """One stage's text read, or why not: "" when it is malformed, else the bound it is beyond."""
     where, comma, duration = text.partition(",")
-    if not comma:
-        return None
-    try:
-        seconds = parse_duration(option, duration.strip())
-    except ConfigError:
-        return None
+    seconds = _seconds(duration.strip()) if comma else None
     where = where.strip()
-    if _PLAN_USERS.match(where):
-        return PlanStage(int(where), seconds)
-    rate = _PLAN_RATE.match(where)
-    return PlanStage(0, seconds, float(rate.group(1))) if rate else None
+    users, rate = _PLAN_USERS.match(where), _PLAN_RATE.match(where)
+    if seconds is None or not seconds >= 0 or not (users or rate):
+        return ""
+    if beyond(seconds, SECONDS_MAX):
+        return f"use a DURATION {most_text(SECONDS_MAX, SECONDS_WHY, 's')}"
+    if users:  # 20 digits are enough to be refused: int() of 5,000 would raise
+        count = int(where[:20])
+        if len(where) > 20 or count > USERS_PER_RUN:
+            return f"use USERS {most_text(USERS_PER_RUN, USERS_PER_RUN_WHY)}"
+        return PlanStage(count, seconds)
+    per_second = float(rate.group(1)) if rate else math.inf
+    if beyond(per_second, ARRIVALS_PER_RUN):
+        return f"use a RATE {most_text(ARRIVALS_PER_RUN, ARRIVALS_PER_RUN_WHY)}"
+    return PlanStage(0, seconds, per_second)
 
 
 def parse_stages(option: str, value: object) -> tuple[PlanStage, ...]:
@@ -286,8 +397,11 @@ def parse_stages(option: str, value: object) -> tuple[PlanStage, ...]:
         raise ConfigError(option, value, PLAN_FORM)
     stages: list[PlanStage] = []
     for number, text in enumerate(value.strip().rstrip(";").split(";"), start=1):
-        stage = _stage(option, text.strip())
-        if stage is None:
+        stage = _stage(text.strip())
+        if isinstance(stage, str) and stage:  # beyond a bound
+            shown = f"stage {number} {text.strip()!r} of {value!r}"
+            raise ConfigError(option, value, stage, f"{option}: {shown} is not allowed; {stage}")
+        if isinstance(stage, str):
             raise ConfigError(
                 option,
                 value,
@@ -307,6 +421,11 @@ def parse_stages(option: str, value: object) -> tuple[PlanStage, ...]:
                 "USERS,DURATION stages (closed model) or all RATE/s,DURATION stages (open model)",
             )
         stages.append(stage)
+    total = sum(stage.seconds for stage in stages)
+    if beyond(total, SECONDS_MAX):
+        allowed = f"use stages that last ≤ {SECONDS_MAX:,} s in all ({SECONDS_WHY})"
+        message = f"{option}: {value!r} is not allowed; its stages last {total:,.0f} s; {allowed}"
+        raise ConfigError(option, value, allowed, message)
     return tuple(stages)
 
 

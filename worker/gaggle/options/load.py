@@ -12,6 +12,12 @@ from dataclasses import dataclass
 
 from gaggle.load import ArrivalSchedule, PlanStage, is_rate_plan, stages
 from gaggle.options.converters import (
+    ARRIVALS_PER_PROCESS,
+    ITERATIONS_MAX,
+    ITERATIONS_WHY,
+    USERS_PER_PROCESS,
+    USERS_PER_RUN,
+    USERS_PER_RUN_WHY,
     arrival_rate,
     optional,
     parse_duration,
@@ -39,9 +45,11 @@ class LoadOptions:
         "-u",
         "--users",
         default=0,  # 0 until resolved: the default is the number of CPUs
-        convert=whole(1),
+        convert=whole(1, USERS_PER_RUN, USERS_PER_RUN_WHY),
         metavar="N",
         help="concurrent users (default: number of CPUs)",
+        doc=f"concurrent users (default: number of CPUs; at most {USERS_PER_PROCESS:,} a process: "
+        "Gaggle mode splits them over its workers)",
         spec="users",
     )
     hatch_rate: float = option(
@@ -77,7 +85,7 @@ class LoadOptions:
     iterations: int = option(
         "--iterations",
         default=0,  # 0: users loop until the run stops
-        convert=whole(1),
+        convert=whole(1, ITERATIONS_MAX, ITERATIONS_WHY),
         metavar="N",
         help="each user runs its task cycle N times, then stops; the run ends when all have",
         spec="iterations",
@@ -93,18 +101,19 @@ class LoadOptions:
         "(with -t; not with -u/-r)",
         spec="arrivalRate",
         doc="open model: start R iterations per second, whatever the target's speed, for `-t` "
-        "([below](#open-model-arrival-rates)); not with `-u`/`-r`/`--iterations`",
+        "([below](#open-model-arrival-rates)); not with `-u`/`-r`/`--iterations`; at most "
+        f"{ARRIVALS_PER_PROCESS:,} a process (Gaggle mode splits them over its workers)",
     )
     max_users: int = option(
         "--max-users",
         default=1000,  # k6's maxVUs: a stalled target costs at most this many connections
-        convert=whole(1),
+        convert=whole(1, USERS_PER_RUN, USERS_PER_RUN_WHY),
         metavar="N",
         help="open model: the pool of users grows up to N; an arrival finding none free is "
         "dropped and counted (default: 1000)",
         spec="maxUsers",
         doc="open model: the users' pool grows up to N; an arrival that finds none free is "
-        "dropped and counted (default: 1000)",
+        f"dropped and counted (default: 1000; at most {USERS_PER_PROCESS:,} a process)",
     )
 
     @property

@@ -14,7 +14,17 @@ import enum
 from dataclasses import dataclass
 
 from gaggle.kits import GRPC_PORT
-from gaggle.options.converters import host_name, join_timeout, pem, port, processes, text, whole
+from gaggle.options.converters import (
+    MAX_WORKERS,
+    WORKERS_WHY,
+    host_name,
+    join_timeout,
+    pem,
+    port,
+    processes,
+    text,
+    whole,
+)
 from gaggle.options.fields import GAGGLE, OPERATOR, option, options_of
 
 
@@ -31,7 +41,7 @@ class RoleOptions:
     expect_workers: int = option(
         "--expect-workers",
         default=0,  # none: a manager must be given it
-        convert=whole(1),
+        convert=whole(1, MAX_WORKERS, WORKERS_WHY),
         group=GAGGLE,
         spec=OPERATOR,
         metavar="N",
@@ -194,6 +204,16 @@ class Role:
     tls_ca: str = ""
     join_timeout: float = NOT_GIVEN.join_timeout  # how long a worker tries to reach its manager
     leave_on_sigterm: bool = False  # worker: SIGTERM leaves the gaggle instead of stopping it
+
+    @property
+    def load_shares(self) -> int:
+        """How many processes share the run's users and arrivals: a manager's workers,
+        --processes' workers, else this one."""
+        if self.kind is RoleKind.MANAGER:
+            return self.expect_workers
+        if self.kind is RoleKind.LOCAL:
+            return self.processes
+        return 1
 
     @property
     def tls(self) -> bool:

@@ -43,7 +43,7 @@ from gaggle.load import (
     is_rate_plan,
     pace,
 )
-from gaggle.options import RunConfig, parse_stages
+from gaggle.options import RunConfig, parse_stages, share_refused
 from gaggle.report import Progress
 from gaggle.run.open_model import OpenModel
 from gaggle.run.types import LoadKind
@@ -249,6 +249,16 @@ class Steering:
         if refused:
             raise ControlError(409, field, value, refused)
 
+    def _fits(self, field: str, value: object, kind: str, amount: float) -> None:
+        """A 400 when this run's processes cannot hold ``amount`` of ``kind`` ("users",
+        "arrivals"): each process holds at most its bound (``options.conflicts.check_shares``),
+        so a manager holds that for each worker it runs; a run cannot add processes."""
+        processes = max(1, len(self.run.worker_users()))
+        more = "a run keeps the processes it started with"
+        refused = share_refused(kind, amount, processes, more)
+        if refused:
+            raise ControlError(400, field, value, refused)
+
     def _record(self, what: str, text: str) -> ControlReply:
         log.warning("control: %s", text)
         self.changes.append(Change(time.time(), what, text))
@@ -262,6 +272,7 @@ class Steering:
     def set_users(self, users: int, hatch_rate: float | None) -> ControlReply:
         self._closed_only("users", users)
         self._may_change("users", users)
+        self._fits("users", users, "users", users)
         before = self.run.users_target()
         self.run.take_over()
         self.hatch_rate = hatch_rate or self.hatch_rate
@@ -279,6 +290,10 @@ class Steering:
             kind = "rates (R/s,DURATION;…)" if self.run.open_model else "users (USERS,DURATION;…)"
             raise ControlError(409, "plan", plan, f"the run is {model}: give a plan of {kind}")
         self._may_change("plan", plan)
+        if is_rate_plan(new):
+            self._fits("plan", plan, "arrivals", max(stage.rate or 0.0 for stage in new))
+        else:
+            self._fits("plan", plan, "users", max(stage.users for stage in new))
         if self.run.open_model is not None:
             return self._set_rate_plan(plan, new, self.run.open_model)
         self.run.take_over()
@@ -306,6 +321,7 @@ class Steering:
             why = "no open model in this run (its users are a closed model: set users or a plan)"
             raise ControlError(409, "arrival_rate", per_second, why)
         self._may_change("arrival_rate", per_second)
+        self._fits("arrival_rate", per_second, "arrivals", per_second)
         before, ends = open_model.rate_now(), open_model.timetable.ends
 
         def constant(at: float) -> ArrivalSchedule:  # until the end planned (or a stop)

@@ -3,8 +3,9 @@
 Here is only HTTP: who may call (a bearer token, or a loopback bind when there is none), reading
 and checking a request's JSON, and writing the answer. What a change does to the run is the
 ``Controls`` the session hands in (``gaggle.run.steering.Steering``), so this layer stays below it.
-A bad value is a 400 naming the field, the value and what is allowed; a change the run cannot
-take now is a 409 saying why; neither disturbs the run.
+A bad value is a 400 naming the field, the value and what is allowed — a body that is not UTF-8
+JSON, NaN, an infinity, a number beyond the option's bound (``options.converters``) — and a
+change the run cannot take now is a 409 saying why; neither disturbs the run.
 
 Why a token or loopback: a change can start thousands of users, so a metrics port bound beyond
 this machine (a manager's default ``0.0.0.0:9646``) answers /api only to whoever holds the token.
@@ -15,13 +16,24 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
 
 from gaggle.errors import ConfigError
-from gaggle.options import parse_duration, plan_text, rate
+from gaggle.options import (
+    ARRIVALS_PER_RUN,
+    ARRIVALS_PER_RUN_WHY,
+    USERS_PER_RUN,
+    USERS_PER_RUN_WHY,
+    beyond,
+    most_text,
+    parse_duration,
+    plan_text,
+    rate,
+)
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +51,11 @@ class ControlError(Exception):
         super().__init__(message or f"{field}: {value!r} is not allowed; {allowed}")
 
     def body(self) -> ControlReply:
-        shown = self.value if isinstance(self.value, str | int | float | None) else repr(self.value)
+        """The answer's JSON: standard JSON, so a NaN or an infinity refused shows as its text."""
+        plain = isinstance(self.value, str | int | None) or (
+            isinstance(self.value, float) and math.isfinite(self.value)
+        )
+        shown = self.value if plain else repr(self.value)
         return {"error": str(self), "field": self.field, "value": shown, "allowed": self.allowed}
 
 
@@ -65,9 +81,12 @@ def _field(body: ControlReply, name: str, required: bool = True) -> object:
     return body.get(name)
 
 
-def _whole(name: str, value: object) -> int:
+def _whole(name: str, value: object, most: int, why: str) -> int:
+    allowed = "use a whole number ≥ 0"
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ControlError(400, name, value, "use a whole number ≥ 0")
+        raise ControlError(400, name, value, allowed)
+    if value > most:
+        raise ControlError(400, name, value, f"{allowed} and {most_text(most, why)}")
     return value
 
 
@@ -87,7 +106,7 @@ def _plan(value: object) -> str:
 
 
 def _users(controls: Controls, body: ControlReply) -> ControlReply:
-    users = _whole("users", _field(body, "users"))
+    users = _whole("users", _field(body, "users"), USERS_PER_RUN, USERS_PER_RUN_WHY)
     given = _field(body, "hatch_rate", required=False)
     hatch_rate = None if given is None else float(_checked("hatch_rate", rate, given))
     return controls.set_users(users, hatch_rate)
@@ -100,8 +119,12 @@ def _run_time(controls: Controls, body: ControlReply) -> ControlReply:
 
 def _arrival_rate(controls: Controls, body: ControlReply) -> ControlReply:
     value = _field(body, "arrival_rate")
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ControlError(400, "arrival_rate", value, "use a number of arrivals per second ≥ 0")
+    allowed = "use a number of arrivals per second ≥ 0"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ControlError(400, "arrival_rate", value, allowed)  # NaN is not ≥ 0
+    if beyond(value, ARRIVALS_PER_RUN):
+        most = most_text(ARRIVALS_PER_RUN, ARRIVALS_PER_RUN_WHY)
+        raise ControlError(400, "arrival_rate", value, f"{allowed} and {most}")
     return controls.set_arrival_rate(float(value))
 
 
@@ -147,12 +170,18 @@ def refusal(request: web.Request, token: str, loopback: bool) -> web.Response | 
 
 
 async def _body(request: web.Request) -> ControlReply:
-    text = await request.text()
+    """The body's JSON object; JSON is UTF-8 (RFC 8259), whatever charset the call names."""
+    raw = await request.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        shown = raw[:200].decode("utf-8", "replace")
+        raise ControlError(400, "body", shown, "send a JSON object in UTF-8") from None
     if not text.strip():
         return {}
     try:
         body = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, an int of 4,300+ digits, nesting too deep
         raise ControlError(400, "body", text[:200], "send a JSON object") from None
     if not isinstance(body, dict):
         raise ControlError(400, "body", text[:200], "send a JSON object")

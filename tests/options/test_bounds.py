@@ -24,17 +24,7 @@ from gaggle.options.converters import (
     USERS_PER_RUN,
 )
 from tests.conftest import run_gaggle, write_test
-
-PLAIN = """
-from gaggle import TaskSet, task, constant
-
-class Plain(TaskSet):
-    wait_time = constant(0.05)
-
-    @task
-    async def index(self) -> None:
-        await self.get("/")
-"""
+from tests.engine.test_cli import PLAIN
 
 HOLD = "one process (starting a user takes the loop"  # why a process holds 25,000 users
 ARRIVE = "in one process (one loop starts"  # why it starts 100,000 arrivals a second

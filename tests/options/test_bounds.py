@@ -15,7 +15,7 @@ from gaggle import Attack, Default, TaskSet, task
 from gaggle.errors import ConfigError
 from gaggle.options.argv import parse_run_args, split_gaggle_options
 from gaggle.options.config import build_config
-from gaggle.options.conflicts import share_refused
+from gaggle.options.conflicts import role_from, share_refused
 from gaggle.options.converters import (
     ARRIVALS_PER_PROCESS,
     ARRIVALS_PER_RUN,
@@ -25,6 +25,8 @@ from gaggle.options.converters import (
 )
 from tests.conftest import run_gaggle, write_test
 from tests.engine.test_cli import PLAIN
+
+HOST = "http://127.0.0.1:9"  # nothing is sent: the plans are refused or only built
 
 HOLD = "one process (starting a user takes the loop"  # why a process holds 25,000 users
 ARRIVE = "in one process (one loop starts"  # why it starts 100,000 arrivals a second
@@ -135,8 +137,9 @@ def test_d2_set_default_refuses_what_the_command_line_refuses(
 
 def test_d2_a_program_is_one_process_and_its_command_line_is_weighed_so() -> None:
     """``Attack.execute()`` runs here, standalone: its flags' load is one process's."""
+    options, _ = parse_run_args(["-u", "30000"])
     with pytest.raises(ConfigError, match=r"^--users: '30000' is not allowed; use at most 25,000"):
-        parse_run_args(["-u", "30000"])
+        Attack(Plain).plan(options)
     with pytest.raises(SystemExit) as exited:
         Attack(Plain).execute(["--host", "http://127.0.0.1:9", "--arrival-rate", "150000"])
     assert exited.value.code == 2
@@ -150,11 +153,15 @@ def test_a_gaggle_holds_one_process_bound_for_each_worker() -> None:
     assert "over these 4 processes" in share_refused("users", 4 * USERS_PER_PROCESS + 1, 4)
     assert share_refused("arrivals", 3 * ARRIVALS_PER_PROCESS, 3) == ""
     assert share_refused("arrivals", ARRIVALS_PER_PROCESS + 0.5, 1)
-    manager = {"users": "100000", "manager": True, "expect_workers": "4"}
-    assert split_gaggle_options(manager) == {"manager": True, "expect_workers": "4"}
-    assert split_gaggle_options({"users": "50000", "processes": "2"}) == {"processes": "2"}
-    worker = {"users": "900000", "worker": True}  # a worker takes its load from its manager
-    assert split_gaggle_options(worker) == {"worker": True}
+    for given, shares in [
+        ({"users": "100000", "manager": True, "expect_workers": "4", "host": HOST}, 4),
+        ({"users": "50000", "processes": "2", "host": HOST}, 2),
+    ]:
+        role = role_from(split_gaggle_options(given))
+        assert role.load_shares == shares
+        assert Attack(Plain).plan(given, processes=role.load_shares).config.users == 25_000 * shares
+        with pytest.raises(ConfigError, match=r"^--users: '\d+' is not allowed; use at most"):
+            Attack(Plain).plan(given, processes=shares - 1)
     whole_run = {"users": 100_000, "hatch_rate": 1000.0}  # as a worker reads it
     assert build_config(whole_run).users == 100_000
     with pytest.raises(ConfigError, match="at most 25,000 users in one process"):

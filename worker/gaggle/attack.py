@@ -122,13 +122,16 @@ class Attack:
         *,
         console: Console | None = None,
         seed: int | None = None,
+        processes: int | None = 1,
     ) -> RunPlan:
-        """Validate everything; raises ConfigError or TestDefinitionError."""
+        """Validate everything; raises ConfigError or TestDefinitionError. ``processes``: how
+        many share the load (a gaggle's workers), each holding at most its bound of users and
+        arrivals; None for a worker, whose options are its manager's whole run."""
         tasksets = validate_tasksets(self.tasksets)
         if self.shape is not None:
             check_shape_alone(self.shape, self.defaults, options or {})
             validate_shape(self.shape)
-        config = build_config(self.defaults, options or {})
+        config = build_config(self.defaults, options or {}, processes=processes)
         return RunPlan(
             config=config,
             tasksets=tasksets,

@@ -75,7 +75,8 @@ class RunCommand:
     shape: type[LoadShape] | None = None  # the test file's LoadShape: it drives the users
 
     def plan(self) -> RunPlan:
-        return Attack(*self.tasksets).set_load_shape(self.shape).plan(self.options)
+        attack = Attack(*self.tasksets).set_load_shape(self.shape)
+        return attack.plan(self.options, processes=self.role.load_shares)
 
     def rules(self) -> tuple[str, str]:
         """What a manager and its workers compare (the hash, and the rules it hashes)."""

@@ -141,7 +141,7 @@ class Worker:
 
     def _plan(self, start: wire.Start) -> RunPlan:
         options = {**json.loads(start.config_json), **self.own_options}
-        plan = Attack(*self.tasksets).plan(options)
+        plan = Attack(*self.tasksets).plan(options, processes=None)  # the manager weighed it
         if plan.config.open_model:  # the schedule (its -t too) ends this worker's arrivals
             config = dataclasses.replace(plan.config, max_users=max(1, start.users))
         else:

@@ -13,9 +13,6 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from gaggle.errors import ConfigError
-from gaggle.options.config import build_config
-from gaggle.options.conflicts import role_from
-from gaggle.options.role import RoleKind
 from gaggle.options.table import CONFIG_KEYS, GAGGLE_KEYS, OPTIONS, OPTIONS_BY_NAME
 
 
@@ -38,32 +35,9 @@ def given_options(namespace: argparse.Namespace) -> dict[str, object]:
 
 
 def split_gaggle_options(values: dict[str, object]) -> dict[str, object]:
-    """Take the Gaggle-mode flags out of ``values`` (they configure a role, not a run), and
-    check that the load typed beside them fits the processes they give it: here a command
-    line's load and its role part, so here the one can be weighed against the other
-    (``conflicts.check_shares``: ``-u 100000`` needs 4 workers)."""
-    flags = {key: values.pop(key) for key in GAGGLE_KEYS if key in values}
-    _check_shares(values, flags)
-    return flags
-
-
-def _check_shares(values: dict[str, object], flags: dict[str, object]) -> None:
-    """The load against the processes the flags give it. A bad value or flag is left to be
-    named where it is read (``build_config``, ``role_from``); a worker's load is its manager's."""
-    try:
-        role = role_from(dict(flags))
-        build_config(values)
-    except ConfigError:
-        return
-    if role.kind is RoleKind.WORKER:
-        return
-    try:
-        build_config(values, processes=role.load_shares)
-    except ConfigError as error:  # named with the value as typed
-        typed = [
-            value for key, value in values.items() if OPTIONS_BY_NAME[key].flag == error.option
-        ]
-        raise ConfigError(error.option, typed[0] if typed else error.value, error.allowed) from None
+    """Take the Gaggle-mode flags out of ``values``: they configure a role, not a run (the
+    role's ``load_shares`` then weighs the load, in ``Attack.plan``)."""
+    return {key: values.pop(key) for key in GAGGLE_KEYS if key in values}
 
 
 class _RaisingParser(argparse.ArgumentParser):

@@ -349,5 +349,10 @@ def build_config(*layers: Mapping[str, object], processes: int | None = None) ->
     elif config.users == 0:
         config = replace(config, users=os.cpu_count() or 1)
     if processes is not None:
-        check_shares(config, processes)
+        try:
+            check_shares(config, processes)
+        except ConfigError as error:  # named with the value as the user gave it
+            typed = [v for k, v in merged.items() if CONVERTERS[k][0] == error.option]
+            value = typed[0] if typed else error.value
+            raise ConfigError(error.option, value, error.allowed) from None
     return config

@@ -6,7 +6,8 @@ kube-scheduler, kubectl and CoreDNS, at the pinned versions below, compiled here
 staging modules at ``./staging`` in its go.mod, which a dependency's replace directives cannot
 do, so the build module written here requires k8s.io/kubernetes and replaces each staging module
 with its published ``v0.x`` twin, read off kubernetes' own go.mod. etcd's ``main`` lives in a
-module with the same problem, so a two-line main of ours calls ``etcdmain.Main``.
+module with the same problem, so a two-line main of ours calls ``etcdmain.Main``. Two more Go
+programs, not the cluster's, are built the same way: actionlint and go-httpbin (tests/http).
 
 The binaries go to ``~/.cache/gaggle/k8s/<version>/bin`` (``GAGGLE_CACHE`` moves the root), outside
 any checkout: a second run, and CI's fresh clone on the same machine, build nothing. A lock makes
@@ -35,6 +36,7 @@ STAGING = "v0.37.2"  # the staging modules' version for KUBERNETES
 ETCD = "v3.6.16"
 COREDNS = "v1.15.0"
 ACTIONLINT = "v1.7.12"  # not the cluster's: the linter of .github/workflows, a Go module too
+HTTPBIN = "v2.26.0"  # not the cluster's either: the HTTP clients' referee server (tests/http)
 GO_DIRECTIVE = "1.26.0"
 RELEASED = "2026-10-27T12:01:04Z"  # KUBERNETES' date on the module proxy, as its buildDate
 
@@ -43,7 +45,7 @@ ROOT = CACHE / "k8s" / KUBERNETES
 BIN = ROOT / "bin"
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
-NAMES = (*KUBE_COMMANDS, "etcd", "coredns", "actionlint")
+NAMES = (*KUBE_COMMANDS, "etcd", "coredns", "actionlint", "go-httpbin")
 
 NO_GO = (
     "Go is not installed (no `go` on PATH, nor /usr/local/go/bin/go): the cluster tests build "
@@ -165,6 +167,14 @@ def _actionlint_module(folder: Path) -> list[str]:
     return ["github.com/rhysd/actionlint/cmd/actionlint"]
 
 
+def _httpbin_module(folder: Path) -> list[str]:
+    (folder / "go.mod").write_text(
+        f"module gaggle.test/go-httpbin\n\ngo {GO_DIRECTIVE}\n\n"
+        f"require github.com/mccutchen/go-httpbin/v2 {HTTPBIN}\n"
+    )
+    return ["github.com/mccutchen/go-httpbin/v2/cmd/go-httpbin"]
+
+
 def _download_gomod(module: str, version: str, folder: Path) -> str:
     """The go.mod of ``module@version`` from the module proxy (through Go's module cache)."""
     out = subprocess.run(
@@ -205,6 +215,13 @@ BUILDS = (
     Build("go.etcd.io/etcd/server/v3", ETCD, ("etcd",), _etcd_module),
     Build("github.com/coredns/coredns", COREDNS, ("coredns",), _coredns_module),
     Build("github.com/rhysd/actionlint", ACTIONLINT, ("actionlint",), _actionlint_module),
+    Build(
+        "github.com/mccutchen/go-httpbin/v2",
+        HTTPBIN,
+        ("go-httpbin",),
+        _httpbin_module,
+        (f"-X main.version={HTTPBIN}",),  # as its release build does: `-version` names it
+    ),
 )
 
 

@@ -30,6 +30,7 @@ def test_every_binary_is_cached_at_its_pinned_version() -> None:
     assert f"Client Version: {binaries.KUBERNETES}" in version("kubectl", "version")
     assert f"etcd Version: {binaries.ETCD.lstrip('v')}" in version("etcd")
     assert f"CoreDNS-{binaries.COREDNS.lstrip('v')}" in version("coredns", "-version")
+    assert f"go-httpbin version {binaries.HTTPBIN}\n" in version("go-httpbin", "-version")
 
 
 def test_the_build_module_replaces_each_staging_module_with_its_release(tmp_path: Path) -> None:

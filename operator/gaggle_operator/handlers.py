@@ -296,18 +296,23 @@ def watch(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
         _fail(body, patch, "Failed", "ManagerLost", message, conditions)
         return
     end = ending(manager)
-    if end is not None:
-        _finished(body, patch, end.exit_code, end.reason, conditions)
-        return
     desired = status.get("workers", {}).get("desired", 0)
     connected = status.get("workers", {}).get("connected", 0)
-    if phase == "WaitingForWorkers" and desired and connected >= desired:
+    # A short run can start and end between two looks: a manager that completed ran with all
+    # its workers (it starts only then), so Running is recorded first, and the events and
+    # conditions tell each phase in order.
+    completed = end is not None and end.exit_code in (0, EXIT_THRESHOLDS)
+    if phase == "WaitingForWorkers" and desired and (connected >= desired or completed):
         conditions = set_condition(
-            conditions, "WorkersReady", "True", "AllConnected", f"{connected} worker(s) connected"
+            conditions, "WorkersReady", "True", "AllConnected", f"{desired} worker(s) connected"
         )
         conditions = set_condition(conditions, "Started", "True", "Running", "the gaggle runs")
         patch.status.update(phase="Running", conditions=conditions)
         kopf.info(body, reason="Running", message=f"all {desired} worker(s) connected")
+        if end is None:
+            return
+    if end is not None:
+        _finished(body, patch, end.exit_code, end.reason, conditions)
         return
     timeout = spec.get("startPolicy", {}).get("readyTimeoutSeconds", 300)
     if phase == "WaitingForWorkers" and _age(status.get("startTime")) > timeout:

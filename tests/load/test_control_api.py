@@ -46,7 +46,8 @@ class Api:
         self, method: str, path: str, body: object = None, token: str | None = None
     ) -> tuple[int, Any]:
         token = self.token if token is None else token
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {"Content-Type": "application/json"}  # the API takes JSON alone (D9)
+        headers |= {"Authorization": f"Bearer {token}"} if token else {}
         data = body if isinstance(body, str | bytes) else None if body is None else json.dumps(body)
         timeout = aiohttp.ClientTimeout(total=5)
         async with (

@@ -91,6 +91,8 @@ MOVE_AND_STEER = probe("""
 def get_json(port: int, path: str, token: str = "", body: object = None) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     data = None if body is None else json.dumps(body).encode()
+    if data is not None:  # the API takes JSON alone (urllib would say a form)
+        headers["Content-Type"] = "application/json"
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data, headers)
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
@@ -122,12 +124,18 @@ def sampled_users(port: int, users: int) -> bool:
     return False
 
 
+# A run's time: longer than pytest's timeout (120 s), so a run never ends under a slow step (a
+# first Chromium, installed then; a loaded machine) but only when its test ends it; the bound
+# ends a run whose test was killed. (A run of 40 s ended under a slow Chromium: item 10.)
+RUN_TIME = "5m"
+
+
 def run_live(target: Target, tmp_path: Path, *options: str) -> subprocess.Popen[str]:
-    """A standalone run of 2 users for at most 40 s (the tests stop it sooner)."""
+    """A standalone run of 2 users, until its test stops it (or kills it, by its handle)."""
     test = write_test(tmp_path, PAGES)
     report = str(tmp_path / "report.json")
     return spawn_gaggle(
-        "run", test, "--host", target.url, "-u", "2", "-r", "20", "-t", "40", "--no-live",
+        "run", test, "--host", target.url, "-u", "2", "-r", "20", "-t", RUN_TIME, "--no-live",
         "-R", report, *options,
     )  # fmt: skip
 
@@ -191,7 +199,7 @@ STEER_THE_RATE = probe("""
 def test_an_open_models_page_sets_its_arrival_rate(target: Target, tmp_path: Path) -> None:
     web = free_port()
     test = write_test(tmp_path, PAGES)
-    run = spawn_gaggle("run", test, "--host", target.url, "--arrival-rate", "10", "-t", "40",
+    run = spawn_gaggle("run", test, "--host", target.url, "--arrival-rate", "10", "-t", RUN_TIME,
                        "--no-live", "--web", str(web))  # fmt: skip
     try:
         wait_until_serving(run, web)

@@ -4,6 +4,8 @@ on ``--metrics-bind`` and ``--web``.
 - ``app``: the aiohttp app and its server, serving whatever the run enables.
 - ``prometheus``: the collector that turns the run's totals into metric families.
 - ``control_api``: /api/* — read the run's status, change its users, rate, plan or run time.
+- ``same_origin``: which sites may call it — the server's own pages and clients that are no
+  browser's page, never another site's (``Host``, ``Origin``).
 - ``live_page``: the report as a page that refreshes from the run.
 """
 

@@ -27,6 +27,7 @@ from gaggle.metrics import Source
 from gaggle.web.control_api import Controls, access, add_control_routes
 from gaggle.web.live_page import Snapshot, add_live_routes
 from gaggle.web.prometheus import add_metrics_routes
+from gaggle.web.same_origin import Sites
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +79,13 @@ async def serve(
     """Serve the app (the control API with ``controls``, the live page with ``live``); returns
     the runner (to clean up) and each address's port, in order."""
     listens = [Listen(listens)] if isinstance(listens, str) else list(listens)
-    loopback = all(is_loopback(parse_bind(listen.bind)[0]) for listen in listens)
+    hosts = [parse_bind(listen.bind)[0] for listen in listens]
+    loopback = all(is_loopback(host) for host in hosts)
     allowed = access(token, loopback) if controls is not None else "off"
     app = web.Application()
     add_metrics_routes(app, source)
     if controls is not None:
-        add_control_routes(app, controls, token, loopback=loopback)
+        add_control_routes(app, controls, token, loopback, Sites.of(hosts, beyond=not loopback))
     if live is not None:
         add_live_routes(app, live, allowed)
     runner = web.AppRunner(app, access_log=None)

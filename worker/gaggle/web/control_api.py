@@ -9,6 +9,9 @@ change the run cannot take now is a 409 saying why; neither disturbs the run.
 
 Why a token or loopback: a change can start thousands of users, so a metrics port bound beyond
 this machine (a manager's default ``0.0.0.0:9646``) answers /api only to whoever holds the token.
+Why JSON and same-origin alone, token or not: another site's page open in a browser here must
+not steer the run (``same_origin``); a POST must say ``Content-Type: application/json``, which a
+form cannot, and a cross-site fetch cannot without a CORS preflight nobody here answers.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from gaggle.options import (
     plan_text,
     rate,
 )
+from gaggle.web.same_origin import Sites
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +173,21 @@ def refusal(request: web.Request, token: str, loopback: bool) -> web.Response | 
     )
 
 
+def _own_site(request: web.Request, sites: Sites) -> None:
+    """Refuse (403) a request from another site's page, or by a name DNS rebinding could use."""
+    refused = sites.refusal(request.headers.get("Host"), request.headers.get("Origin"))
+    if refused is not None:
+        raise ControlError(403, refused.field, refused.value, refused.allowed)
+
+
+def _json_type(request: web.Request) -> None:
+    """Refuse (415) a POST that does not say its body is JSON (a form, text/plain)."""
+    if request.content_type != "application/json":  # aiohttp: lower case, no parameters
+        given = request.headers.get("Content-Type")
+        allowed = "send the JSON body with 'Content-Type: application/json' (curl: --json)"
+        raise ControlError(415, "Content-Type", given, allowed)
+
+
 async def _body(request: web.Request) -> ControlReply:
     """The body's JSON object; JSON is UTF-8 (RFC 8259), whatever charset the call names."""
     raw = await request.read()
@@ -189,18 +208,21 @@ async def _body(request: web.Request) -> ControlReply:
 
 
 def add_control_routes(
-    app: web.Application, controls: Controls, token: str, loopback: bool
+    app: web.Application, controls: Controls, token: str, loopback: bool, sites: Sites
 ) -> None:
-    """GET /api/status and the POSTs of ``CHANGERS`` on ``app``."""
+    """GET /api/status and the POSTs of ``CHANGERS`` on ``app``, for ``sites`` alone."""
 
     def guarded(
         handle: Callable[[web.Request], Awaitable[ControlReply]],
     ) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def answer(request: web.Request) -> web.Response:
-            refused = refusal(request, token, loopback)
-            if refused is not None:
-                return refused
             try:
+                _own_site(request, sites)  # first: another site learns nothing, token or not
+                refused = refusal(request, token, loopback)
+                if refused is not None:
+                    return refused
+                if request.method == "POST":
+                    _json_type(request)
                 return web.json_response(await handle(request))
             except ControlError as error:
                 log.warning("control API: %s %s refused: %s", request.method, request.path, error)

@@ -56,6 +56,11 @@ class Received:
         return pairs
 
 
+class Closing(bytes):
+    """An answer after which the server closes the connection, whatever the bytes say (a head
+    cut short, a body that runs to the end of the connection, no answer at all)."""
+
+
 Script = bytes | Callable[[Received], bytes]  # the answer's bytes, fixed or made per request
 
 
@@ -203,6 +208,8 @@ def _parse(head: bytes) -> Received:
 
 
 def _closes(data: bytes) -> bool:
+    if isinstance(data, Closing):
+        return True
     head = data.partition(ENDS_HEAD)[0].lower()
     return b"\r\nconnection: close" in head
 

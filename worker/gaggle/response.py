@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json as jsonlib
 from typing import Any
 
@@ -66,8 +67,18 @@ class Response:
         for part in content_type.split(";")[1:]:
             key, _, value = part.strip().partition("=")
             if key.lower() == "charset" and value:
-                return value.strip('"')
+                return _known(value.strip('"'))
         return "utf-8"
 
     def __repr__(self) -> str:
         return f"<Response {self.record.method} {self.url} [{self.status}]>"
+
+
+def _known(charset: str) -> str:
+    """A charset Python knows, else UTF-8 (as browsers fall back): a server's typo in
+    ``charset=`` must not make ``text`` raise into the task."""
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        return "utf-8"
+    return charset

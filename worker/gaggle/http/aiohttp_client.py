@@ -9,63 +9,43 @@ every response's Set-Cookie lines to it (a redirect's included, so they reach th
 second set of rules: it keeps a cookie whose Expires is the Unix epoch (the date most frameworks
 delete a cookie with), quotes values the server did not quote, and merges a task's Cookie header
 with the jar's where reqwest and httptools let the task's win.
+
+The rest of what aiohttp would do its own way is done the seam's too: the URL goes out as
+``seam.wire_url`` writes it (yarl is told it is encoded), the body as ``seam.encode_body``
+encodes it, bodies are decoded by ``seam.decode_body`` (aiohttp would decode br when brotli is
+installed), its parser's limits are hyper's, and its errors read as the others' (``failures``).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping, Sequence
 from http.cookies import BaseCookie, Morsel
+from typing import Any
 
 import aiohttp
 from yarl import URL
 
 from gaggle.http.cookies import CookieJar
+from gaggle.http.failures import from_aiohttp
 from gaggle.http.redirects import REDIRECT_STATUSES, follow
 from gaggle.http.seam import (
+    ACCEPT_ENCODING,
     DEFAULT_TIMEOUT,
-    PAYLOAD_INCOMPLETE,
-    SERVER_DISCONNECTED,
-    TIMEOUT,
+    MAX_HEAD_BYTES,
+    MAX_HEADERS,
     Exchange,
     Headers,
     NoResponse,
-    Params,
     RequestOptions,
-    connect_error,
-    connection_error,
-    dns_error,
+    decode_body,
+    encode_body,
     encode_params,
     invalid_url,
-    os_reason,
-    tls_error,
-    unexpected_error,
+    wire_url,
 )
 
 _TIMEOUT = aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT)
-
-
-def describe_error(error: BaseException) -> str:
-    """The seam's text for the failure: the one the other clients give for the same failure."""
-    if isinstance(error, asyncio.TimeoutError):
-        return TIMEOUT
-    if isinstance(error, aiohttp.ClientConnectorDNSError):
-        return dns_error(error.host)
-    if isinstance(error, aiohttp.ClientConnectorCertificateError):
-        return tls_error(error.host, error.port or 0)  # None only off TCP (a unix socket)
-    if isinstance(error, aiohttp.ClientConnectorError):
-        return connect_error(error.host, error.port or 0, os_reason(error.os_error))
-    if isinstance(error, aiohttp.ServerDisconnectedError):
-        return SERVER_DISCONNECTED
-    if isinstance(error, aiohttp.ClientOSError):
-        return connection_error(os_reason(error))
-    if isinstance(error, aiohttp.ClientPayloadError):
-        return PAYLOAD_INCOMPLETE  # aiohttp's texts carry byte counts: one per kind
-    if isinstance(error, aiohttp.InvalidURL):
-        return invalid_url(str(error.url))
-    if isinstance(error, aiohttp.NonHttpUrlClientError):  # ftp://…: its text is the URL
-        return invalid_url(str(error))
-    return unexpected_error(error)
+_NO_BODY_HEADERS = ("Content-Type",)  # aiohttp's own default for a body-less POST
 
 
 class AiohttpClient:
@@ -83,6 +63,12 @@ class AiohttpClient:
             cookie_jar=self._hook,
             timeout=_TIMEOUT,
             connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            headers={"Accept-Encoding": ACCEPT_ENCODING},  # a task's own replaces it
+            auto_decompress=False,  # decode_body decodes, as for the other clients
+            # hyper's limits (seam.MAX_HEADERS, MAX_HEAD_BYTES), so that the clients agree
+            max_line_size=MAX_HEAD_BYTES,
+            max_field_size=MAX_HEAD_BYTES,
+            max_headers=MAX_HEADERS,
         )
         # aiohttp resends an idempotent request once when its connection breaks, even after
         # the server read it: the target would count two requests where Gaggle records one.
@@ -92,47 +78,58 @@ class AiohttpClient:
         return session
 
     async def send(self, method: str, url: str, options: RequestOptions) -> Exchange:
+        target = wire_url(encode_params(url, options.params))
         try:
-            target = _with_params(url, options.params)
             exchange = await self._exchange(method, target, options, True, options.timeout)
             if options.allow_redirects and exchange.status in REDIRECT_STATUSES:
                 answer = _HopAnswer(exchange)
-                return await follow(self._hop, method, url, str(target), options, answer)
+                return await follow(self._hop, method, url, target, options, answer)
             return exchange
         except NoResponse as failure:
             return Exchange(status=0, final_url=url, error=str(failure))
 
     async def _exchange(
-        self,
-        method: str,
-        url: str | URL,
-        options: RequestOptions,
-        body: bool,
-        timeout: float | None,
+        self, method: str, url: str, options: RequestOptions, body: bool, timeout: float | None
     ) -> Exchange:
         """One request and its whole response (a redirect's body too: the connection is kept)."""
         session = self._session or self._open()
         headers = options.headers
         cookies = self._hook.jar
-        if cookies is not None and not (headers and _sets_cookie(headers)):  # a task's wins
-            cookie = cookies.header(str(url))
+        if cookies is not None and not (headers and _sets(headers, "cookie")):  # a task's wins
+            cookie = cookies.header(url)
             if cookie:
                 headers = {**headers, "Cookie": cookie} if headers else {"Cookie": cookie}
         try:
+            payload, content_type = encode_body(options) if body else (b"", "")
+            data: Any = payload if content_type else None
+        except TypeError:  # a FormData, a file: aiohttp's own (the other clients refuse them)
+            content_type, data = "", options.data
+        if content_type and not (headers and _sets(headers, "content-type")):
+            headers = (
+                {**headers, "Content-Type": content_type}
+                if headers
+                else {"Content-Type": content_type}
+            )
+        try:
             async with session.request(
                 method,
-                url,
+                _as_sent(url),
                 headers=headers,
-                data=options.data if body else None,
-                json=options.json if body else None,
+                data=data,
+                skip_auto_headers=None if data is not None else _NO_BODY_HEADERS,
                 timeout=_TIMEOUT if timeout is None else aiohttp.ClientTimeout(timeout),
                 allow_redirects=False,
             ) as response:
                 content = await response.read()
-                headers = Headers(response.raw_headers)  # the server's lines, bytes as sent
-                return Exchange(response.status, str(response.url), False, headers, content)
+                lines = Headers(response.raw_headers)  # the server's lines, bytes as sent
+                coding = response.headers.get("Content-Encoding")
+                if coding and content:
+                    content = decode_body(content, coding)
+                return Exchange(response.status, url, False, lines, content)
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
-            raise NoResponse(describe_error(error)) from None
+            raise NoResponse(from_aiohttp(error)) from None
+        except ValueError:  # yarl's, for a port out of range or an unclosed [IPv6] host
+            raise NoResponse(invalid_url(url)) from None
 
     async def _hop(
         self, method: str, url: str, options: RequestOptions, body: bool, timeout: float
@@ -145,8 +142,8 @@ class AiohttpClient:
             await session.close()
 
 
-def _sets_cookie(headers: Mapping[str, str]) -> bool:
-    return any(name.lower() == "cookie" for name in headers)
+def _sets(headers: Mapping[str, str], lower_name: str) -> bool:
+    return any(name.lower() == lower_name for name in headers)
 
 
 class _JarHook(aiohttp.DummyCookieJar):
@@ -186,18 +183,13 @@ class _HopAnswer:
         return self._exchange.headers.get("Location")
 
     async def exchange(self, url: str, redirected: bool) -> Exchange:
-        exchange = self._exchange  # its final_url is ``url`` as aiohttp quoted it
+        exchange = self._exchange  # its final_url is ``url``
         exchange.redirected = redirected
         return exchange
 
 
-def _with_params(url: str, params: Params | None) -> str | URL:
-    """``url`` quoted as aiohttp quotes any URL, then the seam's query, which yarl is told is
-    encoded: its own quoting would spell some characters differently from the other clients."""
-    if not params:
-        return url
-    try:
-        quoted = str(URL(url))
-    except ValueError:
-        raise NoResponse(invalid_url(url)) from None  # aiohttp's InvalidUrlClientError
-    return URL(encode_params(quoted, params), encoded=True)
+def _as_sent(url: str) -> URL:
+    """``url`` (``wire_url``'s) for aiohttp to send as it is: yarl's own quoting would escape
+    other characters, and decode escapes, where the other clients keep them. A host beyond ASCII
+    is left to yarl, which writes it in IDNA."""
+    return URL(url, encoded=url.isascii())

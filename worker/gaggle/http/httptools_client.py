@@ -26,13 +26,16 @@ from gaggle.http.cookies import CookieJar
 from gaggle.http.httptools_connection import Connection, Http1Answer, connect
 from gaggle.http.redirects import REDIRECT_STATUSES, follow
 from gaggle.http.seam import (
+    ACCEPT_ENCODING,
     DEFAULT_TIMEOUT,
+    SIZED_METHODS,
     Exchange,
     NoResponse,
     RequestOptions,
     encode_body,
     encode_params,
     invalid_url,
+    wire_url,
 )
 
 USER_AGENT = "gaggle-httptools"
@@ -51,8 +54,9 @@ class _Target(NamedTuple):
 
 @lru_cache(maxsize=4096)
 def _target(url: str) -> _Target:
+    wire = wire_url(url)
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(wire)
     except ValueError:  # an unclosed [IPv6] host
         raise NoResponse(invalid_url(url)) from None
     scheme, host = parts.scheme, parts.hostname
@@ -65,7 +69,7 @@ def _target(url: str) -> _Target:
     netloc = parts.netloc.rpartition("@")[2]
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     defaults = [("Host", netloc), ("User-Agent", USER_AGENT), ("Accept", "*/*")]
-    defaults.append(("Accept-Encoding", "gzip, deflate"))
+    defaults.append(("Accept-Encoding", ACCEPT_ENCODING))
     if parts.username is not None:
         secret = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
         defaults.append(("Authorization", f"Basic {base64.b64encode(secret.encode()).decode()}"))
@@ -89,7 +93,7 @@ class HttptoolsClient:
         self._cookies: CookieJar | None = None
 
     async def send(self, method: str, url: str, options: RequestOptions) -> Exchange:
-        target = encode_params(url, options.params)
+        target = wire_url(encode_params(url, options.params))
         try:
             answer = await self._exchange(method, target, options, True, options.timeout)
             if options.allow_redirects and answer.status in REDIRECT_STATUSES:
@@ -103,6 +107,7 @@ class HttptoolsClient:
     ) -> Http1Answer:
         target = _target(url)
         payload, content_type = encode_body(options) if body else (b"", "")
+        sized = content_type or method in SIZED_METHODS  # a body, or a method that expects one
         headers = options.headers
         if headers:  # the task's own Host, User-Agent, Accept… replace the defaults
             request = [method.encode("ascii"), target.line]
@@ -117,7 +122,7 @@ class HttptoolsClient:
             cookie = self._cookies.header(url)
             if cookie:
                 request.append(f"Cookie: {cookie}\r\n".encode("latin-1"))
-        if payload or method in ("POST", "PUT", "PATCH"):
+        if sized:
             request.append(b"Content-Length: %d\r\n" % len(payload))
         request.append(b"\r\n")
         if payload:

@@ -3,6 +3,11 @@
 httptools wraps llhttp, Node's parser: its callbacks fill an ``Http1Answer`` as bytes arrive, and a
 request's future resolves when the message is complete. One request at a time per connection
 (no pipelining); the client keeps the pool. Failures raise the seam's ``NoResponse``.
+
+llhttp is strict, and is let read what the seam accepts (its docstring): a bare LF as a line's
+end, and an obs-folded head — read again from its first byte by a lenient parser, so that other
+faults llhttp's lenient mode would let through (control characters in a value) stay refused.
+The limits it does not keep (``MAX_HEADERS``, ``MAX_HEAD_BYTES``) are kept here.
 """
 
 from __future__ import annotations
@@ -10,11 +15,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import zlib
 
 import httptools
 
+from gaggle.http.failures import from_llhttp
 from gaggle.http.seam import (
+    HEAD_TOO_LARGE,
+    MAX_HEAD_BYTES,
+    MAX_HEADERS,
     PAYLOAD_INCOMPLETE,
     SERVER_DISCONNECTED,
     TIMEOUT,
@@ -23,11 +31,13 @@ from gaggle.http.seam import (
     NoResponse,
     connect_error,
     connection_error,
+    decode_body,
     dns_error,
-    invalid_response,
     os_reason,
     tls_error,
 )
+
+_OBS_FOLD = "Unexpected whitespace after header value"  # llhttp's reason for an obs-fold
 
 _tls: ssl.SSLContext | None = None
 
@@ -84,27 +94,23 @@ class Http1Answer:
     def finish(self, url: str, redirected: bool) -> Exchange:
         body = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         if self.encoding and body:
-            body = _decoded(body, self.encoding)
+            body = decode_body(body, self.encoding.decode("latin-1"))
         return Exchange(self.status, url, redirected, Headers(self.headers), body)
-
-
-def _decoded(body: bytes, encoding: bytes) -> bytes:
-    coding = encoding.strip().lower()
-    try:
-        if coding in (b"gzip", b"x-gzip"):
-            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
-        if coding == b"deflate":
-            try:
-                return zlib.decompress(body)
-            except zlib.error:
-                return zlib.decompress(body, -zlib.MAX_WBITS)  # raw deflate, as some servers send
-    except zlib.error:
-        raise NoResponse(PAYLOAD_INCOMPLETE) from None
-    return body
 
 
 class _Unsolicited(Exception):
     """An answer began after the request's own was complete."""
+
+
+class _TooManyHeaders(Exception):
+    """More header lines than ``MAX_HEADERS``."""
+
+
+def _parser(protocol: Connection, folds: bool) -> httptools.HttpResponseParser:
+    """A parser that takes a bare LF for CRLF (RFC 9112 §2.2), and obs-folds when ``folds``."""
+    parser = httptools.HttpResponseParser(protocol)
+    parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True, lenient_headers=folds)
+    return parser
 
 
 _NO_ANSWER = Http1Answer()  # what an idle connection points at; never filled (see data_received)
@@ -113,15 +119,25 @@ _NO_ANSWER = Http1Answer()  # what an idle connection points at; never filled (s
 class Connection(asyncio.Protocol):
     """One keep-alive connection: a request at a time, llhttp's callbacks fill ``_answer``."""
 
-    __slots__ = ("_answer", "_head", "_parser", "_received", "_transport", "_waiter", "closed")
+    __slots__ = (
+        "_answer",
+        "_folds",
+        "_head",
+        "_parser",
+        "_partial",
+        "_transport",
+        "_waiter",
+        "closed",
+    )
 
     def __init__(self) -> None:
-        self._parser = httptools.HttpResponseParser(self)
+        self._folds = False  # the server folds header lines: a lenient parser reads them
+        self._parser = _parser(self, folds=False)
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[Http1Answer] | None = None
         self._answer = _NO_ANSWER
         self._head = False  # the request was HEAD: its response has no body whatever it says
-        self._received = False
+        self._partial: bytes | bytearray = b""  # an answer's bytes while its head is incomplete
         self.closed = False
 
     async def roundtrip(self, request: bytes, head: bool, deadline: float) -> Http1Answer:
@@ -130,7 +146,7 @@ class Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Http1Answer] = loop.create_future()
         self._waiter = waiter
-        self._answer, self._head, self._received = Http1Answer(), head, False
+        self._answer, self._head, self._partial = Http1Answer(), head, b""
         timer = loop.call_at(deadline, self._time_out)
         transport.write(request)
         try:
@@ -165,15 +181,39 @@ class Connection(asyncio.Protocol):
         if self._waiter is None:  # bytes nobody asked for: the connection cannot be trusted
             self.close()
             return
-        self._received = True
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail(invalid_response("upgrade not supported"))
+        except httptools.HttpParserUpgrade:  # after a 101, the answer (or an unsolicited one)
             self.close()
-        except httptools.HttpParserError as error:  # _Unsolicited included: no waiter then
-            self._fail(invalid_response(str(error)))
-            self.close()
+            return
+        except httptools.HttpParserError as error:
+            self._refused(error, data)
+            return
+        if not self._answer.status:  # the head is not complete: kept, and kept within bounds
+            if self._partial:
+                self._partial += data  # a bytearray: extended in place
+            else:
+                self._partial = bytearray(data)
+            if len(self._partial) > MAX_HEAD_BYTES:
+                self._fail(HEAD_TOO_LARGE)
+                self.close()
+
+    def _refused(self, error: httptools.HttpParserError, data: bytes) -> None:
+        """llhttp stopped at ``error``: an obs-folded head is read again by a lenient parser,
+        anything else fails the request."""
+        if str(error) == _OBS_FOLD and not self._folds and not self._answer.status:
+            self._folds = True
+            self._parser = _parser(self, folds=True)
+            self._answer, data = Http1Answer(), bytes(self._partial) + data
+            self._partial = b""
+            self.data_received(data)
+            return
+        context = error.__context__
+        if isinstance(context, _TooManyHeaders):
+            self._fail(HEAD_TOO_LARGE)
+        elif not isinstance(context, _Unsolicited):  # _Unsolicited: no waiter to tell
+            self._fail(from_llhttp(str(error)))
+        self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -185,16 +225,20 @@ class Connection(asyncio.Protocol):
             waiter.set_result(answer)  # a body delimited by the end of the connection
         elif isinstance(exc, OSError) and exc.strerror:
             self._fail(connection_error(exc.strerror))
-        elif not self._received:
+        elif not answer.status:  # nothing, or a head cut short
             self._fail(SERVER_DISCONNECTED)
         else:
             self._fail(PAYLOAD_INCOMPLETE)
 
     def _reads_to_close(self) -> bool:
-        return not any(
-            name.lower() in (b"content-length", b"transfer-encoding")
-            for name, _ in self._answer.headers
-        )
+        """No Content-Length, and no Transfer-Encoding ending in chunked (RFC 9112 §6.3)."""
+        for name, value in self._answer.headers:
+            lower = name.lower()
+            if lower == b"content-length":
+                return False
+            if lower == b"transfer-encoding":
+                return value.rpartition(b",")[2].strip().lower() != b"chunked"
+        return True
 
     # llhttp callbacks
     def on_message_begin(self) -> None:
@@ -213,14 +257,16 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         status = self._parser.get_status_code()
-        if status < 200:  # 1xx: an interim response, the real one follows
+        if status < 200 and status != 101:  # 1xx: an interim response, the real one follows
             self._answer = Http1Answer()
             return
         answer = self._answer
-        answer.status = status
+        if len(answer.headers) > MAX_HEADERS:
+            raise _TooManyHeaders
+        answer.status = status  # a 101 too: llhttp stops after it, and the connection is closed
         if self._head:
             answer.keep_alive = self._parser.should_keep_alive()
-            self._parser = httptools.HttpResponseParser(self)  # llhttp would wait for a body
+            self._parser = _parser(self, self._folds)  # llhttp would wait for a body
             self._resolve(answer)
 
     def on_body(self, body: bytes) -> None:

@@ -29,6 +29,7 @@ from gaggle.http.seam import (
     Exchange,
     NoResponse,
     RequestOptions,
+    wire_url,
 )
 
 MAX_REDIRECTS = 10  # aiohttp's default: at most 10 requests per redirect chain
@@ -113,7 +114,8 @@ async def follow(
 
 
 def _resolve(url: str, location: str) -> str:
-    """``location`` read against ``url``, checked as the next hop's client would read it."""
+    """``location`` read against ``url``, checked as the next hop's client would read it, and
+    written as it goes on the wire (a Location's spaces and UTF-8 are escaped as a task's)."""
     try:
         target = urljoin(url, location)
         parts = urlsplit(target)
@@ -124,7 +126,7 @@ def _resolve(url: str, location: str) -> str:
         raise BadLocation(LOCATION_NOT_HTTP)
     if not host:
         raise BadLocation(LOCATION_NOT_A_URL)
-    return target
+    return wire_url(target)
 
 
 def _origin(url: str) -> str:

@@ -10,55 +10,44 @@ keeps reqwest from loading the store: it never carries https (``_client`` routes
 test checks that an unknown CA fails). Custom CAs come from ``SSL_CERT_FILE``, as for aiohttp.
 
 reqwest's responses expose neither the final URL nor the redirect chain, so redirects are
-followed here (``redirects.follow``) and transport errors become the seam's failure texts.
+followed here (``redirects.follow``) and transport errors become the seam's failure texts
+(``failures``). What reqwest would otherwise do its own way is done the seam's: bodies are
+decoded by ``seam.decode_body`` (reqwest's deflate refuses a raw one, and it asks for br and
+zstd), an empty POST says ``Content-Length: 0``, obs-folded lines are read, and an answer with
+both Content-Length and Transfer-Encoding fails, as llhttp fails it.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Awaitable, Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from functools import lru_cache
-from urllib.parse import urlsplit
 
 from pyreqwest.client import Client, ClientBuilder
-from pyreqwest.exceptions import (
-    BodyDecodeError,
-    BuilderError,
-    ConnectError,
-    NetworkError,
-    PyreqwestError,
-    ReadError,
-    RequestTimeoutError,
-)
+from pyreqwest.exceptions import PyreqwestError
 from pyreqwest.http import HeaderMap
 from pyreqwest.response import Response
 
 from gaggle.http.cookies import CookieJar
+from gaggle.http.failures import from_reqwest
 from gaggle.http.redirects import REDIRECT_STATUSES, BadLocation, follow
 from gaggle.http.seam import (
-    CONNECTION_REFUSED,
+    ACCEPT_ENCODING,
+    CONTENT_LENGTH_WITH_TRANSFER_ENCODING,
     DEFAULT_TIMEOUT,
     LOCATION_NOT_A_URL,
-    PAYLOAD_INCOMPLETE,
-    SERVER_DISCONNECTED,
-    TIMEOUT,
+    SIZED_METHODS,
     Exchange,
     Headers,
     NoResponse,
     RequestOptions,
-    connect_error,
-    connection_error,
-    dns_error,
+    decode_body,
     encode_body,
     encode_params,
-    invalid_url,
-    tls_error,
-    unexpected_error,
+    wire_url,
 )
 
 _TIMEOUT = timedelta(seconds=DEFAULT_TIMEOUT)
-_OS_ERROR = re.compile(r" \(os error \d+\)$")
 
 
 class ReqwestClient:
@@ -86,6 +75,12 @@ class ReqwestClient:
             .referer(False)
             .no_proxy()  # as aiohttp, which ignores proxy variables unless asked
             .timeout(_TIMEOUT)
+            .gzip(False)  # bodies are decoded by the seam, as the other clients decode them
+            .deflate(False)
+            .brotli(False)
+            .zstd(False)
+            .default_headers({"Accept-Encoding": ACCEPT_ENCODING})  # a task's own replaces it
+            .http1_allow_obsolete_multiline_headers_in_responses(True)
         )
         if plain:
             client = self._plain = builder.danger_accept_invalid_certs(True).build()
@@ -94,20 +89,21 @@ class ReqwestClient:
         return client
 
     async def send(self, method: str, url: str, options: RequestOptions) -> Exchange:
-        target = encode_params(url, options.params)
+        target = wire_url(encode_params(url, options.params))
         try:
             response = await self._send(method, target, options, True, options.timeout)
+            answer = _HopAnswer(response)
             if options.allow_redirects and response.status in REDIRECT_STATUSES:
-                return await follow(self._hop, method, url, target, options, _HopAnswer(response))
-            body = await response.bytes()
-            headers = Headers(_Lines(response.headers))
-            return Exchange(response.status, target, False, headers, body.to_bytes())
+                return await follow(self._hop, method, url, target, options, answer)
+            return await answer.exchange(target, False)
         except (PyreqwestError, ValueError) as error:  # ValueError: a URL reqwest cannot parse
-            return Exchange(status=0, final_url=url, error=describe_error(error, target))
+            return Exchange(status=0, final_url=url, error=from_reqwest(error, target))
+        except NoResponse as failure:
+            return Exchange(status=0, final_url=url, error=str(failure))
 
-    def _send(
+    async def _send(
         self, method: str, url: str, options: RequestOptions, body: bool, timeout: float | None
-    ) -> Awaitable[Response]:
+    ) -> Response:
         builder = self._client(url).request(method, url)
         headers = options.headers
         if headers:
@@ -117,9 +113,15 @@ class ReqwestClient:
             builder.body_bytes(payload)
             if not headers or not any(key.lower() == "content-type" for key in headers):
                 builder.header("Content-Type", content_type)
+        if not payload and (content_type or method in SIZED_METHODS) and not _sets_length(headers):
+            builder.header("Content-Length", "0")  # hyper sends none for an empty body
         if timeout is not None:
             builder.timeout(timedelta(seconds=timeout))
-        return builder.build().send()
+        response = await builder.build().send()
+        framing = response.headers
+        if "transfer-encoding" in framing and "content-length" in framing:
+            raise NoResponse(CONTENT_LENGTH_WITH_TRANSFER_ENCODING)  # as llhttp refuses it
+        return response
 
     async def _hop(
         self, method: str, url: str, options: RequestOptions, body: bool, timeout: float
@@ -127,7 +129,7 @@ class ReqwestClient:
         try:
             return _HopAnswer(await self._send(method, url, options, body, timeout))
         except (PyreqwestError, ValueError) as error:
-            raise NoResponse(describe_error(error, url)) from error
+            raise NoResponse(from_reqwest(error, url)) from error
 
     async def close(self) -> None:
         for client in (self._plain, self._tls):
@@ -156,7 +158,17 @@ class _HopAnswer:
 
     async def exchange(self, url: str, redirected: bool) -> Exchange:
         response = self._response
-        body = (await response.bytes()).to_bytes()
+        try:
+            body = (await response.bytes()).to_bytes()
+        except (PyreqwestError, ValueError) as error:
+            raise NoResponse(from_reqwest(error, url)) from error
+        if body:
+            try:
+                coding = response.get_header("Content-Encoding")
+            except ValueError:  # beyond visible ASCII: no coding of ACCEPT_ENCODING's
+                coding = None
+            if coding:
+                body = decode_body(body, coding)
         headers = Headers(_Lines(response.headers))
         return Exchange(response.status, url, redirected, headers, body)
 
@@ -165,7 +177,9 @@ class _Lines:
     """reqwest's header map as the lines ``Headers`` reads, names in HTTP/1 title case
     (``Content-Type``) as nearly every server spells them: reqwest lowers names and keeps no
     record of how the server wrote them. Converted when first read, so a response whose headers
-    nobody reads costs no copy; pyreqwest hands out visible ASCII only, which latin-1 encodes."""
+    nobody reads costs no copy. pyreqwest hands out visible ASCII only, which latin-1 encodes: a
+    value with other bytes (obs-text) it gives neither as text nor as bytes, so it reads as
+    empty (every value of that name: they are taken together), its line kept."""
 
     __slots__ = ("_lines", "_map")
 
@@ -176,59 +190,33 @@ class _Lines:
     def __iter__(self) -> Iterator[tuple[bytes, bytes]]:
         lines = self._lines
         if lines is None:
-            items = self._map.items()
-            lines = self._lines = [(_title_case(k), v.encode("latin-1")) for k, v in items]
+            try:
+                items = [(_title_case(k), v.encode("latin-1")) for k, v in self._map.items()]
+            except ValueError:
+                items = self._readable()
+            lines = self._lines = items
         return iter(lines)
+
+    def _readable(self) -> list[tuple[bytes, bytes]]:
+        """Name by name, a name whose values pyreqwest cannot give as text read as empty."""
+        lines: list[tuple[bytes, bytes]] = []
+        names = list(self._map.keys())  # a name once per value, in the map's order
+        for name in dict.fromkeys(names):
+            try:
+                values = [value.encode("latin-1") for value in self._map.getall(name)]
+            except ValueError:
+                values = [b""] * names.count(name)
+            lines.extend((_title_case(name), value) for value in values)
+        return lines
 
     def __len__(self) -> int:
         return len(self._map)
 
 
+def _sets_length(headers: Mapping[str, str] | None) -> bool:
+    return bool(headers) and any(key.lower() == "content-length" for key in headers or ())
+
+
 @lru_cache(maxsize=1024)
 def _title_case(name: str) -> bytes:
     return "-".join(part.capitalize() for part in name.split("-")).encode("latin-1")
-
-
-def describe_error(error: BaseException, url: str) -> str:
-    """The seam's text for the failure: the one the other clients give for the same failure."""
-    if isinstance(error, RequestTimeoutError):
-        return TIMEOUT
-    if isinstance(error, BuilderError) or not isinstance(error, PyreqwestError):
-        return invalid_url(url)  # what reqwest refused to send, or could not parse
-    causes = _causes(error)
-    if isinstance(error, ConnectError) and "client error (Connect)" in causes:
-        host, port = _host_port(url)
-        if "dns error" in causes:
-            return dns_error(host)
-        if any(cause.startswith("invalid peer certificate") for cause in causes):
-            return tls_error(host, port)
-        return connect_error(host, port, _reason(causes[-1]))
-    if isinstance(error, NetworkError):
-        if "connection closed before message completed" in causes:
-            return SERVER_DISCONNECTED
-        if isinstance(error, ReadError) and not _OS_ERROR.search(causes[-1] if causes else ""):
-            return PAYLOAD_INCOMPLETE
-        return connection_error(_reason(causes[-1]) if causes else "unknown")
-    if isinstance(error, BodyDecodeError):
-        return PAYLOAD_INCOMPLETE
-    return unexpected_error(error)
-
-
-def _causes(error: BaseException) -> list[str]:
-    details = getattr(error, "details", None) or {}
-    return [cause["message"] for cause in details.get("causes") or ()]
-
-
-def _reason(message: str) -> str:
-    """``Connection refused (os error 111)`` → the seam's wording for the same OS error."""
-    reason = _OS_ERROR.sub("", message)
-    return CONNECTION_REFUSED if reason == "Connection refused" else reason
-
-
-def _host_port(url: str) -> tuple[str, int]:
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    return parts.hostname or "", port or (443 if parts.scheme == "https" else 80)

@@ -130,7 +130,9 @@ def main() -> None:
     parser.add_argument("--http-client", default="httptools", help="httptools, reqwest or aiohttp")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--live-view", choices=("on", "off"), help="print as gaggle run does")
-    parser.add_argument("--profile", type=Path, help="run under cProfile; write the top 25 here")
+    parser.add_argument(
+        "--profile", type=Path, help="run under cProfile; the top 25 here, all in FILE.pstats"
+    )
     args = parser.parse_args()
     raise_nofile_limit()
     if args.profile is None:
@@ -141,6 +143,7 @@ def main() -> None:
         text = io.StringIO()
         pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(25)
         args.profile.write_text(text.getvalue())
+        profiler.dump_stats(args.profile.with_suffix(".pstats"))  # for pstats: callers, diffs
     hatch_seconds = HATCH[1] - HATCH[0] if len(HATCH) == 2 else -1.0
     args.out.write_text(json.dumps(summarize(result, hatch_seconds)))
 

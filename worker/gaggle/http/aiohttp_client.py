@@ -18,6 +18,7 @@ installed), its parser's limits are hyper's, and its errors read as the others' 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from http.cookies import BaseCookie, Morsel
 from typing import Any
@@ -45,7 +46,8 @@ from gaggle.http.seam import (
 )
 
 _TIMEOUT = aiohttp.ClientTimeout(total=DEFAULT_TIMEOUT)
-_NO_BODY_HEADERS = ("Content-Type",)  # aiohttp's own default for a body-less POST
+_NO_BODY_HEADERS = ("Content-Type",)  # aiohttp's own default for a body-less POST, PUT, PATCH
+_POST_METHODS = aiohttp.ClientRequest.POST_METHODS  # only they get it: a GET skips nothing
 
 
 class AiohttpClient:
@@ -116,7 +118,9 @@ class AiohttpClient:
                 _as_sent(url),
                 headers=headers,
                 data=data,
-                skip_auto_headers=None if data is not None else _NO_BODY_HEADERS,
+                skip_auto_headers=(
+                    _NO_BODY_HEADERS if data is None and method.upper() in _POST_METHODS else None
+                ),
                 timeout=_TIMEOUT if timeout is None else aiohttp.ClientTimeout(timeout),
                 allow_redirects=False,
             ) as response:
@@ -188,6 +192,7 @@ class _HopAnswer:
         return exchange
 
 
+@functools.lru_cache(maxsize=4096)  # a test's URLs repeat: yarl parses each once
 def _as_sent(url: str) -> URL:
     """``url`` (``wire_url``'s) for aiohttp to send as it is: yarl's own quoting would escape
     other characters, and decode escapes, where the other clients keep them. A host beyond ASCII

@@ -13,6 +13,13 @@ USAGE = (
     "usage: gaggle-operator run (--all-namespaces | --namespace NS ...) [--health-port PORT] ...\n"
     "       gaggle-operator manage --loadtest NAME --namespace NS [--abort-on-fail] -- run ..."
 )
+HELP = (
+    "commands:\n"
+    "  run     the operator: watch LoadTests and run them (kopf, behind a Lease)\n"
+    "  manage  in a LoadTest's manager pod: run the gaggle manager and write its status\n"
+    "\n"
+    "gaggle-operator COMMAND --help tells a command's options."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gaggle_operator.manage import main as manage  # kubernetes: only when managing
 
         return manage(args[1:])
+    if args[:1] in (["--help"], ["-h"]):  # asked for: on stdout, and not an error
+        print(f"{USAGE}\n\n{HELP}")
+        return 0
     print(USAGE, file=sys.stderr)
     return 2
 

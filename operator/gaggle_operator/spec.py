@@ -73,6 +73,7 @@ SPEC_FIELDS = frozenset(
         "runTime",
         "plan",
         "throttleRequests",
+        "stopTimeout",
         "statusCodes",
         "resetMetrics",
         "args",
@@ -148,6 +149,7 @@ class LoadTestSpec:
     arrival_rate: float = 0.0  # an open model: iterations started per second (then users is 0)
     max_users: int | None = None  # an open model's pool (None: the engine's default)
     iterations: int | None = None  # each user's task cycles (a closed model)
+    stop_timeout: float | None = None  # --stop-timeout (None: the engine's default)
 
     def gaggle_args(self) -> list[str]:
         """The load options for ``gaggle run`` on the manager (workers take them from it)."""
@@ -165,6 +167,8 @@ class LoadTestSpec:
             args += ["--iterations", str(self.iterations)]
         if self.throttle_requests:
             args += ["--throttle-requests", str(self.throttle_requests)]
+        if self.stop_timeout is not None:
+            args += ["--stop-timeout", f"{self.stop_timeout:g}"]
         if self.status_codes:
             args.append("--status-codes")
         if not self.reset_metrics:
@@ -224,6 +228,12 @@ def _throttle(spec: dict[str, Any]) -> int | None:
     """``--throttle-requests``, checked by its converter (a whole number, up to its bound)."""
     value = get_field(spec, "throttleRequests", int)
     return None if value is None else int(engine_value("throttle_requests", value))
+
+
+def _stop_timeout(spec: dict[str, Any]) -> float | None:
+    """``--stop-timeout``, checked by its converter (a duration up to its bound)."""
+    value = get_field(spec, "stopTimeout", (str, int))
+    return None if value is None else float(engine_value("stop_timeout", value))
 
 
 def _thresholds(spec: dict[str, Any]) -> tuple[str, ...]:
@@ -347,6 +357,7 @@ def parse_spec(
         max_users=max_users,
         iterations=iterations,
         throttle_requests=_throttle(spec),
+        stop_timeout=_stop_timeout(spec),
         status_codes=get_field(spec, "statusCodes", bool, False),
         reset_metrics=get_field(spec, "resetMetrics", bool, True),
         args=_args(spec),

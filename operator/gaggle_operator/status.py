@@ -34,7 +34,8 @@ def live(
     metrics: Metrics, users: int, rps: float, arrival_rate: float | None = None
 ) -> dict[str, Any]:
     """What `kubectl get lt` shows while the run goes: cumulative counts, the recent rate (an
-    open model: the arrival rate asked now, and the arrivals dropped)."""
+    open model: the arrival rate asked now, and the arrivals dropped), and the requests in flight
+    that the stop timeout abandoned."""
     total = metrics.aggregated_requests()
     schedule = (
         {"arrivalRate": round(arrival_rate, 3), "dropped": metrics.dropped}
@@ -49,6 +50,7 @@ def live(
         "rps": round(rps, 1),
         "failPercent": round(100 * _ratio(total.fail_count, total.count), 2),
         "p95Ms": ms(total.percentile_us(0.95)),
+        "abandoned": metrics.abandoned_requests,
     }
 
 
@@ -65,6 +67,8 @@ def summary(result: RunResult) -> dict[str, Any]:
         "rps": round(total.count / seconds, 3) if seconds > 0 else 0.0,
         "durationSeconds": round(seconds, 3),
         "stoppedBy": result.stopped_by,
+        # cancelled by the stop timeout while still running: neither served nor failed
+        "abandoned": {"requests": metrics.abandoned_requests, "tasks": metrics.abandoned_tasks},
         "latencyMs": latency(total),
         "topRequests": [
             {

@@ -108,3 +108,26 @@ def test_pacing_starts_tasks_at_a_fixed_interval(target: Target, console: Consol
     # One task every 0.2 s whatever the 50 ms task takes: 7 or 8 in 1.5 s (not 6 as with
     # a constant 0.2 s pause after each 50 ms task).
     assert 7 <= result.metrics.tasks[(0, 0)].count <= 8
+
+
+class Judged(TaskSet):
+    wait_time = constant(0.02)
+
+    @task
+    async def index(self) -> None:
+        response = await self.get("/")
+        self.set_failure("page lacks the form", response)
+
+
+def test_item9_a_set_failure_shows_its_tag_in_the_errors_table(
+    target: Target, console: Console
+) -> None:
+    result = run(
+        Judged, console=console, host=target.url, users=2, run_time=0.5, no_reset_metrics=True
+    )
+    failed = result.metrics.requests[("GET", "/")].fail_count
+    assert failed == target.counts()["GET / 200"]
+    assert result.metrics.errors == {"GET /: page lacks the form": failed}  # not "status 200"
+    errors_table = output(console).split("ERRORS")[-1]
+    assert "GET /: page lacks the form" in errors_table
+    assert "status 200" not in errors_table

@@ -43,6 +43,8 @@ def merge_delta(totals: Metrics, delta: wire.Delta) -> None:
         add_error(totals.errors, error, count)
     rows = list(decode_table(delta.schedule_lag, is_task=False))
     totals.dropped += delta.arrivals_dropped
+    totals.abandoned_requests += delta.requests_abandoned
+    totals.abandoned_tasks += delta.tasks_abandoned
     for _, stats in rows:
         totals.lag.merge(stats)
 

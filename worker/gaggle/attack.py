@@ -24,6 +24,7 @@ from gaggle.options import (
     parse_run_args,
     validate_host,
 )
+from gaggle.report import check_output_paths
 from gaggle.run import (
     EXIT_ABORTED,
     Aborted,
@@ -161,6 +162,7 @@ class Attack:
                 print_rules(self.tasksets, self.shape)
                 raise SystemExit(0)
             plan = self.plan(options)
+            check_output_paths(plan.config)  # before -L is opened, as `gaggle run` does
         except (ConfigError, TestDefinitionError) as error:
             fail(prog, str(error))
         setup_logging(plan.config)

@@ -31,6 +31,7 @@ from gaggle.options import (
     role_from,
     split_gaggle_options,
 )
+from gaggle.report import check_output_paths
 from gaggle.run import (
     EXIT_ABORTED,
     EXIT_CRASH,
@@ -75,8 +76,11 @@ class RunCommand:
     shape: type[LoadShape] | None = None  # the test file's LoadShape: it drives the users
 
     def plan(self) -> RunPlan:
+        """The run, checked: its options and every file it will write (before any is opened)."""
         attack = Attack(*self.tasksets).set_load_shape(self.shape)
-        return attack.plan(self.options, processes=self.role.load_shares)
+        plan = attack.plan(self.options, processes=self.role.load_shares)
+        check_output_paths(plan.config, users_here=self.role.kind is not RoleKind.MANAGER)
+        return plan
 
     def rules(self) -> tuple[str, str]:
         """What a manager and its workers compare (the hash, and the rules it hashes)."""
@@ -135,7 +139,9 @@ def run_worker(command: RunCommand) -> int:
     """A worker takes its load options from the manager; only its own logs are set here."""
     own = {key: value for key, value in command.options.items() if key in PER_WORKER_KEYS}
     ignored = sorted(set(command.options) - set(own))
-    setup_logging(build_config(own))
+    config = build_config(own)
+    check_output_paths(config)  # before it looks for a manager (ConfigError: run_command's)
+    setup_logging(config)
     if ignored:
         log.warning("a worker takes %s from the manager; ignored here", ", ".join(ignored))
     worker = Worker(

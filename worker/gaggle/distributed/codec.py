@@ -71,6 +71,8 @@ def to_delta(metrics: Metrics, sequence: int, users_running: int, final: bool) -
     for error, count in metrics.errors.items():
         delta.errors[error] = count
     delta.arrivals_dropped = metrics.dropped
+    delta.requests_abandoned = metrics.abandoned_requests
+    delta.tasks_abandoned = metrics.abandoned_tasks
     if metrics.lag.timed_count:
         _encode({LAG_KEY: metrics.lag}, delta.schedule_lag, is_task=False)
     return delta

@@ -14,6 +14,7 @@ the same as a standalone run's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -63,6 +64,8 @@ class Manager(Session):
         self._check_hatched()
 
     def worker_lost(self, link: WorkerLink) -> None:
+        if not self.started:
+            return  # it had no users: the servicer waits for another worker in its place
         self.crowd.lose(link)  # a driven plan's users go on on the others
         self._check_hatched()  # a worker lost while hatching must not hold the others' reset
 
@@ -75,7 +78,7 @@ class Manager(Session):
 
     def worker_done(self) -> None:
         """Every worker sent its final delta or was lost: the run is over."""
-        if self.workers and all(w.done for w in self.workers):
+        if self.started and all(w.done for w in self.workers):
             config = self.plan.config
             if config.iterations and self.started and not self.stop_reason:
                 self.stopping.set(iterations_over(config.iterations))
@@ -145,13 +148,17 @@ class Manager(Session):
     def waiting_for(self) -> str:
         if self.started:
             return "starting"  # all joined; the common start instant is a moment away
-        return f"waiting for workers ({len(self.workers)}/{self.role.expect_workers})"
+        return f"waiting for workers ({self.servicer.present()}/{self.role.expect_workers})"
 
     def worker_counts(self) -> tuple[int, int]:
         return (sum(1 for w in self.workers if not w.done), self.servicer.lost)
 
     def loop_lags(self) -> dict[int, float]:
         return {w.index + 1: w.loop_lag for w in self.workers if not w.done}
+
+    def loop_lag(self) -> float:
+        """The worst loop lag of the gaggle: this loop's or any worker's, lost ones too."""
+        return max([super().loop_lag(), *(w.loop_lag_max for w in self.workers)])
 
     def _stopping(self, reason: str) -> None:
         log.info("stopping the gaggle: %s", reason)
@@ -178,6 +185,17 @@ class Manager(Session):
             )
         )
 
+    async def _gathered(self) -> bool:
+        """Wait for --expect-workers joined and not lost (False: stopped first). One lost
+        before the start, even in the instant the last joined, gives its place back."""
+        joined = self.servicer.all_joined
+        while not self.stop_reason:
+            if joined.is_set():
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(joined.wait(), timeout=0.2)
+        return False
+
     async def _drive(self) -> bool:
         config = self.plan.config
         async with self.servicer.serving() as address:
@@ -187,21 +205,18 @@ class Manager(Session):
             log.warning(
                 "manager listening on %s, waiting for %d worker(s)", address, self.expected_workers
             )
-            joined = asyncio.ensure_future(self.servicer.all_joined.wait())
-            while not joined.done() and not self.stop_reason:
-                await asyncio.wait([joined], timeout=0.2)
-            if self.stop_reason:
-                joined.cancel()
-                return False  # nothing ran: no tables, no verdict
+            if not await self._gathered():
+                return False  # stopped before the start: nothing ran, no tables, no verdict
+            workers = [w for w in self.workers if not w.lost]  # who joins the start
             self._clock_starts(time.perf_counter() + START_DELAY)
             self.start_epoch = time.time() + START_DELAY
             users = 0 if self.driven else config.users  # a driven plan adds them as it goes
             shares = (
-                split_arrivals(config.max_users, len(self.workers))
+                split_arrivals(config.max_users, len(workers))
                 if config.open_model
-                else split_users(users, config.hatch_rate, len(self.workers))
+                else split_users(users, config.hatch_rate, len(workers))
             )
-            for link, share in zip(self.workers, shares, strict=True):
+            for link, share in zip(workers, shares, strict=True):
                 link.share = share
                 link.send(self.start_message(share))
             self.started = True

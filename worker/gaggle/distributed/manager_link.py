@@ -41,14 +41,15 @@ class ManagerLink:
 
     def __init__(self, role: Role, deliver: Callable[[wire.ManagerMessage | None], None]) -> None:
         self.address = f"{role.manager_host}:{role.manager_port}"
-        self.loop_lag = 0.0  # written by the users' loop, read by the heartbeat
+        self.loop_lag: Callable[[], float] = lambda: 0.0  # the users' loop's, for heartbeats
         self.error = ""
         self._role = role
         self._deliver = deliver
         self._outbox: queue.SimpleQueue[wire.WorkerMessage | None] = queue.SimpleQueue()
         self._channel: grpc.Channel | None = None
         self._call: Any = None
-        self._heard = time.monotonic()
+        self._opened = time.monotonic()
+        self._heard: float | None = None  # when the manager last said anything; None: not yet
         self._closed = threading.Event()
 
     def connect(self) -> None:
@@ -79,7 +80,7 @@ class ManagerLink:
     def open(self, hello: wire.Hello) -> None:
         assert self._channel is not None, "connect() first"
         self._outbox.put(wire.WorkerMessage(hello=hello))
-        self._heard = time.monotonic()
+        self._opened = time.monotonic()
         self._call = wire_grpc.GaggleStub(self._channel).Join(self._requests())
         threading.Thread(target=self._read, name="gaggle-link-read", daemon=True).start()
         threading.Thread(target=self._watch, name="gaggle-link-watch", daemon=True).start()
@@ -102,7 +103,7 @@ class ManagerLink:
             now = time.monotonic()
             if now >= next_beat:
                 next_beat = now + HEARTBEAT_INTERVAL
-                yield wire.WorkerMessage(heartbeat=wire.Heartbeat(loop_lag_seconds=self.loop_lag))
+                yield wire.WorkerMessage(heartbeat=wire.Heartbeat(loop_lag_seconds=self.loop_lag()))
             try:
                 message = self._outbox.get(timeout=max(0.0, next_beat - time.monotonic()))
             except queue.Empty:
@@ -123,8 +124,18 @@ class ManagerLink:
         self._deliver(None)
 
     def _watch(self) -> None:
+        """Silence is counted from the manager's first answer. A manager under load may take
+        seconds to admit a worker; cancelling then lost the worker in the instant it was
+        admitted (review D17), so the hello has as long to be answered as the connection had
+        (--join-timeout), and never less than a silence."""
+        patience = max(self._role.join_timeout, MANAGER_SILENCE)
         while not self._closed.wait(HEARTBEAT_INTERVAL / 2):
-            if time.monotonic() - self._heard > MANAGER_SILENCE:
+            heard, now = self._heard, time.monotonic()
+            if heard is None and now - self._opened > patience:
+                self.error = f"no answer to its hello within {patience:g} s"
+            elif heard is not None and now - heard > MANAGER_SILENCE:
                 self.error = f"no word from it for {MANAGER_SILENCE:.0f} s"
-                self._call.cancel()
-                return
+            else:
+                continue
+            self._call.cancel()
+            return

@@ -76,6 +76,8 @@ class Totals:
             if keys:
                 self._fold(self._slots_of(is_task, keys), columns)
         self._metrics.dropped += delta.arrivals_dropped
+        self._metrics.abandoned_requests += delta.requests_abandoned
+        self._metrics.abandoned_tasks += delta.tasks_abandoned
         if lag is not None:
             _add_rows(self._metrics.lag, lag)
         errors, incoming = self._metrics.errors, delta.errors

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import grpc
 
@@ -33,6 +33,9 @@ from gaggle.options import Role
 from gaggle.wire import gaggle_pb2 as wire
 from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 
+if TYPE_CHECKING:
+    from gaggle.distributed.delta_checks import DeltaLedger
+
 log = logging.getLogger(__name__)
 
 
@@ -42,14 +45,15 @@ class WorkerLink:
 
     index: int
     name: str
+    ledger: DeltaLedger  # what it sent so far: its next delta is checked against it
     outbox: asyncio.Queue[wire.ManagerMessage | None] = field(default_factory=asyncio.Queue)
-    last_sequence: int = 0
     hatched: bool = False
     done: bool = False  # sent its final delta, or was lost
     lost: bool = False
     leaving: bool = False  # said goodbye to leave alone (--leave-on-sigterm)
     users_running: int = 0
     loop_lag: float = 0.0  # seconds, from the worker's last heartbeat
+    loop_lag_max: float = 0.0  # the worst its heartbeats told: the run's, for rules and report
     share: Share | None = None  # its users, once started
     replaced: bool = False  # lost, and its share given to a worker that joined later
     heard: float = field(default_factory=time.monotonic)
@@ -102,7 +106,11 @@ class ManagerServicer(wire_grpc.GaggleServicer):
         rules: tuple[str, str],
         merge: Callable[[wire.Delta], None],
     ) -> None:
+        # numpy (behind the checks) is a manager's alone; a worker imports this module too
+        from gaggle.distributed.delta_checks import DeltaLedger
+
         self.run, self.role, self.merge = run, role, merge
+        self.new_ledger = DeltaLedger
         self.rules_hash, self.rules_json = rules
         self.workers: list[WorkerLink] = []
         self.all_joined = asyncio.Event()
@@ -114,7 +122,9 @@ class ManagerServicer(wire_grpc.GaggleServicer):
         """Listen (TLS when configured) and beat the heart until the block ends; yields the
         address, its port bound (``self.port``: --manager-bind-port 0 takes a free one)."""
         role = self.role
-        server = grpc.aio.server()
+        # Without SO_REUSEPORT (gRPC's default is on) a second manager on this port fails here
+        # instead of sharing it: workers would be spread between them, both waiting (review D8).
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
         wire_grpc.add_GaggleServicer_to_server(self, server)
         address = join_host_port(role.bind_host, role.bind_port)  # [::]: both families
         credentials = server_credentials(role)
@@ -123,8 +133,11 @@ class ManagerServicer(wire_grpc.GaggleServicer):
                 self.port = server.add_insecure_port(address)
             else:
                 self.port = server.add_secure_port(address, credentials)
-        except RuntimeError as error:
-            reason = f"cannot listen on {address} ({error})"
+        except RuntimeError:
+            reason = (
+                f"cannot listen on {address}: the port is taken (another manager?) or the address "
+                "is not this machine's; choose a free port"
+            )
             raise ConfigError("--manager-bind-port", role.bind_port, reason) from None
         warn_if_open(role)
         await server.start()
@@ -164,11 +177,9 @@ class ManagerServicer(wire_grpc.GaggleServicer):
             log.error("refused worker %s: %s", first.hello.name or context.peer(), refusal)
             yield wire.ManagerMessage(refused=wire.Refused(reason=refusal))
             return
-        link = WorkerLink(index=len(self.workers), name=first.hello.name or context.peer())
+        name = first.hello.name or context.peer()
+        link = WorkerLink(index=len(self.workers), name=name, ledger=self.new_ledger())
         self.workers.append(link)
-        yield wire.ManagerMessage(
-            welcome=wire.Welcome(worker_index=link.index, workers=self.role.expect_workers)
-        )
         if lost is not None and lost.share is not None:
             lost.replaced, link.share = True, lost.share
             log.warning(
@@ -181,16 +192,20 @@ class ManagerServicer(wire_grpc.GaggleServicer):
             link.send(self.run.start_message(lost.share))
         else:
             log.info("worker %d joined: %s", link.index + 1, link.name)
-        if len(self.workers) == self.role.expect_workers:
+        if self.present() == self.role.expect_workers:
             self.all_joined.set()
-        reader = asyncio.ensure_future(self._read(link, request_iterator))
-        try:
+        welcome = wire.Welcome(worker_index=link.index, workers=self.role.expect_workers)
+        reader: asyncio.Future[None] | None = None
+        try:  # from the welcome on: a stream that ends at any point loses its worker at once
+            yield wire.ManagerMessage(welcome=welcome)  # before anything the outbox holds
+            reader = asyncio.ensure_future(self._read(link, request_iterator))
             while (message := await link.outbox.get()) is not None:
                 yield message
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
+            if reader is not None:
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
             if not link.done:
                 self._lose(link, "its stream ended")
 
@@ -202,18 +217,24 @@ class ManagerServicer(wire_grpc.GaggleServicer):
             (w for w in self.workers if w.done and w.share and not w.replaced and w.lost), None
         )
 
+    def present(self) -> int:
+        """Workers joined and not lost: before the start, those the gaggle waits for."""
+        return sum(1 for link in self.workers if not link.lost)
+
     def _check(self, hello: wire.Hello) -> str:
-        state = (self.run.started, len(self.workers), self.run.stop_reason)
+        state = (self.run.started, self.present(), self.run.stop_reason)
         return why_not_join(hello, self.role, self.rules_hash, self.rules_json, *state)
 
     async def _read(self, link: WorkerLink, messages: AsyncIterator[wire.WorkerMessage]) -> None:
         async for message in messages:
             link.heard = time.monotonic()
             kind = message.WhichOneof("body")
-            if kind == "delta":
-                self._merge(link, message.delta)
+            if kind == "delta" and not self._merge(link, message.delta):
+                return  # it was dropped: nothing more of it counts
             elif kind == "heartbeat":
-                link.loop_lag = message.heartbeat.loop_lag_seconds
+                lag = message.heartbeat.loop_lag_seconds
+                if 0.0 <= lag < float("inf"):  # no loop lags NaN or less than nothing
+                    link.loop_lag, link.loop_lag_max = lag, max(link.loop_lag_max, lag)
             elif kind == "goodbye" and message.goodbye.leaving:
                 link.leaving = True
                 reason = message.goodbye.reason
@@ -222,13 +243,22 @@ class ManagerServicer(wire_grpc.GaggleServicer):
                 log.warning("worker %d is stopping: %s", link.index + 1, message.goodbye.reason)
                 self.run.stop(f"worker {link.index + 1}: {message.goodbye.reason}")
 
-    def _merge(self, link: WorkerLink, delta: wire.Delta) -> None:
-        if delta.sequence <= link.last_sequence:
-            return  # a resend: already merged
-        link.last_sequence = delta.sequence
+    def _merge(self, link: WorkerLink, delta: wire.Delta) -> bool:
+        """Fold a worker's delta in, unless no real worker could have sent it: then drop the
+        worker, saying why, and fold none of it (False)."""
+        if delta.sequence <= link.ledger.sequence:
+            return True  # a resend: already merged
+        why = link.ledger.check(delta, started=link.share is not None)
+        if why:
+            self._drop(link, f"it sent an impossible delta: {why}")
+            return False
         link.last_delta_at = time.monotonic()
         link.users_running = delta.users_running
-        self.merge(delta)
+        try:
+            self.merge(delta)
+        except ValueError as error:  # what the checks let through and the fold cannot read
+            self._drop(link, f"it sent a malformed delta: {error}")
+            return False
         if delta.hatched and not link.hatched:
             link.hatched = True
             self.run.worker_hatched()
@@ -241,16 +271,33 @@ class ManagerServicer(wire_grpc.GaggleServicer):
                 link.end()
                 self.run.worker_lost(link)
             self.run.worker_done()
+        return True
+
+    def _drop(self, link: WorkerLink, why: str) -> None:
+        if not link.done:
+            self._lose(link, why)
+        else:  # lost already, or done: it only stops being heard
+            log.error("worker %d (%s) is not heard any more: %s", link.index + 1, link.name, why)
 
     def _lose(self, link: WorkerLink, why: str) -> None:
         link.done = link.lost = True
         self.lost += 1
-        log.warning(
-            "lost worker %d (%s): what it did in the %.1f s since its last delta is unknown",
-            link.index + 1,
-            why,
-            time.monotonic() - link.last_delta_at,
-        )
+        if self.run.started:
+            log.warning(
+                "lost worker %d (%s): what it did in the %.1f s since its last delta is unknown",
+                link.index + 1,
+                why,
+                time.monotonic() - link.last_delta_at,
+            )
+        else:  # it has no users yet: the gaggle waits for another in its place
+            self.all_joined.clear()
+            log.warning(
+                "lost worker %d (%s) before the start: waiting for workers (%d/%d)",
+                link.index + 1,
+                why,
+                self.present(),
+                self.role.expect_workers,
+            )
         link.end()  # a silent worker that wakes up must stop
         self.run.worker_lost(link)
         self.run.worker_done()

@@ -111,6 +111,8 @@ class Worker:
         if not message.HasField("start"):
             return  # stopped before the start
         runner = Runner(self._plan(message.start))
+        # the heartbeats say how busy the users' loop is (Locust took a busy worker for dead)
+        self.link.loop_lag = runner.loop_watch.recent
         await asyncio.sleep(max(0.0, message.start.start_at - time.time()))
         running = asyncio.ensure_future(runner.run())
         reader = asyncio.ensure_future(self._read(runner))
@@ -129,6 +131,9 @@ class Worker:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
         if not self.manager_lost:
+            # the loop's recent lag first: a stall since the last heartbeat reaches the manager
+            lag = wire.Heartbeat(loop_lag_seconds=runner.loop_watch.recent())
+            self.link.send(wire.WorkerMessage(heartbeat=lag))
             self._send_delta(runner, final=True)
         try:
             await asyncio.wait_for(reader, 10)  # the manager closes the stream when all are done
@@ -182,10 +187,7 @@ class Worker:
         hatched_sent = False
         while True:
             interval = DELTA_INTERVAL if hatched_sent or not self.hatched else 0.0
-            slept_from = time.perf_counter()
             await asyncio.sleep(interval)
-            # How late the timer fired: the users' loop is that busy (Locust mistook it for death).
-            self.link.loop_lag = max(0.0, time.perf_counter() - slept_from - interval)
             hatched_sent = self.hatched
             self._send_delta(runner, final=False)
 

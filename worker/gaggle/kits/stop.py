@@ -10,12 +10,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import threading
 from collections.abc import Callable, MutableSet
+from types import FrameType
+from typing import Any
 
 Sleepers = MutableSet[asyncio.Future[None]]  # who else may wake a sleeper early
 
 log = logging.getLogger(__name__)
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class StopSignal:
@@ -73,35 +78,71 @@ def _wake(sleeper: asyncio.Future[None]) -> None:
         sleeper.set_result(None)
 
 
-class SignalHandlers:
-    """Ctrl-C and SIGTERM on the running loop: the first stops gracefully, the second ends the
-    run at once (exit 130), on a manager too."""
+ABORT_GRACE = 1.0  # seconds the loop gets to end the run after a second signal; then _exit
 
-    def __init__(self, stop: Callable[[str], None], abort: Callable[[str], None]) -> None:
-        self._stop, self._abort = stop, abort
+
+class SignalHandlers:
+    """Ctrl-C and SIGTERM: the first stops gracefully, the second ends the run at once (exit
+    130), on a manager too.
+
+    Python-level handlers (``signal.signal``), not the loop's: the loop's run on the loop, so a
+    task holding it (``while True: pass``, a blocking call) kept even the second Ctrl-C from
+    acting (review D7). These run in the main thread between any two bytecodes, and a blocking
+    call is interrupted to run them. The first hands the stop to the loop. The second asks the
+    loop to abort (a terminal restored, logs closed) and arms a timer thread that ends the
+    process with 130 after ``ABORT_GRACE`` if the loop could not. Neither needs the loop.
+    """
+
+    def __init__(
+        self, stop: Callable[[str], None], abort: Callable[[str], None], exit_code: int = 130
+    ) -> None:
+        self._stop, self._abort, self._exit_code = stop, abort, exit_code
         self._interrupts = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(signum, self._on_signal, signum)
+        self._loop = asyncio.get_running_loop()
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers (a run in a test's thread)
+        for signum in SIGNALS:
+            with contextlib.suppress(ValueError, OSError):
+                self._previous[signum] = signal.signal(signum, self._on_signal)
 
     def remove(self) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(signum)
+        """Put back the handlers found at ``install`` (asyncio.Runner's, or the default)."""
+        for signum, previous in self._previous.items():
+            with contextlib.suppress(ValueError, OSError):  # None: one set outside Python
+                signal.signal(signum, signal.SIG_DFL if previous is None else previous)
+        self._previous.clear()
 
-    def _on_signal(self, signum: int) -> None:
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._interrupts += 1
         name = signal.Signals(signum).name
+        loop = self._loop
         if self._interrupts == 1:
             log.warning("caught %s, stopping... (again to exit at once)", name)
-            self._stop(f"caught {name}")
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(self._stop, f"caught {name}")
             return
+        if self._interrupts > 2:
+            return  # the exit is on its way
         log.warning("caught %s again, exiting now", name)
-        self._abort(f"caught {name} again")
+        watchdog = threading.Timer(ABORT_GRACE, _exit_now, (self._exit_code,))
+        watchdog.daemon = True
+        watchdog.start()
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._abort, f"caught {name} again")
+
+
+def _exit_now(code: int) -> None:
+    """The loop did not end the run in time (user code holds it): end the process now. Only
+    raw writes: a lock the main thread holds (a buffered stream's) would block a flush."""
+    with contextlib.suppress(OSError):
+        os.write(2, b"gaggle: the run did not end in time; exiting\n")
+        if os.isatty(1):
+            os.write(1, b"\x1b[?25h")  # the live panel hid the cursor
+    os._exit(code)
 
 
 async def every_interval(seconds: float, stop: StopSignal, act: Callable[[], None]) -> None:

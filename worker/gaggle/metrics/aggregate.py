@@ -45,9 +45,19 @@ class Metrics:
 
     ``lag`` times how late each scheduled start began (an open model's arrival, a paced task)
     and ``dropped`` counts the arrivals that found no free user: scheduled = started + dropped.
+    ``abandoned_requests`` and ``abandoned_tasks``: what was still running when the stop timeout
+    cancelled it (a request in flight, a task or on_start); neither a success nor a failure.
     """
 
-    __slots__ = ("dropped", "errors", "lag", "requests", "tasks")
+    __slots__ = (
+        "abandoned_requests",
+        "abandoned_tasks",
+        "dropped",
+        "errors",
+        "lag",
+        "requests",
+        "tasks",
+    )
 
     def __init__(self) -> None:
         self.requests: dict[RequestKey, Stats] = {}
@@ -55,6 +65,8 @@ class Metrics:
         self.errors: dict[str, int] = {}
         self.lag = Stats()
         self.dropped = 0
+        self.abandoned_requests = 0
+        self.abandoned_tasks = 0
 
     def merge(self, other: Metrics) -> None:
         _merge_rows(self.requests, other.requests)
@@ -63,6 +75,8 @@ class Metrics:
             add_error(self.errors, error, count)
         self.lag.merge(other.lag)
         self.dropped += other.dropped
+        self.abandoned_requests += other.abandoned_requests
+        self.abandoned_tasks += other.abandoned_tasks
 
     @property
     def scheduled(self) -> int:
@@ -79,7 +93,14 @@ class Metrics:
         return total
 
     def is_empty(self) -> bool:
-        return not (self.requests or self.tasks or self.errors or self.scheduled)
+        return not (
+            self.requests
+            or self.tasks
+            or self.errors
+            or self.scheduled
+            or self.abandoned_requests
+            or self.abandoned_tasks
+        )
 
     def aggregated_requests(self) -> Stats:
         total = Stats()
@@ -104,6 +125,7 @@ class Metrics:
             ],
             "errors": dict(sorted(self.errors.items(), key=lambda kv: (-kv[1], kv[0]))),
             "schedule": {"dropped": self.dropped, "lag": self.lag.to_dict()},
+            "abandoned": {"requests": self.abandoned_requests, "tasks": self.abandoned_tasks},
         }
 
     @classmethod
@@ -118,6 +140,10 @@ class Metrics:
         if schedule is not None:
             metrics.dropped = int(schedule["dropped"])
             metrics.lag = Stats.from_dict(schedule["lag"])
+        abandoned = data.get("abandoned")  # absent from a summary of an older gaggle
+        if abandoned is not None:
+            metrics.abandoned_requests = int(abandoned["requests"])
+            metrics.abandoned_tasks = int(abandoned["tasks"])
         return metrics
 
     def __eq__(self, other: object) -> bool:
@@ -194,6 +220,13 @@ class Aggregator:
         """An arrival came due and found no free user."""
         self._pending.dropped += 1
 
+    def record_abandoned(self, *, request: bool) -> None:
+        """The stop timeout cancelled a request in flight (``request``), or a running task."""
+        if request:
+            self._pending.abandoned_requests += 1
+        else:
+            self._pending.abandoned_tasks += 1
+
     def drain(self) -> Metrics:
         delta, self._pending = self._pending, Metrics()
         return delta
@@ -220,4 +253,7 @@ class NullAggregator(Aggregator):
         return None
 
     def record_dropped(self) -> None:
+        return None
+
+    def record_abandoned(self, *, request: bool) -> None:
         return None

@@ -20,6 +20,8 @@ class Source:
     workers: Callable[[], tuple[int, int]] = lambda: (0, 0)  # (connected, lost)
     task_names: Callable[[], TaskNames] = lambda: []
     loop_lags: Callable[[], dict[int, float]] = lambda: {}  # worker number → seconds
+    loop_lag: Callable[[], float] = lambda: 0.0  # this process's loop, its recent worst (s)
+    loop_lag_max: Callable[[], float] = lambda: 0.0  # the run's worst so far, workers' too
     users_target: Callable[[], int] | None = None  # users the load asks for (None: = users)
     stages: Callable[[], list[tuple[float, str]]] = lambda: []  # (epoch seconds, label)
     # each change through the control API: (epoch seconds, what, label)

@@ -4,7 +4,8 @@ Why in the engine: a CI job wants a load test to fail its build (exit code 3) wh
 too slow, and the operator's ``status.verdict`` must come from the same rules evaluated on the same
 merged numbers. A rule names a metric, optionally one request (as the tables show it: method and
 name, ``GET /``), a comparison and a number. Times are milliseconds; ``failRatio`` is 0..1.
-Rules are evaluated on the measured phase (after the reset, unless --no-reset-metrics).
+Rules are evaluated on the measured phase (after the reset, unless --no-reset-metrics), but for
+``loopLag``: the worst event loop lag of the whole run (every process of a gaggle), in ms.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ FLAG = "--threshold"
 SCALARS = ("avg", "min", "max", "failRatio", "rps", "requests", "failures")
 # the run's scheduled starts (open model, pacing): dropped arrivals, lag percentiles (ms)
 SCHEDULE_SCALARS = ("dropped", "lagMax")
+LOOP_LAG = "loopLag"  # the event loop's worst lag (ms): a task blocked it, or the CPU was saturated
 OPERATORS = {
     "<": float.__lt__,
     "<=": float.__le__,
@@ -38,7 +40,8 @@ ALLOWED = (
     "use METRIC[(REQUEST)] OP NUMBER, e.g. 'p95(GET /) < 300' or 'failRatio < 0.01'; METRIC is "
     "pNN (e.g. p50, p99.9; ms), "
     + ", ".join(SCALARS)
-    + ", or the schedule's dropped, lagPNN (e.g. lagP99; ms), lagMax; OP is <, <=, > or >="
+    + ", the schedule's dropped, lagPNN (e.g. lagP99; ms), lagMax, or loopLag (the event "
+    "loop's worst lag, ms); OP is <, <=, > or >="
 )
 
 
@@ -87,12 +90,14 @@ def parse_threshold(text: object) -> Threshold:
         raise ThresholdError(text)
     metric, request = match["metric"], match["request"]
     percentile = _PERCENTILE.match(metric) or _LAG.match(metric)
-    if metric not in SCALARS + SCHEDULE_SCALARS and percentile is None:
+    if metric not in (*SCALARS, *SCHEDULE_SCALARS, LOOP_LAG) and percentile is None:
         raise ThresholdError(text, f"unknown metric {metric!r}; " + ALLOWED)
     if percentile and not 0 < float(percentile.group(1)) < 100:
         raise ThresholdError(text, "a percentile is between p0 and p100, e.g. p95 or p99.9")
     if request is not None and (metric in SCHEDULE_SCALARS or _LAG.match(metric)):
         raise ThresholdError(text, f"{metric} is the whole run's schedule: name no request")
+    if request is not None and metric == LOOP_LAG:
+        raise ThresholdError(text, f"{metric} is the whole run's event loop: name no request")
     try:
         value = float(match["value"])
     except ValueError:
@@ -106,8 +111,13 @@ def parse_threshold(text: object) -> Threshold:
     return Threshold(metric=metric, op=match["op"], value=value, request=request)
 
 
-def observe(threshold: Threshold, metrics: Metrics, duration: float) -> float | None:
-    """The number the rule compares, or None when its request was never made."""
+def observe(
+    threshold: Threshold, metrics: Metrics, duration: float, loop_lag: float = 0.0
+) -> float | None:
+    """The number the rule compares, or None when its request was never made. ``loop_lag``:
+    the run's worst event loop lag in seconds."""
+    if threshold.metric == LOOP_LAG:
+        return loop_lag * 1000
     if threshold.on_schedule:
         if threshold.metric == "dropped":
             return float(metrics.dropped)
@@ -151,10 +161,12 @@ def _find(metrics: Metrics, request: str) -> Stats | None:
     return None
 
 
-def evaluate(thresholds: list[Threshold], metrics: Metrics, duration: float) -> list[Verdict]:
+def evaluate(
+    thresholds: list[Threshold], metrics: Metrics, duration: float, loop_lag: float = 0.0
+) -> list[Verdict]:
     verdicts = []
     for threshold in thresholds:
-        observed = observe(threshold, metrics, duration)
+        observed = observe(threshold, metrics, duration, loop_lag)
         passed = observed is not None and OPERATORS[threshold.op](observed, threshold.value)
         verdicts.append(Verdict(threshold, observed, passed))
     return verdicts

@@ -18,6 +18,7 @@ class Default(enum.Enum):
     ITERATIONS = "iterations"
     ARRIVAL_RATE = "arrival_rate"
     MAX_USERS = "max_users"
+    STOP_TIMEOUT = "stop_timeout"
     LOG_LEVEL = "log_level"
     LOG_FILE = "log_file"
     VERBOSE = "verbose"

@@ -27,6 +27,7 @@ from gaggle.options.converters import (
     LATENCIES,
     REQUESTS_FORMATS,
     SCHEDULERS,
+    STOP_TIMEOUT_DEFAULT,
     THROTTLE_MAX,
     THROTTLE_WHY,
     optional,
@@ -34,6 +35,7 @@ from gaggle.options.converters import (
     path,
     report_path,
     status_interval,
+    stop_timeout,
     text,
     thresholds,
     validate_bind,
@@ -52,6 +54,18 @@ class RunConfig(LoadOptions):
     ``options.fields``): the command line, ``set_default``, the converters and README come from it.
     The host and the load model's options come first, from ``LoadOptions``."""
 
+    stop_timeout: float = option(
+        "--stop-timeout",
+        default=STOP_TIMEOUT_DEFAULT,
+        convert=stop_timeout,
+        metavar="TIME",
+        help="after -t, Ctrl-C, SIGTERM or a stop, users get TIME to finish their request and "
+        "on_stop tasks, then are cancelled (default: 5s; 0: at once)",
+        doc="when the run stops (`-t`, the first Ctrl-C, SIGTERM, `/api/stop`), requests in "
+        "flight and running tasks get TIME, then are cancelled and counted "
+        "[abandoned](#what-gaggle-counts) (default: `5s`, at most `1h`; `0`: cancel at once)",
+        spec="stopTimeout",
+    )
     log_level: int = option(
         "-g",
         "--log-level",

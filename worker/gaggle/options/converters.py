@@ -160,6 +160,21 @@ def status_interval(option: str, value: object) -> float:
     return seconds
 
 
+STOP_TIMEOUT_DEFAULT = 5.0  # seconds: a few (k6's gracefulStop and Locust's --stop-timeout alike)
+STOP_TIMEOUT_MAX = 3600
+STOP_TIMEOUT_WHY = "an hour: a stop that takes longer is a hang, not a stop"
+
+
+def stop_timeout(option: str, value: object) -> float:
+    """How long a stopping run waits for its users: a duration from 0 (cancel at once) to an
+    hour."""
+    seconds = parse_duration(option, value)
+    if seconds > STOP_TIMEOUT_MAX:
+        most = most_text(STOP_TIMEOUT_MAX, STOP_TIMEOUT_WHY, "s")
+        raise refused(option, value, f"use a duration {most}, e.g. 5s, or 0 to cancel at once")
+    return seconds
+
+
 def whole(minimum: int, most: int | None = None, why: str = "") -> Callable[[str, object], int]:
     """A whole number ≥ ``minimum`` (and ≤ ``most``, for the reason ``why``), from an int or its
     text."""
@@ -243,18 +258,28 @@ def report_path(option: str, value: object) -> str | None:
     return text
 
 
+# a URL's host[:port]: a bracketed IPv6 address (a zone, RFC 6874) or a name with no delimiters
+_HOST_PORT = re.compile(r"(\[[0-9A-Fa-f:.]+(%25[\w.~-]+)?\]|[^\[\]:@/?#\s]+)(:[0-9]*)?")
+
+
 def validate_host(option: str, value: object) -> str:
     allowed = "use an http:// or https:// URL with a host name, e.g. http://127.0.0.1:8080"
     if not isinstance(value, str):
         raise ConfigError(option, value, allowed)
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    text = value.strip()
+    if any(ord(char) < 33 or ord(char) == 127 for char in text):  # urlsplit drops tabs
         raise ConfigError(option, value, allowed)
-    try:
+    try:  # ValueError: a bad IPv6 address ("http://[::1"), a bad port
+        parts = urlsplit(text)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         raise ConfigError(option, value, allowed) from None
-    return value.strip().rstrip("/")
+    host_port = parts.netloc.rpartition("@")[2]
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(option, value, allowed)
+    if not _HOST_PORT.fullmatch(host_port):
+        raise ConfigError(option, value, allowed)
+    return text.rstrip("/")
 
 
 def thresholds(option: str, value: object) -> tuple[str, ...]:

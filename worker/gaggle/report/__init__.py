@@ -3,7 +3,8 @@
 
 - ``tables``: Goose's console tables; ``live``: the live panel; ``figures``: the so-far figures
   and status line the panel, the page and the operator share.
-- ``logs``: the requests, tasks, errors and debug logs.
+- ``logs``: the requests log, the debug log and the log file; a write that fails mid-run is
+  one error line and the run goes on (``recorder.check_output_paths`` refuses bad paths first).
 - ``recorder``, ``timeline``, ``model``, ``html``: the run sampled each second into the report's
   data model, written as JSON or a self-contained HTML page.
 
@@ -13,8 +14,14 @@ Serving the run over HTTP (/metrics, /summary, the control API, the live page) i
 from gaggle.report.figures import FigureSampler, LiveInputs, Progress, RunSoFar
 from gaggle.report.html import LiveParts, asset, render_html, summary_section, tables_section
 from gaggle.report.live import NoView, View, keep_showing, open_view
-from gaggle.report.logs import BufferedLog, open_debug_log, open_requests_log
-from gaggle.report.recorder import NoReport, Report, SoFar, open_report
+from gaggle.report.logs import (
+    BufferedLog,
+    LogFile,
+    log_file_path,
+    open_debug_log,
+    open_requests_log,
+)
+from gaggle.report.recorder import NoReport, Report, SoFar, check_output_paths, open_report
 from gaggle.report.tables import TableOptions, print_tables, print_verdicts
 
 __all__ = [
@@ -22,6 +29,7 @@ __all__ = [
     "FigureSampler",
     "LiveInputs",
     "LiveParts",
+    "LogFile",
     "NoReport",
     "NoView",
     "Progress",
@@ -31,7 +39,9 @@ __all__ = [
     "TableOptions",
     "View",
     "asset",
+    "check_output_paths",
     "keep_showing",
+    "log_file_path",
     "open_debug_log",
     "open_report",
     "open_requests_log",

@@ -54,6 +54,7 @@ class RunFacts:
     arrival_rate: float = 0.0  # --arrival-rate; 0: none (a closed model, or a rate plan)
     latency: str = ""  # which latency the response times are (the summary's line)
     warnings: tuple[str, ...] = ()  # e.g. coordinated omission likely
+    loop_lag: float = 0.0  # seconds: the event loop's worst lag (a gaggle: any process's)
 
 
 def instant(epoch: float) -> str:
@@ -192,6 +193,10 @@ def build_report(
         "tasks": _tasks(metrics, task_names, seconds),
         "errors": _errors(metrics.errors),
         "schedule": schedule_row(metrics, seconds),
+        # cancelled by --stop-timeout while still running: neither served nor failed
+        "abandoned": {"requests": metrics.abandoned_requests, "tasks": metrics.abandoned_tasks},
+        # how late the event loop ran at worst, the whole run (a task blocked it, or the CPU)
+        "loop_lag": {"max_seconds": round(facts.loop_lag, 3)},
         "thresholds": verdict_rows(verdicts),
         "verdict": overall(verdicts),
         "timeline": _timeline(timeline),

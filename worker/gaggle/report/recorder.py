@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from gaggle._version import __version__
-from gaggle.errors import ConfigError
 from gaggle.metrics import Metrics, Source, TaskNames, Verdict
 from gaggle.options import REPORT_FORMATS, RunConfig
 from gaggle.report.html import render_html
+from gaggle.report.logs import cannot_write, log_file_path
 from gaggle.report.model import RunFacts, build_report
 from gaggle.report.timeline import Timeline
 
@@ -73,18 +73,33 @@ class SoFar:
     warnings: list[str] = field(default_factory=list)
 
 
-def check_writable(path: str) -> None:
-    """Fail before the run, not after an hour of load, when the report cannot be written."""
+def check_writable(path: str, option: str = "--report-file") -> None:
+    """Fail before the run, not after an hour of load, when a file cannot be written: its
+    directory is missing or a file, it is a directory, or it is read-only. Opening for append
+    tells, and changes nothing (a file made for the test is removed)."""
     file = Path(path)
     existed = file.exists()
     try:
         with file.open("a"):
             pass
     except OSError as error:
-        reason = error.strerror or str(error)
-        raise ConfigError("--report-file", path, f"cannot write there ({reason})") from None
+        raise cannot_write(option, path, error) from None
     if not existed:
         file.unlink()
+
+
+def check_output_paths(config: RunConfig, *, users_here: bool = True) -> None:
+    """Every file this process will write (-L, -m, -d, -R), checked before anything is opened
+    or truncated; raises ConfigError naming the first that cannot be written. ``users_here``:
+    False on a manager, whose workers write -m and -d on their own machines."""
+    for option, path in (
+        ("--log-file", log_file_path(config)),
+        ("--requests-file", config.requests_file if users_here else None),
+        ("--debug-file", config.debug_file if users_here else None),
+        ("--report-file", config.report_file),
+    ):
+        if path:
+            check_writable(path, option)
 
 
 SECRET_FLAGS = ("--control-token", "--gaggle-token")  # a report is shared: never their values
@@ -165,6 +180,7 @@ class Report:
             arrival_rate=self.config.arrival_rate,
             latency=result.latency,
             warnings=tuple(result.warnings),
+            loop_lag=self.source.loop_lag_max(),
         )
         return build_report(
             facts, result.metrics, result.task_names, self.timeline, result.verdicts
@@ -179,7 +195,8 @@ class Report:
         try:
             write_report(self.path, data)
         except OSError as error:  # checked at the start; a disk can still fill up
-            log.error("could not write the report to %s: %s", self.path, error)
+            reason = error.strerror or error
+            log.error("--report-file %s: could not write the report (%s)", self.path, reason)
         else:
             log.warning("report written to %s", self.path)
         return result

@@ -31,6 +31,7 @@ class TableOptions:
     task_metrics: bool = True
     latency: str = ""  # what the response times measure, said under the percentiles
     warnings: tuple[str, ...] = ()  # e.g. coordinated omission likely: printed last
+    loop_lag: float = 0.0  # seconds: the event loop's worst lag this run (shown when notable)
 
 
 def readable(value: float) -> str:
@@ -165,6 +166,30 @@ def schedule_table(metrics: Metrics, options: TableOptions) -> Table:
     return table
 
 
+def abandoned_line(metrics: Metrics) -> str:
+    """What the stop timeout cancelled, on a line of its own (not failures); "" when nothing."""
+    requests, tasks = metrics.abandoned_requests, metrics.abandoned_tasks
+    if not (requests or tasks):
+        return ""
+    return (
+        f"Abandoned at the stop: {requests:,} request(s) in flight and {tasks:,} task(s), "
+        "cancelled after --stop-timeout (not counted as failures)"
+    )
+
+
+LOOP_LAG_SHOWN = 0.1  # seconds: a loop this late has visibly delayed the times measured then
+
+
+def loop_lag_line(seconds: float) -> str:
+    """The event loop's worst lag, on a line of its own when notable; "" otherwise."""
+    if seconds < LOOP_LAG_SHOWN:
+        return ""
+    return (
+        f"Event loop lag: up to {format_ms(seconds * 1e6)} ms (a task blocked the loop, or the "
+        "CPU was saturated: times measured then include the wait)"
+    )
+
+
 def print_tables(console: Console, metrics: Metrics, options: TableOptions) -> None:
     tables: list[Table] = []
     if options.task_metrics and options.task_names:
@@ -180,6 +205,11 @@ def print_tables(console: Console, metrics: Metrics, options: TableOptions) -> N
     for table in tables:
         console.print()
         console.print(table)
+    abandoned = abandoned_line(metrics)
+    if abandoned:
+        console.print(f"\n{abandoned}")
+    if lag := loop_lag_line(options.loop_lag):
+        console.print(f"\n{lag}")
     if options.latency:
         console.print(f"\nLatency: {options.latency}")
     for warning in options.warnings:

@@ -6,6 +6,7 @@
 - ``steering``: ``Steering``, the live changes the control API asks for (users, rate, plan…).
 - ``open_model``: the open model's timetable state during a run.
 - ``warnings``: the summary's warnings (coordinated omission, the latency note).
+- ``loop_watch``: ``LoopWatch``, this process's event loop lag, and the task that blocked it.
 - ``process``: what a run's process needs around it: exit codes, logging, the event loop, the
   collector settled for a run.
 

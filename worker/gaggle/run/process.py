@@ -16,6 +16,7 @@ from rich.console import Console
 
 from gaggle.load import LoadShape
 from gaggle.options import RunConfig
+from gaggle.report import LogFile, log_file_path
 from gaggle.taskset import TaskSet, describe_rules
 
 T = TypeVar("T")
@@ -78,9 +79,9 @@ def setup_logging(config: RunConfig) -> None:
     stream.setFormatter(formatter)
     logger.addHandler(stream)
     levels = [console_level]
-    if config.log_file or config.log_level:
+    if (log_file := log_file_path(config)) is not None:
         file_level = max(logging.DEBUG, logging.INFO - 10 * max(0, config.log_level - 1))
-        handler = logging.FileHandler(config.log_file or "gaggle.log", mode="w")
+        handler = LogFile(log_file)  # a write that fails is one line, not one per record
         handler.setLevel(file_level)
         handler.setFormatter(formatter)
         logger.addHandler(handler)

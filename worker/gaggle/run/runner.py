@@ -3,9 +3,10 @@
 The flow is the seed's: users start at the hatch rate; once all are running the session prints
 the tables so far and resets the metrics (unless --no-reset-metrics), which is also when the run
 time starts counting; at the end — run time over, Ctrl-C or SIGTERM — users finish the request in
-flight, run their on_stop tasks, and the summary is printed. A second Ctrl-C ends at once. All of
-that but the users is ``session.Session``'s, shared with the manager. A --test-plan or a load
-shape moves the users instead (``load.drive_users``), and with --iterations the run is over
+flight and run their on_stop tasks, for --stop-timeout at most (then they are cancelled and what
+they were doing is counted abandoned), and the summary is printed. A second Ctrl-C ends at once.
+All of that but the users is ``session.Session``'s, shared with the manager. A --test-plan or a
+load shape moves the users instead (``load.drive_users``), and with --iterations the run is over
 when every user has run its passes.
 """
 
@@ -22,7 +23,7 @@ from gaggle.metrics import Aggregator, Ledger, Metrics, NullAggregator
 from gaggle.report import BufferedLog, open_debug_log, open_requests_log
 from gaggle.run.session import Session
 from gaggle.run.types import RunPlan, iterations_over
-from gaggle.users import ArrivalPool, Hatch, RunContext, Throttle, UserPool
+from gaggle.users import ArrivalPool, Hatch, RunContext, Throttle, UserPool, end_users
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +95,7 @@ class Runner(Session):
             await self.stopping.wait()
             self.steering.close()  # the stop moves every user now
             log.info("stopping (%s); waiting for users to exit", self.stop_reason)
-            await self.pool.wait()
-            await self.arrivals.wait()
+            await end_users((self.pool, self.arrivals), self.plan.config.stop_timeout)
         finally:
             await self._close_logs()
         failure = self.steering.failure  # a load shape's bad tick ended the run

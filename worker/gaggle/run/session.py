@@ -8,7 +8,8 @@ live view (a panel on a terminal, status lines elsewhere: ``report.live``), the 
 user has hatched (which is also when the run time starts counting, unless --no-reset-metrics;
 under a test plan or load shape, when a stage's users first all run), the stage marks of the
 report's timeline, the control API's steering (``gaggle.run.steering``), the final tables, the
-threshold verdicts, and signals (``stop.SignalHandlers``: the second Ctrl-C exits 130).
+threshold verdicts, and signals (``stop.SignalHandlers``: the second Ctrl-C exits 130, even while
+user code holds the loop).
 
 The numbers have one owner, a ``Tally``: the session reads it (tables, Prometheus, the report's
 timeline, status) and resets it at the hatch, and nothing else takes from it.
@@ -44,8 +45,9 @@ from gaggle.report import (
     print_tables,
     print_verdicts,
 )
+from gaggle.run.loop_watch import LoopWatch
 from gaggle.run.open_model import OpenModel
-from gaggle.run.process import settle_heap
+from gaggle.run.process import EXIT_ABORTED, settle_heap
 from gaggle.run.steering import Steering
 from gaggle.run.types import Aborted, LoadKind, RunPlan, RunResult, Tally
 from gaggle.run.warnings import latency_note, summary_warnings
@@ -59,6 +61,7 @@ class Session:
         settle_heap()  # before any clock starts: no full collection walks the startup heap
         self.plan, self.tally = plan, tally
         self.stopping = StopSignal()
+        self.loop_watch = LoopWatch()  # this process's loop: its lag, a task that blocks it
         self.hatch_metrics: Metrics | None = None
         self.metrics_started = time.perf_counter()  # what the tables' and rules' seconds count
         self.load_started: float | None = None  # the first user's start (a manager's: set ahead)
@@ -71,7 +74,7 @@ class Session:
         self._ended_at: float | None = None
         self._timers: list[asyncio.TimerHandle | asyncio.Task[None]] = []
         self.stage_marks: list[tuple[float, str]] = []  # (epoch seconds, label) of each stage
-        self.signals = SignalHandlers(self.stop, self.abort)
+        self.signals = SignalHandlers(self.stop, self.abort, EXIT_ABORTED)
         # a plan of users or a shape moves the users (then the control API, once it took them
         # over); else -u says how many run
         self.driven = plan.moves_users
@@ -103,6 +106,10 @@ class Session:
 
     def loop_lags(self) -> dict[int, float]:
         return {}
+
+    def loop_lag(self) -> float:
+        """The run's worst event loop lag so far, in seconds (a manager's: its workers' too)."""
+        return self.loop_watch.worst
 
     def has_workers(self) -> bool:
         """A manager: the live view shows its workers."""
@@ -196,6 +203,8 @@ class Session:
             workers=self.worker_counts,
             task_names=lambda: self.task_names,
             loop_lags=self.loop_lags,
+            loop_lag=self.loop_watch.recent,
+            loop_lag_max=self.loop_lag,
             users_target=self.users_target,
             stages=lambda: self.stage_marks,
             changes=lambda: [(c.at, c.what, c.text) for c in self.steering.changes],
@@ -248,6 +257,14 @@ class Session:
     def _dropped(self) -> int:
         return Metrics.combined(self.hatch_metrics, self.tally.metrics()).dropped
 
+    def abandoned(self) -> dict[str, int]:
+        """What the stop timeout cancelled so far: requests in flight, and tasks (status)."""
+        parts = [m for m in (self.hatch_metrics, self.tally.metrics()) if m is not None]
+        return {
+            "requests": sum(part.abandoned_requests for part in parts),
+            "tasks": sum(part.abandoned_tasks for part in parts),
+        }
+
     def measured(self) -> tuple[Metrics, float]:
         """The metrics the verdict will judge so far, and the seconds they cover."""
         return self.tally.metrics(), max(1e-9, time.perf_counter() - self.metrics_started)
@@ -257,14 +274,15 @@ class Session:
         if not self.hatched_all:
             return []
         metrics, duration = self.measured()
-        return [verdict for verdict in evaluate(rules, metrics, duration) if not verdict.passed]
+        verdicts = evaluate(rules, metrics, duration, self.loop_lag())
+        return [verdict for verdict in verdicts if not verdict.passed]
 
     # --- the run ----------------------------------------------------------------------------
     def so_far(self) -> SoFar:
         """The run as the final report would tell it if it ended now (the live page's)."""
         metrics, duration = self.measured()
         rules = self.plan.config.threshold_rules
-        verdicts = evaluate(rules, metrics, duration) if self.hatched_all else []
+        verdicts = evaluate(rules, metrics, duration, self.loop_lag()) if self.hatched_all else []
         latency = latency_note(self.plan.config, self.plan.tasksets)
         warnings = list(self._warnings(metrics, duration)) if self.hatched_all else []
         return SoFar(
@@ -284,6 +302,7 @@ class Session:
         endpoint: web.AppRunner | None = None
         view = open_view(config, plan.console, owns_output=plan.owns_output)
         self.signals.install()
+        self.loop_watch.start()
         try:
             if listens:  # may refuse (a port in use): before any load too
                 controls = self.steering if plan.owns_output else None  # a worker obeys its manager
@@ -313,6 +332,7 @@ class Session:
             view.close()  # erased before the final tables print
             report.close()
             self.signals.remove()
+            self.loop_watch.stop()
             if endpoint is not None:
                 await endpoint.cleanup()
         return self._finish(report, ran)
@@ -328,7 +348,7 @@ class Session:
             if not config.no_metrics:
                 log.info("printing metrics after %.0f seconds...", duration)
                 self.print_tables(metrics, duration)
-            verdicts = evaluate(config.threshold_rules, metrics, duration)
+            verdicts = evaluate(config.threshold_rules, metrics, duration, self.loop_lag())
             print_verdicts(self.plan.console, verdicts, shown=not config.no_metrics)
         result = RunResult(
             metrics=metrics,
@@ -399,6 +419,7 @@ class Session:
             task_metrics=not config.no_task_metrics,
             latency=latency_note(config, self.plan.tasksets),
             warnings=self._warnings(metrics, duration),
+            loop_lag=self.loop_lag(),
         )
         with self.plan.console:  # one write: the panel moves below the tables at once, no flicker
             print_tables(self.plan.console, metrics, options)

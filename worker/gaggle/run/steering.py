@@ -89,6 +89,8 @@ class SteeredRun(Protocol):
 
     def progress(self) -> Progress: ...
 
+    def abandoned(self) -> dict[str, int]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class Change:
@@ -233,6 +235,7 @@ class Steering:
             else None,  # a closed model has none
             "workers": {str(number): users for number, users in self.run.worker_users().items()},
             "stopping": stopping.reason or None,
+            "abandoned": self.run.abandoned(),  # cancelled by the stop timeout: not failures
             "changes": [{"at": c.at, "what": c.what, "change": c.text} for c in self.changes],
         }
 

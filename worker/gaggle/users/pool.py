@@ -10,7 +10,8 @@ allocation's entry for that index. A new user takes the lowest free slot (the po
 the next, when none is free) and a plan that lowers the users stops the highest first — the last
 started — so the running slots stay the allocation's first entries and the task-set weights stay
 balanced as the crowd shrinks and grows. A stopped user finishes its request in flight and runs
-its on_stop tasks; until then it still counts as running.
+its on_stop tasks; until then it still counts as running. When the run stops, ``end_users`` gives
+them --stop-timeout to do so, then cancels the rest.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import asyncio
 import heapq
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from gaggle.http import CLIENTS, HttpClient
@@ -30,6 +31,9 @@ from gaggle.users.context import RunContext
 from gaggle.users.user import Iterations, TaskPlan, User, run_user
 
 log = logging.getLogger(__name__)
+# After the cancel: how long a cancelled user may take to unwind (close its client) before the
+# run ends without it (a task that catches CancelledError and goes on would hold it forever).
+CANCEL_GRACE = 2.0
 
 
 class Pool:
@@ -52,10 +56,9 @@ class Pool:
         """Users whose task has not ended: the running ones and those still stopping."""
         return sum(1 for task in self.tasks if not task.done())
 
-    async def wait(self) -> None:
-        """Until every user started so far has ended."""
-        if self.tasks:
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+    def busy(self) -> list[asyncio.Task[None]]:
+        """The users whose task has not ended."""
+        return [task for task in self.tasks if not task.done()]
 
     def _user(self, slot: int, taskset_index: int) -> User:
         client = self._clients[taskset_index]()
@@ -203,3 +206,33 @@ class Hatch:
         while self.target < users:
             self.pool.start(self.pool.first_slot + self.target)
             self.target += 1
+
+
+async def end_users(pools: Sequence[Pool], timeout: float) -> int:
+    """The run stopped: until every user of ``pools`` has ended, ``timeout`` seconds at most
+    (--stop-timeout; 0: at once). Then the users still running are cancelled, and what they were
+    doing is counted abandoned (``users.user``: the request in flight, the task). Returns how
+    many were cancelled."""
+    busy = [task for pool in pools for task in pool.busy()]
+    if busy and timeout > 0:
+        await asyncio.wait(busy, timeout=timeout)
+    late = [task for pool in pools for task in pool.busy()]  # any started since, too
+    if late:
+        log.warning(
+            "%d user(s) still running %g s after the stop (--stop-timeout): cancelled; their "
+            "requests in flight and tasks are counted abandoned",
+            len(late),
+            timeout,
+        )
+        for task in late:
+            task.cancel()
+        _, stubborn = await asyncio.wait(late, timeout=CANCEL_GRACE)
+        if stubborn:
+            log.warning(
+                "%d user(s) went on after the cancel; the run ends without them", len(stubborn)
+            )
+    for pool in pools:  # collect every ended user's outcome, so none is reported as unretrieved
+        for task in pool.tasks:
+            if task.done() and not task.cancelled():
+                task.exception()
+    return len(late)

@@ -2,7 +2,10 @@
 
 Per request the hot path is: a clock read, the client's send, one record into the aggregator and
 an append to the requests log when one is open. Tasks that raise are counted as failed and the
-user goes on; a stopping user lets the request in flight finish, then runs its on_stop tasks.
+user goes on, whatever they raise (``SystemExit``, ``KeyboardInterrupt`` and ``CancelledError``
+too: only the run's own cancel ends a user); a stopping user lets the request in flight finish,
+then runs its on_stop tasks — for the stop timeout at most: then the run cancels it, and what it
+was doing is counted abandoned.
 Each user has its own stop signal — a plan that lowers the users stops some, the run's stop
 stops them all. Both load models run a user the same way (``run_user``); only where its passes
 come from differs (``Iterations``): a closed model's user loops until stopped (or --iterations N
@@ -15,6 +18,8 @@ import asyncio
 import random
 import time
 from abc import ABC, abstractmethod
+from pathlib import Path
+from types import FrameType
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -34,6 +39,18 @@ class StopRequested(BaseException):
 
     A BaseException so that a task's own ``except Exception`` cannot swallow it.
     """
+
+
+def ends_the_user(error: BaseException) -> bool:
+    """``error`` is not the task's to count: the run cancelled this user (the stop timeout, an
+    abort) or its coroutine is being closed. A ``CancelledError`` the task raised itself, with
+    no cancel asked of its asyncio task, is a task failure like any other exception."""
+    if isinstance(error, GeneratorExit):
+        return True
+    if not isinstance(error, asyncio.CancelledError):
+        return False
+    current = asyncio.current_task()
+    return current is None or current.cancelling() > 0
 
 
 class TaskPlan:
@@ -121,7 +138,12 @@ class User:
             url = self.base_url + (path if path[:1] == "/" else "/" + path)
         started = time.perf_counter()
         intended, self.intended_start = self.intended_start, None
-        exchange = await self._client.send(method, url, options)
+        try:
+            exchange = await self._client.send(method, url, options)
+        except asyncio.CancelledError as cancel:  # costs nothing until raised (3.11)
+            if ends_the_user(cancel):
+                ctx.aggregator.record_abandoned(request=True)
+            raise
         ended = time.perf_counter()
         timed_from = started
         if intended is not None and intended < started and ctx.config.latency == "intended":
@@ -162,7 +184,8 @@ class User:
         if not success:
             self.task_failed = True
         if response.record.success != success:
-            updated = response.record._replace(success=success, update=True)
+            record = response.record  # a set_failure's tag is the error its row shows
+            updated = record._replace(success=success, update=True, error=tag or record.error)
             response.record = updated
             self.ctx.aggregator.flip_request(updated)
             if self.ctx.requests_log is not None:
@@ -259,7 +282,9 @@ async def run_user(
         user.may_request_while_stopping = True
         for index, spec in plan.on_stop:
             await run_task(ctx, user, instance, index, spec)
-    except Exception as error:  # __init__ raised: count it, the run goes on without this user
+    except BaseException as error:  # __init__ raised: count it, the run goes on without this user
+        if ends_the_user(error):
+            raise
         ctx.task_failed(f"{taskset.__name__}.__init__", error)
         iterations.abandon()
     finally:
@@ -306,6 +331,13 @@ async def run_task(
     except Exception as error:
         success = False
         ctx.task_failed(f"task {type(instance).__name__}.{spec.name}", error)
+    except BaseException as error:  # SystemExit, KeyboardInterrupt, CancelledError...
+        if ends_the_user(error):
+            if not isinstance(error, GeneratorExit):
+                ctx.aggregator.record_abandoned(request=False)
+            raise
+        success = False
+        ctx.task_failed(f"task {type(instance).__name__}.{spec.name}", error)
     seconds = time.perf_counter() - started
     ctx.aggregator.record_task(
         TaskRecord(
@@ -319,3 +351,21 @@ async def run_task(
         )
     )
     return seconds
+
+
+def task_on_stack(frame: FrameType | None) -> tuple[str, str] | None:
+    """The task a stack is in, as (``Shop.checkout``, ``shop.py:12``: its line running now), or
+    None: the loop watch's question when the loop stalls. Read from ``run_task``'s frame, so
+    the hot path publishes nothing (a store per task would name the task that started last,
+    not the one running: the users' tasks interleave)."""
+    inner = None
+    while frame is not None:
+        if frame.f_code is run_task.__code__:
+            found = frame.f_locals
+            instance, spec = found.get("instance"), found.get("spec")
+            if not isinstance(spec, TaskSpec) or inner is None:
+                return None
+            where = f"{Path(inner.f_code.co_filename).name}:{inner.f_lineno}"
+            return f"{type(instance).__name__}.{spec.name}", where
+        inner, frame = frame, frame.f_back
+    return None

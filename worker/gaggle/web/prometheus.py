@@ -119,12 +119,19 @@ class GaggleCollector(Collector):
         yield CounterMetricFamily("gaggle_workers_lost", "Workers lost mid-run.", value=lost)
         lag = GaugeMetricFamily(
             "gaggle_worker_loop_lag_seconds",
-            "How late a worker's event loop ran its 1 s timer (a busy loop, not a dead one).",
+            "How late a worker's event loop ran its timers, at worst in the last 2 s (a busy "
+            "loop, not a dead one).",
             labels=["worker"],
         )
         for worker, seconds in sorted(self.source.loop_lags().items()):
             lag.add_metric([str(worker)], seconds)
         yield lag
+        yield GaugeMetricFamily(
+            "gaggle_loop_lag_seconds",
+            "How late this process's event loop ran its timers, at worst in the last 2 s (a task "
+            "that blocks the loop, or a saturated CPU).",
+            value=self.source.loop_lag(),
+        )
         changes = CounterMetricFamily(
             "gaggle_control_changes",
             "Changes made to the running test through the control API.",
@@ -135,6 +142,14 @@ class GaggleCollector(Collector):
             changes.add_metric([what], made[what])
         yield changes
         yield from schedule_families(metrics, self.source.arrival_rate())
+        abandoned = CounterMetricFamily(
+            "gaggle_abandoned",
+            "What --stop-timeout cancelled while it still ran: requests in flight, tasks.",
+            labels=["what"],
+        )
+        abandoned.add_metric(["request"], metrics.abandoned_requests)
+        abandoned.add_metric(["task"], metrics.abandoned_tasks)
+        yield abandoned
 
 
 def schedule_families(metrics: Metrics, arrival_rate: float) -> Iterator[Metric]:

@@ -139,6 +139,8 @@ class Delta(_message.Message):
     TASKS_FIELD_NUMBER: _builtins.int
     ARRIVALS_DROPPED_FIELD_NUMBER: _builtins.int
     SCHEDULE_LAG_FIELD_NUMBER: _builtins.int
+    REQUESTS_ABANDONED_FIELD_NUMBER: _builtins.int
+    TASKS_ABANDONED_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     users_running: _builtins.int
     final: _builtins.bool
@@ -149,6 +151,11 @@ class Delta(_message.Message):
     """An open model's (and paced tasks') scheduled starts: arrivals that found no free user,
     and one row (method "", name "lag") timing how late the others began, in microseconds.
     """
+    requests_abandoned: _builtins.int
+    """What --stop-timeout cancelled while it still ran: requests in flight, and tasks (neither
+    served nor failed). A worker of an older gaggle sends none: 0.
+    """
+    tasks_abandoned: _builtins.int
     @_builtins.property
     def errors(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
     @_builtins.property
@@ -173,10 +180,12 @@ class Delta(_message.Message):
         tasks: Global___Table | None = ...,
         arrivals_dropped: _builtins.int = ...,
         schedule_lag: Global___Table | None = ...,
+        requests_abandoned: _builtins.int = ...,
+        tasks_abandoned: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests", "schedule_lag", b"schedule_lag", "tasks", b"tasks"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["arrivals_dropped", b"arrivals_dropped", "errors", b"errors", "final", b"final", "hatched", b"hatched", "requests", b"requests", "schedule_lag", b"schedule_lag", "sequence", b"sequence", "tasks", b"tasks", "users_running", b"users_running"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["arrivals_dropped", b"arrivals_dropped", "errors", b"errors", "final", b"final", "hatched", b"hatched", "requests", b"requests", "requests_abandoned", b"requests_abandoned", "schedule_lag", b"schedule_lag", "sequence", b"sequence", "tasks", b"tasks", "tasks_abandoned", b"tasks_abandoned", "users_running", b"users_running"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

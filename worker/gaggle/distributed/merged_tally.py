@@ -3,10 +3,14 @@
 Why numpy: a gaggle of 100 workers × 200 request names sends about 22,000 rows and 1.6 million
 histogram buckets a second; folding them one by one in Python cost three quarters of a core
 (benchmarks/gaggle.py). Deltas are columnar (gaggle.proto's ``Table``), so here each column is one
-array and a delta folds in a few ``np.add.at`` / ``np.minimum.at`` steps into dense arrays with a
-row (slot) per request (method, name) or task. ``metrics()`` writes the slots that changed back
-into the engine's ``Stats`` when someone reads them (tables, a scrape, /summary). numpy is
-imported by the manager only.
+array and a delta folds in a few numpy steps into arrays with a row (slot) per request (method,
+name) or task. A slot holds what it has counted, not every bucket there is: its histogram is a
+window of the buckets from its fastest to its slowest time (``WindowCounts``), its status codes
+a column per code the run has seen (``CodeCounts``). Whole rows (40 KiB a name) took the manager
+to 1.8 GB with 20,000 names, a request path each (review D3); a name seen once now costs a few
+cells, and a bucket still folds at a fixed offset, as in a dense row. ``metrics()`` writes the
+slots that changed back into the engine's ``Stats`` when someone reads them (tables, a scrape,
+/summary). numpy is imported by the manager only.
 
 The format is ``codec``'s: its column tables say which fields a table has and how wide each is,
 and its ``check_shape`` is the check every reader makes before folding anything. The decoding is
@@ -16,6 +20,7 @@ the same numbers exactly, which the tests check.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -26,12 +31,16 @@ from gaggle.metrics import MAX_DISTINCT_ERRORS, NO_MIN, Metrics, Stats, add_erro
 from gaggle.wire import gaggle_pb2 as wire
 
 # Bucket indexes 0..4095 cover response times up to about 76 hours; a longer one is counted in
-# the last bucket (its min and max stay exact). 32 KiB per request name or task.
+# the last bucket (its min and max stay exact).
 WIDTH = 4096
 CODES = 1000  # HTTP status codes 0..999
-# codec's typecodes are C types, as the array module writes them; the wire's are little-endian
+POOL_MIN = 1 << 12  # cells: a window pool's first size, and garbage it may hold uncompacted
+# codec's typecodes are C types, as the array module writes them; the wire's are little-endian.
+# Sized types ("<i8", not "q": C long long is not numpy's int64 on Linux) so that ufunc.at takes
+# its fast path: given another type for the same bits, it is ~8x slower.
 _DTYPES = {
-    code: np.dtype(code).newbyteorder("<") for code in (ROW_COLUMNS | ENTRY_COLUMNS).values()
+    code: np.dtype(f"<{np.dtype(code).kind}{np.dtype(code).itemsize}")
+    for code in (ROW_COLUMNS | ENTRY_COLUMNS).values()
 }
 
 Columns = dict[str, npt.NDArray[Any]]
@@ -57,14 +66,14 @@ class MergedTally:
 class Totals:
     def __init__(self, capacity: int = 16) -> None:
         self._metrics = Metrics()
-        self._slots: dict[tuple[bool, Any], int] = {}  # (is_task, key) -> slot
+        self._slots: tuple[dict[Any, int], dict[Any, int]] = ({}, {})  # [is_task][key]
         self._stats: list[Stats] = []
         self._counts = np.zeros((capacity, 2), dtype=np.int64)  # success, fail
         self._sums = np.zeros(capacity, dtype=np.uint64)
         self._mins = np.full(capacity, NO_MIN, dtype=np.uint64)
         self._maxs = np.zeros(capacity, dtype=np.uint64)
-        self._buckets = np.zeros((capacity, WIDTH), dtype=np.uint64)
-        self._codes = np.zeros((capacity, CODES), dtype=np.uint64)
+        self._buckets = WindowCounts(WIDTH, capacity)
+        self._codes = CodeCounts(capacity)
         self._dirty: set[int] = set()
 
     def merge(self, delta: wire.Delta) -> None:
@@ -72,9 +81,13 @@ class Totals:
         tables = [_columns(delta.requests, False), _columns(delta.tasks, True)]
         # an open model's lag, checked before folding too; a closed model's deltas have none
         lag = _columns(delta.schedule_lag, False)[1] if delta.HasField("schedule_lag") else None
-        for is_task, (keys, columns) in zip((False, True), tables, strict=True):
-            if keys:
-                self._fold(self._slots_of(is_task, keys), columns)
+        folds = [
+            (self._slots_of(is_task, keys), columns)
+            for is_task, (keys, columns) in zip((False, True), tables, strict=True)
+            if keys
+        ]
+        for slots, columns in folds:
+            self._fold(slots, columns)
         self._metrics.dropped += delta.arrivals_dropped
         self._metrics.abandoned_requests += delta.requests_abandoned
         self._metrics.abandoned_tasks += delta.tasks_abandoned
@@ -91,24 +104,28 @@ class Totals:
 
     def metrics(self) -> Metrics:
         """The totals as the engine's ``Metrics`` (live: later merges update it again)."""
-        for slot in self._dirty:
-            stats = self._stats[slot]
-            stats.success_count, stats.fail_count = self._counts[slot].tolist()
-            stats.sum_us = int(self._sums[slot])
-            stats.min_us = int(self._mins[slot])
-            stats.max_us = int(self._maxs[slot])
-            stats.histogram.counts = _sparse(self._buckets[slot])
-            stats.histogram.total = int(self._buckets[slot].sum())
-            stats.status_codes = _sparse(self._codes[slot])
+        if not self._dirty:
+            return self._metrics
+        slots = np.array(sorted(self._dirty), dtype=np.int64)
         self._dirty.clear()
+        counts, sums = self._counts[slots].tolist(), self._sums[slots].tolist()
+        mins, maxs = self._mins[slots].tolist(), self._maxs[slots].tolist()
+        buckets, codes = self._buckets.read(slots), self._codes.read(slots)
+        for i, slot in enumerate(slots.tolist()):
+            stats = self._stats[slot]
+            stats.success_count, stats.fail_count = counts[i]
+            stats.sum_us, stats.min_us, stats.max_us = sums[i], mins[i], maxs[i]
+            stats.histogram.counts = buckets[i]
+            stats.histogram.total = sum(buckets[i].values())
+            stats.status_codes = codes[i]
         return self._metrics
 
     def _slots_of(self, is_task: bool, keys: list[Any]) -> npt.NDArray[np.intp]:
-        slots = self._slots
-        found = [slots.get((is_task, key)) for key in keys]
-        for i, slot in enumerate(found):
-            if slot is None:
-                found[i] = self._add_slot(is_task, keys[i])
+        found = list(map(self._slots[is_task].get, keys))
+        if None in found:  # names never seen before
+            for i, slot in enumerate(found):
+                if slot is None:
+                    found[i] = self._add_slot(is_task, keys[i])
         return np.array(found, dtype=np.intp)
 
     def _add_slot(self, is_task: bool, key: Any) -> int:
@@ -117,7 +134,7 @@ class Totals:
             self._grow()
         stats = Stats()
         self._stats.append(stats)
-        self._slots[(is_task, key)] = slot
+        self._slots[is_task][key] = slot
         (self._metrics.tasks if is_task else self._metrics.requests)[key] = stats
         return slot
 
@@ -128,7 +145,8 @@ class Totals:
 
         self._counts, self._sums = double(self._counts), double(self._sums)
         self._mins, self._maxs = double(self._mins, NO_MIN), double(self._maxs)
-        self._buckets, self._codes = double(self._buckets), double(self._codes)
+        self._buckets.grow(len(self._sums))
+        self._codes.grow(len(self._sums))
 
     def _fold(self, slots: npt.NDArray[np.intp], columns: Columns) -> None:
         np.add.at(self._counts[:, 0], slots, columns["success_count"])
@@ -136,24 +154,182 @@ class Totals:
         np.add.at(self._sums, slots, columns["sum_us"])
         np.minimum.at(self._mins, slots, columns["min_us"])
         np.maximum.at(self._maxs, slots, columns["max_us"])
-        where = np.repeat(slots * WIDTH, columns["bucket_rows"])
-        where += np.minimum(columns["bucket_indexes"], WIDTH - 1)
-        # Same dtypes on both sides: ufunc.at's casting path is ~25x slower than its fast path.
-        counts = columns["bucket_counts"].astype(np.uint64)
-        np.add.at(self._buckets.reshape(-1), where, counts)
-        where = np.repeat(slots * CODES, columns["status_rows"]) + columns["status_codes"]
-        np.add.at(self._codes.reshape(-1), where, columns["status_counts"].astype(np.uint64))
+        self._buckets.add(slots, columns["bucket_rows"], columns["bucket_indexes"],
+                          columns["bucket_counts"])  # fmt: skip
+        self._codes.add(slots, columns["status_rows"], columns["status_codes"],
+                        columns["status_counts"])  # fmt: skip
         self._dirty.update(slots.tolist())
 
 
-def _sparse(dense: npt.NDArray[np.uint64]) -> dict[int, int]:
-    filled = np.flatnonzero(dense)
-    return dict(zip(filled.tolist(), dense[filled].tolist(), strict=True))
+class WindowCounts:
+    """Counts by (slot, index < width), each slot's in a window of one pool: the indexes from
+    the least to the greatest it has counted. An index is then its slot's base offset away, as
+    in a dense row, while a name seen once holds a cell or two, not a row of ``width`` (review
+    D3). A window that must widen moves to the pool's end; the pool is compacted when more of it
+    is left behind than is in windows. An index past the width counts in the last."""
+
+    def __init__(self, width: int, capacity: int) -> None:
+        self._width = width
+        self._base = np.zeros(capacity, dtype=np.int64)  # pool offset of the slot's index 0
+        self._low = np.zeros(capacity, dtype=np.int64)  # its window: indexes low..high-1
+        self._high = np.zeros(capacity, dtype=np.int64)
+        self._pool = np.zeros(POOL_MIN, dtype=np.uint64)
+        self._used = 0  # pool cells handed out, the ones left behind included
+        self._held = 0  # pool cells in windows
+
+    def grow(self, capacity: int) -> None:
+        """Room for slots below ``capacity`` (their windows empty)."""
+        more = np.zeros(capacity - len(self._base), dtype=np.int64)
+        self._base, self._low, self._high = (
+            np.concatenate([array, more]) for array in (self._base, self._low, self._high)
+        )
+
+    def add(
+        self,
+        slots: npt.NDArray[np.intp],
+        rows: npt.NDArray[Any],
+        indexes: npt.NDArray[Any],
+        counts: npt.NDArray[Any],
+    ) -> None:
+        """Row i (at ``slots[i]``) adds the next ``rows[i]`` (index, count) entries."""
+        if not len(indexes):
+            return
+        index = indexes.astype(np.int64)
+        firsts = np.cumsum(rows.astype(np.int64))
+        firsts -= rows
+        held = slots
+        if not rows.all():  # rows without entries (a flip's) have no window to check
+            filled = rows > 0
+            held, firsts = slots[filled], firsts[filled]
+        # each row's least and greatest index: a worker sends them sorted, but nothing relies on it
+        low, high = np.minimum.reduceat(index, firsts), np.maximum.reduceat(index, firsts)
+        if high.max() >= self._width:
+            np.minimum(index, self._width - 1, out=index)
+            np.minimum(low, self._width - 1, out=low)
+            np.minimum(high, self._width - 1, out=high)
+        if (low < self._low[held]).any() or (high >= self._high[held]).any():
+            # a window to make or widen: a new name, or a time outside its window so far
+            outside = (low < self._low[held]) | (high >= self._high[held])
+            self._widen(held[outside], low[outside], high[outside] + 1)
+        where = np.repeat(self._base[slots], rows)
+        where += index
+        # Same dtypes on both sides: ufunc.at's casting path is ~25x slower than its fast path.
+        np.add.at(self._pool, where, counts.astype(np.uint64))
+
+    def read(self, slots: npt.NDArray[np.int64]) -> list[dict[int, int]]:
+        """Each slot's counts by index, those above zero."""
+        low, sizes = self._low[slots], self._high[slots] - self._low[slots]
+        cells = self._pool[_spans(self._base[slots] + low, sizes)]
+        filled = np.flatnonzero(cells)
+        indexes = _spans(low, sizes)[filled].tolist()
+        counts = cells[filled].tolist()
+        cuts = [0, *np.searchsorted(filled, np.cumsum(sizes)).tolist()]
+        return [
+            dict(zip(indexes[a:b], counts[a:b], strict=True)) for a, b in itertools.pairwise(cuts)
+        ]
+
+    def _widen(
+        self, slots: npt.NDArray[np.intp], low: npt.NDArray[np.int64], high: npt.NDArray[np.int64]
+    ) -> None:
+        """The slots' windows made to hold ``low..high-1`` too, at the pool's end."""
+        slots, row = np.unique(slots, return_inverse=True)  # a slot twice: one window for both
+        least = np.full(len(slots), self._width, dtype=np.int64)
+        most = np.zeros(len(slots), dtype=np.int64)
+        np.minimum.at(least, row, low)
+        np.maximum.at(most, row, high)
+        old_low, old_high = self._low[slots], self._high[slots]
+        kept = old_high - old_low  # 0: a window made now
+        least = np.where(kept > 0, np.minimum(least, old_low), least)
+        most = np.where(kept > 0, np.maximum(most, old_high), most)
+        sizes = most - least
+        added = int(sizes.sum())
+        self._reserve(self._used + added)
+        base = self._used + np.cumsum(sizes) - sizes - least
+        moved = self._pool[_spans(self._base[slots] + old_low, kept)]
+        self._pool[_spans(base + old_low, kept)] = moved
+        self._base[slots], self._low[slots], self._high[slots] = base, least, most
+        self._used += added
+        self._held += added - int(kept.sum())
+        if self._used - self._held > max(self._held, POOL_MIN):
+            self._compact()
+
+    def _reserve(self, cells: int) -> None:
+        if cells > len(self._pool):
+            more = np.zeros(max(cells, 2 * len(self._pool)) - len(self._pool), dtype=np.uint64)
+            self._pool = np.concatenate([self._pool, more])
+
+    def _compact(self) -> None:
+        """Every window moved to the start of a new pool, in slot order."""
+        sizes = self._high - self._low
+        starts = np.cumsum(sizes) - sizes
+        pool = np.zeros(max(POOL_MIN, 2 * self._held), dtype=np.uint64)
+        pool[_spans(starts, sizes)] = self._pool[_spans(self._base + self._low, sizes)]
+        self._pool, self._base, self._used = pool, starts - self._low, self._held
+
+
+class CodeCounts:
+    """Counts by (slot, status code) in a column per code the run has seen: a run sees a handful,
+    so a slot holds a few cells however many names there are (a hostile worker that sends every
+    code makes them 1,000: as many as a status code has values)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._column = np.full(CODES, -1, dtype=np.int64)  # by code: its column, or -1
+        self._codes = np.zeros(0, dtype=np.int64)  # by column: its code
+        self._counts = np.zeros((capacity, 4), dtype=np.uint64)
+
+    def grow(self, capacity: int) -> None:
+        more = np.zeros((capacity - len(self._counts), self._counts.shape[1]), dtype=np.uint64)
+        self._counts = np.concatenate([self._counts, more])
+
+    def add(
+        self,
+        slots: npt.NDArray[np.intp],
+        rows: npt.NDArray[Any],
+        codes: npt.NDArray[Any],
+        counts: npt.NDArray[Any],
+    ) -> None:
+        """Row i (at ``slots[i]``) adds the next ``rows[i]`` (code < CODES, count) entries."""
+        if not len(codes):
+            return
+        column = self._column[codes]
+        if column.min() < 0:  # a code the run had not seen
+            self._add_columns(np.unique(codes[column < 0]))
+            column = self._column[codes]
+        where = np.repeat(slots * self._counts.shape[1], rows)
+        where += column
+        np.add.at(self._counts.reshape(-1), where, counts.astype(np.uint64))
+
+    def read(self, slots: npt.NDArray[np.int64]) -> list[dict[int, int]]:
+        """Each slot's counts by code, those above zero, in code order."""
+        order = np.argsort(self._codes)
+        counts = self._counts[slots][:, order]
+        rows, columns = np.nonzero(counts)
+        codes, found = self._codes[order][columns].tolist(), counts[rows, columns].tolist()
+        cuts = [0, *np.searchsorted(rows, np.arange(len(slots)), "right").tolist()]
+        return [dict(zip(codes[a:b], found[a:b], strict=True)) for a, b in itertools.pairwise(cuts)]
+
+    def _add_columns(self, codes: npt.NDArray[Any]) -> None:
+        seen = len(self._codes)
+        self._column[codes] = np.arange(seen, seen + len(codes))
+        self._codes = np.concatenate([self._codes, codes.astype(np.int64)])
+        width = self._counts.shape[1]
+        if len(self._codes) > width:
+            wider = np.zeros((len(self._counts), max(2 * width, len(self._codes))), np.uint64)
+            wider[:, :width] = self._counts
+            self._counts = wider
+
+
+def _spans(starts: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """The positions ``starts[i] .. starts[i] + sizes[i] - 1`` of every i, in order."""
+    ends = np.cumsum(sizes)
+    total = int(ends[-1]) if len(ends) else 0
+    spans: npt.NDArray[np.int64] = np.repeat(starts - ends + sizes, sizes) + np.arange(total)
+    return spans
 
 
 def _add_rows(stats: Stats, columns: Columns) -> None:
     """A table's rows added to one ``Stats`` as Python ints: the schedule lag's (one row at
-    most), too few for the dense fold, and its buckets past ``WIDTH`` stay exact."""
+    most), too few for the numpy fold, and its buckets past ``WIDTH`` stay exact."""
     rows = {name: columns[name].tolist() for name in ROW_COLUMNS}
     if not rows["success_count"]:
         return

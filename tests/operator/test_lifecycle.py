@@ -75,10 +75,12 @@ def test_a_spec_change_during_a_run_is_refused_not_applied(
     namespace: str, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
 ) -> None:
     _, url = bridge_target
-    kubectl.apply(loadtest("web", url, runTime="5s"))
-    wait_for_phase(kubectl, "web", ("Running", *FINAL), operator)
+    # long enough that the change meets the run however slowly the operator sees it (a 5 s run
+    # had ended before the update handler ran, on a loaded machine)
+    kubectl.apply(loadtest("web", url, runTime="30s"))
+    assert wait_for_phase(kubectl, "web", ("Running", *FINAL), operator)["phase"] == "Running"
     # users alone would be taken live (relay.py); with a field a run cannot take, nothing is
-    kubectl.apply(loadtest("web", url, runTime="5s", users=40, throttleRequests=5))
+    kubectl.apply(loadtest("web", url, runTime="30s", users=40, throttleRequests=5))
     deadline = time.monotonic() + 20
     while True:
         status = kubectl.json("get", "loadtest", "web").get("status", {})

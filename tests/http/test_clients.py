@@ -64,7 +64,7 @@ def test_requests_arrive_the_same_from_both_clients(
     target: Target, console: Console, http_client: str
 ) -> None:
     Sends.seen = []
-    run(Sends, console=console, http_client=http_client, host=target.url, users=1, run_time=0.3)
+    run(Sends, console=console, http_client=http_client, host=target.url, users=1, iterations=1)
     seen = dict(Sends.seen)
     for echo in seen.values():
         del echo["user_agent"]
@@ -122,7 +122,7 @@ def test_redirects_change_the_method_as_aiohttp_does(
 ) -> None:
     Redirects.seen = []
     result = run(
-        Redirects, console=console, http_client=http_client, host=target.url, users=1, run_time=0.3
+        Redirects, console=console, http_client=http_client, host=target.url, users=1, iterations=1
     )
     assert result.all_metrics().tasks[(0, 0)].fail_count == 0, result.all_metrics().errors
     seen = dict(Redirects.seen)
@@ -257,7 +257,7 @@ def test_a_task_set_can_choose_its_client(
 ) -> None:
     chosen, default = make_mixed(http_client)
     run(chosen, default, console=console, http_client=http_client, host=target.url, users=2,
-        run_time=0.3)  # fmt: skip
+        iterations=1)  # fmt: skip
     assert len(chosen.agents) == len(default.agents) == 1  # type: ignore[attr-defined]
     assert AGENTS[http_client] in default.agents.pop()  # type: ignore[attr-defined]
     assert AGENTS[chosen.client or ""] in chosen.agents.pop()  # type: ignore[attr-defined]

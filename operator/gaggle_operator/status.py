@@ -1,13 +1,14 @@
 """The figures a LoadTest's status carries: ``live`` while it runs, then ``summary``,
-``thresholds`` and ``verdict`` — bounded in size (a status is not a report: the top requests and
-errors only; the full JSON summary goes to the summary ConfigMap).
+``thresholds`` and ``verdict`` — bounded in size (a status is not a report: the busiest requests,
+an ``(other names)`` row summing the rest, and the top errors; the full JSON summary goes to the
+summary ConfigMap).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from gaggle.metrics import Metrics, Stats, ms, overall, verdict_rows
+from gaggle.metrics import OTHER_NAMES, Metrics, Stats, busiest, ms, overall, verdict_rows
 from gaggle.run import RunResult
 
 TOP_REQUESTS = 10
@@ -58,7 +59,8 @@ def summary(result: RunResult) -> dict[str, Any]:
     """The measured phase's numbers (the same ones the manager's tables print)."""
     metrics, seconds = result.metrics, result.duration
     total = metrics.aggregated_requests()
-    ranked = sorted(metrics.requests.items(), key=lambda item: -item[1].count)[:TOP_REQUESTS]
+    view = busiest(metrics.requests, TOP_REQUESTS)
+    ranked = sorted(view.shown, key=lambda item: -item[1].count)
     errors = sorted(metrics.errors.items(), key=lambda item: -item[1])[:TOP_ERRORS]
     return {
         "requests": total.count,
@@ -78,7 +80,8 @@ def summary(result: RunResult) -> dict[str, Any]:
                 "p95Ms": ms(stats.percentile_us(0.95)),
             }
             for (method, name), stats in ranked
-        ],
+        ]
+        + _other_names(view.other, view.folded),
         **(
             {
                 "arrivals": {
@@ -96,6 +99,21 @@ def summary(result: RunResult) -> dict[str, Any]:
             {"error": error[:MAX_ERROR_CHARS], "count": count} for error, count in errors
         ],
     }
+
+
+def _other_names(other: Stats | None, folded: int) -> list[dict[str, Any]]:
+    """The row that sums the names past the busiest (none when every name is shown)."""
+    if other is None:
+        return []
+    return [
+        {
+            "name": OTHER_NAMES,
+            "names": folded,
+            "requests": other.count,
+            "failures": other.fail_count,
+            "p95Ms": ms(other.percentile_us(0.95)),
+        }
+    ]
 
 
 def verdicts(result: RunResult) -> dict[str, Any]:

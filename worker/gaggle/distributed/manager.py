@@ -26,6 +26,7 @@ from gaggle.distributed.servicer import ManagerServicer, WorkerLink
 from gaggle.distributed.shares import Share, shared_options, split_arrivals, split_users
 from gaggle.distributed.worker_crowd import WorkerCrowd
 from gaggle.load import Segment
+from gaggle.metrics import NameGuard, WatchedTally
 from gaggle.options import Role
 from gaggle.run import RunPlan, Session, iterations_over
 from gaggle.wire import gaggle_pb2 as wire
@@ -44,7 +45,8 @@ class Manager(Session):
         from gaggle.distributed.merged_tally import MergedTally
 
         self.merged = MergedTally()
-        super().__init__(plan, self.merged)
+        guard = NameGuard(plan.config.request_names_limit)  # every worker's names meet here
+        super().__init__(plan, WatchedTally(self.merged, guard))
         self.role = role
         self.servicer = ManagerServicer(self, role, (rules_hash, rules_json), self.merged.merge)
         self.all_done = asyncio.Event()

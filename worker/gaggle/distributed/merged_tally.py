@@ -10,7 +10,9 @@ a column per code the run has seen (``CodeCounts``). Whole rows (40 KiB a name) 
 to 1.8 GB with 20,000 names, a request path each (review D3); a name seen once now costs a few
 cells, and a bucket still folds at a fixed offset, as in a dense row. ``metrics()`` writes the
 slots that changed back into the engine's ``Stats`` when someone reads them (tables, a scrape,
-/summary). numpy is imported by the manager only.
+/summary); what those slots gained since the previous read goes on to the whole run's totals
+(``RunTotals``: the hatching phase is not re-merged on each read). numpy is imported by the
+manager only.
 
 The format is ``codec``'s: its column tables say which fields a table has and how wide each is,
 and its ``check_shape`` is the check every reader makes before folding anything. The decoding is
@@ -27,13 +29,14 @@ import numpy as np
 import numpy.typing as npt
 
 from gaggle.distributed.codec import ENTRY_COLUMNS, KEY_COLUMNS, ROW_COLUMNS, check_shape
-from gaggle.metrics import MAX_DISTINCT_ERRORS, NO_MIN, Metrics, Stats, add_error
+from gaggle.metrics import MAX_DISTINCT_ERRORS, NO_MIN, Metrics, RunTotals, Stats, add_error
 from gaggle.wire import gaggle_pb2 as wire
 
 # Bucket indexes 0..4095 cover response times up to about 76 hours; a longer one is counted in
 # the last bucket (its min and max stay exact).
 WIDTH = 4096
 CODES = 1000  # HTTP status codes 0..999
+UNREAD_MAX = 1 << 20  # histogram entries folded before the whole run's totals take them anyway
 POOL_MIN = 1 << 12  # cells: a window pool's first size, and garbage it may hold uncompacted
 # codec's typecodes are C types, as the array module writes them; the wire's are little-endian.
 # Sized types ("<i8", not "q": C long long is not numpy's int64 on Linux) so that ufunc.at takes
@@ -51,16 +54,31 @@ class MergedTally:
 
     def __init__(self) -> None:
         self._totals = Totals()
+        self._run = RunTotals(self._totals.metrics(), self._read)
 
     def merge(self, delta: wire.Delta) -> None:
         self._totals.merge(delta)
+        if self._totals.unread_entries > UNREAD_MAX:  # nobody reads: keep what waits bounded
+            self._read()
 
     def metrics(self) -> Metrics:
+        self._read()
         return self._totals.metrics()
 
+    def run_totals(self) -> RunTotals:
+        return self._run
+
     def reset(self) -> Metrics:
+        self._read()
+        self._run.set_aside()
         counted, self._totals = self._totals.metrics(), Totals()
         return counted
+
+    def _read(self) -> None:
+        """The totals written back; what they gained since the last read, told to the run's."""
+        changes = self._totals.changes()
+        if not changes.is_empty():
+            self._run.add(changes)
 
 
 class Totals:
@@ -75,6 +93,10 @@ class Totals:
         self._buckets = WindowCounts(WIDTH, capacity)
         self._codes = CodeCounts(capacity)
         self._dirty: set[int] = set()
+        self._keys: list[tuple[bool, Any]] = []  # by slot: (is_task, key)
+        self._unread = Metrics()  # what merges added beside the slots since ``changes()``
+        self._folded: list[tuple[npt.NDArray[np.intp], Columns]] = []  # ... and in them
+        self._folded_entries = 0
 
     def merge(self, delta: wire.Delta) -> None:
         """Fold one delta in; a malformed one raises ValueError before anything is folded."""
@@ -93,6 +115,7 @@ class Totals:
         self._metrics.abandoned_tasks += delta.tasks_abandoned
         if lag is not None:
             _add_rows(self._metrics.lag, lag)
+        self._note_unread(delta, lag)
         errors, incoming = self._metrics.errors, delta.errors
         if len(errors) + len(incoming) <= MAX_DISTINCT_ERRORS:  # no cap to apply: plain sums
             get = errors.get
@@ -120,6 +143,52 @@ class Totals:
             stats.status_codes = codes[i]
         return self._metrics
 
+    def changes(self) -> Metrics:
+        """The totals written back (``metrics()``) and, as a delta, what they gained since the
+        previous call: the buckets the folds since then added (summed in numpy, so the cost is
+        the buckets that changed, not every name's), a row's other figures less those its
+        ``Stats`` held. A delta's min and max are the row's own (merged, they give the same)."""
+        changes, self._unread = self._unread, Metrics()
+        folded, self._folded, self._folded_entries = self._folded, [], 0
+        if not self._dirty:
+            return changes
+        # a write-back gives a row new status-code dicts: the old ones are what the row held
+        before = [
+            (slot, stats, stats.success_count, stats.fail_count, stats.sum_us,
+             stats.histogram.total, stats.status_codes)
+            for slot, stats in ((slot, self._stats[slot]) for slot in self._dirty)
+        ]  # fmt: skip
+        gains = _bucket_gains(folded, WIDTH)
+        self.metrics()
+        for slot, stats, successes, fails, sums, total, codes in before:
+            change = Stats()
+            change.success_count = stats.success_count - successes
+            change.fail_count = stats.fail_count - fails
+            change.sum_us = stats.sum_us - sums
+            change.min_us, change.max_us = stats.min_us, stats.max_us
+            change.histogram.counts = gains.get(slot, {})
+            change.histogram.total = stats.histogram.total - total
+            change.status_codes = _gained(stats.status_codes, codes)
+            is_task, key = self._keys[slot]
+            (changes.tasks if is_task else changes.requests)[key] = change
+        return changes
+
+    @property
+    def unread_entries(self) -> int:
+        """Histogram entries folded since ``changes()`` last took them."""
+        return self._folded_entries
+
+    def _note_unread(self, delta: wire.Delta, lag: Columns | None) -> None:
+        """What ``merge`` added outside the slots, kept for the next ``changes()`` too."""
+        unread = self._unread
+        unread.dropped += delta.arrivals_dropped
+        unread.abandoned_requests += delta.requests_abandoned
+        unread.abandoned_tasks += delta.tasks_abandoned
+        if lag is not None:
+            _add_rows(unread.lag, lag)
+        for error, count in delta.errors.items():
+            add_error(unread.errors, error, count)
+
     def _slots_of(self, is_task: bool, keys: list[Any]) -> npt.NDArray[np.intp]:
         found = list(map(self._slots[is_task].get, keys))
         if None in found:  # names never seen before
@@ -135,6 +204,7 @@ class Totals:
         stats = Stats()
         self._stats.append(stats)
         self._slots[is_task][key] = slot
+        self._keys.append((is_task, key))
         (self._metrics.tasks if is_task else self._metrics.requests)[key] = stats
         return slot
 
@@ -159,6 +229,8 @@ class Totals:
         self._codes.add(slots, columns["status_rows"], columns["status_codes"],
                         columns["status_counts"])  # fmt: skip
         self._dirty.update(slots.tolist())
+        self._folded.append((slots, columns))
+        self._folded_entries += len(columns["bucket_counts"])
 
 
 class WindowCounts:
@@ -317,6 +389,42 @@ class CodeCounts:
             wider = np.zeros((len(self._counts), max(2 * width, len(self._codes))), np.uint64)
             wider[:, :width] = self._counts
             self._counts = wider
+
+
+def _bucket_gains(
+    folded: list[tuple[npt.NDArray[np.intp], Columns]], width: int
+) -> dict[int, dict[int, int]]:
+    """What ``folded`` added to each slot's buckets, by index (past ``width``: in the last, as
+    ``WindowCounts`` counts them), those above zero."""
+    if not folded:
+        return {}
+    slot = np.concatenate([np.repeat(slots, columns["bucket_rows"]) for slots, columns in folded])
+    index = np.concatenate([columns["bucket_indexes"] for _, columns in folded]).astype(np.int64)
+    count = np.concatenate([columns["bucket_counts"] for _, columns in folded]).astype(np.int64)
+    np.minimum(index, width - 1, out=index)
+    key = slot.astype(np.int64) * width + index
+    order = np.argsort(key, kind="stable")
+    key, count = key[order], count[order]
+    firsts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if len(key) else key
+    sums = np.add.reduceat(count, firsts) if len(key) else count
+    kept = sums > 0
+    slots, indexes = np.divmod(key[firsts][kept], width)
+    gains: dict[int, dict[int, int]] = {}
+    for at, index_, gain in zip(slots.tolist(), indexes.tolist(), sums[kept].tolist(), strict=True):
+        row = gains.get(at)
+        if row is None:
+            row = gains[at] = {}
+        row[index_] = gain
+    return gains
+
+
+def _gained(now: dict[int, int], before: dict[int, int]) -> dict[int, int]:
+    """What each key gained from ``before`` to ``now`` (counts only grow), those that did; a
+    new row's own dict (a write-back replaces a row's dicts, never changes them)."""
+    if not before:
+        return now
+    get = before.get
+    return {key: gain for key, count in now.items() if (gain := count - get(key, 0))}
 
 
 def _spans(starts: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:

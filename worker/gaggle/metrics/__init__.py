@@ -6,6 +6,7 @@
 - ``ledger``: the one reader of the aggregator: the run's totals since start and since reset.
 - ``source``, ``window``: read models (what a reader asks of a run; a sliding window).
 - ``thresholds``: ``--threshold`` rules and the verdict they give on a run's numbers.
+- ``cardinality``: many request names: the one warning, and the busiest-N view of the tables.
 """
 
 from gaggle.metrics.aggregate import (
@@ -19,8 +20,18 @@ from gaggle.metrics.aggregate import (
     request_order,
     task_label,
 )
+from gaggle.metrics.cardinality import (
+    NAMES_LIMIT,
+    OTHER_NAMES,
+    Busiest,
+    NameGuard,
+    WatchedTally,
+    busiest,
+    folded_line,
+    name_pattern,
+)
 from gaggle.metrics.histogram import RELATIVE_ERROR, Histogram, bucket_bounds
-from gaggle.metrics.ledger import Ledger
+from gaggle.metrics.ledger import Ledger, RunTotals
 from gaggle.metrics.record import REQUEST_LOG_FIELDS, RequestRecord, TaskRecord
 from gaggle.metrics.source import Source
 from gaggle.metrics.stats import NO_MIN, Stats, ms
@@ -38,18 +49,23 @@ from gaggle.metrics.window import RollingWindow
 
 __all__ = [
     "MAX_DISTINCT_ERRORS",
+    "NAMES_LIMIT",
     "NO_MIN",
     "OPERATORS",
+    "OTHER_NAMES",
     "RELATIVE_ERROR",
     "REQUEST_LOG_FIELDS",
     "Aggregator",
+    "Busiest",
     "Histogram",
     "Ledger",
     "Metrics",
+    "NameGuard",
     "NullAggregator",
     "RequestKey",
     "RequestRecord",
     "RollingWindow",
+    "RunTotals",
     "Source",
     "Stats",
     "TaskNames",
@@ -57,10 +73,14 @@ __all__ = [
     "Threshold",
     "ThresholdError",
     "Verdict",
+    "WatchedTally",
     "add_error",
     "bucket_bounds",
+    "busiest",
     "evaluate",
+    "folded_line",
     "ms",
+    "name_pattern",
     "overall",
     "parse_threshold",
     "request_order",

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gaggle.metrics.aggregate import Metrics, TaskNames
+from gaggle.metrics.cardinality import NAMES_LIMIT
 
 
 @dataclass
@@ -27,3 +28,7 @@ class Source:
     # each change through the control API: (epoch seconds, what, label)
     changes: Callable[[], list[tuple[float, str, str]]] = lambda: []
     arrival_rate: Callable[[], float] = lambda: 0.0  # arrivals/s the open model asks for now
+    # a reader's own feed of what arrived since its previous call (``RunTotals.follow``);
+    # None: the reader differences ``metrics`` itself
+    follow: Callable[[], Callable[[], Metrics]] | None = None
+    names_limit: int = NAMES_LIMIT  # /metrics: series for the busiest names, the rest folded

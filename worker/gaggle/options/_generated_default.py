@@ -35,6 +35,7 @@ class Default(enum.Enum):
     DEBUG_FORMAT = "debug_format"
     NO_DEBUG_BODY = "no_debug_body"
     STATUS_CODES = "status_codes"
+    REQUEST_NAMES_LIMIT = "request_names_limit"
     LATENCY = "latency"
     THROTTLE_REQUESTS = "throttle_requests"
     STICKY_FOLLOW = "sticky_follow"

@@ -18,13 +18,15 @@ from typing import Any
 from gaggle.errors import ConfigError
 from gaggle.kits import METRICS_PORT
 from gaggle.load import peak_users
-from gaggle.metrics import Threshold, parse_threshold
+from gaggle.metrics import NAMES_LIMIT, Threshold, parse_threshold
 from gaggle.options.conflicts import check_load_model, check_shares
 from gaggle.options.converters import (
     DEBUG_FORMATS,
     DEFAULT_HTTP_CLIENT,
     HTTP_CLIENTS,
     LATENCIES,
+    NAMES_LIMIT_MAX,
+    NAMES_LIMIT_WHY,
     REQUESTS_FORMATS,
     SCHEDULERS,
     STOP_TIMEOUT_DEFAULT,
@@ -209,6 +211,19 @@ class RunConfig(LoadOptions):
         help="show a status code table",
         doc="add a status-code table",
         spec="statusCodes",
+    )
+    request_names_limit: int = option(
+        "--request-names-limit",
+        default=NAMES_LIMIT,
+        convert=whole(1, NAMES_LIMIT_MAX, NAMES_LIMIT_WHY),
+        group=METRICS,
+        metavar="N",
+        help=f"past N distinct request names: one warning, and the tables and /metrics show the "
+        f"N busiest plus '(other names)' (default: {NAMES_LIMIT})",
+        doc="past N distinct request names, [one warning](#many-request-names) names their "
+        "pattern; the console tables, the LoadTest status and `/metrics` show the N busiest and "
+        f"one `(other names)` row (default `{NAMES_LIMIT}`, at most `{NAMES_LIMIT_MAX:,}`); the "
+        "JSON and HTML reports keep every name",
     )
     latency: str = option(
         "--latency",

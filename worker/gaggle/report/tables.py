@@ -15,7 +15,16 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from gaggle.metrics import Metrics, Stats, TaskNames, Verdict, request_order
+from gaggle.metrics import (
+    NAMES_LIMIT,
+    OTHER_NAMES,
+    Metrics,
+    Stats,
+    TaskNames,
+    Verdict,
+    busiest,
+    folded_line,
+)
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +41,7 @@ class TableOptions:
     latency: str = ""  # what the response times measure, said under the percentiles
     warnings: tuple[str, ...] = ()  # e.g. coordinated omission likely: printed last
     loop_lag: float = 0.0  # seconds: the event loop's worst lag this run (shown when notable)
+    names_limit: int = NAMES_LIMIT  # the busiest request names shown; the rest: "(other names)"
 
 
 def readable(value: float) -> str:
@@ -105,19 +115,24 @@ def task_tables(metrics: Metrics, options: TableOptions) -> list[Table]:
     return [counts, times]
 
 
-def _sorted_requests(metrics: Metrics) -> list[tuple[str, Stats]]:
-    rows = sorted(metrics.requests.items(), key=request_order)
-    return [(f"{method} {name}", stats) for (method, name), stats in rows]
+def _request_rows(metrics: Metrics, limit: int) -> list[tuple[str, Stats]]:
+    """The busiest ``limit`` names in name order, then ``(other names)`` summing the rest."""
+    view = busiest(metrics.requests, limit)
+    rows = [(f"{method} {name}", stats) for (method, name), stats in view.shown]
+    return rows if view.other is None else [*rows, (OTHER_NAMES, view.other)]
+
+
+_SECTIONS = (OTHER_NAMES, "Aggregated")  # rows under a line of their own (a name has a method)
 
 
 def request_tables(metrics: Metrics, options: TableOptions) -> list[Table]:
-    rows = _sorted_requests(metrics)
+    rows = _request_rows(metrics, options.names_limit)
     total = metrics.aggregated_requests()
     counts = _table("PER REQUEST METRICS", "Name", "# reqs", "# fails", "req/s", "fail/s")
     times = _table("", "Name", "Avg (ms)", "Min", "Max", "Median")
     percentiles = _table("PERCENTILES (ms)", "Name", *PERCENTILE_LABELS)
     for name, stats in [*rows, ("Aggregated", total)]:
-        if name == "Aggregated":
+        if name in _SECTIONS:
             for table in (counts, times, percentiles):
                 table.add_section()
         counts.add_row(*_count_row(name, stats, options.duration))
@@ -127,7 +142,7 @@ def request_tables(metrics: Metrics, options: TableOptions) -> list[Table]:
     if options.status_codes:
         codes = _table("", "Name", "Status codes")
         for name, stats in [*rows, ("Aggregated", total)]:
-            if name == "Aggregated":
+            if name in _SECTIONS:
                 codes.add_section()
             codes.add_row(name, format_status_codes(stats))
         tables.append(codes)
@@ -205,6 +220,8 @@ def print_tables(console: Console, metrics: Metrics, options: TableOptions) -> N
     for table in tables:
         console.print()
         console.print(table)
+    if (folded := len(metrics.requests) - options.names_limit) > 0:
+        console.print(f"\n{folded_line(folded, options.names_limit)}")
     abandoned = abandoned_line(metrics)
     if abandoned:
         console.print(f"\n{abandoned}")

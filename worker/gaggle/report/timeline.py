@@ -3,7 +3,9 @@
 Each second the sampler reads the cumulative metrics — the same ones the tables and /metrics read;
 on the manager, the merge of every worker's deltas — and keeps the difference from its previous
 reading: requests, failures, and response-time percentiles from that second's histogram delta,
-plus users and workers. Users' code never sees it: the cost is per second, not per request.
+plus users and workers. Users' code never sees it: the cost is per second, not per request. A run
+hands the sampler a feed of what arrived since its previous reading (``Source.follow``), so a
+second costs what changed in it; without one, the sampler differences every row itself.
 
 Memory and file size are bounded: a ``Series`` holds at most ``limit`` points. When full,
 neighbouring points merge pairwise and the step doubles: counts add, percentiles keep the higher
@@ -149,6 +151,7 @@ class Timeline:
         self.started: float | None = None  # the first active second, epoch seconds
         self.max_workers = 0
         self._previous: dict[RequestKey, tuple[int, int, dict[int, int]]] = {}
+        self._changes = source.follow() if source.follow is not None else None
         self._arrivals = (0, 0)  # (started, dropped) at the previous reading
         self._last_clock = clock()
         self._last_wall = wall()
@@ -205,6 +208,12 @@ class Timeline:
     def _differences(self, metrics: Metrics) -> dict[RequestKey, tuple[int, int, dict[int, int]]]:
         """Per request: (requests, failures, histogram counts) since the previous reading."""
         rows = {}
+        if self._changes is not None:  # the run's feed holds just that
+            for key, stats in self._changes().requests.items():
+                change = (stats.count, stats.fail_count, _nonzero(stats.histogram.counts))
+                if change[0] or change[1] or change[2]:
+                    rows[key] = change
+            return rows
         for key, stats in metrics.requests.items():
             counts = stats.histogram.counts
             before = self._previous.get(key)
@@ -232,6 +241,10 @@ class Timeline:
         self.sample()
         self.totals.flush()
         self.requests.flush()
+
+
+def _nonzero(counts: dict[int, int]) -> dict[int, int]:
+    return counts if all(counts.values()) else {i: n for i, n in counts.items() if n}
 
 
 def _percentiles(counts: dict[int, int]) -> dict[str, float]:

@@ -19,7 +19,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from gaggle.load import follow_arrivals, pace
-from gaggle.metrics import Aggregator, Ledger, Metrics, NullAggregator
+from gaggle.metrics import Aggregator, Ledger, Metrics, NameGuard, NullAggregator, WatchedTally
 from gaggle.report import BufferedLog, open_debug_log, open_requests_log
 from gaggle.run.session import Session
 from gaggle.run.types import RunPlan, iterations_over
@@ -38,7 +38,9 @@ class Runner(Session):
         )
         # A worker ships what its users did to its manager; its own /metrics only reads.
         self.ledger = Ledger(aggregator, shipping=not plan.owns_output)
-        super().__init__(plan, self.ledger)
+        guard = NameGuard(config.request_names_limit)  # a worker's manager warns, not the worker
+        tally = WatchedTally(self.ledger, guard) if plan.owns_output else self.ledger
+        super().__init__(plan, tally)
         self.ctx = RunContext(
             config=config,
             aggregator=aggregator,

@@ -12,7 +12,10 @@ threshold verdicts, and signals (``stop.SignalHandlers``: the second Ctrl-C exit
 user code holds the loop).
 
 The numbers have one owner, a ``Tally``: the session reads it (tables, Prometheus, the report's
-timeline, status) and resets it at the hatch, and nothing else takes from it.
+timeline, status) and resets it at the hatch, and nothing else takes from it. What is read every
+second — the whole run's totals for a scrape, /summary and -R, the live view's aggregate and
+counters — the tally keeps up to date as deltas arrive (``RunTotals``): a read costs what
+changed, not a merge of every name's histogram.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from aiohttp import web
 
 from gaggle.kits import SignalHandlers, StopSignal, every_interval
 from gaggle.load import Crowd, Segment
-from gaggle.metrics import Metrics, Source, TaskNames, Threshold, Verdict, evaluate
+from gaggle.metrics import Metrics, Source, Stats, TaskNames, Threshold, Verdict, evaluate
 from gaggle.report import (
     FigureSampler,
     LiveInputs,
@@ -35,7 +38,6 @@ from gaggle.report import (
     NoView,
     Progress,
     Report,
-    RunSoFar,
     SoFar,
     TableOptions,
     View,
@@ -60,6 +62,7 @@ class Session:
     def __init__(self, plan: RunPlan, tally: Tally) -> None:
         settle_heap()  # before any clock starts: no full collection walks the startup heap
         self.plan, self.tally = plan, tally
+        self.run_totals = tally.run_totals()  # hatching phase included; kept by the tally
         self.stopping = StopSignal()
         self.loop_watch = LoopWatch()  # this process's loop: its lag, a task that blocks it
         self.hatch_metrics: Metrics | None = None
@@ -198,7 +201,7 @@ class Session:
     def source(self) -> Source:
         """Everything so far, for /metrics, /summary and the report's per-second samples."""
         return Source(
-            metrics=lambda: Metrics.combined(self.hatch_metrics, self.tally.metrics()),
+            metrics=self._run_metrics,
             users=self.users_running,
             workers=self.worker_counts,
             task_names=lambda: self.task_names,
@@ -209,6 +212,8 @@ class Session:
             stages=lambda: self.stage_marks,
             changes=lambda: [(c.at, c.what, c.text) for c in self.steering.changes],
             arrival_rate=lambda: self.open_model.rate_now() if self.open_model else 0.0,
+            follow=self.run_totals.follow,
+            names_limit=self.plan.config.request_names_limit,
         )
 
     def progress(self) -> Progress:
@@ -248,22 +253,29 @@ class Session:
             progress=self.progress,
             users_running=self.users_running,
             users_target=self.users_target,
-            run_so_far=RunSoFar(self.tally.metrics, lambda: self.hatch_metrics),
+            run_so_far=self._run_so_far,
             load_seconds=self._load_seconds,
             workers=self.worker_counts if self.has_workers() else None,
             dropped=self._dropped if self.plan.config.open_model else None,
         )
 
+    def _run_metrics(self) -> Metrics:
+        """Everything so far, hatching phase included: the tally's live totals, not a copy
+        (read them, don't change them)."""
+        self.tally.metrics()  # a read of the tally still: what watches its reads sees this one
+        return self.run_totals.metrics()
+
+    def _run_so_far(self) -> tuple[Stats, dict[str, int]]:
+        """The live view's: every request row merged and the errors, since the first user."""
+        return self.run_totals.requests(), self.run_totals.metrics().errors
+
     def _dropped(self) -> int:
-        return Metrics.combined(self.hatch_metrics, self.tally.metrics()).dropped
+        return self.run_totals.metrics().dropped
 
     def abandoned(self) -> dict[str, int]:
         """What the stop timeout cancelled so far: requests in flight, and tasks (status)."""
-        parts = [m for m in (self.hatch_metrics, self.tally.metrics()) if m is not None]
-        return {
-            "requests": sum(part.abandoned_requests for part in parts),
-            "tasks": sum(part.abandoned_tasks for part in parts),
-        }
+        metrics = self.run_totals.metrics()
+        return {"requests": metrics.abandoned_requests, "tasks": metrics.abandoned_tasks}
 
     def measured(self) -> tuple[Metrics, float]:
         """The metrics the verdict will judge so far, and the seconds they cover."""
@@ -360,6 +372,7 @@ class Session:
             verdicts=verdicts,
             latency=latency_note(config, self.plan.tasksets),
             warnings=warnings,
+            whole=self.run_totals.metrics() if owns else None,
         )
         return report.finish(result) if ran else result  # nothing ran: nothing to report
 
@@ -420,6 +433,7 @@ class Session:
             latency=latency_note(config, self.plan.tasksets),
             warnings=self._warnings(metrics, duration),
             loop_lag=self.loop_lag(),
+            names_limit=config.request_names_limit,
         )
         with self.plan.console:  # one write: the panel moves below the tables at once, no flicker
             print_tables(self.plan.console, metrics, options)

@@ -13,7 +13,7 @@ from typing import Protocol
 from rich.console import Console
 
 from gaggle.load import LoadShape, Segment
-from gaggle.metrics import Metrics, TaskNames, Verdict
+from gaggle.metrics import Metrics, RunTotals, TaskNames, Verdict
 from gaggle.options import RunConfig
 from gaggle.taskset import TaskSet
 
@@ -98,6 +98,8 @@ class RunResult:
     verdicts: list[Verdict] = field(default_factory=list)  # one per --threshold rule
     latency: str = ""  # which latency the response times are (the summary says it)
     warnings: list[str] = field(default_factory=list)  # e.g. coordinated omission likely
+    # the whole run's totals as the run kept them (``RunTotals``); None: merged when asked
+    whole: Metrics | None = field(default=None, repr=False, compare=False)
 
     @property
     def passed(self) -> bool:
@@ -105,7 +107,10 @@ class RunResult:
         return all(verdict.passed for verdict in self.verdicts)
 
     def all_metrics(self) -> Metrics:
-        """Everything the run did: the hatching phase and the measured phase merged."""
+        """Everything the run did: the hatching phase and the measured phase merged (by the
+        run as it went, when it handed its totals over: read them, don't change them)."""
+        if self.whole is not None:
+            return self.whole
         return Metrics.combined(self.hatch_metrics, self.metrics)
 
 
@@ -118,4 +123,9 @@ class Tally(Protocol):
 
     def reset(self) -> Metrics:
         """Hand over what was counted and start again from zero."""
+        ...
+
+    def run_totals(self) -> RunTotals:
+        """The whole run's totals, the hatching phase included, kept up to date as deltas
+        arrive: what the readers that come every second read, without a copy."""
         ...

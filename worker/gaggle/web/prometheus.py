@@ -3,7 +3,9 @@
 Nothing is counted twice: at scrape time the collector reads the same ``Metrics`` the tables
 print (on the manager, the merge of all workers' deltas), so ``gaggle_requests_total`` equals
 the summary's counts. Counters include the hatching phase, so they never go down at the reset.
-Labels come from the test's request names (never raw URLs), which bounds their cardinality.
+Labels come from the test's request names, whose default is the path: ids in paths would make a
+series set per id, so only the busiest ``--request-names-limit`` names get their own and the rest
+are summed under ``name="(other names)"`` (``metrics.busiest``): a scrape stays bounded.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from gaggle.metrics import Metrics, Source, Stats, bucket_bounds, task_label
+from gaggle.metrics import (
+    OTHER_NAMES,
+    Metrics,
+    Source,
+    Stats,
+    bucket_bounds,
+    busiest,
+    task_label,
+)
 from gaggle.web.control_api import CHANGES
 
 # Upper bounds in seconds of the exported latency buckets (Prometheus needs fixed ones).
@@ -89,7 +99,11 @@ class GaggleCollector(Collector):
             "Response time, body included.",
             labels=["method", "name"],
         )
-        for (method, name), stats in sorted(metrics.requests.items()):
+        view = busiest(metrics.requests, self.source.names_limit)
+        rows = sorted(view.shown, key=lambda row: row[0])
+        if view.other is not None:  # its methods mixed: no method label
+            rows.append((("", OTHER_NAMES), view.other))
+        for (method, name), stats in rows:
             for status, count in sorted(stats.status_codes.items()):
                 requests.add_metric([method, name, str(status)], count)
             failures.add_metric([method, name], stats.fail_count)

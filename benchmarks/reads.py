@@ -1,0 +1,295 @@
+"""What the per-second readers cost: the whole run's totals read the old way (the hatching phase
+re-merged with the totals on every read, ``Metrics.combined``) and the new (``RunTotals``, kept up
+to date as deltas arrive), in one invocation on the same data.
+
+A run of ``--names`` request names (default 200) with a wide latency spread (1 ms .. 2 s,
+log-uniform, as ``tests/gaggle_mode/test_delta_size.py``) is replayed second by second at
+``--rate`` requests a second: a hatching phase, the reset, then the measured phase. Two ledgers
+take the same records: ``OldLedger`` (the ledger as it was: totals since the reset only) read the
+old way, and the engine's ``Ledger`` read the new way. Each simulated second, the readers a run
+has each second read both, timed with ``time.process_time``:
+
+- ``arrival``: what the second's records cost when the first reader of the second drains them
+  (the old ledger: merged into its totals; the new: into those and, after the reset, the whole
+  run's, the live view's aggregate and -R's feed; on a manager, the write-back of the rows that
+  changed, and now their changes too): work per delta, O(what changed), done once whoever reads;
+- ``read``: then one read of the whole run's totals (what a scrape, /summary, -R and the
+  operator read), and again with nothing new;
+- ``live view``: the panel's figures (``FigureSampler``: the aggregate of every request row, the
+  errors, the rolling window);
+- ``-R``: the report timeline's sample (its per-second differences of every row);
+- ``scrape``: a ``/metrics`` scrape (``GaggleCollector`` and the text exposition, whose own
+  formatting is the same on both sides).
+
+The same is then done on a manager: ``--workers`` simulated workers each ship a delta of their
+share of the second (``to_delta``, serialized) into one ``MergedTally``, read old and new. The bar
+(issue metrics-at-scale): one read ≤ 5 ms, and the live view, -R and a scrape each second
+together ≤ 1 % of a run's CPU, i.e. ≤ 10 ms a second. Records are made before the clock
+starts; what is timed is the arrival and the reading.
+
+    .venv/bin/python benchmarks/reads.py [--names 200] [--rate 15000] [--seconds 20] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+# This folder holds gaggle.py, which must not shadow the gaggle package.
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
+
+from prometheus_client import generate_latest  # noqa: E402
+from prometheus_client.registry import CollectorRegistry  # noqa: E402
+
+from gaggle.distributed.codec import to_delta  # noqa: E402
+from gaggle.distributed.merged_tally import MergedTally, Totals  # noqa: E402
+from gaggle.metrics import Aggregator, Ledger, Metrics, RequestRecord, RunTotals, Source  # noqa: E402
+from gaggle.report.figures import FigureSampler, LiveInputs, Progress, RunSoFar  # noqa: E402
+from gaggle.report.timeline import Timeline  # noqa: E402
+from gaggle.web.prometheus import GaggleCollector  # noqa: E402
+from gaggle.wire.gaggle_pb2 import Delta  # noqa: E402
+
+READ_BAR_MS = 5.0
+SECOND_BAR_MS = 10.0  # 1 % of a CPU second
+
+
+class OldLedger:
+    """The ledger before this change: one drain, one merge into the totals since the reset."""
+
+    def __init__(self, aggregator: Aggregator) -> None:
+        self._aggregator, self._totals = aggregator, Metrics()
+
+    def metrics(self) -> Metrics:
+        delta = self._aggregator.drain()
+        if not delta.is_empty():
+            self._totals.merge(delta)
+        return self._totals
+
+    def reset(self) -> Metrics:
+        counted, self._totals = self.metrics(), Metrics()
+        return counted
+
+
+class OldMergedTally:
+    """The manager's tally before this change: the slots written back, nothing more."""
+
+    def __init__(self) -> None:
+        self._totals = Totals()
+
+    def merge(self, delta: Delta) -> None:
+        self._totals.merge(delta)
+
+    def metrics(self) -> Metrics:
+        return self._totals.metrics()
+
+    def reset(self) -> Metrics:
+        counted, self._totals = self._totals.metrics(), Totals()
+        return counted
+
+
+def records(rng: random.Random, names: list[str], count: int) -> list[RequestRecord]:
+    out = []
+    for _ in range(count):
+        name = rng.choice(names)
+        elapsed_us = int(math.exp(rng.uniform(math.log(1_000), math.log(2_000_000))))
+        status = rng.choices((200, 302, 404, 500), (94, 3, 2, 1))[0]
+        error = "" if status < 400 else f"status {status}"
+        fields = (elapsed_us, status, status < 400, False, 0, error)
+        out.append(RequestRecord(0, "GET", name, name, name, False, *fields))
+    return out
+
+
+def new_so_far(totals: RunTotals) -> Callable[[], tuple[object, dict[str, int]]]:
+    """The live view's reading as the session binds it now."""
+    return lambda: (totals.requests(), totals.metrics().errors)
+
+
+def timed(call: Callable[[], object]) -> float:
+    """CPU milliseconds of one call."""
+    started = time.process_time()
+    call()
+    return (time.process_time() - started) * 1000
+
+
+class Readers:
+    """The readers a run has each second, bound to one way of reading the totals."""
+
+    def __init__(
+        self,
+        arrive: Callable[[], object],
+        read: Callable[[], Metrics],
+        so_far: Callable[[], tuple[object, dict[str, int]]],
+        follow: Callable[[], Callable[[], Metrics]] | None,
+    ) -> None:
+        self.arrive, self.read = arrive, read
+        source = Source(metrics=read, users=lambda: 50, follow=follow)
+        self.timeline = Timeline(source)
+        inputs = LiveInputs(
+            progress=lambda: Progress(1.0, 60.0),
+            users_running=lambda: 50,
+            users_target=lambda: 50,
+            run_so_far=so_far,  # type: ignore[arg-type]
+            load_seconds=lambda: 1.0,
+        )
+        self.live = FigureSampler(inputs)
+        self.registry = CollectorRegistry()
+        self.registry.register(GaggleCollector(Source(metrics=read, users=lambda: 50)))
+
+    def second(self) -> dict[str, float]:
+        """One second's readings: (what, CPU ms)."""
+        return {
+            "arrival (per second)": timed(self.arrive),
+            "read": timed(self.read),
+            "read again": timed(self.read),
+            "live view": timed(self.live.sample),
+            "-R": timed(self.timeline.sample),
+            "scrape": timed(lambda: generate_latest(self.registry)),
+        }
+
+
+def standalone(args: argparse.Namespace) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    rng = random.Random(24)
+    names = [f"/api/resource/{i}" for i in range(args.names)]
+    old_agg, new_agg = Aggregator(), Aggregator()
+    old_ledger, new_ledger = OldLedger(old_agg), Ledger(new_agg)
+    hatch: list[Metrics] = []
+    totals = new_ledger.run_totals()
+
+    def old_read() -> Metrics:
+        return Metrics.combined(*hatch, old_ledger.metrics())
+
+    def new_read() -> Metrics:
+        new_ledger.metrics()  # as the session reads: the tally first, then the whole run's
+        return totals.metrics()
+
+    so_far = RunSoFar(old_ledger.metrics, lambda: hatch[0] if hatch else None)
+    old = Readers(old_ledger.metrics, old_read, so_far, None)
+    new = Readers(new_ledger.metrics, new_read, new_so_far(totals), totals.follow)
+    for _ in range(args.history):  # the run so far: the hatching phase, then the reset
+        for record in records(rng, names, args.rate):
+            old_agg.record_request(record)
+            new_agg.record_request(record)
+    hatch.append(old_ledger.reset())
+    new_ledger.reset()
+    old.second(), new.second()  # the first readings take the whole history: not timed
+    old_seconds, new_seconds = [], []
+    for _ in range(args.seconds):
+        for record in records(rng, names, args.rate):
+            old_agg.record_request(record)
+            new_agg.record_request(record)
+        old_seconds.append(old.second())
+        new_seconds.append(new.second())
+    if old_read() != new_read():
+        raise SystemExit("the new read differs from the old one")
+    return old_seconds, new_seconds
+
+
+def gaggle(args: argparse.Namespace) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    rng = random.Random(42)
+    names = [f"/api/resource/{i}" for i in range(args.names)]
+    aggregators = [Aggregator() for _ in range(args.workers)]
+    workers = [Ledger(aggregator, shipping=True) for aggregator in aggregators]
+    merged, old_merged, sequence = MergedTally(), OldMergedTally(), 0
+    hatch: list[Metrics] = []
+    totals = merged.run_totals()
+
+    def ship() -> None:
+        nonlocal sequence
+        share = args.rate // args.workers
+        for aggregator, ledger in zip(aggregators, workers, strict=True):
+            for record in records(rng, names, share):
+                aggregator.record_request(record)
+            sequence += 1
+            wire = to_delta(ledger.take_delta(), sequence, users_running=5, final=False)
+            received = Delta.FromString(wire.SerializeToString())
+            merged.merge(received)
+            old_merged.merge(received)
+
+    def old_read() -> Metrics:
+        return Metrics.combined(*hatch, old_merged.metrics())
+
+    def new_read() -> Metrics:
+        merged.metrics()
+        return totals.metrics()
+
+    so_far = RunSoFar(old_merged.metrics, lambda: hatch[0] if hatch else None)
+    old = Readers(old_merged.metrics, old_read, so_far, None)
+    new = Readers(merged.metrics, new_read, new_so_far(totals), totals.follow)
+    for _ in range(args.history):
+        ship()
+        old_merged.metrics(), merged.metrics()  # read each second: a second's write-back
+    hatch.append(old_merged.reset())
+    merged.reset()
+    old.second(), new.second()  # the first readings take the whole history: not timed
+    old_seconds, new_seconds = [], []
+    for _ in range(args.seconds):
+        ship()
+        old_seconds.append(old.second())
+        new_seconds.append(new.second())
+    if old_read() != new_read():
+        raise SystemExit("the new read differs from the old one")
+    return old_seconds, new_seconds
+
+
+def show(title: str, old: list[dict[str, float]], new: list[dict[str, float]]) -> bool:
+    print(f"\n{title}  (CPU ms; median and worst of {len(old)} seconds)")
+    print(f"  {'':<34}{'old median':>11}{'old worst':>10}{'new median':>12}{'new worst':>10}")
+
+    def row(label: str, a: list[float], b: list[float]) -> None:
+        print(
+            f"  {label:<34}{statistics.median(a):>11.2f}{max(a):>10.2f}"
+            f"{statistics.median(b):>12.2f}{max(b):>10.2f}"
+        )
+
+    for what in old[0]:
+        row(what, [s[what] for s in old], [s[what] for s in new])
+    # what the readers cost a second: theirs, and what the arrival does for them beyond the old
+    base = statistics.median(s["arrival (per second)"] for s in old)
+
+    def per_second(seconds: list[dict[str, float]], readers: tuple[str, ...]) -> list[float]:
+        return [sum(s[w] for w in readers) + s["arrival (per second)"] - base for s in seconds]
+
+    views = ("live view", "-R")
+    row("live view + -R (+ arrival beyond old)", per_second(old, views), per_second(new, views))
+    both = per_second(new, (*views, "scrape"))
+    row("... + scrape", per_second(old, (*views, "scrape")), both)
+    worst_read = max(s["read"] for s in new)
+    share = statistics.median(both) / 10  # % of one CPU second
+    read_ok, second_ok = worst_read <= READ_BAR_MS, share <= SECOND_BAR_MS / 10
+    print(
+        f"  one read, worst {worst_read:.2f} ms (bar ≤ {READ_BAR_MS:g} ms): "
+        f"{'PASS' if read_ok else 'FAIL'};  live view + -R + scrape {share:.2f} % of a CPU "
+        f"second (bar ≤ 1 %): {'PASS' if second_ok else 'FAIL'}"
+    )
+    return read_ok and second_ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="The per-second readers' cost, old and new.")
+    parser.add_argument("--names", type=int, default=200)
+    parser.add_argument("--rate", type=int, default=15_000, help="requests a second")
+    parser.add_argument("--history", type=int, default=40, help="seconds before the reset")
+    parser.add_argument("--seconds", type=int, default=20, help="seconds read after it")
+    parser.add_argument("--workers", type=int, default=10, help="the manager's")
+    parser.add_argument("--quick", action="store_true", help="10 s of history, 5 read")
+    args = parser.parse_args()
+    if args.quick:
+        args.history, args.seconds = 10, 5
+    print(
+        f"{args.names} names, 1 ms .. 2 s log-uniform, {args.rate:,} requests a second; "
+        f"{args.history} s before the reset, {args.seconds} s read after it"
+    )
+    ok = show("standalone (Ledger)", *standalone(args))
+    ok = show(f"manager ({args.workers} workers, MergedTally)", *gaggle(args)) and ok
+    return 0 if ok else 3
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -36,7 +36,7 @@ cluster-binaries: $(STAMP)
 
 # Two pytest processes at once: the test cluster's tests in one, in order, the rest in the other
 # (tools/run_tests.py says why); each prints its slowest tests.
-unit: $(STAMP) cluster-binaries
+unit: $(STAMP) cluster-binaries image
 	$(BIN)/python tools/run_tests.py
 
 test: lint typecheck importlint unit
@@ -79,13 +79,17 @@ report-assets:
 		node -p "require('$$tmp/package/package.json').version" > $(ASSETS)/uPlot.version && \
 		echo "uPlot $$(cat $(ASSETS)/uPlot.version) in $(ASSETS)"
 
-# The one image of the operator, the manager and the workers, tagged as the chart deploys it
-# (its appVersion is the package's version). Push it to your registry and install the chart with
+# The one image of the operator, the manager and the workers, from the Dockerfile as it is: built
+# with docker when a daemon answers, else with podman (apt-get installs it), on a local stand-in
+# for python:3.11-slim made from Debian bookworm only where that cannot be pulled (tools/image.py).
+# Cached by a hash of what goes into it (~/.cache/gaggle/image, with a docker-archive of it): a
+# second run builds nothing. Named localhost/gaggle:<hash> and :dev, and tagged as the chart deploys
+# it (its appVersion is the package's version). Push it to your registry and install the chart with
 # --set image.registry=... (see README, "Run on Kubernetes"); `make image-kind` loads it into kind.
 VERSION = $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' worker/gaggle/_version.py)
 IMAGE ?= ghcr.io/gaggle-dev/gaggle:$(VERSION)
-image:
-	docker build -t $(IMAGE) .
+image: $(STAMP)
+	$(BIN)/python tools/image.py --tag $(IMAGE)
 
 image-kind: image
 	kind load docker-image $(IMAGE)

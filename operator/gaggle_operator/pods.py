@@ -86,5 +86,10 @@ def failed_pods(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def describe(failed: list[dict[str, Any]]) -> str:
-    """``web-worker-1: ImagePullBackOff; web-worker-2: Unschedulable`` for a condition message."""
-    return "; ".join(f"{t['name']}: {t['reason']}" for t in failed) or "no pod reported a reason"
+    """``web-worker-1: ErrImagePull (failed to pull …); web-worker-2: OOMKilled`` for a condition
+    message: the reason, and the kubelet's or the scheduler's own words when it gave some."""
+    parts = [
+        f"{t['name']}: {t['reason']}" + (f" ({t['message']})" if t.get("message") else "")
+        for t in failed
+    ]
+    return "; ".join(parts) or "no pod reported a reason"

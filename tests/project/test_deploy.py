@@ -226,6 +226,7 @@ def test_the_operator_deployment_runs_the_operator_as_non_root_with_a_liveness_p
         "gaggle-operator", "run", "--all-namespaces", "--health-port=8080",
         "--lease=gaggle-operator"]  # fmt: skip
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == container["livenessProbe"]["httpGet"]
     assert {"name": "health", "containerPort": 8080} in container["ports"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
@@ -291,8 +292,8 @@ def test_by_default_the_chart_renders_what_deploy_holds() -> None:
     for key in ("serviceAccountName", "securityContext", "volumes"):
         assert pod[key] == deploy_pod[key]
     (container,), (deploy_container,) = pod["containers"], deploy_pod["containers"]
-    for key in ("image", "command", "args", "env", "ports", "livenessProbe", "resources",
-                "securityContext", "volumeMounts", "terminationMessagePolicy"):  # fmt: skip
+    for key in ("image", "command", "args", "env", "ports", "livenessProbe", "readinessProbe",
+                "resources", "securityContext", "volumeMounts", "terminationMessagePolicy"):  # fmt: skip
         assert container[key] == deploy_container[key], key
 
 

@@ -6,8 +6,10 @@ kube-scheduler, kubectl and CoreDNS, at the pinned versions below, compiled here
 staging modules at ``./staging`` in its go.mod, which a dependency's replace directives cannot
 do, so the build module written here requires k8s.io/kubernetes and replaces each staging module
 with its published ``v0.x`` twin, read off kubernetes' own go.mod. etcd's ``main`` lives in a
-module with the same problem, so a two-line main of ours calls ``etcdmain.Main``. Two more Go
-programs, not the cluster's, are built the same way: actionlint and go-httpbin (tests/http).
+module with the same problem, so a two-line main of ours calls ``etcdmain.Main``. The real node's
+kubelet and kube-proxy come from the same module (a build of their own), containerd 2.4 with
+ctr and its runc shim from containerd's (tests/cluster/realnode). Two more Go programs, not the
+cluster's, are built the same way: actionlint and go-httpbin (tests/http).
 
 The binaries go to ``~/.cache/gaggle/k8s/<version>/bin`` (``GAGGLE_CACHE`` moves the root), outside
 any checkout: a second run, and CI's fresh clone on the same machine, build nothing. A lock makes
@@ -37,6 +39,9 @@ ETCD = "v3.6.16"
 COREDNS = "v1.15.0"
 ACTIONLINT = "v1.7.12"  # not the cluster's: the linter of .github/workflows, a Go module too
 HTTPBIN = "v2.26.0"  # not the cluster's either: the HTTP clients' referee server (tests/http)
+CONTAINERD = "v2.4.2"  # the real node's container runtime (tests/cluster/realnode)
+# the real node's NetworkPolicy controller (realnode/policy.py); the proxy serves only this
+KUBE_ROUTER = "v2.1.0"
 GO_DIRECTIVE = "1.26.0"
 RELEASED = "2026-10-27T12:01:04Z"  # KUBERNETES' date on the module proxy, as its buildDate
 
@@ -45,7 +50,20 @@ ROOT = CACHE / "k8s" / KUBERNETES
 BIN = ROOT / "bin"
 
 KUBE_COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
-NAMES = (*KUBE_COMMANDS, "etcd", "coredns", "actionlint", "go-httpbin")
+NODE_COMMANDS = ("kubelet", "kube-proxy")  # the real node's, a build of their own
+CONTAINERD_COMMANDS = ("containerd", "ctr", "containerd-shim-runc-v2")
+# containerd's release tags minus the C-only storage drivers (CGO is off, as in its shim build)
+CONTAINERD_TAGS = ("no_btrfs", "no_devmapper", "no_zfs", "urfave_cli_no_docs")
+NAMES = (
+    *KUBE_COMMANDS,
+    "etcd",
+    "coredns",
+    "actionlint",
+    "go-httpbin",
+    *NODE_COMMANDS,
+    *CONTAINERD_COMMANDS,
+    "kube-router",
+)
 
 NO_GO = (
     "Go is not installed (no `go` on PATH, nor /usr/local/go/bin/go): the cluster tests build "
@@ -80,6 +98,7 @@ class Build:
     outputs: tuple[str, ...]
     write_module: Callable[[Path], list[str]]  # lays out the module, returns the packages
     ldflags: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # go build -tags
 
 
 GO_FALLBACK = Path("/usr/local/go/bin/go")  # where the Go distribution installs itself
@@ -113,9 +132,11 @@ def _run_go(folder: Path, args: list[str], log: Callable[[str], None], what: str
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    while process.poll() is None:
-        reader.join(20)
-        if process.poll() is None:
+    while True:
+        try:  # (not reader.join: its output may end before the process does, then it spun)
+            process.wait(20)
+            break
+        except subprocess.TimeoutExpired:
             compiled = sum(1 for line in lines if not line.startswith("go: "))
             log(f"  … {what}: {int(time.monotonic() - started)} s, {compiled} packages so far")
     reader.join()
@@ -130,6 +151,18 @@ def _run_go(folder: Path, args: list[str], log: Callable[[str], None], what: str
 
 def _kubernetes_module(folder: Path) -> list[str]:
     """go.mod requiring k8s.io/kubernetes with each staging module replaced by its release."""
+    _kubernetes_gomod(folder)
+    return [f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_COMMANDS]
+
+
+def _kubernetes_node_module(folder: Path) -> list[str]:
+    """The same module as the control plane's (so Go's cache serves the shared packages), for
+    the kubelet and kube-proxy."""
+    _kubernetes_gomod(folder)
+    return [f"k8s.io/kubernetes/cmd/{name}" for name in NODE_COMMANDS]
+
+
+def _kubernetes_gomod(folder: Path) -> None:
     gomod = _download_gomod("k8s.io/kubernetes", KUBERNETES, folder)
     staging = [line.split()[0] for line in gomod.splitlines() if "=> ./staging/" in line]
     if not staging:
@@ -139,7 +172,6 @@ def _kubernetes_module(folder: Path) -> list[str]:
         f"module gaggle.test/k8s-binaries\n\ngo {GO_DIRECTIVE}\n\ngodebug default=go1.26\n\n"
         f"require k8s.io/kubernetes {KUBERNETES}\n\nreplace (\n{replaces})\n"
     )
-    return [f"k8s.io/kubernetes/cmd/{name}" for name in KUBE_COMMANDS]
 
 
 def _etcd_module(folder: Path) -> list[str]:
@@ -173,6 +205,22 @@ def _httpbin_module(folder: Path) -> list[str]:
         f"require github.com/mccutchen/go-httpbin/v2 {HTTPBIN}\n"
     )
     return ["github.com/mccutchen/go-httpbin/v2/cmd/go-httpbin"]
+
+
+def _containerd_module(folder: Path) -> list[str]:
+    (folder / "go.mod").write_text(
+        f"module gaggle.test/containerd\n\ngo {GO_DIRECTIVE}\n\n"
+        f"require github.com/containerd/containerd/v2 {CONTAINERD}\n"
+    )
+    return [f"github.com/containerd/containerd/v2/cmd/{name}" for name in CONTAINERD_COMMANDS]
+
+
+def _kube_router_module(folder: Path) -> list[str]:
+    (folder / "go.mod").write_text(
+        f"module gaggle.test/kube-router\n\ngo {GO_DIRECTIVE}\n\n"
+        f"require github.com/cloudnativelabs/kube-router/v2 {KUBE_ROUTER}\n"
+    )
+    return ["github.com/cloudnativelabs/kube-router/v2/cmd/kube-router"]
 
 
 def _download_gomod(module: str, version: str, folder: Path) -> str:
@@ -222,11 +270,36 @@ BUILDS = (
         _httpbin_module,
         (f"-X main.version={HTTPBIN}",),  # as its release build does: `-version` names it
     ),
+    Build(
+        "k8s.io/kubernetes", KUBERNETES, NODE_COMMANDS, _kubernetes_node_module, _version_flags()
+    ),
+    Build(
+        "github.com/containerd/containerd/v2",
+        CONTAINERD,
+        CONTAINERD_COMMANDS,
+        _containerd_module,
+        # as containerd's Makefile stamps a release: the CRI reports it, the Node shows 2.4.2
+        (
+            f"-X github.com/containerd/containerd/v2/version.Version={CONTAINERD}",
+            "-X github.com/containerd/containerd/v2/version.Package="
+            "github.com/containerd/containerd/v2",
+        ),
+        CONTAINERD_TAGS,
+    ),
+    Build(
+        "github.com/cloudnativelabs/kube-router/v2",
+        KUBE_ROUTER,
+        ("kube-router",),
+        _kube_router_module,
+        # as its Makefile does: unstamped, it logs a version-parse warning at every start
+        (f"-X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version={KUBE_ROUTER}",),
+    ),
 )
 
 
 def _stamp(build: Build) -> str:
-    return f"{build.module}@{build.version} {' '.join(build.ldflags)}".strip()
+    tags = f" -tags={','.join(build.tags)}" if build.tags else ""  # none: the stamps as before
+    return f"{build.module}@{build.version} {' '.join(build.ldflags)}".strip() + tags
 
 
 def missing(bin_dir: Path = BIN) -> list[Build]:
@@ -279,7 +352,9 @@ def _build(build: Build, bin_dir: Path, say: Callable[[str], None]) -> None:
             _run_go(work, ["mod", "tidy"], say, f"{build.module} (go mod tidy)")
         target = str(out / build.outputs[0]) if packages == ["."] else f"{out}/"
         ldflags = " ".join(("-s", "-w", *build.ldflags))
-        command = ["build", "-v", "-trimpath", f"-ldflags={ldflags}", "-o", target, *packages]
+        tags = [f"-tags={','.join(build.tags)}"] if build.tags else []
+        command = ["build", "-v", "-trimpath", *tags, f"-ldflags={ldflags}", "-o", target]
+        command += packages
         _run_go(work, command, say, build.module)
         for name in build.outputs:
             if not (out / name).is_file():

@@ -13,6 +13,9 @@ acts as anybody; ``requests_by`` reads the audit log. The node, the service prox
 agent run on an event loop in a thread of this process; etcd, the Kubernetes components and
 CoreDNS are child processes, recorded so that a later cluster ends them if this process is
 killed.
+
+``Cluster(workdir, node="real")`` has the real node instead of ours: kubelet, containerd, runc,
+the CNI bridge and kube-proxy (``realnode``); ``load_image(archive)`` imports an image into it.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from tests.cluster.kubelet import Kubelet
 from tests.cluster.netpol import Agent
 from tests.cluster.network import Network
 from tests.cluster.node import NODE
+from tests.cluster.realnode import RealNode
 from tests.cluster.services import ServiceProxy
 
 T = TypeVar("T")
@@ -45,7 +49,12 @@ class Cluster:
         workdir: Path,
         venv_bin: Path | None = None,
         admission: tuple[str, ...] = (),
+        node: str = "emulated",
     ) -> None:
+        if node not in ("emulated", "real"):
+            raise ValueError(f"node: {node!r} is not one of 'emulated', 'real'")
+        self.node_kind = node
+        self.real: RealNode | None = None  # the real node, when node="real"
         self.workdir = workdir
         self.venv_bin = venv_bin or Path(sys.executable).parent
         self.admission = admission
@@ -151,6 +160,11 @@ class Cluster:
         self.coredns.start()
         assert self.coredns.process is not None
         self.net.started(self.coredns.process.pid, str(binaries.BIN))
+        if self.node_kind == "real":
+            self.real = RealNode(self.workdir, self.net, control)
+            self.real.start(deadline)
+            self._wait_ready(deadline)
+            return
         node = pki.issue("node", f"system:node:{NODE}", ("system:nodes",))
         proxy = pki.issue("kube-proxy", "system:kube-proxy")
         agent = pki.issue("policy-agent", "system:gaggle-policy-agent", ("system:masters",))
@@ -225,6 +239,8 @@ class Cluster:
                 raise RuntimeError(failed)
             if self.coredns is not None and self.coredns.exited() is not None:
                 raise RuntimeError(f"coredns exited:\n{self.coredns.tail()}")
+            if self.real is not None and (why := self.real.failed()):
+                raise RuntimeError(why)
             if time.monotonic() > deadline:
                 raise RuntimeError(
                     "the test cluster did not become ready (node, default ServiceAccount, DNS)"
@@ -276,11 +292,22 @@ class Cluster:
                 self.loop.call_soon_threadsafe(self.loop.stop)
                 self.thread.join(10)
                 self.thread = None
-        if self.coredns is not None:
-            self.coredns.stop()
-        if self.control is not None:
-            self.control.stop()
-        self.net.teardown()
+        try:
+            if self.real is not None:
+                self.real.stop()
+        finally:
+            if self.coredns is not None:
+                self.coredns.stop()
+            if self.control is not None:
+                self.control.stop()
+            self.net.teardown()
+
+    def load_image(self, archive: Path) -> list[str]:
+        """Import an image archive (OCI layout or docker-archive) into the real node; the
+        image names it brought."""
+        if self.real is None:
+            raise RuntimeError("load_image needs a started Cluster(..., node='real')")
+        return self.real.load_image(archive)
 
     # -- helpers ---------------------------------------------------------------------------------
 

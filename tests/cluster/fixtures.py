@@ -7,6 +7,9 @@
   fails (``delete_namespace`` waits for it to go, stripping a dead operator's finalizers).
 - ``kubectl``: the real kubectl (v1.37, from ``binaries``) against the cluster, with a per-test
   ``--cache-dir`` and the test's namespace.
+- ``real_cluster`` (module): a cluster of the test module's own with the real node (kubelet,
+  containerd, kube-proxy: ``realnode``), started in a fresh folder and stopped after the module;
+  ``real_kubectl``: kubectl on it in a fresh namespace of the test's own.
 """
 
 from __future__ import annotations
@@ -37,6 +40,18 @@ def cluster() -> Iterator[Cluster]:
     local = Cluster(workdir, admission=("OwnerReferencesPermissionEnforcement",))
     try:
         local.start()
+        yield local
+    finally:
+        local.stop()
+        subprocess.run(["rm", "-rf", str(workdir)], check=False)
+
+
+@pytest.fixture(scope="module")
+def real_cluster() -> Iterator[Cluster]:
+    workdir = Path(tempfile.mkdtemp(prefix="gaggle-cluster-"))
+    local = Cluster(workdir, node="real")
+    try:
+        local.start(timeout=120)  # a loaded 2-core machine: the control plane alone takes 30 s
         yield local
     finally:
         local.stop()
@@ -136,3 +151,13 @@ class Kubectl:
 @pytest.fixture
 def kubectl(cluster: Cluster, namespace: str, tmp_path: Path) -> Kubectl:
     return Kubectl(cluster.kubeconfig, tmp_path / "kube-cache", namespace)
+
+
+@pytest.fixture
+def real_kubectl(real_cluster: Cluster, tmp_path: Path) -> Iterator[Kubectl]:
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    real_cluster.kubectl("create", "namespace", name)
+    try:
+        yield Kubectl(real_cluster.kubeconfig, tmp_path / "kube-cache", name)
+    finally:
+        real_cluster.kubectl("delete", "namespace", name, "--wait=false")

@@ -108,6 +108,10 @@ def remove_cluster_leftovers(cid: str) -> None:
     deadline = time.monotonic() + 10  # a SIGKILLed process takes a moment to go
     while any(_running(pid) for pid in ended) and time.monotonic() < deadline:
         time.sleep(0.05)
+    if record.get("node") == "real":  # its host state, before its workdir (mounts) goes
+        from tests.cluster.realnode import host
+
+        host.remove(cid, Path(record["workdir"]) if record.get("workdir") else None)
     listed = ip("netns", "list", check=False).stdout.split("\n")
     for line in listed:
         name = line.split(" ")[0]
@@ -178,6 +182,7 @@ class Network:
         self.pods: dict[str, int] = {}  # netns -> host index
         self.processes: list[tuple[int, str]] = []
         self.workdir = ""  # the cluster's folder, removed by a sweep after a killed cluster
+        self.extra: dict[str, Any] = {}  # more for the record (note)
 
     @property
     def stage(self) -> Path:
@@ -202,8 +207,14 @@ class Network:
             "services": self.service_range,
             "processes": self.processes,
             "workdir": self.workdir,
+            **self.extra,
         }
         (STATE / f"{self.cid}.json").write_text(json.dumps(record))
+
+    def note(self, key: str, value: Any) -> None:
+        """Record more about the cluster (e.g. ``node: real``) for a later sweep."""
+        self.extra[key] = value
+        self._record()
 
     def started(self, pid: int, marker: str) -> None:
         """Record a process the cluster started, so that a later sweep can end it."""

@@ -292,8 +292,9 @@ def test_by_default_the_chart_renders_what_deploy_holds() -> None:
     for key in ("serviceAccountName", "securityContext", "volumes"):
         assert pod[key] == deploy_pod[key]
     (container,), (deploy_container,) = pod["containers"], deploy_pod["containers"]
-    for key in ("image", "command", "args", "env", "ports", "livenessProbe", "readinessProbe",
-                "resources", "securityContext", "volumeMounts", "terminationMessagePolicy"):  # fmt: skip
+    probes = ("livenessProbe", "readinessProbe")
+    for key in ("image", "command", "args", "env", "ports", *probes, "resources",
+                "securityContext", "volumeMounts", "terminationMessagePolicy"):  # fmt: skip
         assert container[key] == deploy_container[key], key
 
 

@@ -1,15 +1,16 @@
 """pytest fixtures for the test cluster (registered by tests/conftest.py).
 
-- ``cluster`` (session): a running ``Cluster``: the real control plane and our node;
-  ``cluster.kubeconfig`` (cluster-admin), ``cluster.host_ip`` (where pods reach the host).
+- ``cluster`` (session): a running ``Cluster``: the real control plane and the real node, with
+  the project's image (tools/image.py) loaded as ``cluster.image``; ``cluster.kubeconfig``
+  (cluster-admin), ``cluster.host_ip`` (where pods reach the host).
   Without root or Go it fails with the reason: never a silent skip.
 - ``namespace``: a fresh namespace with a random name, deleted afterwards, also when the test
   fails (``delete_namespace`` waits for it to go, stripping a dead operator's finalizers).
 - ``kubectl``: the real kubectl (v1.37, from ``binaries``) against the cluster, with a per-test
   ``--cache-dir`` and the test's namespace.
-- ``real_cluster`` (module): a cluster of the test module's own with the real node (kubelet,
-  containerd, kube-proxy: ``realnode``), started in a fresh folder and stopped after the module;
-  ``real_kubectl``: kubectl on it in a fresh namespace of the test's own.
+- ``real_cluster`` (module): a cluster of the test module's own, started in a fresh folder and
+  stopped after the module, for tests that stop or inspect its node's parts (its policy
+  controller, its network namespace); ``real_kubectl``: kubectl on it in a fresh namespace.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pytest
 
 from tests.cluster import binaries
 from tests.cluster.cluster import Cluster
+from tools.image import ensure
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +41,9 @@ def cluster() -> Iterator[Cluster]:
     # blocks its owner's deletion needs update on the owner's finalizers (finding 11).
     local = Cluster(workdir, admission=("OwnerReferencesPermissionEnforcement",))
     try:
-        local.start()
+        local.start(timeout=120)
+        # the image built from the Dockerfile (make image builds it before pytest: a hit here)
+        (local.image,) = local.load_image(ensure().archive)
         yield local
     finally:
         local.stop()
@@ -49,7 +53,7 @@ def cluster() -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def real_cluster() -> Iterator[Cluster]:
     workdir = Path(tempfile.mkdtemp(prefix="gaggle-cluster-"))
-    local = Cluster(workdir, node="real")
+    local = Cluster(workdir)
     try:
         local.start(timeout=120)  # a loaded 2-core machine: the control plane alone takes 30 s
         yield local

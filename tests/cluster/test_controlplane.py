@@ -1,6 +1,7 @@
 """The test cluster is the real Kubernetes: kubectl meets a v1.37 API server, the API server's own
-metrics, RBAC that denies, admission that refuses, and the controller-manager's controllers
-(Deployments run, owners' dependents are collected, namespaces empty themselves)."""
+metrics, RBAC that denies, admission that refuses (an extra plugin too, when the cluster asks for
+it), the controller-manager's controllers (Deployments run on the node, owners' dependents are
+collected, namespaces empty themselves) and a node whose kubelet keeps its Lease."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from tests.cluster import binaries
 from tests.cluster.cluster import Cluster
 from tests.cluster.fixtures import Kubectl
+from tests.cluster.realnode import NODE
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -60,13 +62,21 @@ def test_rbac_lets_an_edit_user_work_in_its_namespace_and_nowhere_else(
     assert "forbidden" in denied.stderr
 
 
-def test_admission_refuses_what_a_quota_does_not_allow(kubectl: Kubectl) -> None:
+def toolbox(cluster: Cluster) -> str:
+    """The node's small image (busybox): ``true``, ``sleep``, ``sh``."""
+    assert cluster.real is not None
+    assert cluster.real.toolbox is not None
+    return cluster.real.toolbox.name
+
+
+def test_admission_refuses_what_a_quota_does_not_allow(cluster: Cluster, kubectl: Kubectl) -> None:
     kubectl("create", "quota", "compute", "--hard=limits.cpu=1,limits.memory=1Gi")
+    container = {"name": "main", "image": toolbox(cluster), "command": ["true"]}
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": "besteffort"},
-        "spec": {"containers": [{"name": "main", "image": "gaggle", "command": ["true"]}]},
+        "spec": {"containers": [container]},
     }
     eventually(
         lambda: kubectl.json("get", "quota", "compute").get("status", {}).get("hard"),
@@ -91,12 +101,12 @@ def test_invalid_names_and_labels_are_refused_with_the_api_servers_words(kubectl
     assert "a valid label must be an empty string or consist of alphanumeric" in refused.stderr
 
 
-def test_a_deployment_runs_its_pods_on_our_node(kubectl: Kubectl) -> None:
+def test_a_deployment_runs_its_pods_on_the_node(cluster: Cluster, kubectl: Kubectl) -> None:
     kubectl(
         "create",
         "deployment",
         "sleepy",
-        "--image=gaggle:test",
+        f"--image={toolbox(cluster)}",
         "--replicas=2",
         "--",
         "sleep",
@@ -105,7 +115,7 @@ def test_a_deployment_runs_its_pods_on_our_node(kubectl: Kubectl) -> None:
     kubectl("rollout", "status", "deployment/sleepy", "--timeout=60s", timeout=70)
     pods = kubectl.json("get", "pods", "-l", "app=sleepy")["items"]
     assert len(pods) == 2
-    assert {p["spec"]["nodeName"] for p in pods} == {"gaggle-node"}
+    assert {p["spec"]["nodeName"] for p in pods} == {NODE}
     assert all(p["status"]["phase"] == "Running" for p in pods)
     assert all(p["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet" for p in pods)
 
@@ -147,13 +157,44 @@ def test_each_namespace_gets_its_service_account_and_root_ca(kubectl: Kubectl) -
     assert ca.startswith("-----BEGIN CERTIFICATE-----")
 
 
-def test_the_node_is_registered_ready_with_a_lease(cluster: Cluster) -> None:
-    node = json.loads(cluster.kubectl("get", "node", "gaggle-node", "-o", "json"))
+def test_the_node_is_registered_ready_with_a_lease_its_kubelet_renews(cluster: Cluster) -> None:
+    assert cluster.real is not None
+    node = json.loads(cluster.kubectl("get", "node", NODE, "-o", "json"))
     ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}
     assert ready["Ready"] == "True"
-    assert node["status"]["addresses"][0] == {"type": "InternalIP", "address": cluster.host_ip}
+    address = {"type": "InternalIP", "address": cluster.real.node_ip}
+    assert address in node["status"]["addresses"]
     assert int(node["status"]["allocatable"]["pods"]) > 0
-    lease = json.loads(
-        cluster.kubectl("get", "lease", "-n", "kube-node-lease", "gaggle-node", "-o", "json")
-    )
-    assert lease["spec"]["holderIdentity"] == "gaggle-node"
+
+    def lease() -> dict[str, Any]:
+        found = cluster.kubectl("get", "lease", "-n", "kube-node-lease", NODE, "-o", "json")
+        spec: dict[str, Any] = json.loads(found)["spec"]
+        return spec
+
+    first = lease()
+    assert first["holderIdentity"] == NODE
+    # the kubelet renews it every quarter of its duration (10 s of 40)
+    eventually(lambda: lease()["renewTime"] != first["renewTime"], 60, "the Lease renewed")
+
+
+def test_an_extra_admission_plugin_is_on_when_the_cluster_asks(
+    cluster: Cluster, kubectl: Kubectl, namespace: str
+) -> None:
+    """The session cluster enables OwnerReferencesPermissionEnforcement (as OpenShift does):
+    an edit user may not block its owner's deletion with an ownerReference."""
+    assert "OwnerReferencesPermissionEnforcement" in cluster.admission
+    kubectl("create", "rolebinding", "e", "--clusterrole=edit", "--user=eve")
+    eve = kubectl.as_user(cluster.kubeconfig_for("eve", namespace=namespace))
+    eve("create", "configmap", "owner")
+    uid = kubectl.json("get", "configmap", "owner")["metadata"]["uid"]
+
+    def owned(block: bool) -> str:
+        owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid,
+                 "blockOwnerDeletion": block}  # fmt: skip
+        meta = {"name": "owned", "ownerReferences": [owner]}
+        return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta})
+
+    refused = eve("apply", "-f", "-", input=owned(True), check=False)
+    assert refused.returncode != 0
+    assert "cannot set blockOwnerDeletion" in refused.stderr
+    eve("apply", "-f", "-", input=owned(False))  # not blocking it: allowed

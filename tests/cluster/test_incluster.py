@@ -1,8 +1,9 @@
-"""In-cluster API access: a pod uses ``load_incluster_config()`` (env, the projected token, CA,
-``kubernetes.default.svc`` through the ClusterIP) to read its own Pod and patch a custom
-resource's status, allowed by a Role; what RBAC does not grant it is forbidden; the API server's
-audit log shows it did both as its own ServiceAccount. A pod that opts out of the token gets
-none."""
+"""In-cluster API access: a pod of the project's image (python and the kubernetes client, as uid
+10001 on a read-only root) uses ``load_incluster_config()`` (the kubelet's env, the projected
+token, CA, ``kubernetes.default.svc`` through the ClusterIP) to read its own Pod and patch a
+custom resource's status, allowed by a Role; what RBAC does not grant it is forbidden; the API
+server's audit log shows it did both as its own ServiceAccount. A pod that opts out of the token
+gets none."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -20,7 +22,7 @@ from tests.cluster.cluster import Cluster
 from tests.cluster.fixtures import Kubectl
 from tests.cluster.test_kubectl import WIDGET, WIDGETS
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = pytest.mark.timeout(180)
 
 GROUP = "contract.gaggle.test"
 
@@ -69,17 +71,26 @@ print(os.environ["KUBERNETES_SERVICE_HOST"], flush=True)
 try:
     config.load_incluster_config()
 except config.ConfigException as error:
-    print(error, flush=True)  # the host's filesystem may hold an empty mount point there
+    print(error, flush=True)
 """
 
 
-def pod(name: str, code: str, **spec: Any) -> str:
-    container = {"name": "main", "image": "gaggle", "command": ["python", "-c", code]}
-    body = {"restartPolicy": "Never", "containers": [container], **spec}
+def pod(image: str, name: str, code: str, **spec: Any) -> str:
+    """A pod running ``code`` with the image's python, locked down as the operator's pods are."""
+    container = {
+        "name": "main",
+        "image": image,
+        "command": ["python", "-c", code],
+        "securityContext": {"runAsUser": 10001, "runAsNonRoot": True,
+                            "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }  # fmt: skip
+    body = {"restartPolicy": "Never", "containers": [container],
+            "volumes": [{"name": "tmp", "emptyDir": {}}], **spec}  # fmt: skip
     return json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": body})
 
 
-def eventually(check: Callable[[], Any], timeout: float = 20) -> Any:
+def eventually(check: Callable[[], Any], timeout: float = 90) -> Any:
     deadline = time.monotonic() + timeout
     while not (result := check()):
         assert time.monotonic() < deadline, "condition not reached in time"
@@ -98,11 +109,14 @@ def test_a_pod_patches_status_with_its_own_service_account(
     kubectl.apply(WIDGET.format(name="w1", size=1))
     kubectl.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: reporter}\n")
     kubectl.apply(ROLE)
-    kubectl.apply(pod("reporter", REPORTER, serviceAccountName="reporter"))
-    kubectl.apply(pod("sealed", SEALED, automountServiceAccountToken=False))
+    kubectl.apply(pod(cluster.image, "reporter", REPORTER, serviceAccountName="reporter"))
+    kubectl.apply(pod(cluster.image, "sealed", SEALED, automountServiceAccountToken=False))
+
+    def ended(name: str) -> bool:
+        return phase(kubectl, name) in ("Succeeded", "Failed")
 
     for name in ("reporter", "sealed"):
-        eventually(lambda name=name: phase(kubectl, name) in ("Succeeded", "Failed"))
+        eventually(partial(ended, name))
     assert phase(kubectl, "reporter") == "Succeeded", kubectl("logs", "reporter").stdout
     assert phase(kubectl, "sealed") == "Succeeded", kubectl("logs", "sealed").stdout
     status = kubectl.json("get", "widget", "w1")["status"]
@@ -111,7 +125,7 @@ def test_a_pod_patches_status_with_its_own_service_account(
     assert '"gitVersion": "v1.37.2"' in log
     assert "delete: 403" in log
 
-    # env as for every pod, but no token
+    # the kubelet's env as for every pod (the `kubernetes` Service's ClusterIP), but no token
     sealed = kubectl("logs", "sealed").stdout
     assert sealed == f"{cluster.net.service_ip(1)}\nService token file does not exist.\n"
     pods, widgets = f"/api/v1/namespaces/{namespace}/pods", f"/apis/{GROUP}/v1/namespaces"

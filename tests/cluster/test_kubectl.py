@@ -144,7 +144,12 @@ def test_get_watch_sees_changes(widgets: Kubectl) -> None:
     lines: queue.Queue[str] = queue.Queue()
     assert watch.stdout is not None
     stdout = watch.stdout
-    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
 
     def next_line() -> list[str]:
         return lines.get(timeout=15).split()

@@ -7,8 +7,8 @@ of its chains or ipsets, and a killed test's controller is swept by the next.
 kube-router REJECTs what no policy admits (the client sees "connection refused" at once), and
 applies a change with the sync that follows it: each check waits until the outcome it expects,
 bounded, after showing first (where it matters) that the refused side is refused — so a rule
-that is never enforced fails the test. The module's real cluster (``real_cluster``) gets its
-controller from the ``firewall`` fixture here (``Cluster`` does not start one yet)."""
+that is never enforced fails the test. The module has a cluster of its own (``real_cluster``):
+two tests stop its controller (``firewall``, the one ``Cluster`` starts) and start it again."""
 
 from __future__ import annotations
 
@@ -32,8 +32,7 @@ import pytest
 
 from tests.cluster import binaries
 from tests.cluster.cluster import Cluster
-from tests.cluster.node import NODE
-from tests.cluster.realnode import netns, policy
+from tests.cluster.realnode import NODE, netns, policy
 from tests.cluster.realnode.policy import PolicyController, PolicyError
 from tests.conftest import ROOT
 
@@ -54,12 +53,11 @@ def controller(cluster: Cluster, workdir: Path, kubeconfig: Path | None = None) 
 
 
 @pytest.fixture(scope="module")
-def firewall(real_cluster: Cluster) -> Iterator[PolicyController]:
-    started = controller(real_cluster, real_cluster.workdir).start()
-    try:
-        yield started
-    finally:
-        started.stop()
+def firewall(real_cluster: Cluster) -> PolicyController:
+    """The cluster's own controller (a real cluster enforces policies from its start)."""
+    assert real_cluster.real is not None
+    assert real_cluster.real.policy is not None
+    return real_cluster.real.policy
 
 
 @pytest.fixture

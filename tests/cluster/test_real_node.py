@@ -1,4 +1,4 @@
-"""The real node (kubelet v1.37 + containerd 2.4 + runc): what a node of our own could not do.
+"""The node (kubelet v1.37 + containerd 2.4 + runc) does what a production node does.
 
 It registers as a Node with its real versions; it runs images (our toolbox, imported) as the
 pod's user with a read-only root, serves their logs and exec; its httpGet probes decide
@@ -20,8 +20,7 @@ import pytest
 
 from tests.cluster.cluster import Cluster
 from tests.cluster.fixtures import Kubectl
-from tests.cluster.node import NODE
-from tests.cluster.realnode import cgroups, images
+from tests.cluster.realnode import NODE, cgroups, images
 
 pytestmark = pytest.mark.timeout(300)
 

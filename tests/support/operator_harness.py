@@ -1,8 +1,8 @@
 """The operator under test, two ways: installed with real helm as users install it (the chart's
-Deployment, its pod on our node as uid 10001 with its own ServiceAccount, RBAC enforced), or, for
-speed where the install is not what is tested, ``kopf run`` in a subprocess on the host with the
-cluster-admin kubeconfig. Plus a counting target the cluster's pods can reach, and helpers to
-watch a LoadTest.
+Deployment, its pod on the real node as uid 10001 with its own ServiceAccount, RBAC enforced),
+or, for speed where the install is not what is tested, ``kopf run`` in a subprocess on the host
+with the cluster-admin kubeconfig. Plus a counting target the cluster's pods can reach, and
+helpers to watch a LoadTest.
 
 A pytest plugin (tests/conftest.py registers it): fixtures ``operator`` (an ``Operator`` on the
 host, running), ``installed_operator`` (an ``Installed`` release) and ``bridge_target``; helpers
@@ -57,7 +57,7 @@ class Operator:
 
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": str(self.cluster.kubeconfig),
-               "GAGGLE_IMAGE": "gaggle:test", "GAGGLE_OPERATOR_TICK": "1",
+               "GAGGLE_IMAGE": self.cluster.image, "GAGGLE_OPERATOR_TICK": "1",
                "POD_NAME": self.identity, **self.env}  # fmt: skip
         with self.log.open("a") as out:
             self.process = subprocess.Popen(
@@ -163,7 +163,7 @@ class Installed:
 
     def install_chart(self, chart: Path, *sets: str) -> None:
         watched = "{" + ",".join(self.watched) + "}"  # none: the chart's default, every one
-        flags = ["--set", "installCRDs=false", "--set", "image.tag=test",
+        flags = ["--set", "installCRDs=false", *image_values(self.cluster.image),
                  *(f for s in sets for f in ("--set", s))]  # fmt: skip
         if self.watched:
             flags += ["--set", f"watchNamespaces={watched}"]
@@ -193,6 +193,15 @@ class Installed:
         assert old is not None
         self.kubectl("delete", "pod", old["metadata"]["name"], "--wait=false")
         self.kubectl("rollout", "status", f"deployment/{self.name}", "--timeout=90s", timeout=100)
+
+
+def image_values(image: str) -> list[str]:
+    """helm's --set flags naming ``localhost/gaggle:<tag>``, the image loaded into the node
+    (IfNotPresent, the chart's default, finds it there: nothing is pulled)."""
+    registry, rest = image.split("/", 1)
+    repository, tag = rest.rsplit(":", 1)
+    return ["--set", f"image.registry={registry}", "--set", f"image.repository={repository}",
+            "--set", f"image.tag={tag}"]  # fmt: skip
 
 
 @contextmanager

@@ -14,7 +14,6 @@ import asyncio
 import base64
 import json
 import ssl
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,18 +25,23 @@ from aiohttp import web
 from tests.cluster.cluster import Cluster
 from tests.conftest import free_port
 
-SIDECAR = {
-    "name": "istio-proxy",
-    "image": "istio/proxyv2",
-    "command": [sys.executable, "-c", "import time; time.sleep(600)"],
-}
+
+def sidecar(cluster: Cluster) -> dict[str, Any]:
+    """A proxy that runs until it is killed: the node's small busybox image stands in for
+    Istio's (no registry answers here)."""
+    assert cluster.real is not None
+    assert cluster.real.toolbox is not None
+    return {"name": "istio-proxy", "image": cluster.real.toolbox.name,
+            "imagePullPolicy": "IfNotPresent", "command": ["sleep", "600"]}  # fmt: skip
 
 
-def _patch(pod: dict[str, Any], honour_opt_out: bool) -> list[dict[str, Any]]:
+def _patch(
+    pod: dict[str, Any], honour_opt_out: bool, container: dict[str, Any]
+) -> list[dict[str, Any]]:
     annotations = pod.get("metadata", {}).get("annotations") or {}
     if honour_opt_out and annotations.get("sidecar.istio.io/inject") == "false":
         return []
-    return [{"op": "add", "path": "/spec/containers/-", "value": SIDECAR}]
+    return [{"op": "add", "path": "/spec/containers/-", "value": container}]
 
 
 @contextmanager
@@ -49,11 +53,12 @@ def sidecar_injector(cluster: Cluster, namespace: str, honour_opt_out: bool) -> 
     pki = cluster.control.pki
     pair = pki.issue(f"webhook-{namespace}", "webhook", server_ips=("127.0.0.1",))
     injected: list[str] = []
+    container = sidecar(cluster)
 
     async def review(request: web.Request) -> web.Response:
         body = await request.json()
         pod = body["request"]["object"]
-        patch = _patch(pod, honour_opt_out)
+        patch = _patch(pod, honour_opt_out, container)
         answer: dict[str, Any] = {"uid": body["request"]["uid"], "allowed": True}
         if patch:
             injected.append(pod["metadata"].get("name", ""))

@@ -1,6 +1,6 @@
-"""The test cluster's real node: kubelet v1.37 + containerd 2.4 + runc + the CNI bridge +
-kube-proxy (nftables), on this machine, beside the real control plane (``Cluster(workdir,
-node="real")``).
+"""The test cluster's node: kubelet v1.37 + containerd 2.4 + runc + the CNI bridge + kube-proxy
+(nftables) + kube-router's policy controller, on this machine, beside the control plane
+(``cluster.Cluster``). ``NODE`` is its name.
 
 Each module is one part, and says where it differs from a production node:
 
@@ -11,11 +11,13 @@ Each module is one part, and says where it differs from a production node:
 - ``containerd``: config (everything under the workdir), process, ``ctr images import``;
 - ``images``: the pause and toolbox images, OCI archives made from Debian's static binaries;
 - ``kubelet``, ``kube_proxy``: their configuration, credentials from the cluster's CA, process;
+- ``policy``: kube-router's NetworkPolicy controller, alone, in the node's namespace;
 - ``cgroups``: the kubelet's cgroup root ``/gaggle-<id>`` in every (v1) hierarchy;
 - ``host``: what the node touches outside its workdir, removed at stop or by a later cluster's
   sweep.
 """
 
+from tests.cluster.realnode.kubelet import NODE
 from tests.cluster.realnode.node import RealNode
 
-__all__ = ["RealNode"]
+__all__ = ["NODE", "RealNode"]

@@ -8,8 +8,8 @@ Per cluster (named with its id, removed by ``remove``):
 - the mounts under the workdir: the kubelet's bind mount of its root dir and the pods' volumes,
   containerd's rootfs overlays and pod network namespaces (``netns_mounts_under_state_dir``);
 - the node's network namespace and the host's end of its veth pair (``netns``): kube-proxy's
-  tables, the kubelet's iptables chains, the guard table and the namespace's forwarding switch
-  go with it;
+  tables, the kubelet's and kube-router's chains, the guard table and the namespace's forwarding
+  switch go with it; kube-router's lock in /run/gaggle-cluster (``policy``), if its owner died;
 - the cgroup root ``/gaggle-<id>`` in every hierarchy (``cgroups``);
 - its files in folders the kubelet and libcni hard-code: the container log symlinks in
   /var/log/containers (those pointing into the workdir) and the CNI results in
@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.cluster import network
-from tests.cluster.realnode import cgroups, cni, netns
+from tests.cluster.realnode import cgroups, cni, netns, policy
 
 CONTAINER_LOGS = Path("/var/log/containers")
 CNI_RESULTS = Path("/var/lib/cni/results")
@@ -152,6 +152,7 @@ def remove(cid: str, workdir: Path | None) -> list[str]:
     left += cgroups.remove(cid)
     if workdir is not None:
         left += [f"mount {point}" for point in unmount_all(workdir)]
+    policy.sweep_netns(netns.name(cid))  # a killed cluster's kube-router lock (else: none)
     netns.remove(cid)
     if workdir is not None and CONTAINER_LOGS.is_dir():
         for link in CONTAINER_LOGS.iterdir():

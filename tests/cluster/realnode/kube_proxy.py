@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tests.cluster import binaries
 from tests.cluster.controlplane import Component, ControlPlane
-from tests.cluster.node import NODE
+from tests.cluster.realnode.kubelet import NODE
 
 HEALTHZ = 10256
 METRICS = 10249

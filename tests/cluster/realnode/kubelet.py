@@ -34,9 +34,9 @@ from pathlib import Path
 
 from tests.cluster import binaries
 from tests.cluster.controlplane import Component, ControlPlane
-from tests.cluster.node import NODE
 from tests.cluster.pki import Pki
 
+NODE = "gaggle-node"  # the one Node's name (its kubelet's --hostname-override)
 PORT = 10250
 HEALTHZ = 10248
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tests.cluster.controlplane import ControlPlane
 from tests.cluster.network import Network
-from tests.cluster.realnode import cgroups, cni, host, images, netns
+from tests.cluster.realnode import cgroups, cni, host, images, netns, policy
 from tests.cluster.realnode.containerd import CNI_BIN, RUNC, Containerd
 from tests.cluster.realnode.kube_proxy import KubeProxy
 from tests.cluster.realnode.kubelet import Kubelet
@@ -61,6 +61,7 @@ class RealNode:
         self.containerd = Containerd(workdir, enter, self.node_ip)
         self.kubelet = Kubelet(workdir, enter, self.node_ip)
         self.kube_proxy = KubeProxy(workdir, enter, self.node_ip)
+        self.policy: policy.PolicyController | None = None  # once the Node is registered
         self.started = False
 
     @property
@@ -100,6 +101,18 @@ class RealNode:
         assert self.kube_proxy.component is not None
         self._record(self.kube_proxy.component.process)
 
+    def enforce_policies(self, node_name: str) -> None:
+        """Start kube-router's policy controller in the node's namespace: it reads the Node's
+        InternalIP, so call it once the Node is registered."""
+        self.policy = policy.PolicyController(
+            policy.grant(self.control),
+            node_name,
+            self.net.service_range,
+            self.workdir,
+            netns=netns.name(self.cid),
+        ).start()
+        self._record(self.policy.process)
+
     def _record(self, process: subprocess.Popen[bytes] | None) -> None:
         assert process is not None
         self.net.started(process.pid, str(self.workdir))
@@ -108,6 +121,9 @@ class RealNode:
         """Why a part of the node has exited, else None."""
         if self.containerd.component.exited() is not None:
             return f"containerd exited:\n{self.containerd.component.tail()}"
+        process = self.policy.process if self.policy is not None else None
+        if process is not None and process.poll() is not None:
+            return f"kube-router exited {process.returncode}"
         return self.kubelet.failed() or self.kube_proxy.failed()
 
     def load_image(self, archive: Path) -> list[str]:
@@ -117,8 +133,12 @@ class RealNode:
     def stop(self) -> None:
         if not self.started:
             return
-        self.kubelet.stop()
-        self.kube_proxy.stop()
+        try:
+            if self.policy is not None:
+                self.policy.stop()
+        finally:
+            self.kubelet.stop()
+            self.kube_proxy.stop()
         cgroups.remove(self.cid)  # the pods' processes: nothing restarts them now
         self.containerd.stop()
         left = host.remove(self.cid, self.workdir)

@@ -17,12 +17,12 @@ and in ipsets, read off its source (pkg/controllers/netpol):
 - no sysctl, file or process beyond its own (routing and proxy controllers, which set sysctls,
   are off); no listening port (health and metrics are disabled).
 
-Where it differs from the project's emulated agent (tests/cluster/netpol.py): a packet no policy
-admits is REJECTed (``icmp-port-unreachable``: the sender sees "connection refused" at once, not
-a timeout); rules follow changes asynchronously, a sync after each watched change; traffic from
-the node itself (``--src-type LOCAL``: the kubelet's probes, from the node's address ``.2``)
-always passes, and so do replies (conntrack ESTABLISHED); the host (``host_ip``) is another
-machine to it, as the API server's host is in a production cluster. The pods' IPv6 addresses, if
+What a test sees of it: a packet no policy admits is REJECTed (``icmp-port-unreachable``: the
+sender sees "connection refused" at once, not a timeout); rules follow changes asynchronously, a
+sync after each watched change; traffic from the node itself (``--src-type LOCAL``: the
+kubelet's probes, from the node's address ``.2``) always passes, and so do replies (conntrack
+ESTABLISHED); the host (``host_ip``) is another machine to it, as the API server's host is in a
+production cluster. The pods' IPv6 addresses, if
 they have any, are not policed (``--enable-ipv6`` needs an IPv6 InternalIP on the Node).
 
 Its chain and ipset names are fixed (no prefix option), and each sync deletes every
@@ -262,6 +262,13 @@ def _sweep(path: Path, keep: bool = False) -> bool:
     if not keep:
         path.unlink(missing_ok=True)
     return True
+
+
+def sweep_netns(netns: str) -> None:
+    """The controller of ``netns`` if its owner is dead (a killed cluster's, swept with the
+    cluster: ``host.remove``): ended, its rules and its lock removed."""
+    with _guarded():
+        _sweep(_lock_path(netns))
 
 
 def sweep() -> None:

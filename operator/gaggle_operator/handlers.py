@@ -283,11 +283,16 @@ def watch(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
     failed = failed_pods(pods)
     health = ("False", "PodTrouble", describe(failed)) if failed else ("True", "AllHealthy", "ok")
     conditions = set_condition(status.get("conditions", []), "PodsHealthy", *health)
-    patch.status.update(
-        failedPods=failed, conditions=conditions, workers={"ready": sum(map(is_ready, workers))}
-    )
+    patch.status.update(failedPods=failed, workers={"ready": sum(map(is_ready, workers))})
+    # Written only when it changed: the list is replaced whole, and a tick's copy may predate
+    # a condition the update handler has just written (SpecChangeRefused), which it would undo.
+    if conditions != status.get("conditions", []):
+        patch.status["conditions"] = conditions
     spec = body.get("spec", {})
-    if manager is None:  # created before the phase was written: deleted, evicted, node lost
+    # Gone, or going: a deleted or evicted manager gets SIGTERM and may end its run cleanly
+    # (exit 0) before it goes, which is not the run completing. The operator deletes pods
+    # only after a final phase, so a deletion seen here is someone else's.
+    if manager is None or manager["metadata"].get("deletionTimestamp"):
         message = (
             f"the manager pod {children.names(name)['manager']} is gone (deleted, evicted or "
             "its node lost); its workers stop with it"

@@ -3,12 +3,11 @@ hangs without a phase: what the real API server refuses, and children that
 vanish, end in ``Failed`` with a reason, the API server's own words and a Warning Event
 (operator-hardening; finding numbers as in ../shared/reviews/operator-on-a-real-cluster.md).
 
-On the test cluster (tests/cluster: the real control plane and our node), with the operator on
+On the test cluster (tests/cluster: the real control plane and a real node), with the operator on
 the host as ``gaggle-operator run`` (kopf behind its Lease), unless a test installs the chart."""
 
 from __future__ import annotations
 
-import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ import yaml
 
 from gaggle.kits.ports import GRPC_PORT, METRICS_PORT
 from tests.cluster.cluster import Cluster
+from tests.cluster.realnode import NODE
 from tests.conftest import Target
 from tests.support.operator_harness import (
     CRD,
@@ -400,11 +400,11 @@ def test_finding_7_workers_join_a_manager_that_starts_75_s_after_them(
         time.sleep(0.5)
     time.sleep(75)  # the workers try the manager all this while
     assert kubectl.json("get", "pod", "late-manager")["status"]["phase"] == "Pending"
-    cluster.kubectl("label", "node", "gaggle-node", f"{label}=yes")
+    cluster.kubectl("label", "node", NODE, f"{label}=yes")
     try:
         status = wait_for_phase(kubectl, "late", FINAL, operator)
     finally:
-        cluster.kubectl("label", "node", "gaggle-node", f"{label}-")
+        cluster.kubectl("label", "node", NODE, f"{label}-")
     assert status["phase"] == "Succeeded", f"{status}\n{story(kubectl, operator)}"
     served = target.counts()
     assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"]
@@ -470,20 +470,24 @@ def test_finding_25_of_two_operators_only_the_lease_holder_acts_and_the_other_ta
     assert lease_holder(kubectl) == "", "a clean stop hands the Lease back"
 
 
-def test_finding_22_the_manager_answers_on_its_pods_ipv6_address_too(
-    cluster: Cluster, kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
+def test_finding_22_the_manager_answers_on_ipv6_too(
+    kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
 ) -> None:
     """On an IPv6-only cluster a pod's address is v6: the manager must listen on every address
-    of both families (it bound 0.0.0.0, IPv4 only, and refused this connection)."""
+    of both families (it bound 0.0.0.0, IPv4 only, and refused this connection). The test
+    cluster is single-stack IPv4, so the v6 connection is made inside the manager's own
+    network namespace, to ::1 (kubectl exec), and the v4 one from the host to its pod IP."""
     _, url = bridge_target
     kubectl.apply(loadtest("six", url, runTime="30s"))
     wait_for_phase(kubectl, "six", ("Running", *FINAL), operator)
     pod_ip = kubectl.json("get", "pod", "six-manager")["status"]["podIP"]
-    address = cluster.net.pod_ipv6(pod_ip)
-    with socket.create_connection((address, GRPC_PORT), timeout=5):
-        pass  # gRPC's port accepts: workers of an IPv6-only cluster would join
-    with urllib.request.urlopen(f"http://[{address}]:{METRICS_PORT}/metrics", timeout=5) as page:
-        assert b"gaggle_requests_total" in page.read()
+    probe = ("import socket, sys, urllib.request\n"
+             "socket.create_connection(('::1', int(sys.argv[1])), timeout=5).close()\n"
+             "page = urllib.request.urlopen(f'http://[::1]:{sys.argv[2]}/metrics', timeout=5)\n"
+             "print(b'gaggle_requests_total' in page.read())\n")  # fmt: skip
+    inside = kubectl("exec", "six-manager", "--", "python", "-c", probe,
+                     str(GRPC_PORT), str(METRICS_PORT))  # fmt: skip
+    assert inside.stdout.strip() == "True", inside.stdout + inside.stderr
     with urllib.request.urlopen(f"http://{pod_ip}:{METRICS_PORT}/metrics", timeout=5) as page:
         assert page.status == 200  # and IPv4 still
     kubectl("delete", "loadtest", "six", "--wait=true", timeout=60)
@@ -493,7 +497,7 @@ def test_finding_13_the_chart_installed_cluster_wide_runs_a_loadtest_in_any_name
     cluster: Cluster, kubectl: Any, bridge_target: tuple[Target, str]
 ) -> None:
     """The Deployment as shipped, in its `--all-namespaces` mode (the e2e tests install it
-    watching namespaces): a pod on our node as uid 10001, in-cluster credentials, RBAC from the
+    watching namespaces): a pod on the real node as uid 10001, in-cluster credentials, RBAC from the
     ClusterRole alone; a LoadTest in a namespace nobody named runs to an exact summary."""
     target, url = bridge_target
     kubectl("apply", "-f", str(CRD))
@@ -544,7 +548,7 @@ def test_finding_14_under_a_default_deny_policy_a_loadtest_runs_with_its_own_net
 def test_twenty_workers_start_together_and_the_summary_is_exact(
     kubectl: Any, operator: Operator, bridge_target: tuple[Target, str]
 ) -> None:
-    """Beyond the review: 20 worker pods on our node. The manager starts the load only when all
+    """Beyond the review: 20 worker pods on the real node. The manager starts the load only when all
     have joined (each runs its share of 40 users), and the merged summary is what the target
     served."""
     target, url = bridge_target

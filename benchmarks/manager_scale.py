@@ -341,6 +341,7 @@ def fold_cost(pool: list[tuple[bytes, int]], workers: int) -> tuple[float, float
     """CPU ms one second of ``workers`` deltas costs to parse, check and fold in this process,
     and one read of the totals (the median of a few seconds, after one to warm up)."""
     from gaggle.distributed.delta_checks import DeltaLedger
+    from gaggle.distributed.delta_tables import decode
     from gaggle.distributed.merged_tally import Totals
 
     totals, ledgers = Totals(), [DeltaLedger() for _ in range(workers)]
@@ -350,8 +351,9 @@ def fold_cost(pool: list[tuple[bytes, int]], workers: int) -> tuple[float, float
         for index, ledger in enumerate(ledgers):
             payload = pool[(index + second) % len(pool)][0]
             delta = wire.WorkerMessage.FromString(as_message(payload, second)).delta
-            assert ledger.check(delta, started=True) == "", "a replayed delta was refused"
-            totals.merge(delta)
+            tables = decode(delta)  # once for both, as the servicer does
+            assert ledger.check(delta, True, tables) == "", "a replayed delta was refused"
+            totals.merge(delta, tables)
         folded = time.process_time()
         totals.metrics()
         folds.append((folded - started) * 1000)

@@ -18,8 +18,9 @@ has each second read both, timed with ``time.process_time``:
 - ``live view``: the panel's figures (``FigureSampler``: the aggregate of every request row, the
   errors, the rolling window);
 - ``-R``: the report timeline's sample (its per-second differences of every row);
-- ``scrape``: a ``/metrics`` scrape (``GaggleCollector`` and the text exposition, whose own
-  formatting is the same on both sides).
+- ``scrape``: a ``/metrics`` scrape (old: every row's histogram folded into the fixed buckets and
+  prometheus_client's exposition of every line; new: ``MetricsPage``, the rows kept from a feed
+  and the lines of rows that changed written as text).
 
 The same is then done on a manager: ``--workers`` simulated workers each ship a delta of their
 share of the second (``to_delta``, serialized) into one ``MergedTally``, read old and new. The bar
@@ -38,7 +39,7 @@ import random
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 # This folder holds gaggle.py, which must not shadow the gaggle package.
@@ -46,6 +47,11 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
 
 from prometheus_client import generate_latest  # noqa: E402
+from prometheus_client.core import (  # noqa: E402
+    CounterMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import CollectorRegistry  # noqa: E402
 
 from gaggle.distributed.codec import to_delta  # noqa: E402
@@ -53,7 +59,7 @@ from gaggle.distributed.merged_tally import MergedTally, Totals  # noqa: E402
 from gaggle.metrics import Aggregator, Ledger, Metrics, RequestRecord, RunTotals, Source  # noqa: E402
 from gaggle.report.figures import FigureSampler, LiveInputs, Progress, RunSoFar  # noqa: E402
 from gaggle.report.timeline import Timeline  # noqa: E402
-from gaggle.web.prometheus import GaggleCollector  # noqa: E402
+from gaggle.web.prometheus import GaggleCollector, MetricsPage, cumulative_buckets  # noqa: E402
 from gaggle.wire.gaggle_pb2 import Delta  # noqa: E402
 
 READ_BAR_MS = 5.0
@@ -92,6 +98,26 @@ class OldMergedTally:
     def reset(self) -> Metrics:
         counted, self._totals = self._totals.metrics(), Totals()
         return counted
+
+
+class OldRequestFamilies:
+    """/metrics' request families before this change: every row's fine histogram folded into
+    the fixed buckets on each scrape, and prometheus_client's exposition of every line."""
+
+    def __init__(self, read: Callable[[], Metrics]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        requests = CounterMetricFamily("gaggle_requests", "", labels=["method", "name", "status"])
+        failures = CounterMetricFamily("gaggle_request_failures", "", labels=["method", "name"])
+        latency = HistogramMetricFamily("gaggle_response_time_seconds", "",
+                                        labels=["method", "name"])  # fmt: skip
+        for (method, name), stats in sorted(self.read().requests.items()):
+            for status, count in sorted(stats.status_codes.items()):
+                requests.add_metric([method, name, str(status)], count)
+            failures.add_metric([method, name], stats.fail_count)
+            latency.add_metric([method, name], cumulative_buckets(stats), stats.sum_us / 1e6)
+        yield from (requests, failures, latency)
 
 
 def records(rng: random.Random, names: list[str], count: int) -> list[RequestRecord]:
@@ -139,8 +165,13 @@ class Readers:
             load_seconds=lambda: 1.0,
         )
         self.live = FigureSampler(inputs)
-        self.registry = CollectorRegistry()
-        self.registry.register(GaggleCollector(Source(metrics=read, users=lambda: 50)))
+        if follow is None:  # the page as it was: prometheus_client writes every row's families
+            registry = CollectorRegistry()
+            registry.register(OldRequestFamilies(read))
+            registry.register(GaggleCollector(Source(metrics=read, users=lambda: 50)))
+            self.scrape: Callable[[], bytes] = lambda: generate_latest(registry)
+        else:
+            self.scrape = MetricsPage(source).render
 
     def second(self) -> dict[str, float]:
         """One second's readings: (what, CPU ms)."""
@@ -150,7 +181,7 @@ class Readers:
             "read again": timed(self.read),
             "live view": timed(self.live.sample),
             "-R": timed(self.timeline.sample),
-            "scrape": timed(lambda: generate_latest(self.registry)),
+            "scrape": timed(self.scrape),
         }
 
 

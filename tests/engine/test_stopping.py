@@ -19,13 +19,12 @@ from pathlib import Path
 from types import TracebackType
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 
 from gaggle.http import DEFAULT_TIMEOUT
 from gaggle.metrics import Metrics, Source
 from gaggle.options.converters import HTTP_CLIENTS
 from gaggle.run import RunResult
-from gaggle.web.prometheus import GaggleCollector, summary
+from gaggle.web.prometheus import MetricsPage, summary
 from gaggle_operator import status
 from gaggle_operator.spec import SpecError, parse_spec
 from tests.conftest import finish, free_port, kill_leftovers, run_gaggle, spawn_gaggle, write_test
@@ -315,9 +314,7 @@ def test_d7_abandoned_counts_reach_prometheus_the_summary_and_a_loadtests_status
     metrics = Metrics()
     metrics.abandoned_requests, metrics.abandoned_tasks = 2, 3
     source = Source(metrics=lambda: metrics, users=lambda: 0)
-    registry = CollectorRegistry()
-    registry.register(GaggleCollector(source))
-    page = generate_latest(registry).decode()
+    page = MetricsPage(source).render().decode()
     assert 'gaggle_abandoned_total{what="request"} 2.0' in page
     assert 'gaggle_abandoned_total{what="task"} 3.0' in page
     assert summary(source)["abandoned"] == {"requests": 2, "tasks": 3}

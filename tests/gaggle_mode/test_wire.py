@@ -135,7 +135,9 @@ def test_a_malformed_delta_is_refused_before_anything_is_folded(
 ) -> None:
     totals = Totals()
     bad = one_row_delta(1)
-    bad.tasks.CopyFrom(one_row_delta(1).requests)  # a good table folded first, were it allowed
+    bad.tasks.CopyFrom(one_row_delta(1).requests)  # a good table folded too, were it allowed
+    bad.tasks.ClearField("method"), bad.tasks.ClearField("name")
+    bad.tasks.taskset.append(0), bad.tasks.task.append(0)
     setattr(bad.requests, column, value)
     with pytest.raises(ValueError, match=words):
         totals.merge(bad)

@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client import generate_latest
-from prometheus_client.registry import CollectorRegistry
 from rich.console import Console
 
 from gaggle import Attack, ConfigError, RunResult, TaskSet, pacing, task
@@ -26,7 +24,7 @@ from gaggle.load.schedule import ArrivalSchedule
 from gaggle.metrics.source import Source
 from gaggle.metrics.thresholds import ThresholdError, parse_threshold
 from gaggle.options.config import build_config
-from gaggle.web.prometheus import GaggleCollector
+from gaggle.web.prometheus import MetricsPage
 from tests.conftest import ROOT, Target, run_gaggle, write_test
 
 
@@ -180,7 +178,7 @@ def test_arrivals_without_a_free_user_are_dropped_and_counted(target: Target) ->
     assert served["GET /slow 200"] == metrics.lag.timed_count == 20 - metrics.dropped
     assert result.users == 2
     assert not result.passed  # the threshold on drops failed
-    page = generate_latest(collector_of(result)).decode()
+    page = metrics_page(result)
     assert f"gaggle_arrivals_dropped_total {float(metrics.dropped)}" in page
     assert "gaggle_schedule_lag_seconds_count 20.0" not in page  # started ones only
     assert f"gaggle_schedule_lag_seconds_count {float(20 - metrics.dropped)}" in page
@@ -223,11 +221,9 @@ def test_a_new_user_stopped_in_its_on_start_still_runs_its_arrival(target: Targe
     assert served["GET /slow 200"] == result.users == 3
 
 
-def collector_of(result: RunResult) -> CollectorRegistry:
-    registry = CollectorRegistry()
+def metrics_page(result: RunResult) -> str:
     source = Source(metrics=result.all_metrics, users=lambda: 0, arrival_rate=lambda: 20.0)
-    registry.register(GaggleCollector(source))
-    return registry
+    return MetricsPage(source).render().decode()
 
 
 def test_a_paced_task_is_timed_from_its_slot(target: Target) -> None:

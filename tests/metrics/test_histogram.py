@@ -73,3 +73,25 @@ def test_memory_is_bounded_by_the_range_not_the_count() -> None:
 
 def test_empty_histogram_reports_zero() -> None:
     assert Histogram().value_at(0.99) == 0
+
+
+def test_values_at_gives_each_quantile_the_middle_of_its_ranks_bucket() -> None:
+    """The timeline reads p50/p95/p99 of every row each second from one pass (``values_at``):
+    each quantile, in the order asked (duplicates too), is the middle of the bucket of the value
+    at rank ⌈q·n⌉ among everything recorded, as ``value_at`` gives it."""
+    rng = random.Random(7)
+    quantiles = [0.0, 0.5, 0.95, 0.99, 1.0, 0.5, 0.001, 0.999]
+    for _ in range(200):
+        histogram, values = Histogram(), []
+        for _ in range(rng.randrange(1, 300)):
+            values.append(int(10 ** rng.uniform(0, 9)))
+            histogram.record(values[-1])
+        values.sort()
+        order = rng.sample(quantiles, len(quantiles))
+        expected = []
+        for q in order:
+            low, high = bucket_bounds(bucket_index(values[max(1, math.ceil(q * len(values))) - 1]))
+            expected.append((low + high + 1) // 2)
+        assert histogram.values_at(order) == expected
+        assert [histogram.value_at(q) for q in order] == expected
+    assert Histogram().values_at([0.5, 0.99]) == [0, 0]

@@ -17,9 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.registry import CollectorRegistry
 from rich.console import Console
 
 from gaggle.metrics import (
@@ -38,7 +36,7 @@ from gaggle.metrics import (
 from gaggle.report import TableOptions, print_tables
 from gaggle.report.tables import format_ms
 from gaggle.run import RunResult
-from gaggle.web.prometheus import GaggleCollector
+from gaggle.web.prometheus import MetricsPage
 from gaggle_operator import status
 from tests.conftest import (
     Target,
@@ -206,10 +204,8 @@ def series(page: str, family: str) -> list[tuple[dict[str, str], float]]:
 
 def test_guard_metrics_has_series_for_the_busiest_names_only() -> None:
     metrics = many_names(random.Random(5))
-    registry = CollectorRegistry()
-    registry.register(GaggleCollector(Source(metrics=lambda: metrics, users=lambda: 1,
-                                             names_limit=30)))  # fmt: skip
-    page = generate_latest(registry).decode()
+    source = Source(metrics=lambda: metrics, users=lambda: 1, names_limit=30)
+    page = MetricsPage(source).render().decode()
     requests = series(page, "gaggle_requests")
     assert len({labels["name"] for labels, _ in requests}) == 31
     assert sum(value for _, value in requests) == sum(s.count for s in metrics.requests.values())

@@ -4,7 +4,8 @@
 - ``manager`` / ``worker``: the two roles; ``servicer``: the manager's end of the workers'
   streams; ``manager_link``: a worker's end of its stream to the manager.
 - ``admission``: the checks a worker passes to join (version, hash, token).
-- ``merged_tally``: the manager's totals, folded from workers' deltas (numpy, here only).
+- ``merged_tally``: the manager's totals, folded from workers' deltas; ``delta_checks``: whether
+  a delta can be true; ``delta_tables``: a delta decoded once for both (numpy: these three only).
 - ``worker_crowd``: the workers as the crowd a plan drives; ``shares``: each worker's share.
 - ``codec``: the wire format of deltas (encoded, and checked) and of timetable segments;
   ``rules``: the load test's hash.

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gaggle.distributed.codec import ENTRY_COLUMNS, KEY_COLUMNS, ROW_COLUMNS, check_shape
+from gaggle.distributed.delta_tables import Columns, DeltaTables, decode
 from gaggle.metrics import NO_MIN, bucket_bounds
 from gaggle.options import USERS_PER_RUN
 from gaggle.wire import gaggle_pb2 as wire
@@ -42,15 +42,12 @@ COUNTERS: tuple[str, ...] = (  # Delta fields, each 0..MAX_PER_DELTA
     "tasks_abandoned",
 )
 ROW_COUNTERS: tuple[str, ...] = ()  # Table columns beside a row's requests, each 0..MAX_PER_DELTA
-_CODES = (ROW_COLUMNS | ENTRY_COLUMNS).values()
-_DTYPES = {code: np.dtype(code).newbyteorder("<") for code in _CODES}  # little-endian: the wire's
-_TABLES = (  # field, keyed as tasks, what a row counts, a request's (verdicts flip, a status each)
-    ("requests", False, "requests", True),
-    ("tasks", True, "runs", False),
-    ("schedule_lag", False, "timed starts", False),
+_TABLES = (  # field, what a row counts, a request's (verdicts flip, a status each)
+    ("requests", "requests", True),
+    ("tasks", "runs", False),
+    ("schedule_lag", "timed starts", False),
 )
 
-Columns = dict[str, npt.NDArray[Any]]
 Rule = tuple[npt.NDArray[np.bool_], Callable[[int], str]]  # rows that break it, and why
 Flips = tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]  # request rows' slots, their counts
 
@@ -65,11 +62,12 @@ class DeltaLedger:
         self._slots: dict[tuple[str, str], int] = {}
         self._counts = np.zeros((16, 2), dtype=np.int64)  # success, fail: all deltas so far
 
-    def check(self, delta: wire.Delta, started: bool) -> str:
+    def check(self, delta: wire.Delta, started: bool, tables: DeltaTables | None = None) -> str:
         """Why ``delta`` cannot come from a real worker ("" when it can, and then it is entered
-        here: call once per new sequence, right before folding it)."""
+        here: call once per new sequence, right before folding it). ``tables``: the delta
+        decoded already (the fold reads the same)."""
         try:
-            why, flips = self._why_not(delta, started)
+            why, flips = self._why_not(delta, started, tables)
         except ValueError as error:  # columns that do not fit together
             return f"malformed: {error}"
         if not why:
@@ -79,7 +77,9 @@ class DeltaLedger:
                 self._counts[slots] += counts
         return why
 
-    def _why_not(self, delta: wire.Delta, started: bool) -> tuple[str, Flips | None]:
+    def _why_not(
+        self, delta: wire.Delta, started: bool, tables: DeltaTables | None
+    ) -> tuple[str, Flips | None]:
         if not started:
             return "a delta before its Start", None
         if self.final:
@@ -87,14 +87,12 @@ class DeltaLedger:
         if delta.sequence != self.sequence + 1:
             after = f"sequence {delta.sequence} after {self.sequence}"
             return f"{after} (deltas {self.sequence + 1}..{delta.sequence - 1} missing)", None
-        tables = [  # every table decoded first: a malformed one is said so, whatever else
-            (field, noun, flips, *_decode(getattr(delta, field), is_task))
-            for field, is_task, noun, flips in _TABLES
-        ]
+        # every table decoded first: a malformed one is said so, whatever else
+        decoded = decode(delta) if tables is None else tables
         why = _scalars_why_not(delta)
-        for field, noun, flips, keys, columns in tables:
+        for (field, noun, flips), (keys, columns) in zip(_TABLES, decoded, strict=True):
             why = why or _rows_why_not(field, noun, flips, keys, columns)
-        _, _, _, keys, columns = tables[0]  # the requests
+        keys, columns = decoded.requests
         if why or not keys:
             return why, None
         return self._flips_why_not(keys, columns)
@@ -140,29 +138,6 @@ def _scalars_why_not(delta: wire.Delta) -> str:
         if errors[error] > MAX_PER_DELTA:
             return f"errors[{error[:80]!r}] {errors[error]} in one delta (≤ {MAX_PER_DELTA:.0e})"
     return ""
-
-
-def _decode(table: wire.Table, is_task: bool) -> tuple[list[Any], Columns]:
-    """A table's keys and columns, as the fold reads them; ValueError when they do not fit."""
-    first, second = KEY_COLUMNS[is_task]
-    firsts, seconds = getattr(table, first), getattr(table, second)
-    if len(firsts) != len(seconds):
-        raise ValueError(f"{len(firsts)} {first} keys but {len(seconds)} {second} keys")
-    keys = list(zip(firsts, seconds, strict=True))
-    columns: Columns = {}
-    for name, code in (ROW_COLUMNS | ENTRY_COLUMNS).items():
-        data, size = getattr(table, name), _DTYPES[code].itemsize
-        if len(data) % size:
-            raise ValueError(f"{name}: {len(data)} bytes are not whole {size}-byte items")
-        columns[name] = np.frombuffer(data, dtype=_DTYPES[code])
-    check_shape(
-        len(keys),
-        {name: len(columns[name]) for name in ROW_COLUMNS},
-        {name: len(columns[name]) for name in ENTRY_COLUMNS},
-        int(columns["bucket_rows"].sum()),
-        int(columns["status_rows"].sum()),
-    )
-    return keys, columns
 
 
 def _rows_why_not(field: str, noun: str, flips: bool, keys: list[Any], columns: Columns) -> str:

@@ -8,16 +8,16 @@ name) or task. A slot holds what it has counted, not every bucket there is: its 
 window of the buckets from its fastest to its slowest time (``WindowCounts``), its status codes
 a column per code the run has seen (``CodeCounts``). Whole rows (40 KiB a name) took the manager
 to 1.8 GB with 20,000 names, a request path each (review D3); a name seen once now costs a few
-cells, and a bucket still folds at a fixed offset, as in a dense row. ``metrics()`` writes the
-slots that changed back into the engine's ``Stats`` when someone reads them (tables, a scrape,
-/summary); what those slots gained since the previous read goes on to the whole run's totals
-(``RunTotals``: the hatching phase is not re-merged on each read). numpy is imported by the
-manager only.
+cells, and a bucket still folds at a fixed offset, as in a dense row.
 
-The format is ``codec``'s: its column tables say which fields a table has and how wide each is,
-and its ``check_shape`` is the check every reader makes before folding anything. The decoding is
-this module's own. A plain-Python reference decoder, tests/support/reference_codec.py, must give
-the same numbers exactly, which the tests check.
+The arrays hold what arrived since the last read; the engine's ``Stats`` hold the rest. A read
+(tables, a scrape, /summary, the status lines) takes what the slots that changed hold, adds it
+to their ``Stats`` in place and zeroes it, and hands the same change on to the whole run's
+totals (``RunTotals``): its cost is the cells of the names that changed, whatever the run holds,
+and nothing waits in a list between reads. Rewriting whole rows on each read, and sorting every
+entry folded since the last, cost a manager of 1,000 workers a quarter of a core. numpy is
+imported by the manager only; the deltas come decoded (``delta_tables``), once for the checks and
+the fold.
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gaggle.distributed.codec import ENTRY_COLUMNS, KEY_COLUMNS, ROW_COLUMNS, check_shape
+from gaggle.distributed.codec import ROW_COLUMNS
+from gaggle.distributed.delta_tables import Columns, DeltaTables, decode
 from gaggle.metrics import MAX_DISTINCT_ERRORS, NO_MIN, Metrics, RunTotals, Stats, add_error
 from gaggle.wire import gaggle_pb2 as wire
 
@@ -36,17 +37,7 @@ from gaggle.wire import gaggle_pb2 as wire
 # the last bucket (its min and max stay exact).
 WIDTH = 4096
 CODES = 1000  # HTTP status codes 0..999
-UNREAD_MAX = 1 << 20  # histogram entries folded before the whole run's totals take them anyway
 POOL_MIN = 1 << 12  # cells: a window pool's first size, and garbage it may hold uncompacted
-# codec's typecodes are C types, as the array module writes them; the wire's are little-endian.
-# Sized types ("<i8", not "q": C long long is not numpy's int64 on Linux) so that ufunc.at takes
-# its fast path: given another type for the same bits, it is ~8x slower.
-_DTYPES = {
-    code: np.dtype(f"<{np.dtype(code).kind}{np.dtype(code).itemsize}")
-    for code in (ROW_COLUMNS | ENTRY_COLUMNS).values()
-}
-
-Columns = dict[str, npt.NDArray[Any]]
 
 
 class MergedTally:
@@ -56,10 +47,8 @@ class MergedTally:
         self._totals = Totals()
         self._run = RunTotals(self._totals.metrics(), self._read)
 
-    def merge(self, delta: wire.Delta) -> None:
-        self._totals.merge(delta)
-        if self._totals.unread_entries > UNREAD_MAX:  # nobody reads: keep what waits bounded
-            self._read()
+    def merge(self, delta: wire.Delta, tables: DeltaTables | None = None) -> None:
+        self._totals.merge(delta, tables)
 
     def metrics(self) -> Metrics:
         self._read()
@@ -75,7 +64,8 @@ class MergedTally:
         return counted
 
     def _read(self) -> None:
-        """The totals written back; what they gained since the last read, told to the run's."""
+        """The totals brought up to date; what they gained since the last read, told to the
+        run's."""
         changes = self._totals.changes()
         if not changes.is_empty():
             self._run.add(changes)
@@ -83,9 +73,11 @@ class MergedTally:
 
 class Totals:
     def __init__(self, capacity: int = 16) -> None:
-        self._metrics = Metrics()
+        self._metrics = Metrics()  # by slot: what every read so far took
         self._slots: tuple[dict[Any, int], dict[Any, int]] = ({}, {})  # [is_task][key]
         self._stats: list[Stats] = []
+        self._keys: list[tuple[bool, Any]] = []  # by slot: (is_task, key)
+        # by slot: what arrived since the last read (min and max: the whole run's)
         self._counts = np.zeros((capacity, 2), dtype=np.int64)  # success, fail
         self._sums = np.zeros(capacity, dtype=np.uint64)
         self._mins = np.full(capacity, NO_MIN, dtype=np.uint64)
@@ -93,101 +85,57 @@ class Totals:
         self._buckets = WindowCounts(WIDTH, capacity)
         self._codes = CodeCounts(capacity)
         self._dirty: set[int] = set()
-        self._keys: list[tuple[bool, Any]] = []  # by slot: (is_task, key)
         self._unread = Metrics()  # what merges added beside the slots since ``changes()``
-        self._folded: list[tuple[npt.NDArray[np.intp], Columns]] = []  # ... and in them
-        self._folded_entries = 0
 
-    def merge(self, delta: wire.Delta) -> None:
-        """Fold one delta in; a malformed one raises ValueError before anything is folded."""
-        tables = [_columns(delta.requests, False), _columns(delta.tasks, True)]
-        # an open model's lag, checked before folding too; a closed model's deltas have none
-        lag = _columns(delta.schedule_lag, False)[1] if delta.HasField("schedule_lag") else None
+    def merge(self, delta: wire.Delta, tables: DeltaTables | None = None) -> None:
+        """Fold one delta in (``tables``: it decoded already); a malformed one raises
+        ValueError before anything is folded."""
+        requests, tasks, lag = decode(delta) if tables is None else tables
+        for codes in (requests.columns["status_codes"], tasks.columns["status_codes"]):
+            if len(codes) and int(codes.max()) >= CODES:
+                raise ValueError(f"a status code of {int(codes.max())} (want < {CODES})")
         folds = [
-            (self._slots_of(is_task, keys), columns)
-            for is_task, (keys, columns) in zip((False, True), tables, strict=True)
-            if keys
+            (self._slots_of(is_task, table.keys), table.columns)
+            for is_task, table in ((False, requests), (True, tasks))
+            if table.keys
         ]
         for slots, columns in folds:
             self._fold(slots, columns)
-        self._metrics.dropped += delta.arrivals_dropped
-        self._metrics.abandoned_requests += delta.requests_abandoned
-        self._metrics.abandoned_tasks += delta.tasks_abandoned
-        if lag is not None:
-            _add_rows(self._metrics.lag, lag)
-        self._note_unread(delta, lag)
-        errors, incoming = self._metrics.errors, delta.errors
-        if len(errors) + len(incoming) <= MAX_DISTINCT_ERRORS:  # no cap to apply: plain sums
-            get = errors.get
-            for error in incoming:  # by key: protobuf maps' items() is twice as slow
-                errors[error] = get(error, 0) + incoming[error]
-        else:
-            for error, count in incoming.items():
-                add_error(errors, error, count)
+        for metrics in (self._metrics, self._unread):
+            metrics.dropped += delta.arrivals_dropped
+            metrics.abandoned_requests += delta.requests_abandoned
+            metrics.abandoned_tasks += delta.tasks_abandoned
+            _add_rows(metrics.lag, lag.columns)
+        for errors in (self._metrics.errors, self._unread.errors):
+            _add_errors(errors, delta.errors)
 
     def metrics(self) -> Metrics:
-        """The totals as the engine's ``Metrics`` (live: later merges update it again)."""
-        if not self._dirty:
-            return self._metrics
-        slots = np.array(sorted(self._dirty), dtype=np.int64)
-        self._dirty.clear()
-        counts, sums = self._counts[slots].tolist(), self._sums[slots].tolist()
-        mins, maxs = self._mins[slots].tolist(), self._maxs[slots].tolist()
-        buckets, codes = self._buckets.read(slots), self._codes.read(slots)
-        for i, slot in enumerate(slots.tolist()):
-            stats = self._stats[slot]
-            stats.success_count, stats.fail_count = counts[i]
-            stats.sum_us, stats.min_us, stats.max_us = sums[i], mins[i], maxs[i]
-            stats.histogram.counts = buckets[i]
-            stats.histogram.total = sum(buckets[i].values())
-            stats.status_codes = codes[i]
+        """The totals as the engine's ``Metrics`` (live: later reads update it in place)."""
+        self.changes()
         return self._metrics
 
     def changes(self) -> Metrics:
-        """The totals written back (``metrics()``) and, as a delta, what they gained since the
-        previous call: the buckets the folds since then added (summed in numpy, so the cost is
-        the buckets that changed, not every name's), a row's other figures less those its
-        ``Stats`` held. A delta's min and max are the row's own (merged, they give the same)."""
+        """What arrived since the previous call, as a delta, after adding it to the totals."""
         changes, self._unread = self._unread, Metrics()
-        folded, self._folded, self._folded_entries = self._folded, [], 0
         if not self._dirty:
             return changes
-        # a write-back gives a row new status-code dicts: the old ones are what the row held
-        before = [
-            (slot, stats, stats.success_count, stats.fail_count, stats.sum_us,
-             stats.histogram.total, stats.status_codes)
-            for slot, stats in ((slot, self._stats[slot]) for slot in self._dirty)
-        ]  # fmt: skip
-        gains = _bucket_gains(folded, WIDTH)
-        self.metrics()
-        for slot, stats, successes, fails, sums, total, codes in before:
+        slots = np.array(sorted(self._dirty), dtype=np.int64)
+        self._dirty.clear()
+        counts, sums = self._counts[slots].tolist(), self._sums[slots].tolist()
+        self._counts[slots], self._sums[slots] = 0, 0
+        mins, maxs = self._mins[slots].tolist(), self._maxs[slots].tolist()
+        buckets, codes = self._buckets.take(slots), self._codes.take(slots)
+        for i, slot in enumerate(slots.tolist()):
             change = Stats()
-            change.success_count = stats.success_count - successes
-            change.fail_count = stats.fail_count - fails
-            change.sum_us = stats.sum_us - sums
-            change.min_us, change.max_us = stats.min_us, stats.max_us
-            change.histogram.counts = gains.get(slot, {})
-            change.histogram.total = stats.histogram.total - total
-            change.status_codes = _gained(stats.status_codes, codes)
+            change.success_count, change.fail_count = counts[i]
+            change.sum_us, change.min_us, change.max_us = sums[i], mins[i], maxs[i]
+            change.histogram.counts = buckets[i]
+            change.histogram.total = sum(buckets[i].values())
+            change.status_codes = codes[i]
+            self._stats[slot].merge(change)
             is_task, key = self._keys[slot]
             (changes.tasks if is_task else changes.requests)[key] = change
         return changes
-
-    @property
-    def unread_entries(self) -> int:
-        """Histogram entries folded since ``changes()`` last took them."""
-        return self._folded_entries
-
-    def _note_unread(self, delta: wire.Delta, lag: Columns | None) -> None:
-        """What ``merge`` added outside the slots, kept for the next ``changes()`` too."""
-        unread = self._unread
-        unread.dropped += delta.arrivals_dropped
-        unread.abandoned_requests += delta.requests_abandoned
-        unread.abandoned_tasks += delta.tasks_abandoned
-        if lag is not None:
-            _add_rows(unread.lag, lag)
-        for error, count in delta.errors.items():
-            add_error(unread.errors, error, count)
 
     def _slots_of(self, is_task: bool, keys: list[Any]) -> npt.NDArray[np.intp]:
         found = list(map(self._slots[is_task].get, keys))
@@ -229,8 +177,17 @@ class Totals:
         self._codes.add(slots, columns["status_rows"], columns["status_codes"],
                         columns["status_counts"])  # fmt: skip
         self._dirty.update(slots.tolist())
-        self._folded.append((slots, columns))
-        self._folded_entries += len(columns["bucket_counts"])
+
+
+def _add_errors(errors: dict[str, int], incoming: Any) -> None:
+    """A delta's error counts (a protobuf map) added, under the cap on distinct errors."""
+    if len(errors) + len(incoming) <= MAX_DISTINCT_ERRORS:  # no cap to apply: plain sums
+        get = errors.get
+        for error in incoming:  # by key: protobuf maps' items() is twice as slow
+            errors[error] = get(error, 0) + incoming[error]
+    else:
+        for error, count in incoming.items():
+            add_error(errors, error, count)
 
 
 class WindowCounts:
@@ -288,10 +245,12 @@ class WindowCounts:
         # Same dtypes on both sides: ufunc.at's casting path is ~25x slower than its fast path.
         np.add.at(self._pool, where, counts.astype(np.uint64))
 
-    def read(self, slots: npt.NDArray[np.int64]) -> list[dict[int, int]]:
-        """Each slot's counts by index, those above zero."""
+    def take(self, slots: npt.NDArray[np.int64]) -> list[dict[int, int]]:
+        """Each slot's counts by index, those above zero; the slots' windows left zeroed."""
         low, sizes = self._low[slots], self._high[slots] - self._low[slots]
-        cells = self._pool[_spans(self._base[slots] + low, sizes)]
+        where = _spans(self._base[slots] + low, sizes)
+        cells = self._pool[where]
+        self._pool[where] = 0
         filled = np.flatnonzero(cells)
         indexes = _spans(low, sizes)[filled].tolist()
         counts = cells[filled].tolist()
@@ -371,10 +330,11 @@ class CodeCounts:
         where += column
         np.add.at(self._counts.reshape(-1), where, counts.astype(np.uint64))
 
-    def read(self, slots: npt.NDArray[np.int64]) -> list[dict[int, int]]:
-        """Each slot's counts by code, those above zero, in code order."""
+    def take(self, slots: npt.NDArray[np.int64]) -> list[dict[int, int]]:
+        """Each slot's counts by code, those above zero, in code order; the slots left zeroed."""
         order = np.argsort(self._codes)
         counts = self._counts[slots][:, order]
+        self._counts[slots] = 0
         rows, columns = np.nonzero(counts)
         codes, found = self._codes[order][columns].tolist(), counts[rows, columns].tolist()
         cuts = [0, *np.searchsorted(rows, np.arange(len(slots)), "right").tolist()]
@@ -389,42 +349,6 @@ class CodeCounts:
             wider = np.zeros((len(self._counts), max(2 * width, len(self._codes))), np.uint64)
             wider[:, :width] = self._counts
             self._counts = wider
-
-
-def _bucket_gains(
-    folded: list[tuple[npt.NDArray[np.intp], Columns]], width: int
-) -> dict[int, dict[int, int]]:
-    """What ``folded`` added to each slot's buckets, by index (past ``width``: in the last, as
-    ``WindowCounts`` counts them), those above zero."""
-    if not folded:
-        return {}
-    slot = np.concatenate([np.repeat(slots, columns["bucket_rows"]) for slots, columns in folded])
-    index = np.concatenate([columns["bucket_indexes"] for _, columns in folded]).astype(np.int64)
-    count = np.concatenate([columns["bucket_counts"] for _, columns in folded]).astype(np.int64)
-    np.minimum(index, width - 1, out=index)
-    key = slot.astype(np.int64) * width + index
-    order = np.argsort(key, kind="stable")
-    key, count = key[order], count[order]
-    firsts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if len(key) else key
-    sums = np.add.reduceat(count, firsts) if len(key) else count
-    kept = sums > 0
-    slots, indexes = np.divmod(key[firsts][kept], width)
-    gains: dict[int, dict[int, int]] = {}
-    for at, index_, gain in zip(slots.tolist(), indexes.tolist(), sums[kept].tolist(), strict=True):
-        row = gains.get(at)
-        if row is None:
-            row = gains[at] = {}
-        row[index_] = gain
-    return gains
-
-
-def _gained(now: dict[int, int], before: dict[int, int]) -> dict[int, int]:
-    """What each key gained from ``before`` to ``now`` (counts only grow), those that did; a
-    new row's own dict (a write-back replaces a row's dicts, never changes them)."""
-    if not before:
-        return now
-    get = before.get
-    return {key: gain for key, count in now.items() if (gain := count - get(key, 0))}
 
 
 def _spans(starts: npt.NDArray[np.int64], sizes: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
@@ -455,26 +379,3 @@ def _add_rows(stats: Stats, columns: Columns) -> None:
         columns["status_codes"].tolist(), columns["status_counts"].tolist(), strict=True
     ):
         codes[code] = codes.get(code, 0) + count
-
-
-def _columns(table: wire.Table, is_task: bool) -> tuple[list[Any], Columns]:
-    """A table's keys and its columns as arrays, checked to fit together."""
-    first, second = KEY_COLUMNS[is_task]
-    keys = list(zip(getattr(table, first), getattr(table, second), strict=True))
-    columns: Columns = {}
-    for name, code in (ROW_COLUMNS | ENTRY_COLUMNS).items():
-        data = getattr(table, name)
-        size = _DTYPES[code].itemsize
-        if len(data) % size:
-            raise ValueError(f"a column of {len(data)} bytes is not whole {size}-byte items")
-        columns[name] = np.frombuffer(data, dtype=_DTYPES[code])
-    check_shape(
-        len(keys),
-        {name: len(columns[name]) for name in ROW_COLUMNS},
-        {name: len(columns[name]) for name in ENTRY_COLUMNS},
-        int(columns["bucket_rows"].sum()),
-        int(columns["status_rows"].sum()),
-    )
-    if len(columns["status_codes"]) and int(columns["status_codes"].max()) >= CODES:
-        raise ValueError(f"a status code of {int(columns['status_codes'].max())} (want < 1000)")
-    return keys, columns

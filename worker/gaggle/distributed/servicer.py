@@ -35,6 +35,7 @@ from gaggle.wire import gaggle_pb2_grpc as wire_grpc
 
 if TYPE_CHECKING:
     from gaggle.distributed.delta_checks import DeltaLedger
+    from gaggle.distributed.delta_tables import DeltaTables
 
 log = logging.getLogger(__name__)
 
@@ -104,13 +105,14 @@ class ManagerServicer(wire_grpc.GaggleServicer):
         run: ServedRun,
         role: Role,
         rules: tuple[str, str],
-        merge: Callable[[wire.Delta], None],
+        merge: Callable[[wire.Delta, DeltaTables], None],
     ) -> None:
         # numpy (behind the checks) is a manager's alone; a worker imports this module too
         from gaggle.distributed.delta_checks import DeltaLedger
+        from gaggle.distributed.delta_tables import decode
 
         self.run, self.role, self.merge = run, role, merge
-        self.new_ledger = DeltaLedger
+        self.new_ledger, self.decode = DeltaLedger, decode
         self.rules_hash, self.rules_json = rules
         self.workers: list[WorkerLink] = []
         self.all_joined = asyncio.Event()
@@ -248,14 +250,18 @@ class ManagerServicer(wire_grpc.GaggleServicer):
         worker, saying why, and fold none of it (False)."""
         if delta.sequence <= link.ledger.sequence:
             return True  # a resend: already merged
-        why = link.ledger.check(delta, started=link.share is not None)
-        if why:
+        try:
+            tables = self.decode(delta)  # once, for the checks and the fold
+        except ValueError:
+            tables = None  # malformed: the checks say so, after what they say first
+        why = link.ledger.check(delta, link.share is not None, tables)
+        if why or tables is None:
             self._drop(link, f"it sent an impossible delta: {why}")
             return False
         link.last_delta_at = time.monotonic()
         link.users_running = delta.users_running
         try:
-            self.merge(delta)
+            self.merge(delta, tables)
         except ValueError as error:  # what the checks let through and the fold cannot read
             self._drop(link, f"it sent a malformed delta: {error}")
             return False

@@ -27,6 +27,7 @@ from gaggle.metrics.cardinality import (
     NameGuard,
     WatchedTally,
     busiest,
+    busiest_keys,
     folded_line,
     name_pattern,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "add_error",
     "bucket_bounds",
     "busiest",
+    "busiest_keys",
     "evaluate",
     "folded_line",
     "ms",

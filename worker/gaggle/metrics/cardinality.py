@@ -131,15 +131,20 @@ def busiest(requests: Mapping[RequestKey, Stats], limit: int) -> Busiest:
     """The ``limit`` busiest names by count (ties: by name), the rest in one ``Stats``."""
     if len(requests) <= limit:
         return Busiest(sorted(requests.items(), key=request_order), None, 0)
-    top = heapq.nsmallest(
-        limit, requests.items(), key=lambda row: (-row[1].count, row[0][1], row[0][0])
-    )
-    kept = {key for key, _ in top}
+    kept = set(busiest_keys({key: stats.count for key, stats in requests.items()}, limit))
     other = Stats()
     for key, stats in requests.items():
         if key not in kept:
             other.merge(stats)
+    top = [(key, requests[key]) for key in kept]
     return Busiest(sorted(top, key=request_order), other, len(requests) - limit)
+
+
+def busiest_keys(counts: Mapping[RequestKey, int], limit: int) -> list[RequestKey]:
+    """The ``limit`` busiest names by count (ties: by name), busiest first."""
+    if len(counts) <= limit:
+        return sorted(counts, key=lambda key: (-counts[key], key[1], key[0]))
+    return heapq.nsmallest(limit, counts, key=lambda key: (-counts[key], key[1], key[0]))
 
 
 def folded_line(folded: int, limit: int) -> str:

@@ -12,7 +12,7 @@ is the middle of its bucket, so it is within ``RELATIVE_ERROR`` (1/256 ≈ 0.4%)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 SUB_BUCKET_BITS = 7
 _SUB = 1 << SUB_BUCKET_BITS  # 128 sub-buckets per power of two
@@ -59,17 +59,27 @@ class Histogram:
 
     def value_at(self, quantile: float) -> int:
         """The value at ``quantile`` (0..1): the middle of the bucket holding rank ⌈q·n⌉."""
+        return self.values_at((quantile,))[0]
+
+    def values_at(self, quantiles: Sequence[float]) -> list[int]:
+        """``value_at`` of each quantile, in their order, from one pass over the buckets."""
         if self.total <= 0:
-            return 0
-        rank = max(1, math.ceil(quantile * self.total))
-        seen = 0
-        for index in sorted(self.counts):
-            seen += self.counts[index]
-            if seen >= rank:
+            return [0] * len(quantiles)
+        ranks = sorted((max(1, math.ceil(q * self.total)), i) for i, q in enumerate(quantiles))
+        values = [0] * len(quantiles)
+        counts, seen, at = self.counts, 0, 0
+        for index in sorted(counts):
+            seen += counts[index]
+            while at < len(ranks) and seen >= ranks[at][0]:
                 low, high = bucket_bounds(index)
-                return (low + high + 1) // 2
-        low, high = bucket_bounds(max(self.counts))
-        return (low + high + 1) // 2
+                values[ranks[at][1]] = (low + high + 1) // 2
+                at += 1
+            if at == len(ranks):
+                return values
+        low, high = bucket_bounds(max(counts))  # ranks past the counts (flipped totals)
+        for _, i in ranks[at:]:
+            values[i] = (low + high + 1) // 2
+        return values
 
     def items(self) -> Iterator[tuple[int, int]]:
         """(bucket index, count) pairs in index order: the wire and JSON form."""

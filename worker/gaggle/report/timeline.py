@@ -20,7 +20,7 @@ import time
 from array import array
 from collections.abc import Callable, Mapping
 
-from gaggle.metrics import Histogram, Metrics, RequestKey, Source
+from gaggle.metrics import Histogram, RequestKey, Source
 
 SUM, MAX, LAST = "sum", "max", "last"
 # A column is (field,) for the run's totals or (method, name, field) for one request.
@@ -150,8 +150,7 @@ class Timeline:
         self.omitted: set[RequestKey] = set()
         self.started: float | None = None  # the first active second, epoch seconds
         self.max_workers = 0
-        self._previous: dict[RequestKey, tuple[int, int, dict[int, int]]] = {}
-        self._changes = source.follow() if source.follow is not None else None
+        self._changes = source.feed()
         self._arrivals = (0, 0)  # (started, dropped) at the previous reading
         self._last_clock = clock()
         self._last_wall = wall()
@@ -164,7 +163,7 @@ class Timeline:
         workers = self.source.workers()[0]
         self.max_workers = max(self.max_workers, workers)
         metrics = self.source.metrics()
-        rows = self._differences(metrics)
+        rows = self._differences()
         target = self.source.users_target() if self.source.users_target else users
         arrivals = (metrics.lag.timed_count, metrics.dropped)
         if self.started is None:
@@ -205,27 +204,13 @@ class Timeline:
         self.totals.add(at, totals)
         self.requests.add(at, per_request)
 
-    def _differences(self, metrics: Metrics) -> dict[RequestKey, tuple[int, int, dict[int, int]]]:
+    def _differences(self) -> dict[RequestKey, tuple[int, int, dict[int, int]]]:
         """Per request: (requests, failures, histogram counts) since the previous reading."""
         rows = {}
-        if self._changes is not None:  # the run's feed holds just that
-            for key, stats in self._changes().requests.items():
-                change = (stats.count, stats.fail_count, _nonzero(stats.histogram.counts))
-                if change[0] or change[1] or change[2]:
-                    rows[key] = change
-            return rows
-        for key, stats in metrics.requests.items():
-            counts = stats.histogram.counts
-            before = self._previous.get(key)
-            if before is None:
-                change = (stats.count, stats.fail_count, {i: n for i, n in counts.items() if n})
-            else:
-                old = before[2]
-                diff = {i: d for i, n in counts.items() if (d := n - old.get(i, 0))}
-                change = (stats.count - before[0], stats.fail_count - before[1], diff)
+        for key, stats in self._changes().requests.items():
+            change = (stats.count, stats.fail_count, _nonzero(stats.histogram.counts))
             if change[0] or change[1] or change[2]:
                 rows[key] = change
-                self._previous[key] = (stats.count, stats.fail_count, dict(counts))
         return rows
 
     def stages(self) -> list[tuple[float, str]]:
@@ -254,4 +239,5 @@ def _percentiles(counts: dict[int, int]) -> dict[str, float]:
         return {}
     histogram = Histogram()
     histogram.counts, histogram.total = counts, total
-    return {field: histogram.value_at(q) / 1000 for field, q in QUANTILES.items()}
+    values = histogram.values_at(list(QUANTILES.values()))
+    return {field: value / 1000 for field, value in zip(QUANTILES, values, strict=True)}

@@ -1,11 +1,13 @@
-"""Prometheus metrics and a JSON summary, served from a snapshot of the merged metrics.
+"""Prometheus metrics and a JSON summary, read from the run's totals.
 
-Nothing is counted twice: at scrape time the collector reads the same ``Metrics`` the tables
-print (on the manager, the merge of all workers' deltas), so ``gaggle_requests_total`` equals
-the summary's counts. Counters include the hatching phase, so they never go down at the reset.
-Labels come from the test's request names, whose default is the path: ids in paths would make a
-series set per id, so only the busiest ``--request-names-limit`` names get their own and the rest
-are summed under ``name="(other names)"`` (``metrics.busiest``): a scrape stays bounded.
+Nothing is counted twice: a scrape reads the same totals the tables print (on the manager, the
+merge of all workers' deltas), so ``gaggle_requests_total`` equals the summary's counts: the
+request families as what arrived since the previous scrape, added to what the page kept
+(``request_series``), the rest from the totals. Counters include the hatching phase, so they
+never go down at the reset. Labels come from the test's request names, whose default is the
+path: ids in paths would make a series set per id, so only the busiest
+``--request-names-limit`` names get their own and the rest are summed under
+``name="(other names)"``: a scrape stays bounded.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ from gaggle.metrics import (
     Source,
     Stats,
     bucket_bounds,
-    busiest,
     task_label,
 )
 from gaggle.web.control_api import CHANGES
+from gaggle.web.request_series import RequestSeries
 
 # Upper bounds in seconds of the exported latency buckets (Prometheus needs fixed ones).
 LATENCY_BUCKETS = (
@@ -80,34 +82,29 @@ def cumulative_buckets(
     return buckets
 
 
+class MetricsPage:
+    """/metrics: the request families, kept from the run's feed (``RequestSeries``), then the
+    collector's; the same ``Source`` the tables and /summary read."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.requests = RequestSeries(source.feed, LATENCY_BUCKETS)
+        self.registry = CollectorRegistry()
+        self.registry.register(GaggleCollector(source))
+
+    def render(self) -> bytes:
+        self.requests.update()
+        text = self.requests.text(self.source.names_limit, OTHER_NAMES)
+        return text.encode() + generate_latest(self.registry)
+
+
 class GaggleCollector(Collector):
     def __init__(self, source: Source) -> None:
         self.source = source
 
     def collect(self) -> Iterator[Metric]:
+        """The page's families but the request ones (``MetricsPage`` writes those)."""
         metrics = self.source.metrics()
-        requests = CounterMetricFamily(
-            "gaggle_requests",
-            "Requests made, by final status.",
-            labels=["method", "name", "status"],
-        )
-        failures = CounterMetricFamily(
-            "gaggle_request_failures", "Requests counted as failed.", labels=["method", "name"]
-        )
-        latency = HistogramMetricFamily(
-            "gaggle_response_time_seconds",
-            "Response time, body included.",
-            labels=["method", "name"],
-        )
-        view = busiest(metrics.requests, self.source.names_limit)
-        rows = sorted(view.shown, key=lambda row: row[0])
-        if view.other is not None:  # its methods mixed: no method label
-            rows.append((("", OTHER_NAMES), view.other))
-        for (method, name), stats in rows:
-            for status, count in sorted(stats.status_codes.items()):
-                requests.add_metric([method, name, str(status)], count)
-            failures.add_metric([method, name], stats.fail_count)
-            latency.add_metric([method, name], cumulative_buckets(stats), stats.sum_us / 1e6)
         tasks = CounterMetricFamily(
             "gaggle_tasks", "Task runs.", labels=["taskset", "task", "result"]
         )
@@ -117,9 +114,6 @@ class GaggleCollector(Collector):
             tasks.add_metric([taskset, label, "success"], stats.success_count)
             tasks.add_metric([taskset, label, "failure"], stats.fail_count)
         connected, lost = self.source.workers()
-        yield requests
-        yield failures
-        yield latency
         yield tasks
         users = self.source.users()
         yield GaugeMetricFamily("gaggle_users", "Users running.", value=users)
@@ -199,11 +193,10 @@ def summary(source: Source) -> dict[str, Any]:
 
 def add_metrics_routes(app: web.Application, source: Source) -> None:
     """``/metrics`` (Prometheus text) and ``/summary`` (JSON), open to anyone who can connect."""
-    registry = CollectorRegistry()
-    registry.register(GaggleCollector(source))
+    page = MetricsPage(source)
 
     async def metrics_page(request: web.Request) -> web.Response:
-        body = generate_latest(registry)
+        body = page.render()
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def summary_page(request: web.Request) -> web.Response:

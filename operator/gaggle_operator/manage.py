@@ -113,12 +113,13 @@ async def _report_live(
     last_count, last_time = 0, time.monotonic()
     while True:
         await asyncio.sleep(LIVE_INTERVAL)
-        metrics = source.metrics()
-        count, now = metrics.aggregated_requests().count, time.monotonic()
+        # the run's totals and their aggregate, kept as deltas arrive: no pass over every name
+        metrics, total = source.metrics(), manager.run_totals.requests()
+        count, now = total.count, time.monotonic()
         rps = (count - last_count) / (now - last_time)
         last_count, last_time = count, now
         arrival_rate = source.arrival_rate() if manager.open_model else None
-        now_live = live(metrics, source.users(), rps, arrival_rate)
+        now_live = live(metrics, total, source.users(), rps, arrival_rate)
         body = {"live": now_live, "workers": _workers(manager)}
         await _write("live status", writer.status, body)
         failed = manager.failed_rules(abort_rules)

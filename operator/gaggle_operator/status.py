@@ -32,12 +32,11 @@ def latency(stats: Stats) -> dict[str, float]:
 
 
 def live(
-    metrics: Metrics, users: int, rps: float, arrival_rate: float | None = None
+    metrics: Metrics, total: Stats, users: int, rps: float, arrival_rate: float | None = None
 ) -> dict[str, Any]:
     """What `kubectl get lt` shows while the run goes: cumulative counts, the recent rate (an
     open model: the arrival rate asked now, and the arrivals dropped), and the requests in flight
-    that the stop timeout abandoned."""
-    total = metrics.aggregated_requests()
+    that the stop timeout abandoned. ``total``: every request row of ``metrics`` merged."""
     schedule = (
         {"arrivalRate": round(arrival_rate, 3), "dropped": metrics.dropped}
         if arrival_rate is not None

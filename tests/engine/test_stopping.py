@@ -319,6 +319,6 @@ def test_d7_abandoned_counts_reach_prometheus_the_summary_and_a_loadtests_status
     assert 'gaggle_abandoned_total{what="task"} 3.0' in page
     assert summary(source)["abandoned"] == {"requests": 2, "tasks": 3}
     assert Metrics.from_dict(metrics.to_dict()) == metrics
-    assert status.live(metrics, 0, 0.0)["abandoned"] == 2
+    assert status.live(metrics, metrics.aggregated_requests(), 0, 0.0)["abandoned"] == 2
     result = RunResult(metrics=metrics, duration=1.0, users=2, stopped_by="run time over")
     assert status.summary(result)["abandoned"] == {"requests": 2, "tasks": 3}

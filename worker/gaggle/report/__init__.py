@@ -21,6 +21,7 @@ from gaggle.report.logs import (
     open_debug_log,
     open_requests_log,
 )
+from gaggle.report.model import plain
 from gaggle.report.recorder import NoReport, Report, SoFar, check_output_paths, open_report
 from gaggle.report.tables import TableOptions, print_tables, print_verdicts
 
@@ -46,6 +47,7 @@ __all__ = [
     "open_report",
     "open_requests_log",
     "open_view",
+    "plain",
     "print_tables",
     "print_verdicts",
     "render_html",

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from gaggle.report.model import plain
 from gaggle.report.tables import readable
 
 ASSETS = resources.files("gaggle.report") / "assets"
@@ -197,7 +198,7 @@ def thresholds_table(rules: list[dict[str, Any]]) -> str:
 
 def _json_for_script(data: dict[str, Any]) -> str:
     """JSON that cannot end its <script> element early."""
-    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False, default=plain)
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 

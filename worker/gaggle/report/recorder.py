@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import shlex
@@ -31,7 +30,7 @@ from gaggle.metrics import Metrics, Source, TaskNames, Verdict
 from gaggle.options import REPORT_FORMATS, RunConfig
 from gaggle.report.html import render_html
 from gaggle.report.logs import cannot_write, log_file_path
-from gaggle.report.model import RunFacts, build_report
+from gaggle.report.model import RunFacts, build_report, write_json
 from gaggle.report.timeline import Timeline
 
 log = logging.getLogger(__name__)
@@ -204,10 +203,14 @@ class Report:
 
 def write_report(path: str, data: dict[str, Any]) -> None:
     kind = REPORT_FORMATS[os.path.splitext(path)[1].lower()]
-    text = render_html(data) if kind == "html" else json.dumps(data, separators=(",", ":")) + "\n"
     temporary = Path(f"{path}.tmp-{os.getpid()}")
     try:
-        temporary.write_text(text, encoding="utf-8")
+        with temporary.open("w", encoding="utf-8") as file:
+            if kind == "html":
+                file.write(render_html(data))
+            else:  # row by row: 100,000 names are not held as one string
+                write_json(data, file)
+                file.write("\n")
         os.replace(temporary, path)
     finally:
         with contextlib.suppress(FileNotFoundError):

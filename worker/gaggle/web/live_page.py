@@ -13,12 +13,20 @@ The page's Content-Security-Policy allows fetches from its own server and nowher
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from gaggle.report import LiveParts, asset, render_html, summary_section, tables_section
+from gaggle.report import (
+    LiveParts,
+    asset,
+    plain,
+    render_html,
+    summary_section,
+    tables_section,
+)
 
 Snapshot = Callable[[], dict[str, Any]]  # the report's data as of now
 REFRESH_MS = 1000
@@ -74,7 +82,8 @@ def add_live_routes(app: web.Application, snapshot: Snapshot, access: str) -> No
         )
 
     async def report(request: web.Request) -> web.Response:
-        return web.json_response(snapshot(), headers={"Cache-Control": "no-store"})
+        text = json.dumps(snapshot(), default=plain)  # the request rows made as written
+        return web.json_response(text=text, headers={"Cache-Control": "no-store"})
 
     async def sections(request: web.Request) -> web.Response:
         data = snapshot()

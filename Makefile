@@ -47,6 +47,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/live_view.py
 	$(BIN)/python benchmarks/open_model.py
+	$(BIN)/python benchmarks/reads.py
+	$(BIN)/python benchmarks/manager_scale.py
+	$(BIN)/python benchmarks/many_names.py
 
 clean:
 	rm -rf .build .mypy_cache .pytest_cache .ruff_cache

@@ -56,8 +56,16 @@ from prometheus_client.registry import CollectorRegistry  # noqa: E402
 
 from gaggle.distributed.codec import to_delta  # noqa: E402
 from gaggle.distributed.merged_tally import MergedTally, Totals  # noqa: E402
-from gaggle.metrics import Aggregator, Ledger, Metrics, RequestRecord, RunTotals, Source  # noqa: E402
-from gaggle.report.figures import FigureSampler, LiveInputs, Progress, RunSoFar  # noqa: E402
+from gaggle.metrics import (  # noqa: E402
+    Aggregator,
+    Ledger,
+    Metrics,
+    RequestRecord,
+    RunTotals,
+    Source,
+    Stats,
+)
+from gaggle.report.figures import FigureSampler, LiveInputs, Progress  # noqa: E402
 from gaggle.report.timeline import Timeline  # noqa: E402
 from gaggle.web.prometheus import GaggleCollector, MetricsPage, cumulative_buckets  # noqa: E402
 from gaggle.wire.gaggle_pb2 import Delta  # noqa: E402
@@ -81,6 +89,31 @@ class OldLedger:
     def reset(self) -> Metrics:
         counted, self._totals = self.metrics(), Metrics()
         return counted
+
+
+class OldRunSoFar:
+    """The live view's reading before ``RunTotals``: aggregated request stats and errors since
+    the first user, what the tally counts now plus what the hatch reset set aside."""
+
+    def __init__(
+        self, counted: Callable[[], Metrics], set_aside: Callable[[], Metrics | None]
+    ) -> None:
+        self.counted, self.set_aside = counted, set_aside
+        self._aside: tuple[Stats, dict[str, int]] | None = None
+
+    def __call__(self) -> tuple[Stats, dict[str, int]]:
+        metrics, aside = self.counted(), self.set_aside()
+        stats = metrics.aggregated_requests()
+        if aside is None:
+            return stats, metrics.errors
+        if self._aside is None:
+            self._aside = aside.aggregated_requests(), aside.errors
+        aside_stats, aside_errors = self._aside
+        stats.merge(aside_stats)
+        errors = dict(aside_errors)
+        for error, count in metrics.errors.items():
+            errors[error] = errors.get(error, 0) + count
+        return stats, errors
 
 
 class OldMergedTally:
@@ -200,7 +233,7 @@ def standalone(args: argparse.Namespace) -> tuple[list[dict[str, float]], list[d
         new_ledger.metrics()  # as the session reads: the tally first, then the whole run's
         return totals.metrics()
 
-    so_far = RunSoFar(old_ledger.metrics, lambda: hatch[0] if hatch else None)
+    so_far = OldRunSoFar(old_ledger.metrics, lambda: hatch[0] if hatch else None)
     old = Readers(old_ledger.metrics, old_read, so_far, None)
     new = Readers(new_ledger.metrics, new_read, new_so_far(totals), totals.follow)
     for _ in range(args.history):  # the run so far: the hatching phase, then the reset
@@ -250,7 +283,7 @@ def gaggle(args: argparse.Namespace) -> tuple[list[dict[str, float]], list[dict[
         merged.metrics()
         return totals.metrics()
 
-    so_far = RunSoFar(old_merged.metrics, lambda: hatch[0] if hatch else None)
+    so_far = OldRunSoFar(old_merged.metrics, lambda: hatch[0] if hatch else None)
     old = Readers(old_merged.metrics, old_read, so_far, None)
     new = Readers(merged.metrics, new_read, new_so_far(totals), totals.follow)
     for _ in range(args.history):

@@ -11,7 +11,6 @@ import pytest
 from rich.console import Console
 
 from gaggle.errors import ConfigError
-from gaggle.metrics.aggregate import Metrics
 from gaggle.metrics.histogram import Histogram
 from gaggle.metrics.stats import Stats
 from gaggle.metrics.window import RollingWindow
@@ -21,7 +20,6 @@ from gaggle.report.figures import (
     FigureSampler,
     LiveInputs,
     Progress,
-    RunSoFar,
     status_line,
 )
 from gaggle.report.live import NoView, StatusLines, TerminalPanel, open_view, render_panel
@@ -84,23 +82,6 @@ def test_figures_that_start_again_from_zero_restart_the_window() -> None:
     fresh = Cumulative()
     observe(window, 3, fresh.second(*[3000] * 4))
     assert window.requests == 4
-
-
-def test_the_figures_undo_the_hatch_reset() -> None:
-    hatch, measured = Metrics(), Metrics()
-    hatch.requests[("GET", "/")] = Cumulative().second(1000, 1000, failed=1)
-    hatch.errors["GET /: status 500"] = 1
-    measured.requests[("GET", "/")] = Cumulative().second(*[1000] * 8, failed=2)
-    measured.errors["GET /: status 500"] = 2
-    measured.errors["GET /x: refused"] = 5
-    aside: list[Metrics | None] = [None]
-    so_far = RunSoFar(lambda: measured, lambda: aside[0])
-    assert so_far()[0].count == 8
-    aside[0] = hatch
-    stats, errors = so_far()
-    assert (stats.count, stats.fail_count) == (10, 3)
-    assert errors == {"GET /: status 500": 3, "GET /x: refused": 5}
-    assert hatch.errors == {"GET /: status 500": 1}  # what was set aside is left as it was
 
 
 def test_the_sampler_reads_rates_percentiles_and_the_top_three_errors() -> None:

@@ -11,7 +11,7 @@
 Serving the run over HTTP (/metrics, /summary, the control API, the live page) is ``web``'s.
 """
 
-from gaggle.report.figures import FigureSampler, LiveInputs, Progress, RunSoFar
+from gaggle.report.figures import FigureSampler, LiveInputs, Progress
 from gaggle.report.html import LiveParts, asset, render_html, summary_section, tables_section
 from gaggle.report.live import NoView, View, keep_showing, open_view
 from gaggle.report.logs import (
@@ -35,7 +35,6 @@ __all__ = [
     "NoView",
     "Progress",
     "Report",
-    "RunSoFar",
     "SoFar",
     "TableOptions",
     "View",

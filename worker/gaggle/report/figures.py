@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gaggle.metrics import Metrics, RollingWindow, Stats
+from gaggle.metrics import RollingWindow, Stats
 from gaggle.report.tables import readable
 
 TOP_ERRORS = 3
@@ -66,31 +66,6 @@ class LiveInputs:
     load_seconds: Callable[[], float]  # since the first user started; 0 before
     workers: Callable[[], tuple[int, int]] | None = None  # a manager's (connected, lost)
     dropped: Callable[[], int] | None = None  # an open model's dropped arrivals so far
-
-
-class RunSoFar:
-    """Aggregated request stats and errors since the first user: what the tally counts now
-    plus what the hatch reset set aside (aggregated once, as it no longer changes)."""
-
-    def __init__(
-        self, counted: Callable[[], Metrics], set_aside: Callable[[], Metrics | None]
-    ) -> None:
-        self.counted, self.set_aside = counted, set_aside
-        self._aside: tuple[Stats, dict[str, int]] | None = None
-
-    def __call__(self) -> tuple[Stats, dict[str, int]]:
-        metrics, aside = self.counted(), self.set_aside()
-        stats = metrics.aggregated_requests()
-        if aside is None:
-            return stats, metrics.errors
-        if self._aside is None:
-            self._aside = aside.aggregated_requests(), aside.errors
-        aside_stats, aside_errors = self._aside
-        stats.merge(aside_stats)
-        errors = dict(aside_errors)
-        for error, count in metrics.errors.items():
-            errors[error] = errors.get(error, 0) + count
-        return stats, errors
 
 
 class FigureSampler:

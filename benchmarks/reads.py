@@ -186,9 +186,10 @@ class Readers:
         read: Callable[[], Metrics],
         so_far: Callable[[], tuple[object, dict[str, int]]],
         follow: Callable[[], Callable[[], Metrics]] | None,
+        requests: Callable[[], Stats] | None = None,
     ) -> None:
         self.arrive, self.read = arrive, read
-        source = Source(metrics=read, users=lambda: 50, follow=follow)
+        source = Source(metrics=read, users=lambda: 50, follow=follow, requests=requests)
         self.timeline = Timeline(source)
         inputs = LiveInputs(
             progress=lambda: Progress(1.0, 60.0),
@@ -235,7 +236,7 @@ def standalone(args: argparse.Namespace) -> tuple[list[dict[str, float]], list[d
 
     so_far = OldRunSoFar(old_ledger.metrics, lambda: hatch[0] if hatch else None)
     old = Readers(old_ledger.metrics, old_read, so_far, None)
-    new = Readers(new_ledger.metrics, new_read, new_so_far(totals), totals.follow)
+    new = Readers(new_ledger.metrics, new_read, new_so_far(totals), totals.follow, totals.requests)
     for _ in range(args.history):  # the run so far: the hatching phase, then the reset
         for record in records(rng, names, args.rate):
             old_agg.record_request(record)
@@ -285,7 +286,7 @@ def gaggle(args: argparse.Namespace) -> tuple[list[dict[str, float]], list[dict[
 
     so_far = OldRunSoFar(old_merged.metrics, lambda: hatch[0] if hatch else None)
     old = Readers(old_merged.metrics, old_read, so_far, None)
-    new = Readers(merged.metrics, new_read, new_so_far(totals), totals.follow)
+    new = Readers(merged.metrics, new_read, new_so_far(totals), totals.follow, totals.requests)
     for _ in range(args.history):
         ship()
         old_merged.metrics(), merged.metrics()  # read each second: a second's write-back

@@ -36,6 +36,9 @@ class Source:
     # None: one that differences ``metrics`` (a copy of every row a call: tests, small runs)
     follow: Callable[[], Callable[[], Metrics]] | None = None
     names_limit: int = NAMES_LIMIT  # /metrics: series for the busiest names, the rest folded
+    # every request row merged, hatching phase included, kept as deltas arrive
+    # (``RunTotals.requests``); None: a reader merges the rows itself
+    requests: Callable[[], Stats] | None = None
 
     def feed(self) -> Callable[[], Metrics]:
         """A reader's own feed: each call, the request and task rows' gains since its previous

@@ -151,6 +151,7 @@ class Timeline:
         self.started: float | None = None  # the first active second, epoch seconds
         self.max_workers = 0
         self._changes = source.feed()
+        self._total: tuple[int, int, dict[int, int]] = (0, 0, {})  # the aggregate read last
         self._arrivals = (0, 0)  # (started, dropped) at the previous reading
         self._last_clock = clock()
         self._last_wall = wall()
@@ -181,12 +182,8 @@ class Timeline:
         }
         self._arrivals = arrivals
         per_request: dict[Column, float] = {("seconds",): seconds}
-        merged: dict[int, int] = {}
-        count = fails = 0
+        count, fails, merged = self._total_gain(rows)
         for key, (requests, failures, counts) in rows.items():
-            count, fails = count + requests, fails + failures
-            for index, n in counts.items():
-                merged[index] = merged.get(index, 0) + n
             if key in self.omitted:
                 continue
             if key not in self._named:
@@ -203,6 +200,27 @@ class Timeline:
         totals.update({(field,): value for field, value in _percentiles(merged).items()})
         self.totals.add(at, totals)
         self.requests.add(at, per_request)
+
+    def _total_gain(
+        self, rows: dict[RequestKey, tuple[int, int, dict[int, int]]]
+    ) -> tuple[int, int, dict[int, int]]:
+        """Every request's (requests, failures, histogram counts) since the previous reading:
+        the run's aggregate differenced (its few hundred buckets), where the source keeps one,
+        rather than every row's changed buckets merged again (15,000 a second at 15,000
+        requests a second of a wide spread)."""
+        if self.source.requests is None:
+            merged: dict[int, int] = {}
+            for _, _, counts in rows.values():
+                for index, n in counts.items():
+                    merged[index] = merged.get(index, 0) + n
+            return sum(r[0] for r in rows.values()), sum(r[1] for r in rows.values()), merged
+        now = self.source.requests()
+        before_count, before_fails, before = self._total
+        counts = now.histogram.counts
+        get = before.get
+        gained = {index: gain for index, n in counts.items() if (gain := n - get(index, 0))}
+        self._total = (now.count, now.fail_count, dict(counts))
+        return now.count - before_count, now.fail_count - before_fails, gained
 
     def _differences(self) -> dict[RequestKey, tuple[int, int, dict[int, int]]]:
         """Per request: (requests, failures, histogram counts) since the previous reading."""

@@ -214,6 +214,7 @@ class Session:
             arrival_rate=lambda: self.open_model.rate_now() if self.open_model else 0.0,
             follow=self.run_totals.follow,
             names_limit=self.plan.config.request_names_limit,
+            requests=self.run_totals.requests,
         )
 
     def progress(self) -> Progress:

@@ -15,6 +15,7 @@ only when it changed.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Callable, Iterator, Mapping
 
 from gaggle.metrics import Metrics, RequestKey, Stats, bucket_bounds, busiest_keys, request_order
@@ -37,7 +38,8 @@ class Row:
         self.codes: dict[int, int] = {}  # status code → requests
         self.buckets = [0] * (bounds + 1)  # by fixed bound (the last: above every bound)
 
-    def add(self, stats: Stats, positions: Callable[[int], int]) -> None:
+    def add(self, stats: Stats, buckets: list[int]) -> None:
+        """``stats`` arrived; ``buckets``: its times by fixed bound, as ``self.buckets``."""
         self.lines = None
         self.count += stats.count
         self.fails += stats.fail_count
@@ -45,9 +47,7 @@ class Row:
         codes = self.codes
         for code, n in stats.status_codes.items():
             codes[code] = codes.get(code, 0) + n
-        buckets = self.buckets
-        for index, n in stats.histogram.counts.items():
-            buckets[positions(index)] += n
+        self.buckets = [a + b for a, b in zip(self.buckets, buckets, strict=True)]
 
     def less(self, rows: list[Row]) -> Row:
         """This row (the run's) less ``rows``: what the names left out of them hold."""
@@ -75,19 +75,23 @@ class Row:
         return out
 
     def text(self, labels: str, bounds: tuple[str, ...]) -> tuple[str, str, str]:
-        """Its lines in each family (``labels``: its own, escaped, each followed by a comma)."""
+        """Its lines in each family (``labels``: its own, escaped, each followed by a comma).
+        Counts are written as integers, which the text format reads as it reads ``5.0``."""
         if self.lines is None:
             codes = "".join(
-                f'gaggle_requests_total{{{labels}status="{code}"}} {float(n)!r}\n'
+                f'gaggle_requests_total{{{labels}status="{code}"}} {n}\n'
                 for code, n in sorted(self.codes.items())
             )
-            failures = f"gaggle_request_failures_total{{{labels[:-1]}}} {float(self.fails)!r}\n"
-            name, running, lines = "gaggle_response_time_seconds", 0, []
-            for bound, n in zip(bounds, self.buckets, strict=True):
-                running += n
-                lines.append(f'{name}_bucket{{{labels}le="{bound}"}} {float(running)!r}\n')
-            lines.append(f"{name}_count{{{labels[:-1]}}} {float(running)!r}\n")
-            lines.append(f"{name}_sum{{{labels[:-1]}}} {self.sum_us / 1e6!r}\n")
+            own = labels[:-1]
+            failures = f"gaggle_request_failures_total{{{own}}} {self.fails}\n"
+            name = "gaggle_response_time_seconds"
+            running = list(itertools.accumulate(self.buckets))
+            lines = [
+                f'{name}_bucket{{{labels}le="{bound}"}} {n}\n'
+                for bound, n in zip(bounds, running, strict=True)
+            ]
+            lines.append(f"{name}_count{{{own}}} {running[-1]}\n")
+            lines.append(f"{name}_sum{{{own}}} {self.sum_us / 1e6!r}\n")
             self.lines = (codes, failures, "".join(lines))
         return self.lines
 
@@ -110,13 +114,18 @@ class RequestSeries:
         """What arrived since the previous update added (the first: everything so far)."""
         if self._take is None:
             self._take = self._follow()
-        rows, run, positions = self.rows, self.run, self._position
+        rows, run, slots = self.rows, self.run, len(self.bounds) + 1
+        find, position = self._positions.get, self._position
         for key, stats in self._take().requests.items():
+            buckets = [0] * slots  # each fine bucket's count once, into its fixed bound
+            for index, n in stats.histogram.counts.items():
+                at = find(index)
+                buckets[position(index) if at is None else at] += n
             row = rows.get(key)
             if row is None:
                 row = rows[key] = Row(len(self.bounds))
-            row.add(stats, positions)
-            run.add(stats, positions)
+            row.add(stats, buckets)
+            run.add(stats, buckets)
 
     def shown(self, limit: int) -> Iterator[tuple[RequestKey | None, Row]]:
         """The ``limit`` busiest rows by name, then the rest as one ``(other names)`` row

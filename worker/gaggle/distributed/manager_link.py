@@ -55,13 +55,10 @@ class ManagerLink:
     def connect(self) -> None:
         """Block until the manager answers (gRPC retries with backoff) or --join-timeout passes."""
         credentials = channel_credentials(self._role)
-        # Deltas are gzipped: 1,000 workers × 200 names sent one manager 28 MB/s, 7 MB/s so
-        # (benchmarks/manager_scale.py --compression), for no CPU the manager could measure.
-        gzip = grpc.Compression.Gzip
         self._channel = (
-            grpc.secure_channel(self.address, credentials, CHANNEL_OPTIONS, compression=gzip)
+            grpc.secure_channel(self.address, credentials, CHANNEL_OPTIONS)
             if credentials is not None
-            else grpc.insecure_channel(self.address, CHANNEL_OPTIONS, compression=gzip)
+            else grpc.insecure_channel(self.address, CHANNEL_OPTIONS)
         )
         ready = grpc.channel_ready_future(self._channel)
         timeout = self._role.join_timeout

@@ -185,7 +185,7 @@ class Readers:
         arrive: Callable[[], object],
         read: Callable[[], Metrics],
         so_far: Callable[[], tuple[object, dict[str, int]]],
-        follow: Callable[[], Callable[[], Metrics]] | None,
+        follow: Callable[[], Callable[[], list[Metrics]]] | None,
         requests: Callable[[], Stats] | None = None,
     ) -> None:
         self.arrive, self.read = arrive, read

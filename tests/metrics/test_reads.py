@@ -18,6 +18,7 @@ from gaggle import Attack, TaskSet, task
 from gaggle.distributed.codec import to_delta
 from gaggle.distributed.merged_tally import MergedTally
 from gaggle.metrics import Aggregator, Ledger, Metrics, RequestRecord, Source, TaskRecord
+from gaggle.metrics.ledger import FEED_MAX
 from gaggle.report.timeline import Timeline
 from gaggle.run.runner import Runner
 from gaggle.wire import gaggle_pb2 as wire
@@ -69,7 +70,7 @@ def test_reads_after_every_delta_equal_the_old_combined_result_across_the_hatch_
         old = Metrics.combined(hatch, ledger.metrics())  # what each read re-merged before
         assert totals.metrics() == old
         assert totals.requests() == old.aggregated_requests()
-        changes = feed()
+        changes = Metrics.combined(*feed())
         assert changes.requests
         assert changes.tasks
     assert hatch is not None
@@ -115,14 +116,30 @@ def test_reads_a_feed_holds_what_changed_not_every_name() -> None:
     ledger = Ledger(aggregator)
     feed = ledger.run_totals().follow()
     record_second(rng, aggregator, NAMES)
-    assert feed().requests.keys() == ledger.metrics().requests.keys()  # the first: all so far
+    first = Metrics.combined(*feed())  # the first: all so far
+    assert first.requests.keys() == ledger.metrics().requests.keys()
     one = request(rng, NAMES[7])
     aggregator.record_request(one)
-    changes = feed()
+    (changes,) = feed()  # the one delta that arrived: shared, not copied
     assert list(changes.requests) == [(one.method, one.name)]
     stats = changes.requests[(one.method, one.name)]
     assert (stats.count, stats.histogram.total, len(stats.histogram.counts)) == (1, 1, 1)
-    assert feed().is_empty()  # taken: nothing arrived since
+    assert feed() == []  # taken: nothing arrived since
+
+
+def test_reads_a_feed_nobody_takes_stays_one_copy_of_what_arrived() -> None:
+    """A page scraped once and never again must not keep every delta of the run."""
+    rng = random.Random(6)
+    aggregator = Aggregator()
+    ledger = Ledger(aggregator)
+    totals = ledger.run_totals()
+    feed = totals.follow()
+    for _ in range(3 * FEED_MAX):
+        aggregator.record_request(request(rng, rng.choice(NAMES[:20])))
+        totals.metrics()  # a read: one delta each
+    deltas = feed()
+    assert len(deltas) <= FEED_MAX
+    assert _counts(Metrics.combined(*deltas)) == _counts(ledger.metrics())
 
 
 def test_reads_the_timeline_fed_changes_draws_what_differencing_the_totals_drew() -> None:
@@ -187,7 +204,8 @@ def test_reads_on_the_manager_equal_the_old_combined_result_across_the_hatch_res
         old = Metrics.combined(hatch, merged.metrics())
         assert totals.metrics() == old
         assert totals.requests() == old.aggregated_requests()
-        fed.merge(feed())
+        for delta in feed():
+            fed.merge(delta)
         assert _counts(fed) == _counts(old)  # the feed's changes add up to the totals
     assert hatch is not None
     assert hatch.requests

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from gaggle.metrics.aggregate import Aggregator, Metrics
 from gaggle.metrics.stats import Stats
 
+FEED_MAX = 64  # deltas a feed keeps as references before folding them into one
+
 
 class RunTotals:
     """The whole run's figures — the hatching phase and since — kept up to date as deltas
@@ -42,18 +44,17 @@ class RunTotals:
     # --- what the owner (a ``Ledger``, the manager's merged tally) tells -------------------
     def add(self, delta: Metrics, *, spare: bool = True) -> None:
         """``delta`` arrived (the owner's totals since the reset hold it already). ``spare``:
-        nobody else holds it, so a feed with nothing pending may keep it instead of a copy."""
+        nobody will change it, so the feeds may share it instead of a copy."""
         if self._own:
             self._metrics.merge(delta)
         if self._requests is not None:
             requests = self._requests
             for stats in delta.requests.values():
                 requests.merge(stats)
-        for feed in self._feeds:
-            if spare and feed.changes.is_empty():
-                feed.changes, spare = delta, False
-            else:
-                feed.changes.merge(delta)
+        if self._feeds:
+            shared = delta if spare else Metrics.combined(delta)
+            for feed in self._feeds:
+                feed.add(shared)
 
     def set_aside(self) -> None:
         """The owner's totals go to the hatching phase and it counts from zero: the run's own
@@ -74,27 +75,37 @@ class RunTotals:
             self._requests = self._metrics.aggregated_requests()
         return self._requests
 
-    def follow(self) -> Callable[[], Metrics]:
-        """A reader's own feed of changes: each call returns what arrived since its previous
-        call (the first: everything so far), so a reader that needs each interval's figures
-        (the report's timeline) does not difference every row's histogram itself."""
+    def follow(self) -> Callable[[], list[Metrics]]:
+        """A reader's own feed of changes: each call returns the deltas that arrived since its
+        previous call, in order (the first: everything so far), so a reader that needs each
+        interval's figures (the report's timeline, a scrape) does not difference every row's
+        histogram itself. The deltas are shared by every feed: read them, don't change them."""
         self._refresh()
         feed = _Feed(Metrics.combined(self._metrics))
         self._feeds.append(feed)
 
-        def take() -> Metrics:
+        def take() -> list[Metrics]:
             self._refresh()
-            changes, feed.changes = feed.changes, Metrics()
-            return changes
+            deltas, feed.deltas = feed.deltas, []
+            return deltas
 
         return take
 
 
 class _Feed:
-    __slots__ = ("changes",)
+    """A reader's deltas not yet taken: references, not merges (merging into an empty copy for
+    each reader cost more than the reader's own pass), folded into one copy only when a reader
+    lags by ``FEED_MAX`` deltas (one scrape and never another must not hold the whole run)."""
 
-    def __init__(self, changes: Metrics) -> None:
-        self.changes = changes  # the reader's: handed over whole, then started afresh
+    __slots__ = ("deltas",)
+
+    def __init__(self, first: Metrics) -> None:
+        self.deltas = [first]
+
+    def add(self, delta: Metrics) -> None:
+        self.deltas.append(delta)
+        if len(self.deltas) > FEED_MAX:
+            self.deltas = [Metrics.combined(*self.deltas)]
 
 
 class Ledger:

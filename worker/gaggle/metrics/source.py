@@ -34,27 +34,27 @@ class Source:
     arrival_rate: Callable[[], float] = lambda: 0.0  # arrivals/s the open model asks for now
     # a reader's own feed of what arrived since its previous call (``RunTotals.follow``);
     # None: one that differences ``metrics`` (a copy of every row a call: tests, small runs)
-    follow: Callable[[], Callable[[], Metrics]] | None = None
+    follow: Callable[[], Callable[[], list[Metrics]]] | None = None
     names_limit: int = NAMES_LIMIT  # /metrics: series for the busiest names, the rest folded
     # every request row merged, hatching phase included, kept as deltas arrive
     # (``RunTotals.requests``); None: a reader merges the rows itself
     requests: Callable[[], Stats] | None = None
 
-    def feed(self) -> Callable[[], Metrics]:
+    def feed(self) -> Callable[[], list[Metrics]]:
         """A reader's own feed: each call, the request and task rows' gains since its previous
-        call (the first: everything so far)."""
+        call (the first: everything so far), as deltas to read, not change."""
         return self.follow() if self.follow is not None else differences(self.metrics)
 
 
-def differences(metrics: Callable[[], Metrics]) -> Callable[[], Metrics]:
+def differences(metrics: Callable[[], Metrics]) -> Callable[[], list[Metrics]]:
     """A feed made by differencing ``metrics`` with a copy of what the previous call saw."""
     seen = Metrics()
 
-    def take() -> Metrics:
+    def take() -> list[Metrics]:
         now, change = metrics(), Metrics()
         _rows_gained(now.requests, seen.requests, change.requests)
         _rows_gained(now.tasks, seen.tasks, change.tasks)
-        return change
+        return [change]
 
     return take
 

@@ -20,7 +20,7 @@ import time
 from array import array
 from collections.abc import Callable, Mapping
 
-from gaggle.metrics import Histogram, RequestKey, Source
+from gaggle.metrics import Histogram, Metrics, RequestKey, Source
 
 SUM, MAX, LAST = "sum", "max", "last"
 # A column is (field,) for the run's totals or (method, name, field) for one request.
@@ -225,7 +225,9 @@ class Timeline:
     def _differences(self) -> dict[RequestKey, tuple[int, int, dict[int, int]]]:
         """Per request: (requests, failures, histogram counts) since the previous reading."""
         rows = {}
-        for key, stats in self._changes().requests.items():
+        deltas = self._changes()
+        changes = deltas[0] if len(deltas) == 1 else Metrics.combined(*deltas)
+        for key, stats in changes.requests.items():
             change = (stats.count, stats.fail_count, _nonzero(stats.histogram.counts))
             if change[0] or change[1] or change[2]:
                 rows[key] = change

@@ -99,10 +99,12 @@ class Row:
 class RequestSeries:
     """The request rows of /metrics, each brought up to date by ``update`` from a feed."""
 
-    def __init__(self, follow: Callable[[], Callable[[], Metrics]], bounds: tuple[float, ...]):
+    def __init__(
+        self, follow: Callable[[], Callable[[], list[Metrics]]], bounds: tuple[float, ...]
+    ) -> None:
         self.bounds = bounds
         self._follow = follow
-        self._take: Callable[[], Metrics] | None = None  # the feed, from the first scrape on
+        self._take: Callable[[], list[Metrics]] | None = None  # the feed, from the first scrape
         self._bounds_us = [int(bound * 1_000_000) for bound in bounds]
         self._positions: dict[int, int] = {}  # histogram bucket → fixed bound
         self._bound_labels = (*(repr(bound) for bound in bounds), "+Inf")
@@ -116,16 +118,17 @@ class RequestSeries:
             self._take = self._follow()
         rows, run, slots = self.rows, self.run, len(self.bounds) + 1
         find, position = self._positions.get, self._position
-        for key, stats in self._take().requests.items():
-            buckets = [0] * slots  # each fine bucket's count once, into its fixed bound
-            for index, n in stats.histogram.counts.items():
-                at = find(index)
-                buckets[position(index) if at is None else at] += n
-            row = rows.get(key)
-            if row is None:
-                row = rows[key] = Row(len(self.bounds))
-            row.add(stats, buckets)
-            run.add(stats, buckets)
+        for delta in self._take():  # each as it arrived: no merge of them first
+            for key, stats in delta.requests.items():
+                buckets = [0] * slots  # each fine bucket's count once, into its fixed bound
+                for index, n in stats.histogram.counts.items():
+                    at = find(index)
+                    buckets[position(index) if at is None else at] += n
+                row = rows.get(key)
+                if row is None:
+                    row = rows[key] = Row(len(self.bounds))
+                row.add(stats, buckets)
+                run.add(stats, buckets)
 
     def shown(self, limit: int) -> Iterator[tuple[RequestKey | None, Row]]:
         """The ``limit`` busiest rows by name, then the rest as one ``(other names)`` row

@@ -79,6 +79,7 @@ def _wake(sleeper: asyncio.Future[None]) -> None:
 
 
 ABORT_GRACE = 1.0  # seconds the loop gets to end the run after a second signal; then _exit
+SAY_WAIT = 1.0  # seconds the first signal's stop waits for its warning to be written
 
 
 class SignalHandlers:
@@ -121,9 +122,19 @@ class SignalHandlers:
         name = signal.Signals(signum).name
         loop = self._loop
         if self._interrupts == 1:
-            log.warning("caught %s, stopping... (again to exit at once)", name)
+            # Said from a thread of its own: a handler runs between any two bytecodes of the main
+            # thread, e.g. inside the live panel's redraw, whose console lock (an RLock) let the
+            # same thread print into a half-drawn frame and leave its top line on the screen;
+            # another thread waits for the frame. The stop waits for the words.
+            said = threading.Thread(
+                target=log.warning,
+                args=("caught %s, stopping... (again to exit at once)", name),
+                name="gaggle-signal-said",
+                daemon=True,
+            )
+            said.start()
             if loop is not None and not loop.is_closed():
-                loop.call_soon_threadsafe(self._stop, f"caught {name}")
+                loop.call_soon_threadsafe(self._stop_when_said, said, f"caught {name}")
             return
         if self._interrupts > 2:
             return  # the exit is on its way
@@ -133,6 +144,12 @@ class SignalHandlers:
         watchdog.start()
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._abort, f"caught {name} again")
+
+    def _stop_when_said(self, said: threading.Thread, reason: str) -> None:
+        """On the loop, between two redraws: the warning is out, then the stop (bounded: a
+        console that blocks its writers must not hold the stop)."""
+        said.join(SAY_WAIT)
+        self._stop(reason)
 
 
 def _exit_now(code: int) -> None:

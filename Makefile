@@ -44,6 +44,7 @@ test: lint typecheck importlint unit
 bench: $(STAMP)
 	@test -x /usr/sbin/nginx || { apt-get update -qq && apt-get install -y -qq nginx; }  # the target README's figures used
 	$(BIN)/pip install -q -e '.[bench]' > $(VENV)/install-bench.log 2>&1 || { cat $(VENV)/install-bench.log; exit 1; }
+	$(BIN)/python benchmarks/goose.py > /dev/null  # throughput.py's peer Goose: cargo, once per machine
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/live_view.py
 	$(BIN)/python benchmarks/open_model.py

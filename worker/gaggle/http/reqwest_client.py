@@ -19,9 +19,11 @@ both Content-Length and Transfer-Encoding fails, as llhttp fails it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Generator, Iterator, Mapping
 from datetime import timedelta
 from functools import lru_cache
+from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import PyreqwestError
@@ -48,6 +50,47 @@ from gaggle.http.seam import (
 )
 
 _TIMEOUT = timedelta(seconds=DEFAULT_TIMEOUT)
+_T = TypeVar("_T")
+
+
+class _Thrown(Generic[_T]):
+    """A pyreqwest awaitable that takes ``throw`` in both forms. Its own ``throw`` takes the
+    exception alone; a compiled engine (mypyc, tools/compiled.py) passes a cancel down as
+    ``throw(type, value, traceback)``, which the interpreter hands on as it got it — without
+    this the run's stop failed such a request as a TypeError instead of abandoning it."""
+
+    __slots__ = ("_inner",)
+
+    def __init__(self, inner: Awaitable[_T]) -> None:
+        self._inner: Any = inner.__await__()
+
+    def __await__(self) -> Generator[Any, Any, _T]:
+        return self  # type: ignore[return-value]  # send/throw/close: a generator's protocol
+
+    def __iter__(self) -> _Thrown[_T]:
+        return self
+
+    def __next__(self) -> Any:
+        return self._inner.send(None)
+
+    def send(self, value: Any) -> Any:
+        return self._inner.send(value)
+
+    def throw(
+        self,
+        kind: type[BaseException] | BaseException,
+        value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> Any:
+        error = value if value is not None else kind
+        if isinstance(error, type):
+            error = error()
+        if traceback is not None:
+            error = error.with_traceback(traceback)
+        return self._inner.throw(error)
+
+    def close(self) -> None:
+        self._inner.close()
 
 
 class ReqwestClient:
@@ -117,7 +160,7 @@ class ReqwestClient:
             builder.header("Content-Length", "0")  # hyper sends none for an empty body
         if timeout is not None:
             builder.timeout(timedelta(seconds=timeout))
-        response = await builder.build().send()
+        response = await _Thrown(builder.build().send())
         framing = response.headers
         if "transfer-encoding" in framing and "content-length" in framing:
             raise NoResponse(CONTENT_LENGTH_WITH_TRANSFER_ENCODING)  # as llhttp refuses it
@@ -134,7 +177,7 @@ class ReqwestClient:
     async def close(self) -> None:
         for client in (self._plain, self._tls):
             if client is not None:
-                await client.close()
+                await _Thrown(client.close())
         self._plain = self._tls = None
 
 
@@ -159,7 +202,7 @@ class _HopAnswer:
     async def exchange(self, url: str, redirected: bool) -> Exchange:
         response = self._response
         try:
-            body = (await response.bytes()).to_bytes()
+            body = (await _Thrown(response.bytes())).to_bytes()
         except (PyreqwestError, ValueError) as error:
             raise NoResponse(from_reqwest(error, url)) from error
         if body:

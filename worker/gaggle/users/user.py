@@ -27,7 +27,7 @@ from gaggle.http import HttpClient, RequestOptions
 from gaggle.kits import StopSignal
 from gaggle.metrics import RequestRecord, TaskRecord
 from gaggle.response import Response
-from gaggle.taskset import TaskSet, TaskSpec
+from gaggle.taskset import TaskSet, TaskSpec, spec_of_code
 from gaggle.users.context import RunContext
 from gaggle.wait import pacing
 
@@ -355,17 +355,21 @@ async def run_task(
 
 def task_on_stack(frame: FrameType | None) -> tuple[str, str] | None:
     """The task a stack is in, as (``Shop.checkout``, ``shop.py:12``: its line running now), or
-    None: the loop watch's question when the loop stalls. Read from ``run_task``'s frame, so
-    the hot path publishes nothing (a store per task would name the task that started last,
-    not the one running: the users' tasks interleave)."""
-    inner = None
+    None: the loop watch's question when the loop stalls. The outermost frame that runs a task's
+    function is the task ``run_task`` called (a task may call another's function); frames are
+    matched by code object (``taskset.spec_of_code``), since the engine's own frames are not on
+    the stack when it is compiled. The hot path publishes nothing: a store per task would name
+    the task that started last, not the one running (the users' tasks interleave)."""
+    found: tuple[FrameType, TaskSpec] | None = None
     while frame is not None:
-        if frame.f_code is run_task.__code__:
-            found = frame.f_locals
-            instance, spec = found.get("instance"), found.get("spec")
-            if not isinstance(spec, TaskSpec) or inner is None:
-                return None
-            where = f"{Path(inner.f_code.co_filename).name}:{inner.f_lineno}"
-            return f"{type(instance).__name__}.{spec.name}", where
-        inner, frame = frame, frame.f_back
-    return None
+        spec = spec_of_code(frame.f_code)
+        if spec is not None:
+            found = frame, spec
+        frame = frame.f_back
+    if found is None:
+        return None
+    frame, spec = found
+    code = frame.f_code
+    instance = frame.f_locals.get(code.co_varnames[0]) if code.co_argcount else None
+    owner = type(instance).__name__ if isinstance(instance, TaskSet) else "?"
+    return f"{owner}.{spec.name}", f"{Path(code.co_filename).name}:{frame.f_lineno}"

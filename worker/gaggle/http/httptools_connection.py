@@ -121,10 +121,13 @@ class Connection(asyncio.Protocol):
 
     __slots__ = (
         "_answer",
+        "_deadline",
         "_folds",
         "_head",
         "_parser",
         "_partial",
+        "_timer",
+        "_timer_at",
         "_transport",
         "_waiter",
         "closed",
@@ -138,6 +141,10 @@ class Connection(asyncio.Protocol):
         self._answer = _NO_ANSWER
         self._head = False  # the request was HEAD: its response has no body whatever it says
         self._partial: bytes | bytearray = b""  # an answer's bytes while its head is incomplete
+        # The request's deadline, and one timer that looks at it (see roundtrip): loop.time()s.
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self.closed = False
 
     async def roundtrip(self, request: bytes, head: bool, deadline: float) -> Http1Answer:
@@ -147,7 +154,14 @@ class Connection(asyncio.Protocol):
         waiter: asyncio.Future[Http1Answer] = loop.create_future()
         self._waiter = waiter
         self._answer, self._head, self._partial = Http1Answer(), head, b""
-        timer = loop.call_at(deadline, self._time_out)
+        # A timer per request cost a handle and two heap operations in the loop each time; a
+        # request ends long before its deadline, so one timer per connection looks at the
+        # deadline of the request in flight when it fires and is set again only if needed.
+        self._deadline = deadline
+        if self._timer is None or deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._timer_at = loop.call_at(deadline, self._look_at_deadline), deadline
         transport.write(request)
         try:
             return await waiter
@@ -155,13 +169,20 @@ class Connection(asyncio.Protocol):
             self.close()  # cancelled mid-request: the connection's state is unknown
             raise
         finally:
-            timer.cancel()
             self._waiter = None
             self._answer = _NO_ANSWER  # an idle user keeps no body alive
 
-    def _time_out(self) -> None:
-        self._fail(TIMEOUT)
-        self.close()
+    def _look_at_deadline(self) -> None:
+        self._timer = None
+        if self._waiter is None or self.closed:
+            return  # idle: the next request sets a timer
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._deadline:
+            self._fail(TIMEOUT)
+            self.close()
+        else:  # a later request's deadline
+            self._timer = loop.call_at(self._deadline, self._look_at_deadline)
+            self._timer_at = self._deadline
 
     def _fail(self, text: str) -> None:
         waiter = self._waiter
@@ -170,6 +191,9 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._transport is not None:
             self._transport.abort()
 
@@ -217,6 +241,9 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self._timer is not None:  # a closed connection is let go of at once, not at its deadline
+            self._timer.cancel()
+            self._timer = None
         waiter = self._waiter
         if waiter is None or waiter.done():
             return

@@ -9,10 +9,13 @@ rules hash, then from the common start instant one delta a second each plus a he
 second, then a final delta when the manager says stop. The deltas are what a worker sends: the
 engine's ``Aggregator`` fed ``RequestRecord``s (status codes 200/302/404/500, times log-uniform
 over 1 ms–2 s, a wide spread), encoded by ``codec.to_delta`` and serialized once; each worker
-replays a pool of them, its own sequence numbers appended as protobuf fields.
+replays a pool of them, its own sequence numbers appended as protobuf fields. A stream names each
+key once, as a worker's does: its first pass over the pool is encoded for it (the deltas that
+first carry a key name it), later passes carry ids only.
 
-Per case it prints: the bytes the workers sent the manager a second (the serialized messages, and
-the TCP bytes the manager's sockets received, from ``ss``), the manager's CPU (``/proc/PID/stat``
+Per case it prints: the size of a delta (the mean over a stream's run, its naming deltas
+included), the bytes the workers sent the manager a second (the serialized messages, and the TCP
+bytes the manager's sockets received, from ``ss``), the manager's CPU (``/proc/PID/stat``
 over the steady window, in % of one core), its peak RSS (VmHWM), whether any worker was lost, the
 longest gap between the manager's heartbeats that any worker heard (a worker gives its manager up
 after 4 s; the manager beats every second), the longest a delta waited to be taken by the
@@ -68,7 +71,7 @@ sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HE
 import grpc  # noqa: E402
 
 from gaggle.cli.loader import load_test  # noqa: E402
-from gaggle.distributed.codec import to_delta  # noqa: E402
+from gaggle.distributed.codec import KeyIds, to_delta  # noqa: E402
 from gaggle.distributed.protocol import PROTOCOL_VERSION  # noqa: E402
 from gaggle.distributed.rules import rules_hash, rules_json  # noqa: E402
 from gaggle.distributed.security import CHANNEL_OPTIONS  # noqa: E402
@@ -110,9 +113,31 @@ AGGREGATED = re.compile(r"^\s*Aggregated\s+([\d,]+)\s+([\d,]+)", re.MULTILINE)
 
 
 # --- the deltas -------------------------------------------------------------------------------
-def build_pool(names: int, per_name: int, rows: int, seed: int) -> list[tuple[bytes, int]]:
-    """POOL serialized deltas (without sequence), each with the requests it counts. Delta i
-    requests ``rows`` names from ``i * rows`` on (mod ``names``), each ``per_name`` times."""
+@dataclass
+class Stream:
+    """What a simulated worker's stream sends (serialized deltas without sequence): its first
+    pass over the pool, naming each key in the first delta that has it, then the pool's deltas
+    by ids alone; and the requests each pool delta counts."""
+
+    first: list[bytes]  # the stream's deltas 1..len(pool)
+    later: list[bytes]  # by pool position, from its delta len(pool) + 1 on
+    requests: list[int]  # by pool position
+
+    def delta(self, index: int, second: int) -> tuple[bytes, int]:
+        """Worker ``index``'s delta of ``second`` (from 1) and the requests it counts."""
+        position = (index + second) % len(self.later)
+        payload = self.first[second - 1] if second <= len(self.first) else self.later[position]
+        return payload, self.requests[position]
+
+
+def offset_of(index: int, pool: int) -> int:
+    """The pool position worker ``index``'s first delta comes from."""
+    return (index + 1) % pool
+
+
+def build_pool(names: int, per_name: int, rows: int, seed: int) -> list[tuple[Metrics, int]]:
+    """POOL deltas' metrics, each with the requests it counts. Delta i requests ``rows`` names
+    from ``i * rows`` on (mod ``names``), each ``per_name`` times."""
     rng = random.Random(seed)
     codes, weights = zip(*STATUSES, strict=True)
     low, high = math.log(1_000), math.log(2_000_000)
@@ -131,24 +156,49 @@ def build_pool(names: int, per_name: int, rows: int, seed: int) -> list[tuple[by
                 aggregator.record_task(TaskRecord(0, 0, row % TASKS, "t", elapsed, True, 0))
         metrics = aggregator.drain()
         requests = sum(stats.count for stats in metrics.requests.values())
-        pool.append((to_delta(metrics, 0, 1, False).SerializeToString(), requests))
+        pool.append((metrics, requests))
     return pool
 
 
-def write_pool(path: Path, pool: list[tuple[bytes, int]]) -> None:
+def build_streams(pool: list[tuple[Metrics, int]], workers: int) -> dict[int, Stream]:
+    """The stream of each pool offset the workers start at (their keys numbered in the order
+    the stream meets them)."""
+    streams = {}
+    for offset in sorted({offset_of(index, len(pool)) for index in range(workers)}):
+        keys = KeyIds()
+        first = [
+            to_delta(pool[(offset + i) % len(pool)][0], 0, 1, False, keys).SerializeToString()
+            for i in range(len(pool))
+        ]
+        later = [to_delta(metrics, 0, 1, False, keys).SerializeToString() for metrics, _ in pool]
+        streams[offset] = Stream(first, later, [requests for _, requests in pool])
+    return streams
+
+
+def write_streams(path: Path, streams: dict[int, Stream]) -> None:
     with path.open("wb") as file:
-        for payload, requests in pool:
-            file.write(struct.pack("<QI", requests, len(payload)) + payload)
+        for offset, stream in streams.items():
+            file.write(struct.pack("<II", offset, len(stream.later)))
+            for payload, requests in zip(stream.first, stream.requests, strict=True):
+                file.write(struct.pack("<QI", requests, len(payload)) + payload)
+            for payload in stream.later:
+                file.write(struct.pack("<QI", 0, len(payload)) + payload)
 
 
-def read_pool(path: Path) -> list[tuple[bytes, int]]:
-    data, pool, at = path.read_bytes(), [], 0
+def read_streams(path: Path) -> dict[int, Stream]:
+    data, streams, at = path.read_bytes(), {}, 0
     while at < len(data):
-        requests, size = struct.unpack_from("<QI", data, at)
-        at += 12
-        pool.append((data[at : at + size], requests))
-        at += size
-    return pool
+        offset, size = struct.unpack_from("<II", data, at)
+        at += 8
+        payloads, requests = [], []
+        for _ in range(2 * size):
+            count, length = struct.unpack_from("<QI", data, at)
+            at += 12
+            payloads.append(data[at : at + length])
+            requests.append(count)
+            at += length
+        streams[offset] = Stream(payloads[:size], payloads[size:], requests[:size])
+    return streams
 
 
 def _varint(value: int) -> bytes:
@@ -177,7 +227,7 @@ Outbox = asyncio.Queue[tuple[bytes, float] | None]
 class SimWorker:
     index: int
     hello: bytes
-    pool: list[tuple[bytes, int]]
+    stream: Stream
     deltas: int = 0
     requests: int = 0
     sent_bytes: int = 0
@@ -268,7 +318,7 @@ class SimWorker:
             if self.stopped:  # the Stop came meanwhile: its final delta is the last
                 return
             self.tick_late = max(self.tick_late, time.time() - due)
-            payload, requests = self.pool[(self.index + second) % len(self.pool)]
+            payload, requests = self.stream.delta(self.index, second)
             self.deltas += 1
             message = as_message(payload, self.deltas)
             self.sent_bytes += len(message)
@@ -284,15 +334,18 @@ def note_start(path: str, start_at: float) -> None:
 
 
 async def simulate(config: dict[str, Any]) -> dict[str, Any]:
-    pool = read_pool(Path(config["pool"]))
+    streams = read_streams(Path(config["pool"]))
     hello = wire.WorkerMessage(hello=wire.Hello(
         protocol_version=PROTOCOL_VERSION, gaggle_version="bench", rules_hash=config["hash"],
         rules_json=config["rules"], name="sim")).SerializeToString()  # fmt: skip
-    check = wire.WorkerMessage.FromString(as_message(pool[0][0], 7))
+    check = wire.WorkerMessage.FromString(as_message(next(iter(streams.values())).first[0], 7))
     assert (check.delta.sequence, check.delta.hatched) == (7, True), "a wrongly composed message"
     compression = grpc.Compression.Gzip if config["gzip"] else grpc.Compression.NoCompression
     span = range(config["first"], config["last"])
-    workers = [SimWorker(i, hello, pool, started=config["started"]) for i in span]
+    pool = len(next(iter(streams.values())).later)
+    workers = [
+        SimWorker(i, hello, streams[offset_of(i, pool)], started=config["started"]) for i in span
+    ]
     runs = [w.run(config["address"], compression, config["deadline"]) for w in workers]
     await asyncio.gather(*runs)
     ended: dict[str, int] = {}
@@ -337,21 +390,23 @@ def received_bytes(port: int) -> int | None:
     return sum(found) if found else None
 
 
-def fold_cost(pool: list[tuple[bytes, int]], workers: int) -> tuple[float, float]:
+def fold_cost(streams: dict[int, Stream], workers: int) -> tuple[float, float]:
     """CPU ms one second of ``workers`` deltas costs to parse, check and fold in this process,
-    and one read of the totals (the median of a few seconds, after one to warm up)."""
+    and one read of the totals (the median of a few seconds, after one to warm up: the one in
+    which the streams name their keys)."""
     from gaggle.distributed.delta_checks import DeltaLedger
     from gaggle.distributed.delta_tables import decode
     from gaggle.distributed.merged_tally import Totals
 
     totals, ledgers = Totals(), [DeltaLedger() for _ in range(workers)]
+    pool = len(next(iter(streams.values())).later)
     folds, reads = [], []
     for second in range(1, 5 if workers < 1000 else 3):
         started = time.process_time()
         for index, ledger in enumerate(ledgers):
-            payload = pool[(index + second) % len(pool)][0]
+            payload, _ = streams[offset_of(index, pool)].delta(index, second)
             delta = wire.WorkerMessage.FromString(as_message(payload, second)).delta
-            tables = decode(delta)  # once for both, as the servicer does
+            tables = decode(delta, ledger.keys)  # once for both, as the servicer does
             assert ledger.check(delta, True, tables) == "", "a replayed delta was refused"
             totals.merge(delta, tables)
         folded = time.process_time()
@@ -381,10 +436,13 @@ def parse_case(text: str, per_name: int, wide_rows: int) -> Case:
 
 def run_case(case: Case, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     pool = build_pool(case.names, case.per_name, case.rows, seed=case.workers)
+    streams = build_streams(pool, case.workers)
     pool_path = workdir / f"pool-{case.workers}-{case.names}.bin"
-    write_pool(pool_path, pool)
-    sizes = [len(payload) for payload, _ in pool]
-    fold_ms, read_ms = fold_cost(pool, case.workers)
+    write_streams(pool_path, streams)
+    # what a stream sends over the run, its first deltas (the names) included
+    stream = streams[offset_of(0, len(pool))]
+    sizes = [len(stream.delta(0, second)[0]) for second in range(1, args.seconds + 1)]
+    fold_ms, read_ms = fold_cost(streams, case.workers)
     test = workdir / "api.py"
     test.write_text(TEST_FILE)
     tasksets, _ = load_test(str(test))

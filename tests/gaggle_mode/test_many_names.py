@@ -13,12 +13,12 @@ import random
 import subprocess
 import time
 import tracemalloc
-from array import array
 from pathlib import Path
 
 import pytest
 
-from gaggle.distributed.codec import to_delta
+from gaggle.distributed.codec import KeyIds, to_delta
+from gaggle.distributed.delta_tables import StreamKeys, decode
 from gaggle.distributed.merged_tally import Totals
 from gaggle.metrics import Aggregator, Metrics, RequestRecord, TaskRecord
 from gaggle.wire import gaggle_pb2 as wire
@@ -32,7 +32,7 @@ from tests.conftest import (
     spawn_gaggle,
     write_test,
 )
-from tests.support.reference_codec import merge_delta
+from tests.support.reference_codec import Names, column, merge_delta, values
 
 STATUSES = (200, 200, 200, 302, 404, 503, 0)
 
@@ -48,8 +48,10 @@ def request(rng: random.Random, name: str, elapsed_us: int | None = None) -> Req
 
 
 def test_d3_many_names_fold_as_the_reference_decodes_them() -> None:
+    """One worker's stream: each of 12,000 names travels once, then its rows carry its id."""
     rng = random.Random(3)
     totals, reference = Totals(), Metrics()
+    ids, keys, names = KeyIds(), StreamKeys(), Names()
     busy = [f"/busy/{i}" for i in range(40)]  # seen in every delta: their windows keep widening
     for sequence in range(1, 9):
         aggregator = Aggregator()
@@ -64,24 +66,25 @@ def test_d3_many_names_fold_as_the_reference_decodes_them() -> None:
             old = request(rng, f"/item/{1 + i // 1500}/{i % 1500}", 1)
             aggregator.flip_request(old._replace(success=False, update=True))
         delta = wire.Delta.FromString(
-            to_delta(aggregator.drain(), sequence, 2, False).SerializeToString()
+            to_delta(aggregator.drain(), sequence, 2, False, ids).SerializeToString()
         )
-        merge_delta(reference, delta)
-        totals.merge(delta)
+        merge_delta(reference, delta, names)
+        tables = decode(delta, keys)
+        keys.enter(tables)  # what the manager's ledger does once the delta passes its checks
+        totals.merge(delta, tables)
         if sequence % 3 == 0:  # a scrape mid-run, then more deltas on the same names
             assert totals.metrics() == reference
     assert len(reference.requests) > 12_000
+    assert len(ids.requests) == len(keys.tables[0]) == len(reference.requests)
     assert totals.metrics() == reference
 
 
 def reversed_rows(table: wire.Table) -> None:
     """Each row's histogram entries in reverse order, and its first one split in two: a delta
     no worker sends (its entries come sorted, each once) but whose numbers are still clear."""
-    rows, indexes, counts = array("I"), array("H"), array("I")
-    for column, data in ((rows, table.bucket_rows), (indexes, table.bucket_indexes),
-                         (counts, table.bucket_counts)):  # fmt: skip
-        column.frombytes(data)
-    new_rows, new_indexes, new_counts = array("I"), array("H"), array("I")
+    rows, indexes = values("I", table.bucket_rows), values("H", table.bucket_indexes)
+    counts = values("I", table.bucket_counts)
+    new_rows, new_indexes, new_counts = list[int](), list[int](), list[int]()
     start = 0
     for size in rows:
         chosen = slice(start, start + size)
@@ -94,9 +97,9 @@ def reversed_rows(table: wire.Table) -> None:
         for index, count in entries:
             new_indexes.append(index)
             new_counts.append(count)
-    table.bucket_rows = new_rows.tobytes()
-    table.bucket_indexes = new_indexes.tobytes()
-    table.bucket_counts = new_counts.tobytes()
+    table.bucket_rows = column("I", *new_rows)
+    table.bucket_indexes = column("H", *new_indexes)
+    table.bucket_counts = column("I", *new_counts)
 
 
 def test_d3_a_rows_entries_fold_alike_in_any_order() -> None:

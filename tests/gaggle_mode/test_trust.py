@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from pathlib import Path
 
 import pytest
 
-from gaggle.distributed.codec import LAG_KEY, to_delta
+from gaggle.distributed.codec import LAG_KEY, KeyIds, to_delta
 from gaggle.distributed.delta_checks import MAX_BUCKET, DeltaLedger
 from gaggle.metrics import NO_MIN, Aggregator, Metrics, RequestRecord, Stats, TaskRecord
 from gaggle.wire import gaggle_pb2 as wire
@@ -19,6 +18,7 @@ from tests.conftest import Target, finish, free_port, kill_leftovers, spawn_gagg
 from tests.gaggle_mode.test_joins import LinkedWorker, new_manager, serving, within
 from tests.gaggle_mode.test_mode import TEST
 from tests.gaggle_mode.test_security import one_worker_manager, wait_listening
+from tests.support.reference_codec import column
 
 
 # --- D8: a manager's port is its own ------------------------------------------------------------
@@ -58,10 +58,6 @@ def one_request(sequence: int = 1, final: bool = False) -> wire.Delta:
     return to_delta(aggregator.drain(), sequence, 1, final)
 
 
-def column(code: str, *values: int) -> bytes:
-    return struct.pack(f"<{len(values)}{code}", *values)
-
-
 def flipped(times: int) -> wire.Delta:
     """A delta of ``times`` set_failure flips of requests recorded in no earlier delta."""
     aggregator = Aggregator()
@@ -79,14 +75,11 @@ def bent(**columns: bytes) -> wire.Delta:
 
 def twice() -> wire.Delta:
     """One GET / row sent twice in one table (a worker sends one row per name)."""
-    delta = one_request()
-    table = delta.requests
-    table.method.append("GET")
-    table.name.append("/")
-    for name in ("success_count", "fail_count", "sum_us", "min_us", "max_us", "bucket_rows",
-                 "bucket_indexes", "bucket_counts", "status_rows", "status_codes",
-                 "status_counts"):  # fmt: skip
-        setattr(table, name, getattr(table, name) * 2)
+    aggregator = Aggregator()
+    aggregator.record_request(record())
+    aggregator.record_request(record()._replace(name="/b"))
+    delta = to_delta(aggregator.drain(), 1, 1, False)
+    delta.requests.row_keys = column("I", 0, 0)  # both rows GET /: key 0
     return delta
 
 
@@ -140,11 +133,17 @@ IMPOSSIBLE = {  # name → (delta, words its reason must hold)
     "untimed with times": (bent(bucket_rows=column("I", 0), bucket_indexes=b"", bucket_counts=b"",
                                 status_rows=column("I", 0), status_codes=b"", status_counts=b"",
                                 success_count=column("q", 0)), "no timings but min_us 1000"),
-    "rows of other lengths": (bent(bucket_rows=column("I", 2)),
-                              "malformed: a delta table with 1 rows has columns of other lengths"),
-    "bytes not whole items": (bent(sum_us=b"\x01\x02\x03"),
-                              "malformed: sum_us: 3 bytes are not whole 8-byte items"),
-    "keys of other lengths": (bent(), "malformed: 2 method keys but 1 name keys"),
+    "rows of other lengths": (bent(bucket_rows=column("I", 2)), "malformed: requests: a delta "
+                              "table with 1 rows has columns of other lengths"),
+    "bytes not whole items": (bent(sum_us=b"\x08\x01\x02\x03"),
+                              "malformed: requests: sum_us: 3 bytes are not whole 8-byte items"),
+    "a width past the column's": (bent(bucket_indexes=column("H", 5, width=4)),
+                                  "malformed: requests: bucket_indexes: a width of 4 bytes "
+                                  "(want one of 1, 2)"),
+    "keys of other lengths": (bent(), "malformed: requests: the keys named do not pair up: "
+                              "{'method': 2, 'name': 1, 'key_ids': 1}"),
+    "a key never named": (bent(row_keys=column("I", 3)),
+                          "malformed: requests: row 0: key id 3 was never named on its stream"),
     "a row twice": (twice(), "requests: a row appears twice"),
     "absurd errors": (with_error(10**13), "errors['GET /: status 500'] 10000000000000"),
     "absurd drops": (with_fields(arrivals_dropped=10**13), "arrivals_dropped 10000000000000"),
@@ -176,7 +175,7 @@ def test_d18_every_delta_a_real_worker_sends_passes() -> None:
     """Flips that take back requests of earlier deltas, untimed rows, status 0, times from 0 µs
     to 12 days, tasks, an open model's lag and drops, errors, counts over 2^32 in one bucket
     (several entries), empty and final deltas: nothing a worker encodes is refused."""
-    ledger, earlier = DeltaLedger(), list[RequestRecord]()
+    ledger, earlier, keys = DeltaLedger(), list[RequestRecord](), KeyIds()
     for sequence in range(1, 8):
         aggregator = Aggregator()
         for flip in earlier:  # the verdicts of the previous delta's requests change now
@@ -194,7 +193,7 @@ def test_d18_every_delta_a_real_worker_sends_passes() -> None:
             aggregator.record_lag(elapsed)
         aggregator.record_dropped()
         aggregator.record_error("on_start: ValueError")
-        delta = to_delta(aggregator.drain(), sequence, 5, False)
+        delta = to_delta(aggregator.drain(), sequence, 5, False, keys)
         assert ledger.check(wire.Delta.FromString(delta.SerializeToString()), True) == ""
     huge = Metrics()
     stats = huge.requests[("GET", "/big")] = Stats()
@@ -203,15 +202,17 @@ def test_d18_every_delta_a_real_worker_sends_passes() -> None:
     stats.status_codes = {200: 2**33}
     stats.sum_us, stats.min_us, stats.max_us = 5 * 2**33, 5, 5
     assert huge.requests[("GET", "/big")].min_us != NO_MIN
-    assert ledger.check(to_delta(huge, 8, 5, False), True) == ""
-    assert ledger.check(to_delta(Metrics(), 9, 0, True), True) == ""
+    assert ledger.check(to_delta(huge, 8, 5, False, keys), True) == ""
+    assert ledger.check(to_delta(Metrics(), 9, 0, True, keys), True) == ""
     assert LAG_KEY == ("", "lag")
 
 
 @pytest.mark.parametrize(
     ("case", "bad", "words"),
     [("negative", IMPOSSIBLE["negative"][0], IMPOSSIBLE["negative"][1]),
-     ("malformed", IMPOSSIBLE["rows of other lengths"][0], "malformed: a delta table")],
+     ("malformed", IMPOSSIBLE["rows of other lengths"][0], "malformed: requests: a delta table"),
+     ("unknown key", IMPOSSIBLE["a key never named"][0],
+      "malformed: requests: row 0: key id 3 was never named on its stream")],
 )  # fmt: skip
 def test_d18_a_worker_sending_an_impossible_delta_is_dropped_and_none_of_it_counts(
     case: str, bad: wire.Delta, words: str, caplog: pytest.LogCaptureFixture
@@ -231,6 +232,8 @@ def test_d18_a_worker_sending_an_impossible_delta_is_dropped_and_none_of_it_coun
             liar.send(good)
             lie = wire.Delta.FromString(bad.SerializeToString())
             lie.sequence = 2
+            for named in ("method", "name", "key_ids"):  # GET / is key 0: the good one named it
+                lie.requests.ClearField(named)
             liar.send(lie)
             ended = await asyncio.to_thread(liar.until, "stream end") is None
             return await within(run, "the run's end"), liar, ended

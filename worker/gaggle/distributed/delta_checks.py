@@ -4,7 +4,9 @@ A token (on loopback, nothing) is all a peer needs to send deltas, and the manag
 made of nothing else: a buggy or hostile peer folded negative and absurd counts into a report
 (review D18: ``requests_total: -999925``), and a malformed delta only showed as the worker being
 "silent". Every delta is checked whole against what any real worker's delta satisfies: its
-columns fit together; a row's requests (successes + failures) equal its timings and, for a
+columns fit together at widths they may have, and its rows' keys are ids its stream named once
+(``delta_tables``; the ledger holds the stream's names and takes a delta's new ones only when
+the delta passes); a row's requests (successes + failures) equal its timings and, for a
 request, its status codes; its times lie within its min and max; nothing counts past what a
 worker does in a delta; a ``set_failure``/``set_success`` flip takes back no more than the worker
 counted before. The first thing that fails is the reason, naming the row, the field and the
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gaggle.distributed.delta_tables import Columns, DeltaTables, decode
+from gaggle.distributed.delta_tables import Columns, DeltaTables, StreamKeys, decode
 from gaggle.metrics import NO_MIN, bucket_bounds
 from gaggle.options import USERS_PER_RUN
 from gaggle.wire import gaggle_pb2 as wire
@@ -53,25 +55,29 @@ Flips = tuple[npt.NDArray[np.intp], npt.NDArray[np.int64]]  # request rows' slot
 
 
 class DeltaLedger:
-    """What one worker has sent: its last delta, and per request row its successes and failures,
-    so that a flip's -1 can be told from a lie."""
+    """What one worker's stream has sent: its last delta, the keys it named (``keys``: decode
+    its deltas with them), and per request row its successes and failures, so that a flip's -1
+    can be told from a lie."""
 
     def __init__(self) -> None:
         self.sequence = 0
         self.final = False
+        self.keys = StreamKeys()
         self._slots: dict[tuple[str, str], int] = {}
         self._counts = np.zeros((16, 2), dtype=np.int64)  # success, fail: all deltas so far
 
     def check(self, delta: wire.Delta, started: bool, tables: DeltaTables | None = None) -> str:
         """Why ``delta`` cannot come from a real worker ("" when it can, and then it is entered
         here: call once per new sequence, right before folding it). ``tables``: the delta
-        decoded already (the fold reads the same)."""
+        decoded already, with ``keys`` (the fold reads the same)."""
         try:
-            why, flips = self._why_not(delta, started, tables)
+            why, flips, tables = self._why_not(delta, started, tables)
         except ValueError as error:  # columns that do not fit together
             return f"malformed: {error}"
         if not why:
             self.sequence, self.final = delta.sequence, delta.final
+            if tables is not None:
+                self.keys.enter(tables)
             if flips is not None:
                 slots, counts = flips
                 self._counts[slots] += counts
@@ -79,23 +85,23 @@ class DeltaLedger:
 
     def _why_not(
         self, delta: wire.Delta, started: bool, tables: DeltaTables | None
-    ) -> tuple[str, Flips | None]:
+    ) -> tuple[str, Flips | None, DeltaTables | None]:
         if not started:
-            return "a delta before its Start", None
+            return "a delta before its Start", None, None
         if self.final:
-            return f"sequence {delta.sequence} after its final delta", None
+            return f"sequence {delta.sequence} after its final delta", None, None
         if delta.sequence != self.sequence + 1:
             after = f"sequence {delta.sequence} after {self.sequence}"
-            return f"{after} (deltas {self.sequence + 1}..{delta.sequence - 1} missing)", None
+            return f"{after} (deltas {self.sequence + 1}..{delta.sequence - 1} missing)", None, None
         # every table decoded first: a malformed one is said so, whatever else
-        decoded = decode(delta) if tables is None else tables
+        decoded = decode(delta, self.keys) if tables is None else tables
         why = _scalars_why_not(delta)
-        for (field, noun, flips), (keys, columns) in zip(_TABLES, decoded, strict=True):
-            why = why or _rows_why_not(field, noun, flips, keys, columns)
-        keys, columns = decoded.requests
+        for (field, noun, flips), table in zip(_TABLES, decoded, strict=True):
+            why = why or _rows_why_not(field, noun, flips, table.keys, table.columns)
+        keys, columns = decoded.requests.keys, decoded.requests.columns
         if why or not keys:
-            return why, None
-        return self._flips_why_not(keys, columns)
+            return why, None, decoded
+        return *self._flips_why_not(keys, columns), decoded
 
     def _flips_why_not(self, keys: list[Any], columns: Columns) -> tuple[str, Flips]:
         """A flip moves a request between successes and failures: neither may go below zero

@@ -243,7 +243,7 @@ class WindowCounts:
         where = np.repeat(self._base[slots], rows)
         where += index
         # Same dtypes on both sides: ufunc.at's casting path is ~25x slower than its fast path.
-        np.add.at(self._pool, where, counts.astype(np.uint64))
+        np.add.at(self._pool, where, counts.astype(np.uint64, copy=False))
 
     def take(self, slots: npt.NDArray[np.int64]) -> list[dict[int, int]]:
         """Each slot's counts by index, those above zero; the slots' windows left zeroed."""
@@ -328,7 +328,7 @@ class CodeCounts:
             column = self._column[codes]
         where = np.repeat(slots * self._counts.shape[1], rows)
         where += column
-        np.add.at(self._counts.reshape(-1), where, counts.astype(np.uint64))
+        np.add.at(self._counts.reshape(-1), where, counts.astype(np.uint64, copy=False))
 
     def take(self, slots: npt.NDArray[np.int64]) -> list[dict[int, int]]:
         """Each slot's counts by code, those above zero, in code order; the slots left zeroed."""

@@ -2,9 +2,10 @@
 
 Each worker holds one ``Join`` stream. The servicer checks its hello (``admission``), answers
 with a welcome or a refusal, gives a worker that joins mid-run the users of a lost one, merges
-every delta once (a resend carries a sequence number already seen), beats the heart and loses a
-worker that stays silent. It decides nothing about the run: a ``ServedRun`` (the ``Manager``)
-says what a worker's start is, and hears when a worker hatched, finished or was lost.
+every delta once (a resend carries a sequence number already seen; a delta's keys are ids its
+stream named, held by the stream's ``DeltaLedger``), beats the heart and loses a worker that stays
+silent. It decides nothing about the run: a ``ServedRun`` (the ``Manager``) says what a worker's
+start is, and hears when a worker hatched, finished or was lost.
 
 Apart from the manager because the two change for different reasons: this is the transport
 (gRPC, TLS, heartbeats, one stream per worker), the manager is the run (shares, the common
@@ -251,7 +252,7 @@ class ManagerServicer(wire_grpc.GaggleServicer):
         if delta.sequence <= link.ledger.sequence:
             return True  # a resend: already merged
         try:
-            tables = self.decode(delta)  # once, for the checks and the fold
+            tables = self.decode(delta, link.ledger.keys)  # once, for the checks and the fold
         except ValueError:
             tables = None  # malformed: the checks say so, after what they say first
         why = link.ledger.check(delta, link.share is not None, tables)

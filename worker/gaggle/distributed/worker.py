@@ -19,7 +19,7 @@ import time
 
 from gaggle._version import __version__
 from gaggle.attack import Attack
-from gaggle.distributed.codec import segment_from_wire, timetable_from_wire, to_delta
+from gaggle.distributed.codec import KeyIds, segment_from_wire, timetable_from_wire, to_delta
 from gaggle.distributed.manager_link import ManagerLink, WorkerError
 from gaggle.distributed.protocol import PROTOCOL_VERSION
 from gaggle.options import Role
@@ -47,6 +47,7 @@ class Worker:
         self.link = ManagerLink(role, self._deliver)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.sequence = 0
+        self.keys = KeyIds()  # the keys its one stream has named
         self.hatched = False
         self.manager_lost = ""
 
@@ -202,6 +203,7 @@ class Worker:
 
     def _send_delta(self, runner: Runner, *, final: bool) -> None:
         self.sequence += 1
-        delta = to_delta(runner.take_delta(), self.sequence, runner.users_running(), final)
+        metrics, users = runner.take_delta(), runner.users_running()
+        delta = to_delta(metrics, self.sequence, users, final, self.keys)
         delta.hatched = self.hatched
         self.link.send(wire.WorkerMessage(delta=delta))

@@ -106,6 +106,7 @@ Global___Hello: _TypeAlias = Hello  # noqa: Y015
 class Delta(_message.Message):
     """Metrics since the previous delta. `sequence` starts at 1 and grows by one per delta; the
     manager ignores a sequence it has already merged, so a resend is never double-counted.
+    Its tables name their keys by ids given on this stream (see Table): deltas are read in order.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -193,9 +194,17 @@ Global___Delta: _TypeAlias = Delta  # noqa: Y015
 
 @_typing.final
 class Table(_message.Message):
-    """Per-name metrics as columns: row i of every column belongs to key i. Numbers are little-endian
-    fixed-width arrays in `bytes`, so the manager reads each column as one array and folds a whole
-    delta in a few vectorised steps: its cost is per delta, not per row or per bucket.
+    """Per-name metrics as columns: row i of every row column belongs to row i, and the entry columns
+    hold the rows' histogram and status-code entries, row after row. A row refers to its key by an
+    id its stream gave it (`row_keys`): a key travels once a stream, in the first delta with a row
+    of it (the key fields below, with `key_ids`), so a worker's later deltas carry no strings. A
+    new stream (a worker that joins again) names its keys anew.
+
+    Numbers are little-endian integers in `bytes`, each column at the narrowest width that holds
+    its values: a first byte says the width (1, 2, 4 or 8 bytes, no wider than the column's own
+    below), the values follow (signed columns in two's complement); a column without values is
+    empty. The manager reads each column as one array and folds a whole delta in a few vectorised
+    steps: its cost is per delta, not per row or per bucket.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -204,6 +213,8 @@ class Table(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     TASKSET_FIELD_NUMBER: _builtins.int
     TASK_FIELD_NUMBER: _builtins.int
+    KEY_IDS_FIELD_NUMBER: _builtins.int
+    ROW_KEYS_FIELD_NUMBER: _builtins.int
     SUCCESS_COUNT_FIELD_NUMBER: _builtins.int
     FAIL_COUNT_FIELD_NUMBER: _builtins.int
     SUM_US_FIELD_NUMBER: _builtins.int
@@ -215,6 +226,10 @@ class Table(_message.Message):
     STATUS_ROWS_FIELD_NUMBER: _builtins.int
     STATUS_CODES_FIELD_NUMBER: _builtins.int
     STATUS_COUNTS_FIELD_NUMBER: _builtins.int
+    key_ids: _builtins.bytes
+    """uint32 per key named: an id its stream has not named before"""
+    row_keys: _builtins.bytes
+    """uint32 per row: the id of its key (named now or before)"""
     success_count: _builtins.bytes
     """int64 per row; a set_failure flip is -1 success, +1 failure"""
     fail_count: _builtins.bytes
@@ -239,7 +254,9 @@ class Table(_message.Message):
     """uint32 per entry"""
     @_builtins.property
     def method(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """requests: the HTTP method"""
+        """The keys this table names for the first time on its stream, `key_ids[i]` the id of key i:
+        requests: the HTTP method
+        """
 
     @_builtins.property
     def name(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -258,6 +275,8 @@ class Table(_message.Message):
         name: _abc.Iterable[_builtins.str] | None = ...,
         taskset: _abc.Iterable[_builtins.int] | None = ...,
         task: _abc.Iterable[_builtins.int] | None = ...,
+        key_ids: _builtins.bytes = ...,
+        row_keys: _builtins.bytes = ...,
         success_count: _builtins.bytes = ...,
         fail_count: _builtins.bytes = ...,
         sum_us: _builtins.bytes = ...,
@@ -272,7 +291,7 @@ class Table(_message.Message):
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket_counts", b"bucket_counts", "bucket_indexes", b"bucket_indexes", "bucket_rows", b"bucket_rows", "fail_count", b"fail_count", "max_us", b"max_us", "method", b"method", "min_us", b"min_us", "name", b"name", "status_codes", b"status_codes", "status_counts", b"status_counts", "status_rows", b"status_rows", "success_count", b"success_count", "sum_us", b"sum_us", "task", b"task", "taskset", b"taskset"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bucket_counts", b"bucket_counts", "bucket_indexes", b"bucket_indexes", "bucket_rows", b"bucket_rows", "fail_count", b"fail_count", "key_ids", b"key_ids", "max_us", b"max_us", "method", b"method", "min_us", b"min_us", "name", b"name", "row_keys", b"row_keys", "status_codes", b"status_codes", "status_counts", b"status_counts", "status_rows", b"status_rows", "success_count", b"success_count", "sum_us", b"sum_us", "task", b"task", "taskset", b"taskset"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

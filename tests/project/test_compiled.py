@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from tools import compiled
+
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.append(str(ROOT / "tools"))
-import compiled  # noqa: E402  (tools/ is not a package)
 
 # Every module of [tool.gaggle] compiled runs in these: the users' lifecycle and stopping, the
 # three clients' behaviour suite, the metrics, both load models.

@@ -19,6 +19,7 @@ import pytest
 from gaggle._version import __version__
 from tests.conftest import ROOT, Target
 from tools import image as image_tool
+from tools.compiled import compiled_names
 from tools.image import BuildError, Built
 
 pytestmark = pytest.mark.timeout(600)  # a cold build is make's, before pytest; this is a margin
@@ -145,6 +146,19 @@ def test_gaggle_version_as_uid_10001_on_a_read_only_root(image: Built) -> None:
 def test_the_images_python_is_3_11_whichever_base_it_was_built_on(image: Built) -> None:
     done = run_image(image, "--version", entrypoint="python")
     assert done.stdout.startswith("Python 3.11."), done.stdout + done.stderr
+
+
+def test_the_images_engine_is_the_compiled_one(image: Built) -> None:
+    """The Dockerfile builds gaggle's wheel with GAGGLE_COMPILE=1: each module of
+    ``[tool.gaggle] compiled`` is an extension module in the image, not its source."""
+    names = compiled_names()
+    script = "import importlib, sys\n"
+    script += "for name in sys.argv[1:]: print(importlib.import_module(name).__file__)"
+    done = run_image(image, "-c", script, *names, entrypoint="python")
+    assert done.returncode == 0, done.stderr
+    files = done.stdout.split()
+    assert len(files) == len(names)
+    assert all(file.endswith(".so") for file in files), files
 
 
 def test_kopf_runs_in_the_image(image: Built) -> None:

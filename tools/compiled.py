@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("GAGGLE_CACHE", Path.home() / ".cache" / "gaggle")) / "compiled"
 KEEP = 2  # builds kept: this checkout's and one other (a second clone, the previous commit)
+IN_USE = 3 * 3600  # seconds since its last use in which a build is never removed: a run may use it
 DONE = ".done"  # written last: a folder without it is a build that did not finish
 
 
@@ -78,6 +80,7 @@ def build(root: Path = ROOT, quiet: bool = True) -> Path:
     target = CACHE / build_key(root)
     with _locked(CACHE / ".lock"):
         if (target / DONE).exists():
+            os.utime(target / DONE)  # its last use: pruning leaves it alone a while
             return target
         shutil.rmtree(target, ignore_errors=True)
         with tempfile.TemporaryDirectory(prefix="gaggle-compile-") as scratch:
@@ -119,10 +122,15 @@ def _check(target: Path, root: Path) -> None:
 
 
 def _prune(keep: Path) -> None:
+    """The newest builds but ``KEEP`` go, except those used in the last ``IN_USE`` seconds:
+    another checkout's tests may be running on one (its files vanishing under a test run
+    failed that run)."""
     builds = [path for path in CACHE.iterdir() if path.is_dir() and (path / DONE).exists()]
     builds.sort(key=lambda path: (path / DONE).stat().st_mtime, reverse=True)
+    recently = time.time() - IN_USE
     for old in [path for path in builds if path != keep][KEEP - 1 :]:
-        shutil.rmtree(old, ignore_errors=True)
+        if (old / DONE).stat().st_mtime < recently:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def main() -> int:

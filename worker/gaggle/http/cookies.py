@@ -23,8 +23,10 @@ it reads (no ``GMT``, a one-digit day, lower case) is ignored here as one that d
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from pyreqwest.cookie import CookieStore
+if TYPE_CHECKING:
+    from pyreqwest.cookie import CookieStore
 
 
 class CookieJar:
@@ -33,7 +35,11 @@ class CookieJar:
     __slots__ = ("store",)
 
     def __init__(self) -> None:
-        self.store = CookieStore()
+        # Imported by the first jar (a user's first Set-Cookie, or a reqwest user): a run whose
+        # users never get a cookie never loads pyreqwest (~7 MiB).
+        from pyreqwest.cookie import CookieStore
+
+        self.store: CookieStore = CookieStore()
 
     def receive(self, set_cookies: Iterable[str], url: str) -> None:
         """A response's Set-Cookie values, for a request to ``url``: kept, applied (a deletion)

@@ -6,26 +6,17 @@ library wording, no status the server never sent (aiohttp reports a response it 
 a 400). An answer that is not HTTP/1.1 is read by llhttp (httptools, aiohttp) or hyper (reqwest),
 and both say what is wrong in their own words: ``_LLHTTP`` and ``_HYPER`` put them in the seam's
 few kinds (bad status line, bad header, …); a chunked body that breaks is a body cut short.
+
+aiohttp and pyreqwest are imported by the function that maps their errors: only their own client
+calls it, so a run on another client never loads them (~14 and ~7 MiB).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import aiohttp
-from aiohttp import http_exceptions
-from pyreqwest.exceptions import (
-    BodyDecodeError,
-    BuilderError,
-    ConnectError,
-    DecodeError,
-    NetworkError,
-    PyreqwestError,
-    ReadError,
-    RequestTimeoutError,
-)
 
 from gaggle.http.seam import (
     BAD_CONTENT_LENGTH,
@@ -47,6 +38,9 @@ from gaggle.http.seam import (
     tls_error,
     unexpected_error,
 )
+
+if TYPE_CHECKING:
+    import aiohttp
 
 _LLHTTP = {  # llhttp's reasons for a response it cannot read (its error strings)
     **dict.fromkeys(
@@ -115,6 +109,8 @@ def from_llhttp(reason: str) -> str:
 # --- aiohttp ------------------------------------------------------------------------------------
 def from_aiohttp(error: BaseException) -> str:
     """The seam's text for what an aiohttp request raised."""
+    import aiohttp
+
     if isinstance(error, asyncio.TimeoutError):
         return TIMEOUT
     if isinstance(error, aiohttp.ClientConnectorDNSError):
@@ -140,6 +136,8 @@ def from_aiohttp(error: BaseException) -> str:
 
 def _unparsed(error: aiohttp.ClientResponseError) -> str:
     """A response aiohttp's parser refused: the parser's error is the first in the chain."""
+    from aiohttp import http_exceptions
+
     origin: BaseException | None = error
     while origin is not None and origin.__cause__ is not None:  # aiohttp copies it once
         origin = origin.__cause__
@@ -165,6 +163,17 @@ _OS_ERROR = re.compile(r" \(os error \d+\)$")
 def from_reqwest(error: BaseException, url: str) -> str:
     """The seam's text for what a reqwest request to ``url`` raised (a ``ValueError``: a URL
     reqwest could not parse)."""
+    from pyreqwest.exceptions import (
+        BodyDecodeError,
+        BuilderError,
+        ConnectError,
+        DecodeError,
+        NetworkError,
+        PyreqwestError,
+        ReadError,
+        RequestTimeoutError,
+    )
+
     if isinstance(error, RequestTimeoutError):
         return TIMEOUT
     if isinstance(error, BuilderError) or not isinstance(error, PyreqwestError):

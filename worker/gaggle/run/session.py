@@ -24,9 +24,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
-from typing import Any
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any
 
 from gaggle.kits import SignalHandlers, StopSignal, every_interval
 from gaggle.load import Crowd, Segment
@@ -53,7 +51,9 @@ from gaggle.run.process import EXIT_ABORTED, settle_heap
 from gaggle.run.steering import Steering
 from gaggle.run.types import Aborted, LoadKind, RunPlan, RunResult, Tally
 from gaggle.run.warnings import latency_note, summary_warnings
-from gaggle.web import listens_of, serve
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -304,8 +304,8 @@ class Session:
 
     async def run(self) -> RunResult:
         config, plan = self.plan.config, self.plan
-        listens = listens_of(config.metrics_bind or "", config.web or "")
-        live = plan.owns_output and bool(listens)  # a worker's port: its metrics only
+        serves = bool(config.metrics_bind or config.web)  # the run's HTTP app listens somewhere
+        live = plan.owns_output and serves  # a worker's port: its metrics only
         # A bad -R path refuses here, before any load; a worker's manager reports.
         report = (
             open_report(config, plan.hosts, self.source(), live=live)
@@ -317,7 +317,11 @@ class Session:
         self.signals.install()
         self.loop_watch.start()
         try:
-            if listens:  # may refuse (a port in use): before any load too
+            if serves:  # may refuse (a port in use): before any load too
+                # imported here: aiohttp's server and prometheus_client (~20 MiB) are only for this
+                from gaggle.web import listens_of, serve
+
+                listens = listens_of(config.metrics_bind or "", config.web or "")
                 controls = self.steering if plan.owns_output else None  # a worker obeys its manager
                 snapshot = (
                     (lambda: report.snapshot(self.so_far())) if isinstance(report, Report) else None

@@ -9,7 +9,22 @@ on ``--metrics-bind`` and ``--web``.
 - ``live_page``: the report as a page that refreshes from the run.
 """
 
-from gaggle.web.app import listens_of, serve
+from typing import TYPE_CHECKING, Any
+
 from gaggle.web.control_api import ControlError, ControlReply
+
+if TYPE_CHECKING:
+    from gaggle.web.app import listens_of, serve
+
+
+def __getattr__(name: str) -> Any:
+    """``app`` (aiohttp's server, prometheus_client: ~20 MiB) is imported when it is asked for:
+    every run steers (``ControlError``), only a run with --metrics-bind or --web serves."""
+    if name in ("listens_of", "serve"):
+        from gaggle.web import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["ControlError", "ControlReply", "listens_of", "serve"]

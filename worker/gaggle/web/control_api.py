@@ -21,9 +21,7 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
-
-from aiohttp import web
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gaggle.errors import ConfigError
 from gaggle.options import (
@@ -38,6 +36,11 @@ from gaggle.options import (
     rate,
 )
 from gaggle.web.same_origin import Sites
+
+# aiohttp is imported where a request is answered: every run's steering raises ControlError, and
+# a run that serves no API must not load aiohttp (~16 MiB).
+if TYPE_CHECKING:
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +157,8 @@ def access(token: str, loopback: bool) -> str:
 
 def refusal(request: web.Request, token: str, loopback: bool) -> web.Response | None:
     """The answer to a caller who may not use the API; None when it may."""
+    from aiohttp import web
+
     allowed = access(token, loopback)
     if allowed == "open":
         return None
@@ -211,6 +216,7 @@ def add_control_routes(
     app: web.Application, controls: Controls, token: str, loopback: bool, sites: Sites
 ) -> None:
     """GET /api/status and the POSTs of ``CHANGERS`` on ``app``, for ``sites`` alone."""
+    from aiohttp import web
 
     def guarded(
         handle: Callable[[web.Request], Awaitable[ControlReply]],

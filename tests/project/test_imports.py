@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,47 @@ def test_a_run_imports_the_client_and_web_libraries_it_uses_and_no_others(
     assert reported["requests"] == USERS * ITERATIONS
     assert target.counts()["GET / 200"] == USERS * ITERATIONS
     assert reported["loaded"] == loaded
+
+
+TEST_FILE = """
+from gaggle import TaskSet, task
+
+class Front(TaskSet):
+    @task
+    async def index(self) -> None:
+        await self.get("/")
+"""
+CLI_CHILD = """
+import json, runpy, sys
+heavy = json.loads(sys.argv.pop(1))
+sys.argv[0] = "gaggle"
+try:
+    runpy.run_module("gaggle", run_name="__main__")
+except SystemExit as exit:
+    code = exit.code
+print(json.dumps({"code": code, "loaded": sorted(n for n in heavy if n in sys.modules)}))
+"""
+
+
+def test_gaggle_run_on_the_command_line_loads_none_of_them(target: Target, tmp_path: Path) -> None:
+    """``gaggle run`` too: Gaggle mode's roles (grpc) and the demo site (aiohttp's server) are
+    imported by the commands that run them."""
+    test = tmp_path / "front.py"
+    test.write_text(TEST_FILE)
+    command = [sys.executable, "-c", CLI_CHILD, json.dumps(HEAVY), "run", str(test)]
+    command += [
+        "--host",
+        target.url,
+        "-u",
+        str(USERS),
+        "-r",
+        str(USERS),
+        "--iterations",
+        str(ITERATIONS),
+    ]
+    command += ["--no-reset-metrics", "--no-live", "--only-summary"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    reported = json.loads(result.stdout.splitlines()[-1])
+    assert reported["code"] in (0, None), result.stderr
+    assert target.counts()["GET / 200"] == USERS * ITERATIONS
+    assert reported["loaded"] == []

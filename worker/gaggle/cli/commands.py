@@ -12,12 +12,8 @@ from dataclasses import dataclass
 
 from gaggle._version import __version__
 from gaggle.attack import Attack
-from gaggle.cli.demo_site import add_demo_site_parser
 from gaggle.cli.loader import load_test
-from gaggle.distributed.manager import Manager
-from gaggle.distributed.processes import run_local
 from gaggle.distributed.rules import file_hash, rules_hash, rules_json
-from gaggle.distributed.worker import Worker, WorkerError
 from gaggle.errors import ConfigError, TestDefinitionError
 from gaggle.kits import METRICS_PORT
 from gaggle.load import LoadShape
@@ -59,8 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("file", help="the load test: a Python file defining TaskSet subclasses")
     add_run_options(run)
     run.set_defaults(func=run_command)
-    add_demo_site_parser(commands)
+    demo = commands.add_parser("demo-site", help="serve a small demo target site")
+    demo.add_argument("--bind", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    demo.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one")
+    demo.add_argument("--port-file", help="write the port here once listening")
+    demo.set_defaults(func=demo_site_command)
     return parser
+
+
+# Gaggle mode's roles (grpc, protobuf: ~11 MiB) and the demo site (aiohttp's server: ~12 MiB)
+# are imported by the command that runs them: a plain run carries neither.
+def demo_site_command(namespace: argparse.Namespace) -> int:
+    from gaggle.cli.demo_site import serve_demo_site
+
+    return serve_demo_site(namespace)
 
 
 @dataclass(slots=True)
@@ -123,10 +131,14 @@ def run_role(command: RunCommand, plan: RunPlan) -> int:
     role = command.role
     try:
         if role.kind is RoleKind.LOCAL:
+            from gaggle.distributed.processes import run_local
+
             return run_on_best_loop(
                 run_local(command.path, plan, role, command.rules(), command.options)
             )
         if role.kind is RoleKind.MANAGER:
+            from gaggle.distributed.manager import Manager
+
             result = run_on_best_loop(Manager(plan, role, *command.rules()).run())
         else:
             result = run_on_best_loop(Runner(plan).run())
@@ -137,6 +149,8 @@ def run_role(command: RunCommand, plan: RunPlan) -> int:
 
 def run_worker(command: RunCommand) -> int:
     """A worker takes its load options from the manager; only its own logs are set here."""
+    from gaggle.distributed.worker import Worker, WorkerError
+
     own = {key: value for key, value in command.options.items() if key in PER_WORKER_KEYS}
     ignored = sorted(set(command.options) - set(own))
     config = build_config(own)

@@ -257,14 +257,6 @@ async def serve(bind: str, port: int, port_file: str | None) -> None:
         await runner.cleanup()
 
 
-def demo_site_command(namespace: argparse.Namespace) -> int:
+def serve_demo_site(namespace: argparse.Namespace) -> int:
     asyncio.run(serve(namespace.bind, namespace.port, namespace.port_file))
     return 0
-
-
-def add_demo_site_parser(commands: Any) -> None:
-    parser = commands.add_parser("demo-site", help="serve a small demo target site")
-    parser.add_argument("--bind", default="127.0.0.1", help="address (default: 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one")
-    parser.add_argument("--port-file", help="write the port here once listening")
-    parser.set_defaults(func=demo_site_command)

@@ -28,22 +28,34 @@ share of the second (``to_delta``, serialized) into one ``MergedTally``, read ol
 together ≤ 1 % of a run's CPU, i.e. ≤ 10 ms a second. Records are made before the clock
 starts; what is timed is the arrival and the reading.
 
-    .venv/bin/python benchmarks/reads.py [--names 200] [--rate 15000] [--seconds 20] [--quick]
+Each engine is measured, side by side: the pure-Python one in this process, and the compiled one
+(the modules of ``[tool.gaggle] compiled``, built by tools/compiled.py) in a child process that
+runs this script with the build first on its ``PYTHONPATH`` and hands its figures back as JSON.
+
+    .venv/bin/python benchmarks/reads.py [--names 200] [--rate 15000] [--seconds 20] [--quick] \
+        [--engine pure|compiled|both]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import json
 import math
+import os
 import random
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 # This folder holds gaggle.py, which must not shadow the gaggle package.
 HERE = Path(__file__).resolve().parent
+TOOLS = HERE.parent / "tools"
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != HERE]
 
 from prometheus_client import generate_latest  # noqa: E402
@@ -72,6 +84,11 @@ from gaggle.wire.gaggle_pb2 import Delta  # noqa: E402
 
 READ_BAR_MS = 5.0
 SECOND_BAR_MS = 10.0  # 1 % of a CPU second
+ENGINES = ("pure", "compiled")
+CHILD_DEADLINE = 900.0  # seconds: the default run takes about 40 on a quiet machine
+
+Seconds = list[dict[str, float]]  # each simulated second's readings: (what, CPU ms)
+Runs = dict[str, tuple[Seconds, Seconds]]  # by place (standalone, manager): (old, new)
 
 
 class OldLedger:
@@ -219,7 +236,7 @@ class Readers:
         }
 
 
-def standalone(args: argparse.Namespace) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+def standalone(args: argparse.Namespace) -> tuple[Seconds, Seconds]:
     rng = random.Random(24)
     names = [f"/api/resource/{i}" for i in range(args.names)]
     old_agg, new_agg = Aggregator(), Aggregator()
@@ -256,7 +273,7 @@ def standalone(args: argparse.Namespace) -> tuple[list[dict[str, float]], list[d
     return old_seconds, new_seconds
 
 
-def gaggle(args: argparse.Namespace) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+def gaggle(args: argparse.Namespace) -> tuple[Seconds, Seconds]:
     rng = random.Random(42)
     names = [f"/api/resource/{i}" for i in range(args.names)]
     aggregators = [Aggregator() for _ in range(args.workers)]
@@ -303,37 +320,97 @@ def gaggle(args: argparse.Namespace) -> tuple[list[dict[str, float]], list[dict[
     return old_seconds, new_seconds
 
 
-def show(title: str, old: list[dict[str, float]], new: list[dict[str, float]]) -> bool:
-    print(f"\n{title}  (CPU ms; median and worst of {len(old)} seconds)")
-    print(f"  {'':<34}{'old median':>11}{'old worst':>10}{'new median':>12}{'new worst':>10}")
+def show(title: str, runs: dict[str, tuple[Seconds, Seconds]]) -> bool:
+    """One place's table: for each engine, the old and new readings' median and worst."""
+    engines = list(runs)
+    count = len(next(iter(runs.values()))[0])
+    print(f"\n{title}  (CPU ms; median and worst of {count} seconds)")
+    print(f"  {'':<38}" + "".join(f"{engine:^40}" for engine in engines))
+    heads = f"   {'old median':>11}{'worst':>7}{'new median':>12}{'worst':>7}"
+    print(f"  {'':<38}" + heads * len(engines))
 
-    def row(label: str, a: list[float], b: list[float]) -> None:
-        print(
-            f"  {label:<34}{statistics.median(a):>11.2f}{max(a):>10.2f}"
-            f"{statistics.median(b):>12.2f}{max(b):>10.2f}"
+    def row(label: str, values: list[tuple[list[float], list[float]]]) -> None:
+        cells = "".join(
+            f"   {statistics.median(a):>11.2f}{max(a):>7.2f}{statistics.median(b):>12.2f}"
+            f"{max(b):>7.2f}"
+            for a, b in values
         )
+        print(f"  {label:<38}{cells}")
 
-    for what in old[0]:
-        row(what, [s[what] for s in old], [s[what] for s in new])
-    # what the readers cost a second: theirs, and what the arrival does for them beyond the old
-    base = statistics.median(s["arrival (per second)"] for s in old)
-
-    def per_second(seconds: list[dict[str, float]], readers: tuple[str, ...]) -> list[float]:
+    def per_second(seconds: Seconds, readers: tuple[str, ...], base: float) -> list[float]:
         return [sum(s[w] for w in readers) + s["arrival (per second)"] - base for s in seconds]
 
-    views = ("live view", "-R")
-    row("live view + -R (+ arrival beyond old)", per_second(old, views), per_second(new, views))
-    both = per_second(new, (*views, "scrape"))
-    row("... + scrape", per_second(old, (*views, "scrape")), both)
-    worst_read = max(s["read"] for s in new)
-    share = statistics.median(both) / 10  # % of one CPU second
-    read_ok, second_ok = worst_read <= READ_BAR_MS, share <= SECOND_BAR_MS / 10
-    print(
-        f"  one read, worst {worst_read:.2f} ms (bar ≤ {READ_BAR_MS:g} ms): "
-        f"{'PASS' if read_ok else 'FAIL'};  live view + -R + scrape {share:.2f} % of a CPU "
-        f"second (bar ≤ 1 %): {'PASS' if second_ok else 'FAIL'}"
+    old_first = next(iter(runs.values()))[0]
+    for what in old_first[0]:
+        row(what, [([s[what] for s in old], [s[what] for s in new]) for old, new in runs.values()])
+    # what the readers cost a second: theirs, and what the arrival does for them beyond the old
+    bases = [statistics.median(s["arrival (per second)"] for s in old) for old, _ in runs.values()]
+    views, scrape = ("live view", "-R"), ("live view", "-R", "scrape")
+    pairs = list(zip(runs.values(), bases, strict=True))
+    row(
+        "live view + -R (+ arrival beyond old)",
+        [(per_second(old, views, b), per_second(new, views, b)) for (old, new), b in pairs],
     )
-    return read_ok and second_ok
+    row(
+        "... + scrape",
+        [(per_second(old, scrape, b), per_second(new, scrape, b)) for (old, new), b in pairs],
+    )
+    ok = True
+    for engine, ((_, new), base) in zip(engines, pairs, strict=True):
+        worst_read = max(s["read"] for s in new)
+        share = statistics.median(per_second(new, scrape, base)) / 10  # % of one CPU second
+        read_ok, second_ok = worst_read <= READ_BAR_MS, share <= SECOND_BAR_MS / 10
+        print(
+            f"  {engine}: one read, worst {worst_read:.2f} ms (bar ≤ {READ_BAR_MS:g} ms): "
+            f"{'PASS' if read_ok else 'FAIL'};  live view + -R + scrape {share:.2f} % of a CPU "
+            f"second (bar ≤ 1 %): {'PASS' if second_ok else 'FAIL'}"
+        )
+        ok = ok and read_ok and second_ok
+    return ok
+
+
+def tools_compiled() -> ModuleType:
+    """tools/compiled.py, which builds the compiled engine (tools/ is not a package)."""
+    if str(TOOLS) not in sys.path:
+        sys.path.append(str(TOOLS))
+    import compiled
+
+    return compiled
+
+
+def engine_text() -> str:
+    """Which engine this process imported: how many of the listed modules are extensions."""
+    names: list[str] = tools_compiled().compiled_names()
+    built = [name for name in names if (importlib.import_module(name).__file__ or "")[-3:] == ".so"]
+    return f"{len(built)} of {len(names)} listed modules compiled"
+
+
+def measure(args: argparse.Namespace) -> Runs:
+    return {
+        "standalone (Ledger)": standalone(args),
+        f"manager ({args.workers} workers, MergedTally)": gaggle(args),
+    }
+
+
+def measure_compiled(args: argparse.Namespace) -> tuple[Runs, str] | None:
+    """This script in a child on the compiled engine; None (said why) where it cannot build."""
+    try:
+        build: Path = tools_compiled().build()
+    except RuntimeError as error:
+        print(f"compiled engine skipped: {error}", file=sys.stderr)
+        return None
+    with tempfile.TemporaryDirectory(prefix="gaggle-reads-") as scratch:
+        results = Path(scratch) / "runs.json"
+        command = [sys.executable, str(Path(__file__).resolve()), "--child-results", str(results)]
+        command += [f"--names={args.names}", f"--rate={args.rate}", f"--workers={args.workers}"]
+        command += [f"--history={args.history}", f"--seconds={args.seconds}"]
+        environment = os.environ | {"PYTHONPATH": str(build)}
+        done = subprocess.run(command, env=environment, timeout=CHILD_DEADLINE, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"the compiled engine's run failed (exit {done.returncode})")
+        measured = json.loads(results.read_text())
+    runs = {place: (old, new) for place, (old, new) in measured["runs"].items()}
+    return runs, f"{measured['engine']} ({build})"
 
 
 def main() -> int:
@@ -344,15 +421,35 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=20, help="seconds read after it")
     parser.add_argument("--workers", type=int, default=10, help="the manager's")
     parser.add_argument("--quick", action="store_true", help="10 s of history, 5 read")
+    parser.add_argument(
+        "--engine", choices=(*ENGINES, "both"), default="both", help="pure-Python, compiled"
+    )
+    parser.add_argument("--child-results", type=Path, help=argparse.SUPPRESS)  # the child's
     args = parser.parse_args()
     if args.quick:
         args.history, args.seconds = 10, 5
+    if args.child_results is not None:  # the compiled engine's run: measure, hand back
+        measured = {"engine": engine_text(), "runs": measure(args)}
+        args.child_results.write_text(json.dumps(measured))
+        return 0
     print(
         f"{args.names} names, 1 ms .. 2 s log-uniform, {args.rate:,} requests a second; "
         f"{args.history} s before the reset, {args.seconds} s read after it"
     )
-    ok = show("standalone (Ledger)", *standalone(args))
-    ok = show(f"manager ({args.workers} workers, MergedTally)", *gaggle(args)) and ok
+    by_engine: dict[str, Runs] = {}
+    if args.engine in ("pure", "both"):
+        by_engine["pure"] = measure(args)
+        print(f"pure: {engine_text()}")
+    if args.engine in ("compiled", "both"):
+        compiled_run = measure_compiled(args)
+        if compiled_run is None and args.engine == "compiled":
+            return 1
+        if compiled_run is not None:
+            by_engine["compiled"], where = compiled_run
+            print(f"compiled: {where}")
+    ok = True
+    for place in next(iter(by_engine.values())):
+        ok = show(place, {engine: runs[place] for engine, runs in by_engine.items()}) and ok
     return 0 if ok else 3
 
 

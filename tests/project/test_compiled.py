@@ -21,8 +21,16 @@ from tools import compiled
 ROOT = Path(__file__).resolve().parents[2]
 
 # Every module of [tool.gaggle] compiled runs in these: the users' lifecycle and stopping, the
-# three clients' behaviour suite, the metrics, both load models.
-SUITES = ("tests/http", "tests/engine", "tests/load", "tests/metrics")
+# three clients' behaviour suite, the metrics, both load models, /metrics' request series (its
+# rows against a fold from scratch, and the busiest names' series with the rest folded).
+SUITES = (
+    "tests/http",
+    "tests/engine",
+    "tests/load",
+    "tests/metrics",
+    "tests/web",
+    "tests/report/test_cardinality.py",
+)
 
 
 @pytest.fixture(scope="module")

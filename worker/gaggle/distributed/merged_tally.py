@@ -30,13 +30,22 @@ import numpy.typing as npt
 
 from gaggle.distributed.codec import ROW_COLUMNS
 from gaggle.distributed.delta_tables import Columns, DeltaTables, decode
-from gaggle.metrics import MAX_DISTINCT_ERRORS, NO_MIN, Metrics, RunTotals, Stats, add_error
+from gaggle.metrics import (
+    BUCKET_KEYS,
+    MAX_DISTINCT_ERRORS,
+    NO_MIN,
+    Metrics,
+    RunTotals,
+    Stats,
+    add_error,
+)
 from gaggle.wire import gaggle_pb2 as wire
 
 # Bucket indexes 0..4095 cover response times up to about 76 hours; a longer one is counted in
 # the last bucket (its min and max stay exact).
 WIDTH = 4096
 CODES = 1000  # HTTP status codes 0..999
+_KEY_OBJECTS = np.array(BUCKET_KEYS, dtype=object)
 POOL_MIN = 1 << 12  # cells: a window pool's first size, and garbage it may hold uncompacted
 
 
@@ -252,7 +261,10 @@ class WindowCounts:
         cells = self._pool[where]
         self._pool[where] = 0
         filled = np.flatnonzero(cells)
-        indexes = _spans(low, sizes)[filled].tolist()
+        spans = _spans(low, sizes)[filled]
+        # the histograms' shared key objects (metrics.BUCKET_KEYS: a merge finds them by identity)
+        shared = not spans.size or int(spans.max()) < len(_KEY_OBJECTS)
+        indexes = (_KEY_OBJECTS[spans] if shared else spans).tolist()
         counts = cells[filled].tolist()
         cuts = [0, *np.searchsorted(filled, np.cumsum(sizes)).tolist()]
         return [

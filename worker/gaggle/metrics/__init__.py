@@ -31,7 +31,7 @@ from gaggle.metrics.cardinality import (
     folded_line,
     name_pattern,
 )
-from gaggle.metrics.histogram import RELATIVE_ERROR, Histogram, bucket_bounds
+from gaggle.metrics.histogram import BUCKET_KEYS, RELATIVE_ERROR, Histogram, bucket_bounds
 from gaggle.metrics.ledger import Ledger, RunTotals
 from gaggle.metrics.record import REQUEST_LOG_FIELDS, RequestRecord, TaskRecord
 from gaggle.metrics.source import Source
@@ -49,6 +49,7 @@ from gaggle.metrics.thresholds import (
 from gaggle.metrics.window import RollingWindow
 
 __all__ = [
+    "BUCKET_KEYS",
     "MAX_DISTINCT_ERRORS",
     "NAMES_LIMIT",
     "NO_MIN",

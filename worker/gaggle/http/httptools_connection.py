@@ -66,7 +66,8 @@ class InFlight:
     __slots__ = ("_at", "_connections", "_loop", "_timer")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        # a proxy: the registry's value must not keep its key, the loop, alive once it is done
+        self._loop = weakref.proxy(loop)
         self._connections: set[Connection] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._at = math.inf  # when the timer fires
@@ -109,7 +110,7 @@ def in_flight_on(loop: asyncio.AbstractEventLoop) -> InFlight:
 async def connect(origin: tuple[str, str, int], deadline: float) -> Connection:
     scheme, host, port = origin
     loop = asyncio.get_running_loop()
-    connection = Connection(in_flight_on(loop))
+    connection = Connection(loop, in_flight_on(loop))
     tls = _tls_context() if scheme == "https" else None
     try:
         async with asyncio.timeout_at(deadline):
@@ -186,9 +187,10 @@ class Connection(asyncio.Protocol):
         "_waiter",
         "closed",
         "deadline",
+        "loop",
     )
 
-    def __init__(self, in_flight: InFlight) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, in_flight: InFlight) -> None:
         self._folds = False  # the server folds header lines: a lenient parser reads them
         self._parser = _parser(self, folds=False)
         self._transport: asyncio.Transport | None = None
@@ -197,14 +199,14 @@ class Connection(asyncio.Protocol):
         self._head = False  # the request was HEAD: its response has no body whatever it says
         self._partial: bytes | bytearray = b""  # an answer's bytes while its head is incomplete
         self._in_flight = in_flight  # its loop's: what looks at the deadline of its request
+        self.loop = loop
         self.deadline = 0.0  # the request in flight's, in loop.time()
         self.closed = False
 
     async def roundtrip(self, request: bytes, head: bool, deadline: float) -> Http1Answer:
         transport = self._transport
         assert transport is not None
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[Http1Answer] = loop.create_future()
+        waiter: asyncio.Future[Http1Answer] = self.loop.create_future()
         self._waiter = waiter
         self._answer, self._head, self._partial = Http1Answer(), head, b""
         self.deadline = deadline

@@ -13,8 +13,10 @@ has each second read both, timed with ``time.process_time``:
   (the old ledger: merged into its totals; the new: into those and, after the reset, the whole
   run's, the live view's aggregate and -R's feed; on a manager, the write-back of the rows that
   changed, and now their changes too): work per delta, O(what changed), done once whoever reads;
-- ``read``: then one read of the whole run's totals (what a scrape, /summary, -R and the
-  operator read), and again with nothing new;
+- ``read``: then one read of the whole run's totals with their request rows (what /summary and
+  the final report read; the readers below read the rest, ``RunTotals.counts``), and again with
+  nothing new. Read every second, the run's rows are kept: each read merges the deltas that
+  arrived since the previous one (unread, the rows are let go and the arrival is cheaper still);
 - ``live view``: the panel's figures (``FigureSampler``: the aggregate of every request row, the
   errors, the rolling window);
 - ``-R``: the report timeline's sample (its per-second differences of every row);
@@ -184,7 +186,7 @@ def records(rng: random.Random, names: list[str], count: int) -> list[RequestRec
 
 def new_so_far(totals: RunTotals) -> Callable[[], tuple[object, dict[str, int]]]:
     """The live view's reading as the session binds it now."""
-    return lambda: (totals.requests(), totals.metrics().errors)
+    return lambda: (totals.requests(), totals.counts().errors)
 
 
 def timed(call: Callable[[], object]) -> float:
@@ -204,9 +206,12 @@ class Readers:
         so_far: Callable[[], tuple[object, dict[str, int]]],
         follow: Callable[[], Callable[[], list[Metrics]]] | None,
         requests: Callable[[], Stats] | None = None,
+        counts: Callable[[], Metrics] | None = None,
     ) -> None:
         self.arrive, self.read = arrive, read
-        source = Source(metrics=read, users=lambda: 50, follow=follow, requests=requests)
+        source = Source(
+            metrics=read, users=lambda: 50, follow=follow, requests=requests, counts=counts
+        )
         self.timeline = Timeline(source)
         inputs = LiveInputs(
             progress=lambda: Progress(1.0, 60.0),
@@ -253,7 +258,14 @@ def standalone(args: argparse.Namespace) -> tuple[Seconds, Seconds]:
 
     so_far = OldRunSoFar(old_ledger.metrics, lambda: hatch[0] if hatch else None)
     old = Readers(old_ledger.metrics, old_read, so_far, None)
-    new = Readers(new_ledger.metrics, new_read, new_so_far(totals), totals.follow, totals.requests)
+    new = Readers(
+        new_ledger.metrics,
+        new_read,
+        new_so_far(totals),
+        totals.follow,
+        totals.requests,
+        totals.counts,
+    )
     for _ in range(args.history):  # the run so far: the hatching phase, then the reset
         for record in records(rng, names, args.rate):
             old_agg.record_request(record)
@@ -303,7 +315,9 @@ def gaggle(args: argparse.Namespace) -> tuple[Seconds, Seconds]:
 
     so_far = OldRunSoFar(old_merged.metrics, lambda: hatch[0] if hatch else None)
     old = Readers(old_merged.metrics, old_read, so_far, None)
-    new = Readers(merged.metrics, new_read, new_so_far(totals), totals.follow, totals.requests)
+    new = Readers(
+        merged.metrics, new_read, new_so_far(totals), totals.follow, totals.requests, totals.counts
+    )
     for _ in range(args.history):
         ship()
         old_merged.metrics(), merged.metrics()  # read each second: a second's write-back

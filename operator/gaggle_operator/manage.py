@@ -114,7 +114,7 @@ async def _report_live(
     while True:
         await asyncio.sleep(LIVE_INTERVAL)
         # the run's totals and their aggregate, kept as deltas arrive: no pass over every name
-        metrics, total = source.metrics(), manager.run_totals.requests()
+        metrics, total = source.counted(), manager.run_totals.requests()
         count, now = total.count, time.monotonic()
         rps = (count - last_count) / (now - last_time)
         last_count, last_time = count, now

@@ -110,6 +110,31 @@ def test_reads_do_not_copy_two_reads_without_a_delta_are_the_same_objects() -> N
     assert all(second.requests[key] is stats for key, stats in rows.items())
 
 
+def test_reads_the_run_s_rows_unread_for_feed_max_deltas_are_let_go_and_made_again() -> None:
+    """After the hatch, nobody who comes every second reads the whole run's request rows: they
+    wait as deltas while somebody reads them, are let go after FEED_MAX unread deltas, and the
+    next read makes them again — equal to the old combined result each time."""
+    rng = random.Random(11)
+    aggregator = Aggregator()
+    ledger = Ledger(aggregator)
+    totals = ledger.run_totals()
+    record_second(rng, aggregator, NAMES)
+    hatch = ledger.reset()
+    for step in range(FEED_MAX + 8):
+        record_second(rng, aggregator, rng.sample(NAMES, 3))
+        counts = totals.counts()  # what the per-second readers read: no request rows
+        old = Metrics.combined(hatch, ledger.metrics())
+        assert not counts.requests
+        assert (counts.tasks, counts.errors, counts.lag) == (old.tasks, old.errors, old.lag)
+        assert (counts.dropped, counts.abandoned_requests) == (old.dropped, old.abandoned_requests)
+        if step in (0, 1, FEED_MAX + 7):  # a regular reader, then one after the rows went
+            assert totals.metrics() == old
+        if step == FEED_MAX + 6:
+            assert totals._rows is None  # FEED_MAX deltas since the last read: let go
+    assert totals._rows is not None  # the last read made them again
+    assert totals.metrics() == Metrics.combined(hatch, ledger.metrics())
+
+
 def test_reads_a_feed_holds_what_changed_not_every_name() -> None:
     rng = random.Random(5)
     aggregator = Aggregator()

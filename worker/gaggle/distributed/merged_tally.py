@@ -68,8 +68,8 @@ class MergedTally:
 
     def reset(self) -> Metrics:
         self._read()
-        self._run.set_aside()
         counted, self._totals = self._totals.metrics(), Totals()
+        self._run.set_aside(self._totals.metrics())
         return counted
 
     def _read(self) -> None:

@@ -68,9 +68,11 @@ class Metrics:
         self.abandoned_requests = 0
         self.abandoned_tasks = 0
 
-    def merge(self, other: Metrics) -> None:
-        _merge_rows(self.requests, other.requests)
-        _merge_rows(self.tasks, other.tasks)
+    def merge(self, other: Metrics, *, requests: bool = True) -> None:
+        """``other`` added in (``requests=False``: all but its request rows)."""
+        if requests:
+            merge_rows(self.requests, other.requests)
+        merge_rows(self.tasks, other.tasks)
         for error, count in other.errors.items():
             add_error(self.errors, error, count)
         self.lag.merge(other.lag)
@@ -152,7 +154,7 @@ class Metrics:
         return self.to_dict() == other.to_dict()
 
 
-def _merge_rows(mine: dict[K, Stats], theirs: dict[K, Stats]) -> None:
+def merge_rows(mine: dict[K, Stats], theirs: dict[K, Stats]) -> None:
     for key, stats in theirs.items():
         row = mine.get(key)
         if row is None:

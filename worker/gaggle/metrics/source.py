@@ -39,6 +39,13 @@ class Source:
     # every request row merged, hatching phase included, kept as deltas arrive
     # (``RunTotals.requests``); None: a reader merges the rows itself
     requests: Callable[[], Stats] | None = None
+    # everything so far but the request rows (``RunTotals.counts``); None: ``metrics``
+    counts: Callable[[], Metrics] | None = None
+
+    def counted(self) -> Metrics:
+        """What a reader that comes every second reads beside the request rows (tasks, errors,
+        the schedule, the abandoned): its ``requests`` are not to be read — they may lag."""
+        return self.counts() if self.counts is not None else self.metrics()
 
     def feed(self) -> Callable[[], list[Metrics]]:
         """A reader's own feed: each call, the request and task rows' gains since its previous

@@ -163,7 +163,7 @@ class Timeline:
         users = self.source.users()
         workers = self.source.workers()[0]
         self.max_workers = max(self.max_workers, workers)
-        metrics = self.source.metrics()
+        metrics = self.source.counted()
         rows = self._differences()
         target = self.source.users_target() if self.source.users_target else users
         arrivals = (metrics.lag.timed_count, metrics.dropped)

@@ -215,6 +215,7 @@ class Session:
             follow=self.run_totals.follow,
             names_limit=self.plan.config.request_names_limit,
             requests=self.run_totals.requests,
+            counts=self.run_totals.counts,
         )
 
     def progress(self) -> Progress:
@@ -268,14 +269,14 @@ class Session:
 
     def _run_so_far(self) -> tuple[Stats, dict[str, int]]:
         """The live view's: every request row merged and the errors, since the first user."""
-        return self.run_totals.requests(), self.run_totals.metrics().errors
+        return self.run_totals.requests(), self.run_totals.counts().errors
 
     def _dropped(self) -> int:
-        return self.run_totals.metrics().dropped
+        return self.run_totals.counts().dropped
 
     def abandoned(self) -> dict[str, int]:
         """What the stop timeout cancelled so far: requests in flight, and tasks (status)."""
-        metrics = self.run_totals.metrics()
+        metrics = self.run_totals.counts()
         return {"requests": metrics.abandoned_requests, "tasks": metrics.abandoned_tasks}
 
     def measured(self) -> tuple[Metrics, float]:

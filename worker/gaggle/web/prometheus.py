@@ -104,7 +104,7 @@ class GaggleCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """The page's families but the request ones (``MetricsPage`` writes those)."""
-        metrics = self.source.metrics()
+        metrics = self.source.counted()
         tasks = CounterMetricFamily(
             "gaggle_tasks", "Task runs.", labels=["taskset", "task", "result"]
         )

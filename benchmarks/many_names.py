@@ -12,6 +12,7 @@ only), pinned to one CPU. Load only ever goes to 127.0.0.1, and every child has 
 
     .venv/bin/python benchmarks/many_names.py [--names 100000] [--users 20] [--mode both]
         [--report both]   # each mode without -R and with -R report.json (what it adds)
+        [--readers]       # the web app on, /metrics and /summary read each second
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,14 +86,22 @@ def gaggle(*args: str) -> list[str]:
     return [sys.executable, "-m", "gaggle", "run", *args]
 
 
-def wait_for(process: subprocess.Popen[bytes], deadline: float) -> tuple[int, int]:
+def wait_for(
+    process: subprocess.Popen[bytes],
+    deadline: float,
+    each_second: Callable[[], None] = lambda: None,
+) -> tuple[int, int]:
     """Reap a child we started, by its pid: (exit code, peak RSS in bytes); killed at the
-    deadline."""
+    deadline. ``each_second``: what a reader does meanwhile, once a second."""
+    next_read = time.monotonic() + 1
     while True:
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
             process.returncode = os.waitstatus_to_exitcode(status)
             return process.returncode, usage.ru_maxrss * 1024  # Linux: kilobytes
+        if time.monotonic() >= next_read:
+            each_second()
+            next_read = time.monotonic() + 1
         if time.monotonic() > deadline:
             process.kill()
             _, status, usage = os.wait4(process.pid, 0)
@@ -117,15 +128,39 @@ def from_tables(out: str) -> tuple[int, int]:
     return counted, sum(int(group.replace(",", "")) for group in folded.groups())
 
 
+def reader(port: int) -> Callable[[], None]:
+    """A scrape of /metrics and a read of /summary, as Prometheus and a dashboard would, each
+    bounded in time; a refused one (the app not up yet, or gone) is skipped."""
+
+    def read() -> None:
+        for page in ("metrics", "summary"):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/{page}", timeout=5) as r:
+                    r.read()
+            except OSError:
+                pass
+
+    return read
+
+
 def run(
-    mode: str, target: Target, folder: Path, names: int, users: int, timeout: float, report: bool
+    mode: str,
+    target: Target,
+    folder: Path,
+    names: int,
+    users: int,
+    timeout: float,
+    report: bool,
+    readers: bool = False,
 ) -> Outcome:
     test, json_file = folder / "paths.py", folder / f"{mode}.json"
     test.write_text(PATHS)
+    web_port = free_port()
     common = (
         "--host", target.url, "-u", str(users), "-r", "1000",
         "--iterations", str(names // users), "-t", f"{timeout:g}s", "--no-reset-metrics",
         "--only-summary", "--no-live", *(("-R", str(json_file)) if report else ()),
+        *(("--metrics-bind", f"127.0.0.1:{web_port}") if readers else ()),
     )  # fmt: skip
     json_file.unlink(missing_ok=True)
     before = target.served() or 0
@@ -151,7 +186,7 @@ def run(
                 workers.append(
                     subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors, cwd=ROOT)
                 )
-        code, peak = wait_for(owner, deadline)
+        code, peak = wait_for(owner, deadline, reader(web_port) if readers else lambda: None)
         worker_rss = [wait_for(worker, deadline + 30)[1] for worker in workers]
     seconds = time.monotonic() - started
     served = target.served()
@@ -162,7 +197,7 @@ def run(
     else:
         counted, held = from_tables(out.read_text()) if code == 0 else (-1, -1)
     return Outcome(
-        mode=f"{mode}{' -R' if report else ''}",
+        mode=f"{mode}{' -R' if report else ''}{' +web' if readers else ''}",
         seconds=seconds,
         code=code,
         peak_rss=peak,
@@ -186,6 +221,10 @@ def main() -> None:
         "--report", choices=("json", "none", "both"), default="both",
         help="-R report.json or none: what the report adds to the peak",
     )  # fmt: skip
+    parser.add_argument(
+        "--readers", action="store_true",
+        help="the web app on (--metrics-bind), /metrics and /summary read each second",
+    )  # fmt: skip
     args = parser.parse_args()
     modes = ("standalone", "gaggle") if args.mode == "both" else (args.mode,)
     reports = (False, True) if args.report == "both" else (args.report == "json",)
@@ -197,8 +236,9 @@ def main() -> None:
             for mode in modes:
                 for report in reports:
                     outcome = run(
-                        mode, target, folder, args.names, args.users, args.timeout, report
-                    )
+                        mode, target, folder, args.names, args.users, args.timeout, report,
+                        args.readers,
+                    )  # fmt: skip
                     print(outcome.line(), flush=True)
                     if outcome.code != 0 or outcome.counted != outcome.served:
                         print(outcome.stderr_tail, flush=True)

@@ -9,6 +9,7 @@ of the names left out.
 
 from __future__ import annotations
 
+import json
 import random
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,7 +22,7 @@ from gaggle.metrics import (
     Stats,
     busiest,
 )
-from gaggle.web.prometheus import LATENCY_BUCKETS, MetricsPage, cumulative_buckets
+from gaggle.web.prometheus import LATENCY_BUCKETS, MetricsPage, cumulative_buckets, summary_body
 from gaggle.web.request_series import RequestSeries, Row
 
 
@@ -111,3 +112,28 @@ def test_the_page_parses_and_every_name_comes_back_as_it_was_given() -> None:
     ]
     assert le == [*(repr(bound) for bound in LATENCY_BUCKETS), "+Inf"]
     assert families["gaggle_users"].samples[0].value == 4
+
+
+def test_the_summary_document_is_every_row_as_the_metrics_hold_it() -> None:
+    """/summary writes its rows as text one at a time (not a tree of dicts held at once): the
+    document must still read back as the totals' own ``to_dict``, odd names included."""
+    rng = random.Random(5)
+    aggregator = Aggregator()
+    ledger = Ledger(aggregator)
+    for _ in range(3000):
+        record(aggregator, rng, 300)
+    for name in ('/say/"hi"', "/back\\slash", "/two\nlines", "/ünïcode"):
+        aggregator.record_request(
+            RequestRecord(0, "POST", name, name, name, False, 1500, 201, True, False, 0)
+        )
+    aggregator.record_error("an error")
+    totals = ledger.run_totals()
+    source = Source(metrics=totals.metrics, users=lambda: 4, workers=lambda: (2, 1))
+    document = json.loads(summary_body(source))
+    assert document == {
+        "users": 4,
+        "workers": {"connected": 2, "lost": 1},
+        "task_names": [],
+        **json.loads(json.dumps(totals.metrics().to_dict())),
+    }
+    assert len(document["requests"]) == len(totals.metrics().requests) == 304

@@ -9,6 +9,7 @@ manager. Merging is exact (integer sums), so a manager's totals equal one aggreg
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from gaggle.metrics.record import RequestRecord, TaskRecord
@@ -116,12 +117,15 @@ class Metrics:
             total.merge(stats)
         return total
 
-    def to_dict(self) -> dict[str, Any]:
+    def request_rows(self) -> Iterator[dict[str, Any]]:
+        """``to_dict``'s request rows, one at a time (100,000 names: don't hold them all)."""
+        for (method, name), stats in sorted(self.requests.items(), key=request_order):
+            yield {"method": method, "name": name, **stats.to_dict()}
+
+    def to_dict(self, *, requests: bool = True) -> dict[str, Any]:
+        """Everything as JSON-ready data (``requests=False``: its request rows left empty)."""
         return {
-            "requests": [
-                {"method": m, "name": n, **s.to_dict()}
-                for (m, n), s in sorted(self.requests.items(), key=request_order)
-            ],
+            "requests": list(self.request_rows()) if requests else [],
             "tasks": [
                 {"taskset": t, "task": i, **s.to_dict()} for (t, i), s in sorted(self.tasks.items())
             ],

@@ -12,6 +12,7 @@ path: ids in paths would make a series set per id, so only the busiest
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -181,14 +182,29 @@ def schedule_families(metrics: Metrics, arrival_rate: float) -> Iterator[Metric]
 
 
 def summary(source: Source) -> dict[str, Any]:
+    """/summary's document as data (tests, small runs: ``summary_body`` is what is served)."""
+    result: dict[str, Any] = json.loads(summary_body(source))
+    return result
+
+
+def summary_body(source: Source) -> bytes:
+    """/summary: the run's totals with every request row's mergeable histogram. The rows are
+    written as JSON one at a time, never held as data all at once: with 100,000 names the
+    document as dicts took ~70 MB of a manager's peak; its text is a fraction of that. Made in
+    one go, so every row is of the same instant."""
     metrics = source.metrics()
     connected, lost = source.workers()
-    return {
-        "users": source.users(),
-        "workers": {"connected": connected, "lost": lost},
-        "task_names": source.task_names(),
-        **metrics.to_dict(),
-    }
+    head = json.dumps(
+        {
+            "users": source.users(),
+            "workers": {"connected": connected, "lost": lost},
+            "task_names": source.task_names(),
+        }
+    )
+    rest = metrics.to_dict(requests=False)
+    del rest["requests"]
+    rows = ", ".join(json.dumps(row) for row in metrics.request_rows())
+    return f'{head[:-1]}, "requests": [{rows}], {json.dumps(rest)[1:]}'.encode()
 
 
 def add_metrics_routes(app: web.Application, source: Source) -> None:
@@ -200,7 +216,7 @@ def add_metrics_routes(app: web.Application, source: Source) -> None:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def summary_page(request: web.Request) -> web.Response:
-        return web.json_response(summary(source))
+        return web.Response(body=summary_body(source), content_type="application/json")
 
     app.router.add_get("/metrics", metrics_page)
     app.router.add_get("/summary", summary_page)

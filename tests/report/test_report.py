@@ -284,10 +284,12 @@ def test_the_report_carries_the_threshold_verdicts(target: Target, tmp_path: Pat
     served = target.counts()
     assert data["verdict"] == "Failed"
     assert data["thresholds"] == [
-        {"expression": rules[0], "passed": True, "observed": served["GET /a 200"]},
-        {"expression": rules[1], "passed": False, "observed": served["GET /status/500 500"]},
-        {"expression": rules[2], "passed": False, "observed": None},
-    ]
+        {"expression": rules[0], "passed": True, "observed": served["GET /a 200"], "limit": 0,
+         "baseline": None},
+        {"expression": rules[1], "passed": False, "observed": served["GET /status/500 500"],
+         "limit": 0, "baseline": None},
+        {"expression": rules[2], "passed": False, "observed": None, "limit": 1, "baseline": None},
+    ]  # fmt: skip
     page = render_html(data)
     section = page[page.index("<h2>Thresholds: Failed</h2>") : page.index("<h2>Over time</h2>")]
     assert section.count('class="fail">FAILED') == 2

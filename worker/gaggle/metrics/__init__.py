@@ -5,7 +5,8 @@
 - ``aggregate``: the ``Aggregator`` the hot path writes, and ``Metrics`` snapshots it drains into.
 - ``ledger``: the one reader of the aggregator: the run's totals since start and since reset.
 - ``source``, ``window``: read models (what a reader asks of a run; a sliding window).
-- ``thresholds``: ``--threshold`` rules and the verdict they give on a run's numbers.
+- ``thresholds``: ``--threshold`` rules (regression rules too: ``p95 < baseline + 10%``) and the
+  verdict they give on a run's numbers.
 - ``cardinality``: many request names: the one warning, and the busiest-N view of the tables.
 """
 
@@ -37,7 +38,9 @@ from gaggle.metrics.record import REQUEST_LOG_FIELDS, RequestRecord, TaskRecord
 from gaggle.metrics.source import Source
 from gaggle.metrics.stats import NO_MIN, Stats, ms
 from gaggle.metrics.thresholds import (
+    BASELINE_PERCENTILES,
     OPERATORS,
+    BaselineValues,
     Threshold,
     ThresholdError,
     Verdict,
@@ -49,6 +52,7 @@ from gaggle.metrics.thresholds import (
 from gaggle.metrics.window import RollingWindow
 
 __all__ = [
+    "BASELINE_PERCENTILES",
     "BUCKET_KEYS",
     "MAX_DISTINCT_ERRORS",
     "NAMES_LIMIT",
@@ -58,6 +62,7 @@ __all__ = [
     "RELATIVE_ERROR",
     "REQUEST_LOG_FIELDS",
     "Aggregator",
+    "BaselineValues",
     "Busiest",
     "Histogram",
     "Ledger",

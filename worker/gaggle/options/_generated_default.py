@@ -46,3 +46,4 @@ class Default(enum.Enum):
     WEB = "web"
     REPORT_FILE = "report_file"
     THRESHOLDS = "thresholds"
+    BASELINE = "baseline"

@@ -19,7 +19,7 @@ from gaggle.errors import ConfigError
 from gaggle.kits import METRICS_PORT
 from gaggle.load import peak_users
 from gaggle.metrics import NAMES_LIMIT, Threshold, parse_threshold
-from gaggle.options.conflicts import check_load_model, check_shares
+from gaggle.options.conflicts import check_baseline_rules, check_load_model, check_shares
 from gaggle.options.converters import (
     DEBUG_FORMATS,
     DEFAULT_HTTP_CLIENT,
@@ -35,7 +35,7 @@ from gaggle.options.converters import (
     optional,
     parse_duration,
     path,
-    report_path,
+    report_paths,
     status_interval,
     stop_timeout,
     text,
@@ -309,15 +309,18 @@ class RunConfig(LoadOptions):
         doc="serve a [live page](#the-live-web-page) of the run, with controls (`PORT` alone: "
         "on `127.0.0.1`); `--metrics-bind`'s port serves it too",
     )
-    report_file: str | None = option(
+    report_file: tuple[str, ...] = option(
         "-R",
         "--report-file",
-        default=None,  # .html/.htm or .json, by extension
-        convert=report_path,
+        default=(),  # .html/.htm, .json, .md or .xml, by extension; one file per -R
+        convert=report_paths,
+        action="append",
         group=METRICS,
         metavar="NAME",
-        help="write a report: NAME.html (charts) or NAME.json",
-        doc="write a report at the end: `NAME.html` (charts, offline) or `NAME.json` "
+        help="write a report: NAME.html (charts), NAME.json, NAME.md (a CI job summary) or "
+        "NAME.xml (JUnit); repeatable",
+        doc="write a report at the end: `NAME.html` (charts, offline), `NAME.json`, `NAME.md` "
+        "(a CI job summary) or `NAME.xml` (JUnit); repeatable, one file each "
         "([below](#reports))",
     )
     thresholds: tuple[str, ...] = option(
@@ -330,6 +333,19 @@ class RunConfig(LoadOptions):
         help="pass/fail rule, e.g. 'p95(GET /) < 300' (repeatable; a failed one exits 3)",
         doc="a pass/fail rule (repeatable); the run exits 3 when one fails (below)",
         spec="thresholds",
+    )
+    baseline: str | None = option(
+        "--baseline",
+        default=None,  # read (and checked) by the process that judges: standalone or manager
+        convert=path,
+        group=ADVANCED,
+        metavar="FILE",
+        help="compare with a previous run's JSON report (-R NAME.json; or Goose's): the tables "
+        "and reports show the changes; rules may say 'p95 < baseline + 10%%'",
+        doc="compare the run with a previous run's JSON report (`-R NAME.json`, or Goose "
+        "0.19's): the tables and reports show the changes, and rules may name the baseline "
+        "(`p95 < baseline + 10%`; [below](#a-baseline-to-beat))",
+        spec=OPERATOR,  # a LoadTest's spec.baseline: the operator mounts the run's report
     )
 
     @property
@@ -363,6 +379,7 @@ def build_config(*layers: Mapping[str, object], processes: int | None = None) ->
             raise ConfigError("option", name, "use one of: " + ", ".join(sorted(CONVERTERS)))
         values[name] = CONVERTERS[name][1](raw)
     config = RunConfig(**values)
+    check_baseline_rules(config.threshold_rules, config.baseline)
     if "max_users" in merged and not config.open_model:
         raise ConfigError(
             "--max-users",

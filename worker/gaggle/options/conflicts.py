@@ -17,10 +17,12 @@ they decide under those rules.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 from gaggle.errors import ConfigError
 from gaggle.load import LoadShape
+from gaggle.metrics import Threshold
 from gaggle.options.converters import (
     ARRIVALS_PER_PROCESS,
     ARRIVALS_WHY,
@@ -138,6 +140,21 @@ def share_refused(kind: str, amount: float, processes: int, more: str = RUN_MORE
         f"use at most {per_process * processes:,} {unit} over these {processes} processes, "
         f"{per_process:,} in each ({why}); {more}"
     )
+
+
+def check_baseline_rules(rules: Sequence[Threshold], baseline: str | None) -> None:
+    """A regression rule (``p95 < baseline + 10%``) needs a baseline to resolve its limit."""
+    if baseline:
+        return
+    for rule in rules:
+        if rule.baseline_based:
+            raise ConfigError(
+                "--threshold",
+                str(rule),
+                "",
+                f"--threshold {str(rule)!r} compares with a baseline: give --baseline FILE (a "
+                "previous run's JSON report, -R NAME.json), or compare with a number",
+            )
 
 
 def check_shares(load: LoadOptions, processes: int, more: str = RUN_MORE) -> None:

@@ -27,7 +27,14 @@ DEBUG_FORMATS = ("json", "raw")
 HTTP_CLIENTS = ("aiohttp", "httptools", "reqwest")
 DEFAULT_HTTP_CLIENT = "httptools"  # the same suite as the others; fastest and leanest (README)
 LATENCIES = ("intended", "service")  # what a request's time is measured from (--latency)
-REPORT_FORMATS = {".html": "html", ".htm": "html", ".json": "json"}  # by file extension
+# by file extension; .md fits a CI job summary, .xml is JUnit for CI test reporters
+REPORT_FORMATS = {
+    ".html": "html",
+    ".htm": "html",
+    ".json": "json",
+    ".md": "markdown",
+    ".xml": "junit",
+}
 
 
 # --- bounds: the most each number may be -----------------------------------------------------
@@ -261,6 +268,12 @@ def report_path(option: str, value: object) -> str | None:
         allowed = "use a file name ending in " + ", ".join(REPORT_FORMATS) + " (the format)"
         raise ConfigError(option, value, allowed)
     return text
+
+
+def report_paths(option: str, value: object) -> tuple[str, ...]:
+    """One report file name or several (``-R`` is repeatable: one file per format)."""
+    names = value if isinstance(value, list | tuple) else [value]
+    return tuple(name for name in (report_path(option, item) for item in names) if name)
 
 
 # a URL's host[:port]: a bracketed IPv6 address (a zone, RFC 6874) or a name with no delimiters

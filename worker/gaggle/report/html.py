@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from gaggle.metrics import NAMES_LIMIT, busiest_keys, request_order
+from gaggle.report.comparison import FIELDS
 from gaggle.report.model import plain
-from gaggle.report.tables import readable
+from gaggle.report.tables import COMPARED_LABELS, readable
 
 ASSETS = resources.files("gaggle.report") / "assets"
 CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:"
@@ -182,18 +184,91 @@ def errors_table(errors: dict[str, Any]) -> str:
     return text
 
 
+def _regression(rule: dict[str, Any]) -> bool:
+    """A regression rule's row: it has a baseline value, or no limit (none to resolve it)."""
+    return rule.get("baseline") is not None or rule.get("limit", 0) is None
+
+
+def _result(rule: dict[str, Any]) -> str:
+    if rule["passed"] and rule.get("limit", 0) is None and rule["observed"] is not None:
+        return '<span class="note">not judged: no baseline value</span>'
+    return (
+        '<span class="pass">passed</span>' if rule["passed"] else '<span class="fail">FAILED</span>'
+    )
+
+
 def thresholds_table(rules: list[dict[str, Any]]) -> str:
-    rows = [
-        [
+    regression = any(_regression(rule) for rule in rules)
+    rows = []
+    for rule in rules:
+        cells = [
             f"<code>{_e(rule['expression'])}</code>",
             "never measured" if rule["observed"] is None else readable(rule["observed"]),
-            '<span class="pass">passed</span>'
-            if rule["passed"]
-            else '<span class="fail">FAILED</span>',
         ]
-        for rule in rules
+        if regression:
+            cells += [
+                "—" if rule.get(key) is None else readable(rule[key])
+                for key in ("baseline", "limit")
+            ]
+        rows.append([*cells, _result(rule)])
+    headers = ["Rule", "Observed", *(("Baseline", "Limit") if regression else ()), "Result"]
+    return _table(headers, rows, "thresholds")
+
+
+def _compared_cell(field: str, compared: dict[str, Any]) -> str:
+    def value(number: float | None) -> str:
+        if number is None:
+            return "—"
+        if field == "count":
+            return _count(int(number))
+        return f"{number:.2f}%" if field == "fail_percent" else readable(number)
+
+    change, relative = compared["change"], compared["relative"]
+    if change is None:
+        delta = "—"
+    elif field == "fail_percent":
+        delta = f"{change:+.2f} pt"
+    else:
+        delta = f"{relative:+.1%}" if relative is not None else f"{change:+,.4g}"
+    css = "delta sig" if compared["significant"] else "delta"
+    return (
+        f'{value(compared["current"])}<span class="was">was {value(compared["baseline"])}'
+        f'</span><span class="{css}">{delta}</span>'
+    )
+
+
+def baseline_section(compared: dict[str, Any] | None, limit: int = NAMES_LIMIT) -> list[str]:
+    """This run against --baseline: the ``limit`` busiest requests now and the aggregate."""
+    if not compared:
+        return []
+    same = {True: "the same test file", False: "another test file", None: "a test file unknown"}
+    about = f"{_e(compared['file'])}: a run of {same[compared['same_test']]}"
+    if compared["started"]:
+        about += f", started {_e(compared['started'])}"
+    if compared["version"]:
+        about += f", Gaggle {_e(compared['version'])}"
+    rows = {(r["method"], r["name"]): r["changes"] for r in compared["requests"]}
+    kept = busiest_keys({key: int(c["count"]["current"]) for key, c in rows.items()}, limit)
+    shown = sorted(((key, rows[key]) for key in kept), key=request_order)
+    named = [(f"{method} {name}", changes) for (method, name), changes in shown]
+    table = _table(
+        ["Request", *COMPARED_LABELS],
+        (
+            [_e(name), *(_compared_cell(field, changes[field]) for field in FIELDS)]
+            for name, changes in [*named, ("Aggregated", compared["aggregate"])]
+        ),
+        "numbers comparison",
+    )
+    notes = list(compared["notes"])
+    if len(rows) > limit:
+        notes.append(f"{_count(len(rows) - limit)} more compared requests are in the JSON report.")
+    return [
+        "<h2>Compared with baseline</h2>",
+        f'<p class="note">{about}. Bold red: a significant change (beyond what the histograms '
+        "resolve and the runs' noise).</p>",
+        table,
+        *(f'<p class="note">{_e(note)}</p>' for note in notes),
     ]
-    return _table(["Rule", "Observed", "Result"], rows, "thresholds")
 
 
 def _json_for_script(data: dict[str, Any]) -> str:
@@ -218,6 +293,7 @@ def tables_section(data: dict[str, Any]) -> str:
         [
             "<h2>Requests</h2>",
             requests_table(data),
+            *baseline_section(data.get("baseline")),
             *schedule_section(data.get("schedule")),
             "<h2>Tasks</h2>",
             tasks_table(data["tasks"]),

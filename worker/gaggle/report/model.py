@@ -13,10 +13,13 @@ Times are milliseconds, rates per second, instants ISO 8601 in UTC. README docum
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any, overload
 
 from gaggle.metrics import (
@@ -31,6 +34,8 @@ from gaggle.metrics import (
     task_label,
     verdict_rows,
 )
+from gaggle.report.baseline import Baseline
+from gaggle.report.comparison import compare
 from gaggle.report.timeline import FIELDS, RUN_ONLY, Series, Timeline
 
 SCHEMA = "gaggle-report/1"
@@ -62,6 +67,21 @@ class RunFacts:
     latency: str = ""  # which latency the response times are (the summary's line)
     warnings: tuple[str, ...] = ()  # e.g. coordinated omission likely
     loop_lag: float = 0.0  # seconds: the event loop's worst lag (a gaggle: any process's)
+    test: tuple[str, str] | None = None  # the test file's (name, sha256); None: not a file
+
+
+def test_file_of(tasksets: Sequence[type]) -> tuple[str, str] | None:
+    """The test file's name (no folders: a report is shared) and sha256, so that a later run
+    can tell whether its baseline ran the same test; None when the task sets are in no file."""
+    module = sys.modules.get(tasksets[0].__module__) if tasksets else None
+    path = getattr(module, "__file__", None)
+    if not path:
+        return None
+    try:
+        digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
+    return Path(path).name, digest
 
 
 def instant(epoch: float) -> str:
@@ -160,6 +180,8 @@ def _run(facts: RunFacts) -> dict[str, Any]:
         "arrival_rate": facts.arrival_rate,
         "latency": facts.latency,
         "warnings": list(facts.warnings),
+        "test_file": facts.test[0] if facts.test else None,
+        "test_hash": facts.test[1] if facts.test else None,  # sha256 of the test file
     }
 
 
@@ -237,10 +259,15 @@ def build_report(
     task_names: TaskNames,
     timeline: Timeline,
     verdicts: Sequence[Verdict] = (),
+    baseline: Baseline | None = None,
 ) -> dict[str, Any]:
-    """The whole report as JSON-ready data; ``metrics`` is what the console summary printed."""
+    """The whole report as JSON-ready data; ``metrics`` is what the console summary printed;
+    with a ``baseline``, its ``baseline`` key compares the two runs (``report.comparison``)."""
     seconds = facts.duration
     total = metrics.aggregated_requests()
+    compared = (
+        {} if baseline is None else {"baseline": compare(baseline, metrics, seconds, facts.test)}
+    )
     return {
         "schema": SCHEMA,
         "run": _run(facts),
@@ -255,5 +282,6 @@ def build_report(
         "loop_lag": {"max_seconds": round(facts.loop_lag, 3)},
         "thresholds": verdict_rows(verdicts),
         "verdict": overall(verdicts),
+        **compared,
         "timeline": _timeline(timeline),
     }

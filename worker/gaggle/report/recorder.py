@@ -3,12 +3,14 @@
 A standalone run and the manager use it the same way, with the ``Source`` their Prometheus
 endpoint reads (on the manager: the merged totals of every worker):
 
-    report = open_report(config, hosts, source)  # checks the path first: a bad one stops here
+    report = open_report(config, hosts, source)  # checks the paths first: a bad one stops here
     ...
     report.snapshot(so_far)  # the live page's data, each second it is open
-    return report.finish(result)  # last sample, then the file
+    return report.finish(result)  # last sample, then the files
 
-The file is written whole to a temporary name and renamed, so a report is never half a file.
+Each ``-R`` is a file, its format by extension: HTML, JSON, Markdown (``markdown``) or JUnit XML
+(``junit``), all from the one data model. Each is written whole to a temporary name and renamed,
+so a report is never half a file.
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ from typing import Any, Protocol, TypeVar
 from gaggle._version import __version__
 from gaggle.metrics import Metrics, Source, TaskNames, Verdict
 from gaggle.options import REPORT_FORMATS, RunConfig
+from gaggle.report.baseline import Baseline
 from gaggle.report.html import render_html
+from gaggle.report.junit import render_junit
 from gaggle.report.logs import cannot_write, log_file_path
+from gaggle.report.markdown import render_markdown
 from gaggle.report.model import RunFacts, build_report, write_json
 from gaggle.report.timeline import Timeline
 
@@ -95,7 +100,7 @@ def check_output_paths(config: RunConfig, *, users_here: bool = True) -> None:
         ("--log-file", log_file_path(config)),
         ("--requests-file", config.requests_file if users_here else None),
         ("--debug-file", config.debug_file if users_here else None),
-        ("--report-file", config.report_file),
+        *(("--report-file", report) for report in config.report_file),
     ):
         if path:
             check_writable(path, option)
@@ -126,14 +131,14 @@ def command_line() -> str:
 
 class Report:
     """Samples while the run goes on; ``snapshot`` is the report so far (the live page's),
-    ``finish`` writes the file (HTML or JSON by extension) when there is a ``path``."""
+    ``finish`` writes a file per path in ``paths`` (each's format by extension)."""
 
     def __init__(
-        self, path: str | None, config: RunConfig, hosts: Sequence[str], source: Source
+        self, paths: Sequence[str], config: RunConfig, hosts: Sequence[str], source: Source
     ) -> None:
-        if path is not None:
+        for path in paths:
             check_writable(path)
-        self.path, self.config, self.hosts, self.source = path, config, list(hosts), source
+        self.paths, self.config, self.hosts, self.source = tuple(paths), config, list(hosts), source
         self.command = command_line()
         self.started = time.time()
         self.timeline = Timeline(source)
@@ -156,6 +161,9 @@ class Report:
     def close(self) -> None:
         """Stop sampling (also when the run ends early and no report is written)."""
         self._timer.cancel()
+
+    test: tuple[str, str] | None = None  # set by ``compare_with``
+    baseline: Baseline | None = None
 
     def snapshot(self, result: Outcome) -> dict[str, Any]:
         """The report's data as of now (the timeline up to its last sample)."""
@@ -180,24 +188,30 @@ class Report:
             latency=result.latency,
             warnings=tuple(result.warnings),
             loop_lag=self.source.loop_lag_max(),
+            test=self.test,
         )
         return build_report(
-            facts, result.metrics, result.task_names, self.timeline, result.verdicts
+            facts, result.metrics, result.task_names, self.timeline, result.verdicts, self.baseline
         )
+
+    def compare_with(self, test: tuple[str, str] | None, baseline: Baseline | None) -> None:
+        """The run's test file (name, sha256) and its --baseline: the report says them."""
+        self.test, self.baseline = test, baseline
 
     def finish(self, result: R) -> R:
         self.close()
         self.timeline.finish()
-        if self.path is None:
+        if not self.paths:
             return result
         data = self.snapshot(result)
-        try:
-            write_report(self.path, data)
-        except OSError as error:  # checked at the start; a disk can still fill up
-            reason = error.strerror or error
-            log.error("--report-file %s: could not write the report (%s)", self.path, reason)
-        else:
-            log.warning("report written to %s", self.path)
+        for path in self.paths:
+            try:
+                write_report(path, data)
+            except OSError as error:  # checked at the start; a disk can still fill up
+                reason = error.strerror or error
+                log.error("--report-file %s: could not write the report (%s)", path, reason)
+            else:
+                log.warning("report written to %s", path)
         return result
 
 
@@ -208,6 +222,10 @@ def write_report(path: str, data: dict[str, Any]) -> None:
         with temporary.open("w", encoding="utf-8") as file:
             if kind == "html":
                 file.write(render_html(data))
+            elif kind == "markdown":
+                file.write(render_markdown(data))
+            elif kind == "junit":
+                file.write(render_junit(data))
             else:  # row by row: 100,000 names are not held as one string
                 write_json(data, file)
                 file.write("\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from rich import box
 from rich.console import Console
@@ -23,8 +24,12 @@ from gaggle.metrics import (
     TaskNames,
     Verdict,
     busiest,
+    busiest_keys,
     folded_line,
+    request_order,
 )
+from gaggle.report.baseline import Baseline
+from gaggle.report.comparison import FIELDS, compare
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,8 @@ class TableOptions:
     warnings: tuple[str, ...] = ()  # e.g. coordinated omission likely: printed last
     loop_lag: float = 0.0  # seconds: the event loop's worst lag this run (shown when notable)
     names_limit: int = NAMES_LIMIT  # the busiest request names shown; the rest: "(other names)"
+    baseline: Baseline | None = None  # --baseline: a table compares the run with it
+    test: tuple[str, str] | None = None  # this run's test file (name, sha256), for that table
 
 
 def readable(value: float) -> str:
@@ -149,6 +156,67 @@ def request_tables(metrics: Metrics, options: TableOptions) -> list[Table]:
     return tables
 
 
+COMPARED_LABELS = ("# reqs", "req/s", "fail %", "p50 (ms)", "p95", "p99")
+SIGNIFICANT_NOTE = (
+    "* a significant change: beyond what the histograms resolve and the runs' noise "
+    "(README: A baseline to beat)"
+)
+
+
+def _compared_value(field: str, value: float | None) -> str:
+    if value is None:
+        return "—"
+    if field == "count":
+        return f"{value:,.0f}"
+    return f"{value:.2f}%" if field == "fail_percent" else readable(value)
+
+
+def _compared_change(field: str, compared: dict[str, Any]) -> str:
+    change, relative = compared["change"], compared["relative"]
+    if change is None:
+        text = "—"
+    elif field == "fail_percent":
+        text = f"{change:+.2f} pt"
+    elif relative is not None:
+        text = f"{relative:+.1%}"
+    else:
+        text = f"{change:+,.4g}"
+    return text + ("*" if compared["significant"] else "")
+
+
+def comparison_table(compared: dict[str, Any], limit: int) -> Table:
+    """The run against its baseline: per request (the ``limit`` busiest now) and in aggregate,
+    this run's values, the baseline's and the change; ``*`` marks a significant one."""
+    title = f"COMPARED WITH BASELINE ({compared['file']}"
+    title += f", {compared['started']})" if compared["started"] else ")"
+    table = _table(title, "Name", *COMPARED_LABELS)
+    rows = {(row["method"], row["name"]): row["changes"] for row in compared["requests"]}
+    kept = busiest_keys({key: int(c["count"]["current"]) for key, c in rows.items()}, limit)
+    shown = sorted(((key, rows[key]) for key in kept), key=request_order)
+    named = [(f"{method} {name}", changes) for (method, name), changes in shown]
+    for name, changes in [*named, ("Aggregated", compared["aggregate"])]:
+        table.add_section()
+        table.add_row(name, *(_compared_value(f, changes[f]["current"]) for f in FIELDS))
+        table.add_row("  baseline", *(_compared_value(f, changes[f]["baseline"]) for f in FIELDS))
+        cells = [_compared_change(f, changes[f]) for f in FIELDS]
+        table.add_row("  change", *(Text(c, style="bold") if "*" in c else c for c in cells))
+    return table
+
+
+def print_comparison(console: Console, metrics: Metrics, options: TableOptions) -> None:
+    """The comparison table, then what it cannot show: notes, the names past the busiest."""
+    if options.baseline is None:
+        return
+    compared = compare(options.baseline, metrics, options.duration, options.test)
+    console.print()
+    console.print(comparison_table(compared, options.names_limit))
+    console.print(SIGNIFICANT_NOTE)
+    if (folded := len(compared["requests"]) - options.names_limit) > 0:
+        console.print(f"{folded:,} more request(s) are compared in the JSON and HTML reports (-R)")
+    for note in compared["notes"]:
+        console.print(note)
+
+
 def format_status_codes(stats: Stats) -> str:
     return ", ".join(
         f"{count:,} [{code if code else 'no response'}]"
@@ -210,6 +278,11 @@ def print_tables(console: Console, metrics: Metrics, options: TableOptions) -> N
     if options.task_metrics and options.task_names:
         tables.extend(task_tables(metrics, options))
     tables.extend(request_tables(metrics, options))
+    for table in tables:
+        console.print()
+        console.print(table)
+    print_comparison(console, metrics, options)  # after the request tables
+    tables = []
     if metrics.scheduled:
         tables.append(schedule_table(metrics, options))
     if metrics.errors:
@@ -234,17 +307,46 @@ def print_tables(console: Console, metrics: Metrics, options: TableOptions) -> N
         console.print(Text(warning, style="bold"))
 
 
+def _limit_cells(verdict: Verdict) -> list[str]:
+    """A regression rule's baseline value and the limit it gave (an absolute rule: its number)."""
+    if verdict.unjudged:
+        return ["no baseline value", "—"]
+    base = "—" if verdict.baseline is None else f"{verdict.baseline:,.4g}"
+    return [base, "—" if verdict.limit is None else f"{verdict.limit:,.4g}"]
+
+
 def print_verdicts(console: Console, verdicts: list[Verdict], shown: bool = True) -> list[Verdict]:
     """The THRESHOLDS table (unless not ``shown``): each rule, the number observed, and whether
-    it held; a failed rule is also a warning in the log. Returns the verdicts."""
+    it held (with regression rules: the baseline's value and the limit it gave); a failed rule
+    is also a warning in the log, and so is a regression rule left unjudged. Returns the
+    verdicts."""
+    regression = any(verdict.threshold.baseline_based for verdict in verdicts)
     if verdicts and shown:
-        table = _table("THRESHOLDS", "Rule", "Observed", "Result")
+        limits = ("Baseline", "Limit") if regression else ()
+        table = _table("THRESHOLDS", "Rule", "Observed", *limits, "Result")
         for verdict in verdicts:
             observed = "no such request" if verdict.observed is None else f"{verdict.observed:,.4g}"
-            table.add_row(verdict.expression, observed, "passed" if verdict.passed else "FAILED")
+            result = "passed" if verdict.passed else "FAILED"
+            result = "not judged" if verdict.unjudged else result
+            cells = _limit_cells(verdict) if regression else []
+            table.add_row(verdict.expression, observed, *cells, result)
         console.print()
         console.print(table)
     for verdict in verdicts:
-        if not verdict.passed:
+        if verdict.unjudged:
+            log.warning(
+                "threshold %s: no baseline value (the baseline has no such request or metric); "
+                "not judged",
+                verdict.expression,
+            )
+        elif not verdict.passed and verdict.limit is not None and verdict.baseline is not None:
+            log.warning(
+                "threshold failed: %s (observed %s, limit %s from baseline %s)",
+                verdict.expression,
+                verdict.observed,
+                verdict.limit,
+                verdict.baseline,
+            )
+        elif not verdict.passed:
             log.warning("threshold failed: %s (observed %s)", verdict.expression, verdict.observed)
     return verdicts

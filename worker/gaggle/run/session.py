@@ -8,8 +8,8 @@ live view (a panel on a terminal, status lines elsewhere: ``report.live``), the 
 user has hatched (which is also when the run time starts counting, unless --no-reset-metrics;
 under a test plan or load shape, when a stage's users first all run), the stage marks of the
 report's timeline, the control API's steering (``gaggle.run.steering``), the final tables, the
-threshold verdicts, and signals (``stop.SignalHandlers``: the second Ctrl-C exits 130, even while
-user code holds the loop).
+threshold verdicts (a --baseline is read here, by the process that judges), and signals
+(``stop.SignalHandlers``: the second Ctrl-C exits 130, even while user code holds the loop).
 
 The numbers have one owner, a ``Tally``: the session reads it (tables, Prometheus, the report's
 timeline, status) and resets it at the hatch, and nothing else takes from it. What is read every
@@ -40,10 +40,12 @@ from gaggle.report import (
     TableOptions,
     View,
     keep_showing,
+    load_baseline,
     open_report,
     open_view,
     print_tables,
     print_verdicts,
+    test_file_of,
 )
 from gaggle.run.loop_watch import LoopWatch
 from gaggle.run.open_model import OpenModel
@@ -87,6 +89,11 @@ class Session:
             if plan.config.open_model
             else None
         )
+        # --baseline: read (ConfigError on a bad file) by whoever judges the run, never a worker
+        baseline = plan.config.baseline if plan.owns_output else None
+        self.baseline = load_baseline(baseline) if baseline else None
+        self.baseline_values = self.baseline.values if self.baseline else None
+        self.test = test_file_of(plan.tasksets) if plan.owns_output else None
 
     # --- what a role says -------------------------------------------------------------------
     async def _drive(self) -> bool:
@@ -288,7 +295,7 @@ class Session:
         if not self.hatched_all:
             return []
         metrics, duration = self.measured()
-        verdicts = evaluate(rules, metrics, duration, self.loop_lag())
+        verdicts = evaluate(rules, metrics, duration, self.loop_lag(), self.baseline_values)
         return [verdict for verdict in verdicts if not verdict.passed]
 
     # --- the run ----------------------------------------------------------------------------
@@ -296,7 +303,11 @@ class Session:
         """The run as the final report would tell it if it ended now (the live page's)."""
         metrics, duration = self.measured()
         rules = self.plan.config.threshold_rules
-        verdicts = evaluate(rules, metrics, duration, self.loop_lag()) if self.hatched_all else []
+        verdicts = (
+            evaluate(rules, metrics, duration, self.loop_lag(), self.baseline_values)
+            if self.hatched_all
+            else []
+        )
         latency = latency_note(self.plan.config, self.plan.tasksets)
         warnings = list(self._warnings(metrics, duration)) if self.hatched_all else []
         return SoFar(
@@ -313,6 +324,8 @@ class Session:
             if plan.owns_output
             else NoReport()
         )
+        if isinstance(report, Report):
+            report.compare_with(self.test, self.baseline)
         endpoint: web.AppRunner | None = None
         view = open_view(config, plan.console, owns_output=plan.owns_output)
         self.signals.install()
@@ -366,7 +379,9 @@ class Session:
             if not config.no_metrics:
                 log.info("printing metrics after %.0f seconds...", duration)
                 self.print_tables(metrics, duration)
-            verdicts = evaluate(config.threshold_rules, metrics, duration, self.loop_lag())
+            verdicts = evaluate(
+                config.threshold_rules, metrics, duration, self.loop_lag(), self.baseline_values
+            )
             print_verdicts(self.plan.console, verdicts, shown=not config.no_metrics)
         result = RunResult(
             metrics=metrics,
@@ -440,6 +455,8 @@ class Session:
             warnings=self._warnings(metrics, duration),
             loop_lag=self.loop_lag(),
             names_limit=config.request_names_limit,
+            baseline=self.baseline,
+            test=self.test,
         )
         with self.plan.console:  # one write: the panel moves below the tables at once, no flicker
             print_tables(self.plan.console, metrics, options)

@@ -13,6 +13,7 @@ path: ids in paths would make a series set per id, so only the busiest
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -102,6 +103,7 @@ class MetricsPage:
 class GaggleCollector(Collector):
     def __init__(self, source: Source) -> None:
         self.source = source
+        self.started = time.time()  # the page comes up with the run (a LoadTest: a pod a run)
 
     def collect(self) -> Iterator[Metric]:
         """The page's families but the request ones (``MetricsPage`` writes those)."""
@@ -159,6 +161,11 @@ class GaggleCollector(Collector):
         abandoned.add_metric(["request"], metrics.abandoned_requests)
         abandoned.add_metric(["task"], metrics.abandoned_tasks)
         yield abandoned
+        yield GaugeMetricFamily(
+            "gaggle_run_start_time_seconds",
+            "Unix time the run began serving its metrics (a dashboard's run-start annotation).",
+            value=self.started,
+        )
 
 
 def schedule_families(metrics: Metrics, arrival_rate: float) -> Iterator[Metric]:

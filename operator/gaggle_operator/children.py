@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from gaggle.kits import EVERY_ADDRESS, GRPC_PORT, METRICS_PORT
+from gaggle_operator.comparison import BASELINE_DIR, BASELINE_FILE, REPORT_KEY
 from gaggle_operator.defaults import CONTAINER
 from gaggle_operator.overlay import overlay
 from gaggle_operator.spec import SCRIPT_DIR, LoadTestSpec
@@ -245,16 +246,36 @@ def _pod(
     return dict(overlay(pod, template))
 
 
-def manager_pod(loadtest: str, namespace: str, spec: LoadTestSpec, run: str, uid: str) -> Manifest:
+def manager_pod(
+    loadtest: str,
+    namespace: str,
+    spec: LoadTestSpec,
+    run: str,
+    uid: str,
+    baseline: str | None = None,
+    unjudged: tuple[str, ...] = (),
+) -> Manifest:
+    """``baseline``: the history ConfigMap of the run to compare with (its JSON report mounted
+    for ``--baseline``); ``unjudged``: regression rules with no baseline run yet (comparison.py)."""
     abort = ["--abort-on-fail"] if spec.abort_on_fail else []
+    compare = ["--baseline", BASELINE_FILE] if baseline else []
     command = [  # a line per thought, each flag beside its value
-        *("gaggle-operator", "manage", "--loadtest", loadtest, "--namespace", namespace, *abort),
+        *("gaggle-operator", "manage", "--loadtest", loadtest, "--namespace", namespace),
+        *("--run", run, *abort, *(f for rule in unjudged for f in ("--unjudged", rule))),
         *("--", "run", spec.script.file(), "--manager", "--expect-workers", str(spec.replicas)),
         # every address, IPv4 and IPv6: on an IPv6-only cluster the pod's address is v6
         *("--manager-bind-host", EVERY_ADDRESS, "--metrics-bind", f"[::]:{METRICS_PORT}"),
-        *spec.gaggle_args(),
+        *spec.gaggle_args(skip=unjudged),
+        *compare,
     ]
     pod = _pod(loadtest, uid, spec, "manager", names(loadtest)["manager"], run, command)
+    if baseline:
+        items = [{"key": REPORT_KEY, "path": REPORT_KEY}]
+        pod["spec"]["volumes"].append(
+            {"name": "baseline", "configMap": {"name": baseline, "items": items}}
+        )
+        mount = {"name": "baseline", "mountPath": BASELINE_DIR, "readOnly": True}
+        pod["spec"]["containers"][0]["volumeMounts"].append(mount)
     pod["spec"].setdefault("serviceAccountName", names(loadtest)["account"])
     ports = [
         {"name": "grpc", "containerPort": GRPC_PORT},

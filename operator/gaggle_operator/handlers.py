@@ -29,13 +29,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import kopf
+from kubernetes.client.exceptions import ApiException
 
 from gaggle._version import __version__
 from gaggle.run import EXIT_THRESHOLDS
-from gaggle_operator import children, defaults, kube, relay
+from gaggle_operator import children, defaults, history, kube, relay, scheduling
 from gaggle_operator.conditions import now, set_condition
 from gaggle_operator.pods import describe, ending, failed_pods, is_ready, role
-from gaggle_operator.spec import LoadTestSpec, SpecError, cleanup_of, parse_spec
+from gaggle_operator.spec import (
+    LoadTestSpec,
+    SpecError,
+    cleanup_of,
+    history_limit_of,
+    parse_spec,
+)
 
 GROUP, VERSION, PLURAL = children.GROUP, children.VERSION, children.PLURAL
 DEFAULT_IMAGE = os.environ.get("GAGGLE_IMAGE", f"ghcr.io/gaggle-dev/gaggle:{__version__}")
@@ -103,8 +110,11 @@ def _spec(body: Body, patch: kopf.Patch) -> LoadTestSpec | None:
     return spec
 
 
-def _manifests(body: Body, spec: LoadTestSpec, run: str) -> list[Manifest]:
+def _manifests(
+    body: Body, spec: LoadTestSpec, run: str, compared: history.Compared | None = None
+) -> list[Manifest]:
     name, namespace, uid = (body["metadata"][key] for key in ("name", "namespace", "uid"))
+    baseline, unjudged = (compared.config_map, compared.unjudged) if compared else (None, ())
     made: list[Manifest | None] = [
         children.token_secret(name, uid, relay.token_for(uid)),  # the operator can call too
         children.script_config_map(name, spec),
@@ -112,17 +122,19 @@ def _manifests(body: Body, spec: LoadTestSpec, run: str) -> list[Manifest]:
         *children.manager_rbac(name),
         children.network_policy(name, spec, run),  # before the pods, whose traffic it admits
         children.manager_service(name, run),
-        children.manager_pod(name, namespace, spec, run, uid),
+        children.manager_pod(name, namespace, spec, run, uid, baseline, unjudged),
         *(children.worker_pod(name, namespace, spec, run, i, uid) for i in range(spec.replicas)),
     ]
     return [m for m in made if m is not None]
 
 
-def _create_children(body: Body, spec: LoadTestSpec, run: str) -> int:
+def _create_children(
+    body: Body, spec: LoadTestSpec, run: str, compared: history.Compared | None
+) -> int:
     """Create what is missing; how many objects were created."""
     namespace, script = body["metadata"]["namespace"], children.names(body["metadata"]["name"])
     created = 0
-    for manifest in _manifests(body, spec, run):
+    for manifest in _manifests(body, spec, run, compared):
         kopf.adopt(manifest, owner=body)
         if manifest["metadata"]["name"] == script["script"]:
             kube.create_or_update(manifest, namespace)  # a rerun may bring a new script
@@ -136,7 +148,7 @@ def launch(body: Body, patch: kopf.Patch, logger: Any) -> None:
     if spec is None:
         return
     namespace = body["metadata"]["namespace"]
-    run = spec.run_id or "0"
+    run = scheduling.run_id(body) or spec.run_id or "0"
     if spec.script.config_map and not kube.config_map_exists(namespace, spec.script.config_map[0]):
         message = f"spec.script.configMap.name: ConfigMap {spec.script.config_map[0]!r} not found"
         conditions = set_condition([], "Validated", "False", "ConfigMapNotFound", message)
@@ -153,7 +165,22 @@ def launch(body: Body, patch: kopf.Patch, logger: Any) -> None:
         "the spec is valid",
     )
     try:
-        created = _create_children(body, spec, run)
+        compared = history.compare_with(body, spec)
+    except history.BaselineMissing as missing:
+        conditions = set_condition(
+            conditions, "BaselineFound", "False", "BaselineNotFound", str(missing)
+        )
+        patch.status.update(runId=run, startTime=None)  # this run failed, and never started
+        _fail(body, patch, "Failed", "BaselineNotFound", str(missing), conditions)
+        return
+    if compared is not None:
+        found = ("True", "Found") if compared.found else ("False", "NoBaselineYet")
+        conditions = set_condition(conditions, "BaselineFound", *found, compared.message)
+        kopf.info(
+            body, reason="Baseline" if compared.found else "NoBaseline", message=compared.message
+        )
+    try:
+        created = _create_children(body, spec, run, compared)
     except kube.Refused as refused:
         # Final: a quota, LimitRange, Pod Security, a webhook or RBAC said no. What was created
         # stays for the owner's deletion; the pods already made stop.
@@ -188,6 +215,10 @@ def launch(body: Body, patch: kopf.Patch, logger: Any) -> None:
         message=None,
         conditions=conditions,
         workers={"desired": desired, "ready": 0, "connected": 0, "lost": 0, "text": f"0/{desired}"},
+        baseline={"runId": compared.run_id, "configMap": compared.config_map}
+        if compared and compared.found
+        else None,
+        comparison=None,
     )
     kopf.info(
         body, reason="Started", message=f"manager and {desired} worker(s) created (run {run})"
@@ -197,7 +228,15 @@ def launch(body: Body, patch: kopf.Patch, logger: Any) -> None:
 
 @kopf.on.create(GROUP, VERSION, PLURAL)
 def created(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
-    launch(body, patch, logger)
+    _begin(body, patch, logger)
+
+
+def _begin(body: Body, patch: kopf.Patch, logger: Any) -> None:
+    """A new LoadTest runs now; a scheduled one, as a CronJob, first when its schedule says."""
+    if not scheduling.wants_schedule(body):
+        launch(body, patch, logger)
+    elif _spec(body, patch) is not None:
+        scheduling.wait(body, patch)
 
 
 @kopf.on.resume(GROUP, VERSION, PLURAL)
@@ -208,13 +247,16 @@ def resumed(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
     metadata = body["metadata"]
     if phase == "Pending" and kube.pods(metadata["namespace"], metadata["name"], metadata["uid"]):
         return  # the timer launches once they are gone (else their ending would count as ours)
-    if phase in (None, "Pending", "WaitingForWorkers"):
+    if phase is None:
+        _begin(body, patch, logger)
+    elif phase in ("Pending", "WaitingForWorkers"):
         launch(body, patch, logger)
 
 
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 def updated(body: Body, old: Any, new: Any, patch: kopf.Patch, **_: Any) -> None:
     status = body.get("status", {})
+    scheduling.spec_changed(body, old, new, patch, FINAL)
     if (old or {}).get("runId") != (new or {}).get("runId"):
         metadata = body["metadata"]
         for pod in kube.pods(metadata["namespace"], metadata["name"], metadata["uid"]):
@@ -222,13 +264,17 @@ def updated(body: Body, old: Any, new: Any, patch: kopf.Patch, **_: Any) -> None
         patch.status.update(
             phase="Pending", summary=None, live=None, verdict=None, thresholds=None, cleanedUp=None
         )
+        patch.status.update(comparison=None, baseline=None)  # the last run's, not the next's
+        patch.status.update(scheduling.manual_run(body))
         kopf.info(body, reason="Rerun", message=f"runId changed to {new.get('runId')!r}")
         return
+    if scheduling.only_schedule(old, new):
+        return  # read live by the timer's next look: no run takes them
     changed = relay.changed_fields(old, new)
     if status.get("phase") == "Running" and changed and changed <= relay.LIVE_FIELDS:
         _change_live(body, old or {}, new or {}, patch)
         return
-    if status.get("phase") not in FINAL:
+    if status.get("phase") not in (*FINAL, scheduling.SCHEDULED):
         message = f"the spec changed during a run; change spec.runId to run it again ({relay.LIVE})"
         conditions = set_condition(
             status.get("conditions", []), "SpecChangeRefused", "True", "RunInProgress", message
@@ -259,8 +305,12 @@ def _change_live(body: Body, old: Any, new: Any, patch: kopf.Patch) -> None:
 def watched(body: Body, **_: Any) -> bool:
     """Whether the timer still has work: a run to follow, or a cleanup to do. kopf holds its
     finalizer on a LoadTest only while this is true, so a finished one is deleted (alone, or
-    with its namespace) without waiting for an operator that may be gone."""
-    return body.get("status", {}).get("phase") not in FINAL or _cleanup_due(body) is not None
+    with its namespace) without waiting for an operator that may be gone. A schedule (not
+    suspended) needs the timer always: its LoadTest waits for an operator to be deleted."""
+    phase = body.get("status", {}).get("phase")
+    if phase == scheduling.SCHEDULED:  # nothing has run: nothing to follow or clean up
+        return scheduling.ticking(body)
+    return phase not in FINAL or _cleanup_due(body) is not None or scheduling.ticking(body)
 
 
 @kopf.timer(GROUP, VERSION, PLURAL, interval=TICK, when=watched)
@@ -268,6 +318,8 @@ def watch(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
     status = body.get("status", {})
     phase = status.get("phase")
     namespace, name, uid = (body["metadata"][key] for key in ("namespace", "name", "uid"))
+    if scheduling.tick(body, patch, FINAL):
+        return  # a due time requested a run: the next look launches it
     if phase == "Pending":
         if not kube.pods(namespace, name, uid):  # the previous run's pods are gone: run again
             launch(body, patch, logger)
@@ -297,6 +349,7 @@ def watch(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
             f"the manager pod {children.names(name)['manager']} is gone (deleted, evicted or "
             "its node lost); its workers stop with it"
         )
+        _record(body, patch, "Failed", "ManagerLost")
         _stop(namespace, name, uid)
         _fail(body, patch, "Failed", "ManagerLost", message, conditions)
         return
@@ -324,11 +377,13 @@ def watch(body: Body, patch: kopf.Patch, logger: Any, **_: Any) -> None:
         message = (
             f"{connected}/{desired} worker(s) connected after {timeout} s ({describe(failed)})"
         )
+        _record(body, patch, "Failed", "WorkersNotReady")
         _stop(namespace, name, uid)
         _fail(body, patch, "Failed", "WorkersNotReady", message)
         return
     deadline = spec.get("activeDeadlineSeconds")
     if deadline and _age(status.get("startTime")) > deadline:
+        _record(body, patch, "Failed", "DeadlineExceeded")
         _stop(namespace, name, uid)
         _fail(body, patch, "Failed", "DeadlineExceeded", f"still running after {deadline} s")
 
@@ -339,6 +394,7 @@ def _finished(body: Body, patch: kopf.Patch, code: int, reason: str, conditions:
     if code in (0, EXIT_THRESHOLDS):
         phase = "Aborted" if "abortOnFail" in stopped_by else "Succeeded"
         message = f"the run completed ({stopped_by or 'manager exited'})"
+        _record(body, patch, phase, None)
         conditions = set_condition(conditions, "Completed", "True", phase, message)
         if status.get("verdict"):
             passed = status["verdict"] == "Passed"
@@ -353,8 +409,27 @@ def _finished(body: Body, patch: kopf.Patch, code: int, reason: str, conditions:
         patch.status.update(phase=phase, endTime=now(), conditions=conditions)
         kopf.info(body, reason=phase, message=f"{message}; verdict {status.get('verdict', 'n/a')}")
         return
+    _record(body, patch, "Failed", "ManagerFailed")
     _stop(body["metadata"]["namespace"], body["metadata"]["name"], body["metadata"]["uid"])
     _fail(body, patch, "Failed", "ManagerFailed", f"the manager exited {code} ({reason})")
+
+
+def _record(body: Body, patch: kopf.Patch, phase: str, reason: str | None) -> None:
+    """The run that ends into its history ConfigMap, and status.history from them (history.py).
+    Before the final phase is patched: an API error leaves the run unfinished, for the next tick
+    to record it then; a refusal (RBAC, a quota) or a ConfigMap of that name that is not the
+    LoadTest's is said in an Event, and the run ends anyway."""
+    try:
+        limit = history_limit_of(dict(body.get("spec", {})))
+    except SpecError as error:  # changed since the launch: the run ends, unrecorded
+        kopf.warn(body, reason="HistoryNotKept", message=str(error))
+        return
+    try:
+        patch.status["history"] = history.record(body, phase, reason, limit)
+    except (kube.Refused, kube.Occupied) as error:  # for good, or a name of someone else's
+        kopf.warn(body, reason="HistoryNotKept", message=f"the run's history was not kept: {error}")
+    except ApiException as error:  # 5xx, 429: the next tick tries again
+        raise kopf.TemporaryError(f"keeping the run in its history: {error}", delay=TICK) from None
 
 
 def _stop(namespace: str, name: str, uid: str, everything: bool = False) -> None:

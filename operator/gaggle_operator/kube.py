@@ -199,3 +199,27 @@ def config_map_exists(namespace: str, name: str) -> bool:
             return False
         raise
     return True
+
+
+def config_map(namespace: str, name: str) -> Manifest | None:
+    """A ConfigMap as the API server has it (raw: binaryData stays base64); None when absent."""
+    try:
+        return _read("ConfigMap", name, namespace)
+    except ApiException as error:
+        if _final(error):
+            raise Refused("ConfigMap", name, error.status, words(error)) from None
+        raise
+
+
+def config_maps(namespace: str, selector: str) -> list[Manifest]:
+    """The ConfigMaps of a label selector (a LoadTest's history)."""
+    try:
+        listed: Any = client.CoreV1Api(api()).list_namespaced_config_map(
+            namespace, label_selector=selector, _preload_content=False
+        )
+    except ApiException as error:
+        if _final(error):
+            raise Refused("ConfigMap", selector, error.status, words(error)) from None
+        raise
+    items: list[Manifest] = json.loads(listed.data)["items"]
+    return items

@@ -43,6 +43,7 @@ from gaggle.run import (
     setup_logging,
 )
 from gaggle_operator.children import GROUP, PLURAL, VERSION, names
+from gaggle_operator.comparison import REPORT_KEY, read_report, status_comparison, unjudged
 from gaggle_operator.status import live, summary, verdicts
 
 log = logging.getLogger("gaggle")
@@ -68,8 +69,10 @@ class StatusWriter:
             GROUP, VERSION, self.namespace, PLURAL, self.loadtest, {"status": body}
         )
 
-    def summary_file(self, text: str, binary: dict[str, str]) -> None:
-        body = {"data": {"summary.json": text}, "binaryData": binary}
+    def summary_file(
+        self, text: str, binary: dict[str, str | None], data: dict[str, str | None] | None = None
+    ) -> None:
+        body = {"data": {"summary.json": text, **(data or {})}, "binaryData": binary}
         self.core.patch_namespaced_config_map(names(self.loadtest)["summary"], self.namespace, body)
 
 
@@ -137,11 +140,14 @@ def _final(result: RunResult, manager: Manager) -> dict[str, Any]:
     return {"summary": summary(result), **verdicts(result), "workers": _workers(manager)}
 
 
-def _summary_file(result: RunResult, final: dict[str, Any]) -> str:
+def _summary_file(result: RunResult, final: dict[str, Any], run: str = "") -> str:
+    """The JSON summary, naming its run: the operator copies it into the run's history only
+    when it is this run's (a rerun's manager that never wrote leaves its predecessor's)."""
     requests = [
         {"method": method, "name": name, **stats.to_dict()}
         for (method, name), stats in result.metrics.requests.items()
     ]
+    final = {"runId": run, **final}
     document = {**final, "requests": requests}
     text = json.dumps(document, separators=(",", ":"))
     while len(text.encode()) > SUMMARY_LIMIT and requests:
@@ -152,32 +158,65 @@ def _summary_file(result: RunResult, final: dict[str, Any]) -> str:
 
 
 async def manage(
-    manager: Manager, writer: StatusWriter, abort_rules: list[Threshold], report: str | None
+    manager: Manager,
+    writer: StatusWriter,
+    abort_rules: list[Threshold],
+    report: str | None,
+    run: str = "",
+    json_report: str | None = None,
+    unjudged_rules: Sequence[str] = (),
 ) -> RunResult:
     """Run the manager, writing live status; stop it when one of ``abort_rules`` fails. Then the
-    final status, and the summary ConfigMap with the report file (``report``) when it fits."""
+    final status, and the summary ConfigMap with the report file (``report``) when it fits, and
+    the JSON report (``json_report``) for a later run's baseline (comparison.py), first."""
     reporter = asyncio.ensure_future(_report_live(manager, writer, abort_rules))
     try:
         result = await manager.run()
     finally:
         reporter.cancel()
+    if unjudged_rules:  # no baseline run yet: not judged (comparison.py)
+        result.verdicts = [*result.verdicts, *unjudged(list(unjudged_rules), result)]
     final = _final(result, manager)
-    text = _summary_file(result, final)
-    binary: dict[str, str] = {}
+    found = read_report(json_report) if json_report else None
+    if found is not None and isinstance(found.get("baseline"), dict):
+        final["comparison"] = status_comparison(found["baseline"])
+    text = _summary_file(result, final, run)
+    kept_json = json.dumps(found, separators=(",", ":")) if found is not None else None
+    if kept_json is not None and len(text) + len(kept_json) > CONFIG_MAP_LIMIT:
+        log.warning("the JSON report (%d bytes) does not fit the summary ConfigMap", len(kept_json))
+        kept_json = None
+    data: dict[str, str | None] = {REPORT_KEY: kept_json}  # null: not the previous run's
+    room = CONFIG_MAP_LIMIT - len(text) - len(kept_json or "")
+    binary: dict[str, str | None] = {}
     if report is not None:
-        binary, final["report"] = kept_report(report, writer.loadtest, CONFIG_MAP_LIMIT - len(text))
+        kept, final["report"] = kept_report(report, writer.loadtest, room)
+        # null: a report that does not fit removes the previous run's (a merge patch)
+        binary = {Path(report).name + ".gz": None, **kept}
     await _write("final status", writer.status, final, attempts=6)
-    await _write("summary ConfigMap", writer.summary_file, text, binary, attempts=3)
+    await _write("summary ConfigMap", writer.summary_file, text, binary, data, attempts=3)
     return result
 
 
 def _with_report_file(gaggle_args: list[str]) -> tuple[list[str], str, bool]:
-    """The run's flags with a report file unless they name one (then that file is kept); the
-    path; and whether it is ours to remove (in $TMPDIR: the pod's work dir)."""
-    given = getattr(build_parser().parse_args(gaggle_args), "report_file", None)
-    if given:
-        return gaggle_args, str(given), False
+    """The run's flags with a report file unless they name an HTML or JSON one (then the first
+    is kept; -R is repeatable); the path; and whether it is ours to remove (in $TMPDIR: the
+    pod's work dir)."""
+    given = getattr(build_parser().parse_args(gaggle_args), "report_file", None) or []
+    kept = [path for path in given if Path(path).suffix.lower() in (".html", ".htm", ".json")]
+    if kept:
+        return gaggle_args, str(kept[0]), False
     path = os.path.join(tempfile.mkdtemp(prefix="gaggle-report-"), "report.html")
+    return [*gaggle_args, "--report-file", path], path, True
+
+
+def _with_json_report(gaggle_args: list[str]) -> tuple[list[str], str, bool]:
+    """The run's flags with a JSON report (a later run's baseline) unless they name one; its
+    path; and whether it is ours to remove."""
+    given = getattr(build_parser().parse_args(gaggle_args), "report_file", None) or []
+    named = [path for path in given if Path(path).suffix.lower() == ".json"]
+    if named:
+        return gaggle_args, str(named[0]), False
+    path = os.path.join(tempfile.mkdtemp(prefix="gaggle-json-"), REPORT_KEY)
     return [*gaggle_args, "--report-file", path], path, True
 
 
@@ -189,11 +228,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--loadtest", required=True)
     parser.add_argument("--namespace", required=True)
     parser.add_argument("--abort-on-fail", action="store_true")
+    parser.add_argument("--run", default="", help="the run's id (spec.runId), for its summary")
+    parser.add_argument(
+        "--unjudged",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="a regression rule with no baseline run to judge it: said passed, unjudged",
+    )
     parser.add_argument("gaggle", nargs=argparse.REMAINDER, help="-- run FILE --manager ...")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     gaggle_args = args.gaggle[1:] if args.gaggle[:1] == ["--"] else args.gaggle
     try:
         gaggle_args, report, ours = _with_report_file(gaggle_args)
+        gaggle_args, json_report, json_ours = _with_json_report(gaggle_args)
         command = read_run_command(build_parser().parse_args(gaggle_args))
         if command.role.kind is not RoleKind.MANAGER:
             raise ConfigError("--manager", False, "the manager pod runs `run FILE --manager ...`")
@@ -201,14 +249,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, TestDefinitionError) as error:
         fail("gaggle-operator manage", str(error))
     setup_logging(plan.config)
-    manager = Manager(plan, command.role, *command.rules())
+    try:  # reads --baseline (the regression rules' limits): a bad file stops here, exit 2
+        manager = Manager(plan, command.role, *command.rules())
+    except ConfigError as error:
+        if ours:
+            shutil.rmtree(Path(report).parent, ignore_errors=True)
+        fail("gaggle-operator manage", str(error))
     writer = StatusWriter(args.loadtest, args.namespace)
     abort_rules = plan.config.threshold_rules if args.abort_on_fail else []
     try:
-        result = run_on_best_loop(manage(manager, writer, abort_rules, report))
+        running = manage(manager, writer, abort_rules, report, args.run, json_report, args.unjudged)
+        result = run_on_best_loop(running)
     except Aborted:
         return EXIT_ABORTED
     finally:
         if ours:
             shutil.rmtree(Path(report).parent, ignore_errors=True)
+        if json_ours:
+            shutil.rmtree(Path(json_report).parent, ignore_errors=True)
     return 0 if result.passed else EXIT_THRESHOLDS

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +35,7 @@ from gaggle_operator import pod_policy
 from gaggle_operator.defaults import CLEANUP_POLICIES, CONTAINER, Defaults, resources_problem
 from gaggle_operator.load_spec import check_replicas_hold, load, open_model
 from gaggle_operator.overlay import overlay
+from gaggle_operator.schedule import Schedule, schedule_of
 from gaggle_operator.spec_values import (
     SpecError,
     checked_by,
@@ -43,13 +45,18 @@ from gaggle_operator.spec_values import (
 )
 
 __all__ = [
+    "HISTORY_LIMIT",
+    "HISTORY_MAX",
     "OWNED_FLAGS",
     "SCRIPT_DIR",
     "SPEC_FIELDS",
+    "Baseline",
     "LoadTestSpec",
     "Script",
     "SpecError",
+    "baseline_of",
     "cleanup_of",
+    "history_limit_of",
     "parse_spec",
 ]
 
@@ -81,6 +88,7 @@ SPEC_FIELDS = frozenset(
         "thresholds[].request",
         "thresholds[].op",
         "thresholds[].value",
+        "thresholds[].baseline",
         "abortOnFail",
         "image",
         "imagePullPolicy",
@@ -98,10 +106,25 @@ SPEC_FIELDS = frozenset(
         "iterations",
         "networkPolicy.enabled",
         "networkPolicy.metricsFrom",
+        "schedule",
+        "timeZone",
+        "suspend",
+        "concurrencyPolicy",
+        "startingDeadlineSeconds",
+        "history.limit",
+        "baseline.previous",
+        "baseline.runId",
     }
 )
 PEER_KEYS = ("podSelector", "namespaceSelector", "ipBlock")
 A_YEAR = "a year: a LoadTest's longest run time"  # activeDeadlineSeconds, ttlSecondsAfterFinished
+# thresholds[].baseline: a regression rule's offset from the baseline's value
+BASELINE_OFFSET = re.compile(r"^(0|[+-][0-9]+(\.[0-9]+)?%?)$")
+BASELINE_OFFSET_ALLOWED = (
+    "use +N% or -N% (of the baseline's value), +N or -N (in the metric's unit), or 0 (the "
+    "baseline's value itself), e.g. +10%"
+)
+HISTORY_LIMIT, HISTORY_MAX = 10, 100  # spec.history.limit: runs kept, each a ConfigMap of ~1 MiB
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +139,14 @@ class Script:
             return self.path
         key = self.config_map[1] if self.config_map else "loadtest.py"
         return f"{SCRIPT_DIR}/{key}"
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """``spec.baseline``: the run each run is compared with (``run_id`` None: the previous
+    good run of the history)."""
+
+    run_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +181,13 @@ class LoadTestSpec:
     max_users: int | None = None  # an open model's pool (None: the engine's default)
     iterations: int | None = None  # each user's task cycles (a closed model)
     stop_timeout: float | None = None  # --stop-timeout (None: the engine's default)
+    schedule: Schedule | None = None  # spec.schedule and its companions (schedule.py)
+    history_limit: int = HISTORY_LIMIT  # spec.history.limit: runs kept in ConfigMaps
+    baseline: Baseline | None = None  # spec.baseline (None: no comparison)
 
-    def gaggle_args(self) -> list[str]:
-        """The load options for ``gaggle run`` on the manager (workers take them from it)."""
+    def gaggle_args(self, skip: tuple[str, ...] = ()) -> list[str]:
+        """The load options for ``gaggle run`` on the manager (workers take them from it);
+        ``skip``: threshold rules left out (regression rules with no baseline run yet)."""
         if self.plan:
             args = ["--host", self.host, "--test-plan", self.plan]
         elif self.arrival_rate:
@@ -174,7 +209,8 @@ class LoadTestSpec:
         if not self.reset_metrics:
             args.append("--no-reset-metrics")
         for rule in self.thresholds:
-            args += ["--threshold", rule]
+            if rule not in skip:
+                args += ["--threshold", rule]
         return [*args, *self.args]
 
 
@@ -236,6 +272,22 @@ def _stop_timeout(spec: dict[str, Any]) -> float | None:
     return None if value is None else float(engine_value("stop_timeout", value))
 
 
+def _bound(item: dict[str, Any], path: str) -> str:
+    """A rule's right-hand side: ``value``, or ``baseline`` and its offset (a regression rule:
+    ``+10%`` becomes ``baseline + 10%``)."""
+    value, offset = item.get("value"), item.get("baseline")
+    if offset is not None:
+        if value is not None:
+            raise SpecError(path, item, "give value or baseline, not both")
+        if not isinstance(offset, str) or not BASELINE_OFFSET.match(offset):
+            raise SpecError(f"{path}.baseline", offset, BASELINE_OFFSET_ALLOWED)
+        return "baseline" if offset == "0" else f"baseline {offset[0]} {offset[1:]}"
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not math.isfinite(value):  # type: ignore[arg-type]
+        raise SpecError(f"{path}.value", value, "use a finite number (or a baseline offset)")
+    return str(value)
+
+
 def _thresholds(spec: dict[str, Any]) -> tuple[str, ...]:
     rules = []
     for i, item in enumerate(get_field(spec, "thresholds", list, [])):
@@ -245,12 +297,12 @@ def _thresholds(spec: dict[str, Any]) -> tuple[str, ...]:
         op = item.get("op")
         if op not in OPERATORS:
             raise SpecError(f"{path}.op", op, "use one of <, <=, >, >=")
-        value = item.get("value")
-        number = isinstance(value, int | float) and not isinstance(value, bool)
-        if not number or not math.isfinite(value):  # type: ignore[arg-type]
-            raise SpecError(f"{path}.value", value, "use a finite number")
+        bound = _bound(item, path)
+        if item.get("baseline") is not None and get_field(spec, "baseline", dict) is None:
+            allowed = "set spec.baseline too ({previous: true} or {runId: ...}): the run it means"
+            raise SpecError(f"{path}.baseline", item["baseline"], allowed)
         request = item.get("request")
-        text = f"{item.get('metric')}{f'({request})' if request else ''} {op} {value}"
+        text = f"{item.get('metric')}{f'({request})' if request else ''} {op} {bound}"
         try:
             rules.append(str(parse_threshold(text)))
         except ThresholdError as error:
@@ -269,6 +321,29 @@ def cleanup_of(spec: dict[str, Any], defaults: Defaults) -> tuple[str, int]:
         allowed = f"use a whole number ≥ 0 and ≤ {SECONDS_MAX:,} ({A_YEAR})"
         raise SpecError("cleanup.ttlSecondsAfterFinished", ttl, allowed)
     return policy, ttl
+
+
+def history_limit_of(spec: dict[str, Any]) -> int:
+    """``spec.history.limit``: how many runs keep their ConfigMap (0: none). Cheap: the
+    operator asks when each run ends."""
+    limit: int = get_field(spec, "history.limit", int, HISTORY_LIMIT)
+    if not 0 <= limit <= HISTORY_MAX:
+        allowed = f"use a whole number from 0 to {HISTORY_MAX} (a run's ConfigMap holds 1 MiB)"
+        raise SpecError("history.limit", limit, allowed)
+    return limit
+
+
+def baseline_of(spec: dict[str, Any]) -> Baseline | None:
+    """``spec.baseline``: ``{previous: true}`` or ``{runId: ...}``, exactly one."""
+    given = get_field(spec, "baseline", dict)
+    if given is None:
+        return None
+    previous = get_field(spec, "baseline.previous", bool, False)
+    run_id = get_field(spec, "baseline.runId", (str, int))
+    if previous == (run_id is not None) or ("previous" in given and not previous):
+        allowed = "use {previous: true} (the last good run) or {runId: <a run of the history>}"
+        raise SpecError("baseline", given, allowed)
+    return Baseline(None if previous else str(run_id))
 
 
 def _resources(template: dict[str, Any]) -> Any:
@@ -377,4 +452,7 @@ def parse_spec(
         run_id=str(get_field(spec, "runId", (str, int), "")),
         network_policy=get_field(spec, "networkPolicy.enabled", bool, False),
         metrics_from=_metrics_from(spec),
+        schedule=schedule_of(spec),
+        history_limit=history_limit_of(spec),
+        baseline=baseline_of(spec),
     )

@@ -22,7 +22,8 @@ def test_the_manager_runs_the_gaggle_the_spec_describes() -> None:
     (container,) = pod["spec"]["containers"]
     assert container["command"] == ["gaggle-operator"]
     args = container["args"]
-    assert args[:7] == ["manage", "--loadtest", "web", "--namespace", "team-a", "--", "run"]
+    assert args[:9] == ["manage", "--loadtest", "web", "--namespace", "team-a", "--run", "1",
+                        "--", "run"]  # fmt: skip
     gaggle = args[args.index("--") + 2 :]
     assert gaggle[0] == "/gaggle/script/loadtest.py"
     values, _ = parse_run_args(gaggle[1:], gaggle_flags=True)

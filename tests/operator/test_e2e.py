@@ -32,6 +32,7 @@ from tests.cluster.fixtures import Kubectl
 from tests.conftest import ROOT, Target
 from tests.gaggle_mode.test_mode import TEST
 from tests.operator.test_crd import CRD
+from tests.operator.test_schedule_e2e import Schedules, schedules_started
 from tests.project.test_deploy import documents, operator_env, render
 from tests.report.test_dashboard import wait_for_scrapes
 from tests.support.operator_harness import (
@@ -66,6 +67,27 @@ def release(
         yield installed, list(names)
     for name in names:
         cluster.kubectl("delete", "namespace", name, "--wait=false")
+
+
+SCHEDULE_TESTS = (
+    "test_the_operator_restarted_mid_schedule_takes_it_up_from_the_status",
+    "test_loadtests_on_a_one_minute_schedule_ran_in_a_row_and_skipped_under_forbid",
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def schedules(
+    request: pytest.FixtureRequest, cluster: Cluster, release: tuple[Installed, list[str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Schedules | None]:  # fmt: skip
+    """Two LoadTests on a one-minute schedule, made as the module starts (when its schedule
+    tests are to run): the minutes they need pass while the other tests run, and the module's
+    last test checks them (tests/operator/test_schedule_e2e.py says what)."""
+    if not any(item.name in SCHEDULE_TESTS for item in request.session.items):
+        yield None
+        return
+    with schedules_started(cluster, release[1].pop(), tmp_path_factory.mktemp("schedules")) as made:
+        yield made
 
 
 @pytest.fixture
@@ -110,6 +132,10 @@ def test_a_loadtest_runs_to_an_exact_summary_and_verdict(
     served = target.counts()
     assert status["summary"]["requests"] == served["GET / 200"] + served["GET /landing 200"] > 10
     assert status["summary"]["failures"] == 0
+    # its history, kept by the installed operator (its ClusterRole lists ConfigMaps)
+    (kept,) = status["history"]
+    assert (kept["runId"], kept["requests"]) == ("0", status["summary"]["requests"])
+    assert kubectl.json("get", "cm", "web-run-0")["data"]["summary.json"]
     assert status["workers"]["desired"] == 2
     assert status["workers"]["lost"] == 0
     # the HTML report, written in the pod's read-only-root container, outlives it (finding 15)
@@ -292,6 +318,16 @@ def test_a_new_run_id_runs_the_test_again_with_the_new_script(
     first_landings = first["summary"]["requests"] - served["GET / 200"]  # run 1: / and /landing
     second_landings = served["GET /landing 200"] - first_landings
     assert status["summary"]["requests"] == served["GET /about/ 200"] + second_landings
+
+
+def test_the_operator_restarted_mid_schedule_takes_it_up_from_the_status(
+    schedules: Schedules | None, operator: Installed
+) -> None:
+    """Its pod deleted after the schedule's first run, the Deployment's next operator reads the
+    schedule from the status alone; the module's last test checks that no due time doubled or
+    went missing across it."""
+    assert schedules is not None
+    schedules.restart_mid_schedule(operator)
 
 
 def wait_for_live(kubectl: Any, name: str, operator: Operator, key: str, value: object) -> None:
@@ -583,3 +619,14 @@ def test_helm_upgrade_from_the_previous_chart_keeps_a_run_going_and_uninstall_re
     assert release.kubectl.json("get", "secrets", "-l", "owner=helm")["items"] == []
     assert not kubectl("get", "clusterrole", release.name, "--ignore-not-found").stdout
     assert kubectl.json("get", "crd", "loadtests.gaggle.dev")  # never the release's to delete
+
+
+@pytest.mark.timeout(480)
+def test_loadtests_on_a_one_minute_schedule_ran_in_a_row_and_skipped_under_forbid(
+    schedules: Schedules | None, operator: Installed
+) -> None:
+    """The issue's done means: on a one-minute schedule with history limit 2, at least three runs
+    in a row (each due minute once, across the operator's restart), two history entries, the
+    oldest pruned; and a due time while a run waits is skipped and said (Forbid)."""
+    assert schedules is not None
+    schedules.check(operator)

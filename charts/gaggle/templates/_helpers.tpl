@@ -71,7 +71,7 @@ kind tells whose an existing one of a taken name is — not on Secrets, which it
   verbs: [get, list, create, delete]
 - apiGroups: [""]
   resources: [configmaps]
-  verbs: [get, create, delete, patch]
+  verbs: [get, list, create, delete, patch]
 - apiGroups: [""]
   resources: [services, serviceaccounts]
   verbs: [get, create, delete]

@@ -391,8 +391,10 @@ def test_a_run_against_a_slowed_target_fails_its_regression_rule_against_the_pre
     baseline yet: its regression rule unjudged), the operator restarted, run 2 against the same
     endpoint slowed → Succeeded with verdict Failed, the p95 change significant in
     status.comparison, the rule named in ThresholdsPassed; both runs in the history with the
-    target's exact counts. Then run 3 compared with run 1 by its runId, at limit 1 (run 1 and 2
-    pruned), and run 4 naming a run the history lacks fails."""
+    target's exact counts. Then run 3 compared by its runId with run 2 (a run ``previous`` skips:
+    its verdict Failed), on the fast target — far under the slowed p95, whatever the noise
+    between two fast runs — at limit 1 (runs 1 and 2 pruned), and run 4 naming a run the
+    history lacks fails."""
     target, url = bridge_target
     rules = [REGRESSION, {"metric": "failRatio", "op": "<", "value": 0.01}]
     load = {"users": 8, "runTime": "3s", "thresholds": rules, "baseline": {"previous": True}}
@@ -448,13 +450,16 @@ def test_a_run_against_a_slowed_target_fails_its_regression_rule_against_the_pre
     assert "P95Δ" in table.splitlines()[0]
     assert second["comparison"]["p95Change"] in table
     assert "loadtest.gaggle.dev/web" in kubectl("get", "gaggle", "-o", "name").stdout
-    # run 3 against run 1 by its runId, on the fast target again: passes; limit 1 prunes
-    named = {**load, "baseline": {"runId": "1"}, "history": {"limit": 1}}
+    # run 3 against run 2 by its runId, on the fast target again: passes; limit 1 prunes
+    named = {**load, "baseline": {"runId": "2"}, "history": {"limit": 1}}
     kubectl.apply(loadtest("web", url, script=slowed(0), runId="3", **named))
     third = wait_for_run(kubectl, "3", operator)
     assert third["phase"] == "Succeeded", f"{third}\n{story(kubectl, operator)}"
-    assert third["baseline"] == {"runId": "1", "configMap": "web-run-1"}
+    assert third["baseline"] == {"runId": "2", "configMap": "web-run-2"}
     assert third["verdict"] == "Passed", third["thresholds"]
+    faster = third["comparison"]["aggregate"]["p95Ms"]
+    assert faster["relative"] < -0.5
+    assert faster["significant"] is True
     assert [r["runId"] for r in third["history"]] == ["3"]
     assert sorted(history_maps(kubectl)) == ["web-run-3"]
     # a runId the history does not have: the run fails, naming the field, and starts nothing
